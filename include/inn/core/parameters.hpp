@@ -1,0 +1,98 @@
+#pragma once
+// Parameters and buffers of modules, and the one way to reach them: `visit(visitor, prefix)`.
+//
+// Every module exposes its tensors to a visitor under its FrEIA state_dict name. Loading and
+// saving (io/), counting (summary), initialising, and later gradients and device uploads are all
+// visitors, so a module is written once and gains each of them for free.
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tensor_view.hpp"
+
+namespace inn {
+
+/// The state_dict shape of a tensor (rank 0 = a scalar).
+struct tensor_shape {
+    int rank = 0;
+    std::array<std::int64_t, 6> extent{};
+
+    tensor_shape() = default;
+    tensor_shape(std::initializer_list<std::int64_t> e) {
+        for (auto v : e) extent[static_cast<std::size_t>(rank++)] = v;
+    }
+    std::int64_t numel() const {
+        std::int64_t n = 1;
+        for (int i = 0; i < rank; ++i) n *= extent[static_cast<std::size_t>(i)];
+        return n;
+    }
+    std::vector<std::int64_t> as_vector() const {
+        return {extent.begin(), extent.begin() + rank};
+    }
+    friend bool operator==(const tensor_shape& a, const tensor_shape& b) {
+        return a.as_vector() == b.as_vector();
+    }
+};
+
+inline std::string to_string(const tensor_shape& s) {
+    std::string r = "[";
+    for (int i = 0; i < s.rank; ++i)
+        r += (i ? ", " : "") + std::to_string(s.extent[static_cast<std::size_t>(i)]);
+    return r + "]";
+}
+
+/// What a visitor sees of one state_dict entry. Exactly one of the pointers is set.
+template <Scalar S>
+struct tensor_ref {
+    S* real = nullptr;             // float parameters and buffers, in the network's Scalar
+    std::int64_t* integer = nullptr;  // index buffers (permutations), int64 as in PyTorch
+    bool* flag = nullptr;          // boolean state (ActNorm's is_initialized)
+    tensor_shape shape;
+    bool trainable = false;        // a learned parameter (requires_grad in PyTorch)
+};
+
+/// Owned storage of one real tensor, aligned for Eigen, with its state_dict shape.
+template <Scalar S>
+struct parameter {
+    vector<S> values;
+    tensor_shape shape;
+    bool trainable = true;
+
+    parameter() = default;
+    explicit parameter(tensor_shape s, bool learned = true)
+        : values(vector<S>::Zero(static_cast<index_t>(s.numel()))), shape(s), trainable(learned) {}
+
+    S* data() { return values.data(); }
+    const S* data() const { return values.data(); }
+    index_t size() const { return values.size(); }
+    /// The tensor as a (rows x cols) row-major matrix, e.g. a Linear weight [out, in].
+    Eigen::Map<const row_matrix<S>> matrix(index_t rows, index_t cols) const {
+        return Eigen::Map<const row_matrix<S>>(values.data(), rows, cols);
+    }
+    Eigen::Map<row_matrix<S>> matrix(index_t rows, index_t cols) {
+        return Eigen::Map<row_matrix<S>>(values.data(), rows, cols);
+    }
+    tensor_ref<S> ref() { return {values.data(), nullptr, nullptr, shape, trainable}; }
+};
+
+/// Owned int64 index buffer (PyTorch stores permutations as int64 parameters).
+struct index_buffer {
+    std::vector<std::int64_t> values;
+    tensor_shape shape;
+
+    index_buffer() = default;
+    explicit index_buffer(std::int64_t n) : values(static_cast<std::size_t>(n)), shape{n} {}
+    template <Scalar S>
+    tensor_ref<S> ref() {
+        return {nullptr, values.data(), nullptr, shape, false};
+    }
+};
+
+template <class V, class S>
+concept TensorVisitor = requires(V v, const std::string& key, const tensor_ref<S>& t) { v(key, t); };
+
+}  // namespace inn

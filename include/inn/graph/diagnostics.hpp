@@ -1,0 +1,246 @@
+#pragma once
+// Turns a planner error into a compile error that names the nodes involved.
+//
+// C++20 static_assert messages must be literals, so the node names travel as template arguments
+// of a reporter whose own name says what is wrong; compilers print both, e.g.
+//
+//   In instantiation of 'struct inn::error::output_consumed_twice<split2, 0, concat2, bad>':
+//   error: static assertion failed: inn: an output of a node is consumed twice ...
+
+#include <tuple>
+
+#include "plan.hpp"
+
+namespace inn::error {
+
+template <class...>
+inline constexpr bool check_failed = false;
+
+template <int V>
+struct value {};  // an integer shown in a reporter's template arguments
+
+template <class Node, class Missing>
+struct node_is_fed_by_a_node_missing_from_the_graph {
+    static_assert(check_failed<Node, Missing>,
+                  "inn: a node is connected to a node that is not in the network's node list "
+                  "(the node and the missing one are named above)");
+};
+template <class Node, class ConditionSource>
+struct condition_node_used_as_an_input {
+    static_assert(check_failed<Node, ConditionSource>,
+                  "inn: a ConditionNode can only be used as a condition, not as an input");
+};
+template <class Node, class OutputSource>
+struct output_node_used_as_a_source {
+    static_assert(check_failed<Node, OutputSource>,
+                  "inn: an OutputNode has no outputs and cannot feed another node");
+};
+template <class Node>
+struct output_node_needs_exactly_one_input {
+    static_assert(check_failed<Node>, "inn: an OutputNode takes exactly one input");
+};
+template <class Node>
+struct too_many_ports {
+    static_assert(check_failed<Node>, "inn: a node has more than 8 inputs, outputs or conditions");
+};
+template <class Node>
+struct graph_has_a_cycle_through {
+    static_assert(check_failed<Node>, "inn: the graph has a cycle through this node");
+};
+template <class Node, class Source, int Slot>
+struct node_reads_an_output_that_does_not_exist {
+    static_assert(check_failed<Node, Source>,
+                  "inn: a node reads output Slot of a node that has fewer outputs");
+};
+template <class Node, int Slot, class FirstConsumer, class SecondConsumer>
+struct output_consumed_twice {
+    static_assert(check_failed<Node, FirstConsumer, SecondConsumer>,
+                  "inn: an output of a node is consumed twice (node, output slot and both "
+                  "consumers are named above); use Split to use a tensor twice");
+};
+template <class Node, int Slot>
+struct output_never_consumed {
+    static_assert(check_failed<Node>,
+                  "inn: an output of a node is never consumed (a loose end): connect it or "
+                  "end it in an OutputNode");
+};
+template <class Node>
+struct input_node_never_used {
+    static_assert(check_failed<Node>, "inn: an InputNode is never used");
+};
+template <class Node>
+struct condition_node_never_used {
+    static_assert(check_failed<Node>, "inn: a ConditionNode conditions no node");
+};
+template <class Node>
+struct node_cannot_be_inverted_in_order {
+    static_assert(check_failed<Node>,
+                  "inn: the graph is not invertible: this node is conditioned on a value that "
+                  "its own inverse has to produce first");
+};
+template <class Network = void>
+struct graph_has_no_output_node {
+    static_assert(check_failed<Network>, "inn: the network has no OutputNode");
+};
+
+// ---- a module rejects the shapes it is given -------------------------------------------------
+
+template <class Node, int Port, int Expected>
+struct node_gets_the_wrong_number_of_inputs {
+    static_assert(check_failed<Node>,
+                  "inn: a node gets a number of inputs its module does not take (Expected)");
+};
+template <class Node, class InputShape, int MinRank>
+struct node_gets_an_input_of_unsupported_rank {
+    static_assert(check_failed<Node, InputShape>,
+                  "inn: a node's module does not accept the rank of its input shape");
+};
+template <class Node>
+struct node_requires_a_condition {
+    static_assert(check_failed<Node>, "inn: this module needs at least one condition");
+};
+template <class Node>
+struct node_does_not_take_conditions {
+    static_assert(check_failed<Node>, "inn: this module does not take conditions");
+};
+template <class Node, class InputShape, class ConditionShape>
+struct condition_shape_does_not_match_input {
+    static_assert(check_failed<Node, InputShape, ConditionShape>,
+                  "inn: a condition's non-channel dims differ from the input's (a condition of "
+                  "the wrong shape)");
+};
+template <class Node, class ShapeA, class ShapeB, int Dim>
+struct node_concatenates_mismatched_shapes {
+    static_assert(check_failed<Node, ShapeA, ShapeB>,
+                  "inn: a node concatenates shapes that differ outside the concatenation dim");
+};
+template <class Node, class InputShape, int Dim>
+struct split_sections_do_not_add_up {
+    static_assert(check_failed<Node, InputShape>,
+                  "inn: Split's section sizes add up to more than the split dimension");
+};
+template <class Node, class InputShape, int Dim>
+struct node_uses_a_dim_outside_its_input {
+    static_assert(check_failed<Node, InputShape>, "inn: a node's dim is outside its input's rank");
+};
+template <class Node, class InputShape>
+struct downsampling_of_an_odd_spatial_size {
+    static_assert(check_failed<Node, InputShape>,
+                  "inn: a node downsamples an odd height or width (both must be even)");
+};
+template <class Node, class InputShape>
+struct upsampling_of_channels_not_divisible_by_4 {
+    static_assert(check_failed<Node, InputShape>,
+                  "inn: a node upsamples a channel count that is not divisible by 4");
+};
+template <class Node, class InputShape>
+struct reshape_changes_the_number_of_elements {
+    static_assert(check_failed<Node, InputShape>,
+                  "inn: a Reshape's target shape has a different number of elements");
+};
+template <class Node, class InputShape>
+struct node_has_too_few_channels {
+    static_assert(check_failed<Node, InputShape>,
+                  "inn: a node's input has too few channels for its module");
+};
+template <class Node, class InputShape>
+struct node_has_an_invalid_option {
+    static_assert(check_failed<Node, InputShape>,
+                  "inn: a module option is out of range for this input (e.g. split_len)");
+};
+
+}  // namespace inn::error
+
+namespace inn::graph {
+
+template <int I, class... T>
+using nth_t = std::tuple_element_t<static_cast<std::size_t>(I), std::tuple<T...>>;
+
+template <class List, int I>
+struct connection_at;
+template <template <class...> class L, class... C, int I>
+struct connection_at<L<C...>, I> {
+    using type = typename nth_t<I, C...>::node;
+};
+
+/// Instantiates the reporter for `Plan`'s error, if any; true when the plan is valid.
+template <auto& Plan, class... Nodes>
+constexpr bool diagnose() {
+    using E = graph_error;
+    constexpr auto& p = Plan;
+    if constexpr (p.ok()) {
+        return true;
+    } else if constexpr (p.error == E::no_output) {
+        error::graph_has_no_output_node<std::tuple<Nodes...>>{};
+        return false;
+    } else {
+        using A = nth_t<(p.node_a < 0 ? 0 : p.node_a), Nodes...>;
+        using B = nth_t<(p.node_b < 0 ? 0 : p.node_b), Nodes...>;
+        using C = nth_t<(p.node_c < 0 ? 0 : p.node_c), Nodes...>;
+        if constexpr (p.error == E::too_many_ports) {
+            error::too_many_ports<A>{};
+        } else if constexpr (p.error == E::source_not_in_graph) {
+            using list = std::conditional_t<p.slot == 0, typename A::input_connections,
+                                            typename A::condition_connections>;
+            error::node_is_fed_by_a_node_missing_from_the_graph<
+                A, typename connection_at<list, p.port>::type>{};
+        } else if constexpr (p.error == E::condition_node_as_input) {
+            error::condition_node_used_as_an_input<A, B>{};
+        } else if constexpr (p.error == E::output_node_as_source) {
+            error::output_node_used_as_a_source<A, B>{};
+        } else if constexpr (p.error == E::output_node_arity) {
+            error::output_node_needs_exactly_one_input<A>{};
+        } else if constexpr (p.error == E::cycle) {
+            error::graph_has_a_cycle_through<A>{};
+        } else if constexpr (p.error == E::slot_out_of_range) {
+            error::node_reads_an_output_that_does_not_exist<A, B, p.slot>{};
+        } else if constexpr (p.error == E::consumed_twice) {
+            error::output_consumed_twice<A, p.slot, B, C>{};
+        } else if constexpr (p.error == E::loose_end) {
+            error::output_never_consumed<A, p.slot>{};
+        } else if constexpr (p.error == E::input_unused) {
+            error::input_node_never_used<A>{};
+        } else if constexpr (p.error == E::condition_unused) {
+            error::condition_node_never_used<A>{};
+        } else if constexpr (p.error == E::not_invertible) {
+            error::node_cannot_be_inverted_in_order<A>{};
+        } else if constexpr (p.error == E::module_rejects_shapes) {
+            using S = shape_error;
+            constexpr shape_result r = p.shape;
+            constexpr signature sig = p.sig[p.node_a];
+            using In = shape_of<sig.inputs.count ? sig.inputs[r.port_a] : dims{1, {1}}>;
+            if constexpr (r.error == S::wrong_input_count) {
+                error::node_gets_the_wrong_number_of_inputs<A, sig.inputs.count, r.expected>{};
+            } else if constexpr (r.error == S::wrong_rank) {
+                error::node_gets_an_input_of_unsupported_rank<A, In, r.expected>{};
+            } else if constexpr (r.error == S::condition_required) {
+                error::node_requires_a_condition<A>{};
+            } else if constexpr (r.error == S::condition_not_accepted) {
+                error::node_does_not_take_conditions<A>{};
+            } else if constexpr (r.error == S::condition_spatial_mismatch) {
+                error::condition_shape_does_not_match_input<
+                    A, In, shape_of<sig.conditions[r.port_b]>>{};
+            } else if constexpr (r.error == S::concat_mismatch) {
+                error::node_concatenates_mismatched_shapes<
+                    A, In, shape_of<sig.inputs[r.port_b]>, r.dim>{};
+            } else if constexpr (r.error == S::split_sections_too_large) {
+                error::split_sections_do_not_add_up<A, In, r.dim>{};
+            } else if constexpr (r.error == S::split_bad_dim) {
+                error::node_uses_a_dim_outside_its_input<A, In, r.dim>{};
+            } else if constexpr (r.error == S::odd_spatial_size) {
+                error::downsampling_of_an_odd_spatial_size<A, In>{};
+            } else if constexpr (r.error == S::channels_not_divisible) {
+                error::upsampling_of_channels_not_divisible_by_4<A, In>{};
+            } else if constexpr (r.error == S::reshape_size_mismatch) {
+                error::reshape_changes_the_number_of_elements<A, In>{};
+            } else if constexpr (r.error == S::too_few_channels) {
+                error::node_has_too_few_channels<A, In>{};
+            } else {
+                error::node_has_an_invalid_option<A, In>{};
+            }
+        }
+        return false;
+    }
+}
+
+}  // namespace inn::graph

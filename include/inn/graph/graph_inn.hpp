@@ -1,0 +1,91 @@
+#pragma once
+// GraphINN: an arbitrary invertible graph, declared as a list of node types.
+//
+//   using Net = GraphINN<in1, in2, cond, perm, split1, ..., output1, output2>;
+//
+// The order of InputNodes, ConditionNodes and OutputNodes in the list is the order of the
+// network's tensors (as in FrEIA); the order of the other nodes only breaks ties in execution.
+
+#include <string>
+#include <tuple>
+
+#include "../core/type_name.hpp"
+#include "diagnostics.hpp"
+#include "network.hpp"
+
+namespace inn {
+
+namespace graph {
+
+template <class T, class... All>
+constexpr int index_of() {
+    int i = 0, found = -1;
+    ((std::is_same_v<T, All> ? (found = found < 0 ? i : found, ++i) : ++i), ...);
+    return found;
+}
+
+template <class List, class... All>
+struct connections_of;
+template <template <class...> class L, class... C, class... All>
+struct connections_of<L<C...>, All...> {
+    static constexpr int count = sizeof...(C);
+    static constexpr void fill(connection* out) {
+        int k = 0;
+        ((out[k++] = connection{index_of<typename C::node, All...>(), C::slot}), ...);
+    }
+};
+
+template <class N, class... All>
+constexpr node_info describe() {
+    node_info n;
+    n.kind = N::kind;
+    if constexpr (N::kind == node_kind::input || N::kind == node_kind::condition) n.shape = N::shape;
+    using ins = connections_of<typename N::input_connections, All...>;
+    using conds = connections_of<typename N::condition_connections, All...>;
+    n.n_in = ins::count;
+    n.n_cond = conds::count;
+    if constexpr (ins::count <= max_ports && conds::count <= max_ports) {
+        ins::fill(n.in);
+        conds::fill(n.cond);
+    }
+    if constexpr (N::kind == node_kind::module) n.rule = &N::module::output_shapes;
+    return n;
+}
+
+template <class... Nodes>
+struct graph_description {
+    using nodes = std::tuple<Nodes...>;
+    static constexpr int size = sizeof...(Nodes);
+    static constexpr node_info infos[size] = {describe<Nodes, Nodes...>()...};
+    static constexpr graph_plan<size> plan = make_plan(infos);
+    static constexpr bool valid = diagnose<plan, Nodes...>();
+
+    static std::string node_name(int node) {
+        static const std::string names[] = {std::string(inn::detail::type_name<Nodes>())...};
+        return names[node];
+    }
+    static std::string default_prefix(int module) { return "module_list." + std::to_string(module); }
+};
+
+/// Stands in for a network whose plan failed, so one wiring mistake gives one error.
+struct invalid_description {
+    using nodes = std::tuple<>;
+    static constexpr graph_plan<1> plan = [] {
+        graph_plan<1> p;
+        p.n_edges = 0;
+        return p;
+    }();
+    static std::string node_name(int) { return {}; }
+    static std::string default_prefix(int) { return {}; }
+};
+
+template <class D>
+using checked_t = std::conditional_t<D::valid, D, invalid_description>;
+
+}  // namespace graph
+
+/// A graph of nodes in float; `GraphINN<...>::with_scalar<double>` for double precision.
+template <GraphNode... Nodes>
+using GraphINN = network<float, graph::checked_t<graph::graph_description<Nodes...>>>;
+
+}  // namespace inn

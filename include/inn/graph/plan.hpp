@@ -1,0 +1,298 @@
+#pragma once
+// The planner: from a description of nodes and connections to a complete execution plan, in
+// ordinary constexpr code over arrays. It orders the graph forward and inverse, infers every
+// shape through each module's shape rule, checks the invertibility wiring, and numbers the
+// buffers (one per connection). Errors are recorded as data; graph/diagnostics.hpp turns them
+// into static_asserts that name the nodes involved.
+
+#include "node.hpp"
+
+namespace inn::graph {
+
+struct connection {
+    int node = -1;  // index into the node list, -1 when the source is not in the graph
+    int slot = 0;
+};
+
+/// What the planner needs to know of one node.
+struct node_info {
+    node_kind kind = node_kind::module;
+    dims shape{};  // input and condition nodes
+    int n_in = 0;
+    connection in[max_ports]{};
+    int n_cond = 0;
+    connection cond[max_ports]{};
+    shape_result (*rule)(const signature&) = nullptr;  // module nodes
+};
+
+enum class graph_error {
+    none,
+    too_many_ports,                // more than max_ports inputs, conditions or outputs
+    source_not_in_graph,           // a connection names a node missing from the node list
+    condition_node_as_input,       // a ConditionNode feeding a module's input
+    output_node_as_source,         // an OutputNode feeding anything
+    output_node_arity,             // an OutputNode with other than one input
+    cycle,                         // no forward order exists
+    slot_out_of_range,             // out<node, k> with k >= the node's number of outputs
+    module_rejects_shapes,         // the module's shape rule said no (see `shape`)
+    consumed_twice,                // an output feeds two inputs
+    loose_end,                     // an output feeds nothing
+    input_unused,                  // an InputNode feeds nothing
+    condition_unused,              // a ConditionNode conditions nothing
+    not_invertible,                // no inverse order exists (a node conditioned on its own input)
+    no_output,                     // a graph without OutputNode
+};
+
+template <int N>
+struct graph_plan {
+    node_info node[N]{};
+    signature sig[N]{};
+    port_list outs[N]{};
+
+    // Execution: indices of module nodes, forward order and inverse order.
+    int n_modules = 0;
+    int forward_order[N]{};
+    int inverse_order[N]{};
+    int module_index[N]{};  // node -> position in forward_order (FrEIA's module_list index)
+
+    // Buffers: one per node output slot (inputs and conditions included).
+    int edge[N][max_ports]{};
+    int n_edges = 0;
+    dims edge_shape[N * max_ports + 1]{};
+
+    // Network ports, in declaration order (FrEIA orders its tensors so).
+    int n_inputs = 0, n_outputs = 0, n_conditions = 0;
+    int input_edge[N]{}, output_edge[N]{}, condition_edge[N]{};
+    int input_node[N]{}, output_node[N]{}, condition_node[N]{};
+
+    // The first error found, with the nodes it concerns.
+    graph_error error = graph_error::none;
+    int node_a = -1, node_b = -1, node_c = -1;
+    int slot = 0, port = 0;
+    shape_result shape{};
+
+    constexpr bool ok() const { return error == graph_error::none; }
+    constexpr int edge_of(connection c) const { return edge[c.node][c.slot]; }
+    constexpr void fail(graph_error e, int a = -1, int s = 0, int b = -1, int c = -1) {
+        error = e;
+        node_a = a;
+        slot = s;
+        node_b = b;
+        node_c = c;
+    }
+};
+
+namespace detail {
+
+/// Kahn's algorithm with a fixed rule (earliest declared ready node first), so module numbering
+/// and log-det summation order are deterministic — unlike FrEIA's set iteration (spec §8.10).
+template <int N, class DependsOn>
+constexpr int topological_order(const bool (&include)[N], DependsOn depends_on, int (&order)[N]) {
+    bool placed[N]{};
+    int count = 0, wanted = 0;
+    for (int i = 0; i < N; ++i) wanted += include[i];
+    for (bool progress = true; progress && count < wanted;) {
+        progress = false;
+        for (int i = 0; i < N; ++i) {
+            if (!include[i] || placed[i]) continue;
+            bool ready = true;
+            for (int j = 0; j < N && ready; ++j)
+                if (j != i && include[j] && !placed[j] && depends_on(i, j)) ready = false;
+            if (ready && !depends_on(i, i)) {
+                placed[i] = true;
+                order[count++] = i;
+                progress = true;
+                break;
+            }
+        }
+    }
+    if (count < wanted)
+        for (int i = 0; i < N; ++i)
+            if (include[i] && !placed[i]) return -1 - i;  // a node that could not be placed
+    return count;
+}
+
+}  // namespace detail
+
+template <int N>
+constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
+    graph_plan<N> p;
+    for (int i = 0; i < N; ++i) p.node[i] = nodes[i];
+
+    // 1. Connections: sources exist and are of a kind that can feed them.
+    for (int i = 0; i < N; ++i) {
+        const node_info& n = p.node[i];
+        if (n.n_in > max_ports || n.n_cond > max_ports) {
+            p.fail(graph_error::too_many_ports, i);
+            return p;
+        }
+        if (n.kind == node_kind::output && n.n_in != 1) {
+            p.fail(graph_error::output_node_arity, i);
+            return p;
+        }
+        for (int k = 0; k < n.n_in + n.n_cond; ++k) {
+            bool is_input = k < n.n_in;
+            connection c = is_input ? n.in[k] : n.cond[k - n.n_in];
+            p.port = is_input ? k : k - n.n_in;
+            if (c.node < 0) {
+                p.fail(graph_error::source_not_in_graph, i, is_input ? 0 : 1);
+                return p;
+            }
+            node_kind src = p.node[c.node].kind;
+            if (src == node_kind::output) {
+                p.fail(graph_error::output_node_as_source, i, 0, c.node);
+                return p;
+            }
+            if (is_input && src == node_kind::condition) {
+                p.fail(graph_error::condition_node_as_input, i, 0, c.node);
+                return p;
+            }
+        }
+    }
+
+    // 2. Forward order over all nodes: a node waits for the sources of its inputs and conditions.
+    auto feeds = [&](int i, int j) {  // does node j feed node i?
+        for (int k = 0; k < p.node[i].n_in; ++k)
+            if (p.node[i].in[k].node == j) return true;
+        for (int k = 0; k < p.node[i].n_cond; ++k)
+            if (p.node[i].cond[k].node == j) return true;
+        return false;
+    };
+    bool all[N]{};
+    for (int i = 0; i < N; ++i) all[i] = true;
+    int order[N]{};
+    if (int r = detail::topological_order<N>(all, feeds, order); r < 0) {
+        p.fail(graph_error::cycle, -1 - r);
+        return p;
+    }
+
+    // 3. Shapes, in forward order, through each module's rule.
+    for (int oi = 0; oi < N; ++oi) {
+        int i = order[oi];
+        node_info& n = p.node[i];
+        if (n.kind == node_kind::input || n.kind == node_kind::condition) {
+            p.outs[i].push(n.shape);
+            continue;
+        }
+        signature s;
+        for (int k = 0; k < n.n_in + n.n_cond; ++k) {
+            bool is_input = k < n.n_in;
+            connection c = is_input ? n.in[k] : n.cond[k - n.n_in];
+            if (c.slot < 0 || c.slot >= p.outs[c.node].count) {
+                p.port = is_input ? k : k - n.n_in;
+                p.fail(graph_error::slot_out_of_range, i, c.slot, c.node);
+                return p;
+            }
+            (is_input ? s.inputs : s.conditions).push(p.outs[c.node][c.slot]);
+        }
+        p.sig[i] = s;
+        if (n.kind == node_kind::output) continue;
+        shape_result r = n.rule(s);
+        if (!r.ok()) {
+            p.shape = r;
+            p.fail(graph_error::module_rejects_shapes, i);
+            return p;
+        }
+        if (r.outputs.count > max_ports) {
+            p.fail(graph_error::too_many_ports, i);
+            return p;
+        }
+        p.outs[i] = r.outputs;
+    }
+
+    // 4. Every output slot is consumed exactly once; every condition node is used.
+    for (int i = 0; i < N; ++i) {
+        if (p.node[i].kind == node_kind::output) continue;
+        for (int s = 0; s < p.outs[i].count; ++s) {
+            int first = -1, uses = 0, cond_uses = 0;
+            for (int j = 0; j < N; ++j) {
+                for (int k = 0; k < p.node[j].n_in; ++k)
+                    if (p.node[j].in[k].node == i && p.node[j].in[k].slot == s) {
+                        if (++uses == 2) {
+                            p.fail(graph_error::consumed_twice, i, s, first, j);
+                            return p;
+                        }
+                        first = j;
+                    }
+                for (int k = 0; k < p.node[j].n_cond; ++k)
+                    cond_uses += p.node[j].cond[k].node == i && p.node[j].cond[k].slot == s;
+            }
+            if (p.node[i].kind == node_kind::condition) {
+                if (cond_uses == 0) {
+                    p.fail(graph_error::condition_unused, i);
+                    return p;
+                }
+            } else if (uses == 0) {
+                p.fail(p.node[i].kind == node_kind::input ? graph_error::input_unused
+                                                          : graph_error::loose_end,
+                       i, s);
+                return p;
+            }
+        }
+    }
+
+    // 5. Buffers and network ports.
+    for (int i = 0; i < N; ++i)
+        for (int s = 0; s < p.outs[i].count; ++s) {
+            p.edge[i][s] = p.n_edges;
+            p.edge_shape[p.n_edges++] = p.outs[i][s];
+        }
+    for (int i = 0; i < N; ++i) {
+        switch (p.node[i].kind) {
+            case node_kind::input:
+                p.input_node[p.n_inputs] = i;
+                p.input_edge[p.n_inputs++] = p.edge[i][0];
+                break;
+            case node_kind::condition:
+                p.condition_node[p.n_conditions] = i;
+                p.condition_edge[p.n_conditions++] = p.edge[i][0];
+                break;
+            case node_kind::output:
+                p.output_node[p.n_outputs] = i;
+                p.output_edge[p.n_outputs++] = p.edge_of(p.node[i].in[0]);
+                break;
+            default:
+                break;
+        }
+    }
+    if (p.n_outputs == 0) {
+        p.fail(graph_error::no_output);
+        return p;
+    }
+    for (int oi = 0; oi < N; ++oi)
+        if (int i = order[oi]; p.node[i].kind == node_kind::module) {
+            p.module_index[i] = p.n_modules;
+            p.forward_order[p.n_modules++] = i;
+        }
+
+    // 6. Inverse order. Inverting node i produces its input buffers from its output buffers, so
+    // it waits for the consumers of its outputs; a condition read from a non-condition node is
+    // the buffer that the *consumer* of that output produces when inverted (spec §2.3.5).
+    auto consumer = [&](connection c) {
+        for (int j = 0; j < N; ++j)
+            for (int k = 0; k < p.node[j].n_in; ++k)
+                if (p.node[j].in[k].node == c.node && p.node[j].in[k].slot == c.slot) return j;
+        return -1;
+    };
+    auto waits_in_inverse = [&](int i, int j) {
+        if (p.node[j].kind != node_kind::module) return false;
+        for (int s = 0; s < p.outs[i].count; ++s)
+            if (consumer({i, s}) == j) return true;
+        for (int k = 0; k < p.node[i].n_cond; ++k) {
+            connection c = p.node[i].cond[k];
+            if (p.node[c.node].kind != node_kind::condition && consumer(c) == j) return true;
+        }
+        return false;
+    };
+    bool modules[N]{};
+    for (int i = 0; i < N; ++i) modules[i] = p.node[i].kind == node_kind::module;
+    int inv[N]{};
+    if (int r = detail::topological_order<N>(modules, waits_in_inverse, inv); r < 0) {
+        p.fail(graph_error::not_invertible, -1 - r);
+        return p;
+    }
+    for (int k = 0; k < p.n_modules; ++k) p.inverse_order[k] = inv[k];
+    return p;
+}
+
+}  // namespace inn::graph
