@@ -1,0 +1,87 @@
+#pragma once
+// nn::Conv2d<In, Out, Kernel, Padding>: torch.nn.Conv2d with stride 1, zero padding.
+// Each sample is one GEMM: W [Out, In·K·K] times the im2col matrix [In·K·K, H'·W'] (a 1x1
+// convolution multiplies the sample directly, without im2col).
+
+#include <cmath>
+
+#include "layer.hpp"
+
+namespace inn::nn {
+
+template <int In, int Out, int Kernel = 3, int Padding = Kernel / 2, bool Bias = true>
+struct Conv2d {
+    static_assert(Kernel >= 1 && Padding >= 0, "inn: nn::Conv2d needs Kernel >= 1, Padding >= 0");
+
+    template <Scalar S, dims D>
+    struct bind {
+        static_assert(D.rank == 3, "inn: nn::Conv2d applies to (C, H, W) data");
+        static_assert(D[0] == In, "inn: nn::Conv2d<In, ...> was given an input with other than In channels");
+        static constexpr int H = D[1], W = D[2];
+        static constexpr int Ho = H + 2 * Padding - Kernel + 1, Wo = W + 2 * Padding - Kernel + 1;
+        static_assert(Ho > 0 && Wo > 0, "inn: nn::Conv2d kernel larger than the padded input");
+        static constexpr dims out = make_dims({Out, Ho, Wo});
+        static constexpr index_t patch = index_t(In) * Kernel * Kernel;
+        static constexpr index_t pixels = index_t(Ho) * Wo;
+        static constexpr bool direct = Kernel == 1 && Padding == 0;
+
+        parameter<S> weight{tensor_shape{Out, In, Kernel, Kernel}};
+        parameter<S> bias{tensor_shape{Bias ? Out : 0}};
+
+        explicit bind(generator& g) {
+            S bound = S(torch_default_init_bound(patch));
+            g.fill_uniform(weight.data(), std::size_t(weight.size()), -bound, bound);
+            if constexpr (Bias) g.fill_uniform(bias.data(), std::size_t(bias.size()), -bound, bound);
+        }
+
+        static constexpr index_t scratch_size(index_t) { return direct ? 0 : patch * pixels; }
+
+        void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
+            using map = Eigen::Map<row_matrix<S>>;
+            using cmap = Eigen::Map<const row_matrix<S>>;
+            auto Wm = weight.matrix(Out, patch);
+            for (index_t b = 0; b < batch; ++b) {
+                map Y(y.row(b), Out, pixels);
+                if constexpr (direct) {
+                    Y.noalias() = Wm * cmap(in.row(b), In, pixels);
+                } else {
+                    im2col(in.row(b), scratch);
+                    Y.noalias() = Wm * cmap(scratch, patch, pixels);
+                }
+                if constexpr (Bias) Y.colwise() += bias.values;
+            }
+        }
+
+        // Row (c, u, v) of the patch matrix holds x[c, i + u - P, j + v - P] for every output (i, j).
+        static void im2col(const S* x, S* col) {
+            for (int c = 0; c < In; ++c)
+                for (int u = 0; u < Kernel; ++u)
+                    for (int v = 0; v < Kernel; ++v) {
+                        S* row = col + ((index_t(c) * Kernel + u) * Kernel + v) * pixels;
+                        for (int i = 0; i < Ho; ++i) {
+                            int yy = i + u - Padding;
+                            S* dst = row + index_t(i) * Wo;
+                            if (yy < 0 || yy >= H) {
+                                std::fill(dst, dst + Wo, S(0));
+                                continue;
+                            }
+                            const S* src = x + (index_t(c) * H + yy) * W;
+                            for (int j = 0; j < Wo; ++j) {
+                                int xx = j + v - Padding;
+                                dst[j] = (xx >= 0 && xx < W) ? src[xx] : S(0);
+                            }
+                        }
+                    }
+        }
+
+        static constexpr index_t flops(index_t batch) { return 2 * patch * Out * pixels * batch; }
+
+        template <class V>
+        void visit(V&& v, const std::string& prefix) {
+            v(prefix + "weight", weight.ref());
+            if constexpr (Bias) v(prefix + "bias", bias.ref());
+        }
+    };
+};
+
+}  // namespace inn::nn

@@ -1,0 +1,46 @@
+#pragma once
+// nn::Linear<In, Out>: y = x Wᵀ + b (torch.nn.Linear), W stored [out, in] as in the state_dict.
+
+#include <cmath>
+
+#include "layer.hpp"
+
+namespace inn::nn {
+
+template <int In, int Out, bool Bias = true>
+struct Linear {
+    static_assert(In >= 0 && Out >= 0, "inn: nn::Linear needs non-negative widths");
+
+    template <Scalar S, dims D>
+    struct bind {
+        static_assert(D.rank == 1, "inn: nn::Linear applies to vectors; use nn::Conv2d on images");
+        static_assert(D[0] == In, "inn: nn::Linear<In, Out> was given an input whose size is not In");
+        static constexpr dims out = make_dims({Out});
+
+        parameter<S> weight{tensor_shape{Out, In}};
+        parameter<S> bias{tensor_shape{Bias ? Out : 0}};
+
+        explicit bind(generator& g) {
+            // PyTorch: kaiming_uniform_(a=sqrt(5)) and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+            S bound = S(torch_default_init_bound(In));
+            g.fill_uniform(weight.data(), std::size_t(weight.size()), -bound, bound);
+            if constexpr (Bias) g.fill_uniform(bias.data(), std::size_t(bias.size()), -bound, bound);
+        }
+
+        void forward(cview<S> in, view<S> y, index_t batch, S*) const {
+            auto Y = y.matrix(batch, Out);
+            Y.noalias() = in.matrix(batch, In) * weight.matrix(Out, In).transpose();
+            if constexpr (Bias) Y.rowwise() += bias.values.transpose();
+        }
+
+        static constexpr index_t flops(index_t batch) { return 2 * index_t(In) * Out * batch; }
+
+        template <class V>
+        void visit(V&& v, const std::string& prefix) {
+            v(prefix + "weight", weight.ref());
+            if constexpr (Bias) v(prefix + "bias", bias.ref());
+        }
+    };
+};
+
+}  // namespace inn::nn

@@ -1,0 +1,118 @@
+#pragma once
+// nn::Sequential<Layers...>: layers applied in order (torch.nn.Sequential). Layer i's tensors are
+// named `<i>.weight`, `<i>.bias` — activations take an index too, as in PyTorch.
+// Intermediate results ping-pong between two scratch regions; element-wise layers run in place.
+
+#include <algorithm>
+#include <array>
+#include <tuple>
+
+#include "layer.hpp"
+
+namespace inn::nn {
+
+template <class... Layers>
+struct Sequential {
+    static_assert(sizeof...(Layers) >= 1, "inn: nn::Sequential needs at least one layer");
+
+    template <Scalar S, dims D>
+    struct bind {
+        static constexpr std::size_t n = sizeof...(Layers);
+
+        template <std::size_t I, dims In, class... Ls>
+        struct chain;
+
+        // Binds layer I to the output of layer I-1.
+        template <std::size_t I, dims In, class L, class... Rest>
+        struct chain<I, In, L, Rest...> {
+            using type = bind_layer<L, S, In>;
+            using next = chain<I + 1, type::out, Rest...>;
+            static constexpr dims out = next::out;
+            static constexpr index_t max_width = std::max(type::out.size(), next::max_width);
+            static constexpr index_t max_scratch(index_t b) {
+                return std::max(layer_scratch<type>(b), next::max_scratch(b));
+            }
+        };
+        template <std::size_t I, dims In>
+        struct chain<I, In> {
+            static constexpr dims out = In;
+            static constexpr index_t max_width = 0;
+            static constexpr index_t max_scratch(index_t) { return 0; }
+        };
+        using chain_t = chain<0, D, Layers...>;
+
+        template <std::size_t I, class C>
+        struct nth {
+            using type = typename nth<I - 1, typename C::next>::type;
+            using link = typename nth<I - 1, typename C::next>::link;
+        };
+        template <class C>
+        struct nth<0, C> {
+            using type = typename C::type;
+            using link = C;
+        };
+        template <std::size_t I>
+        using bound_t = typename nth<I, chain_t>::type;
+
+        template <class Seq>
+        struct tuple_of;
+        template <std::size_t... I>
+        struct tuple_of<std::index_sequence<I...>> {
+            using type = std::tuple<bound_t<I>...>;
+        };
+        using layers_t = typename tuple_of<std::make_index_sequence<n>>::type;
+
+        static constexpr dims out = chain_t::out;
+        static constexpr index_t width = chain_t::max_width;
+
+        layers_t layers;
+
+        explicit bind(generator& g)
+            : layers([&]<std::size_t... I>(std::index_sequence<I...>) {
+                  return layers_t{bound_t<I>(g)...};  // left to right: PyTorch's init order
+              }(std::make_index_sequence<n>{})) {}
+
+        static constexpr index_t scratch_size(index_t batch) {
+            return 2 * width * batch + chain_t::max_scratch(batch);
+        }
+
+        void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
+            S* ping = scratch;
+            S* pong = scratch + width * batch;
+            S* layer_scratch_ptr = scratch + 2 * width * batch;
+            cview<S> cur = in;
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                (
+                    [&] {
+                        using L = bound_t<I>;
+                        view<S> dst;
+                        if constexpr (I + 1 == n) {
+                            dst = y;
+                        } else if (layer_elementwise<L>() && cur.data != in.data) {
+                            dst = {const_cast<S*>(cur.data), L::out.size()};  // in place
+                        } else {
+                            dst = {cur.data == ping ? pong : ping, L::out.size()};
+                        }
+                        std::get<I>(layers).forward(cur, dst, batch, layer_scratch_ptr);
+                        cur = dst;
+                    }(),
+                    ...);
+            }(std::make_index_sequence<n>{});
+        }
+
+        static constexpr index_t flops(index_t batch) {
+            return [&]<std::size_t... I>(std::index_sequence<I...>) {
+                return (layer_flops<bound_t<I>>(batch) + ... + 0);
+            }(std::make_index_sequence<n>{});
+        }
+
+        template <class V>
+        void visit(V&& v, const std::string& prefix) {
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                (visit_layer(std::get<I>(layers), v, prefix + std::to_string(I) + "."), ...);
+            }(std::make_index_sequence<n>{});
+        }
+    };
+};
+
+}  // namespace inn::nn
