@@ -22,31 +22,6 @@ double max_rel_error(const A& a, const B& b) {
     return m;
 }
 
-/// log|det dz/dx| of a single-input, single-output network at each row of `x`, by central
-/// differences of the forward pass (the network must be in double). `rest...` are forwarded
-/// (e.g. `conditions(c)`); condition rows are taken from the same batch row.
-template <class Net, class... Rest>
-Eigen::VectorXd numerical_log_det(Net& net, const row_matrix<double>& x, const Rest&... rest) {
-    const Eigen::Index n = x.cols();
-    Eigen::VectorXd out(x.rows());
-    const double h = 1e-6;
-    for (Eigen::Index b = 0; b < x.rows(); ++b) {
-        // All 2n perturbed copies of sample b in one batch.
-        row_matrix<double> xs(2 * n, n);
-        for (Eigen::Index k = 0; k < n; ++k) {
-            xs.row(2 * k) = x.row(b);
-            xs.row(2 * k + 1) = x.row(b);
-            xs(2 * k, k) += h;
-            xs(2 * k + 1, k) -= h;
-        }
-        auto z = forward_rows(net, xs, b, rest...);
-        Eigen::MatrixXd J(z.cols(), n);
-        for (Eigen::Index k = 0; k < n; ++k) J.col(k) = (z.row(2 * k) - z.row(2 * k + 1)).transpose() / (2 * h);
-        out(b) = std::log(std::abs(J.determinant()));
-    }
-    return out;
-}
-
 /// Forward of `xs`, with any condition matrices replaced by row `b` repeated.
 template <class Net>
 row_matrix<double> forward_rows(Net& net, const row_matrix<double>& xs, Eigen::Index) {
@@ -66,6 +41,32 @@ row_matrix<double> forward_rows(Net& net, const row_matrix<double>& xs, Eigen::I
             return std::apply([&](const auto&... r) { return net.forward(xs, conditions(r...)).z; }, reps);
         },
         c.items);
+}
+
+/// log|det dz/dx| of a single-input, single-output network at each row of `x`, by central
+/// differences of the forward pass (the network must be in double). `rest...` are forwarded
+/// (e.g. `conditions(c)`); condition rows are taken from the same batch row.
+template <class Net, class... Rest>
+Eigen::VectorXd numerical_log_det(Net& net, const row_matrix<double>& x, const Rest&... rest) {
+    const Eigen::Index n = x.cols();
+    Eigen::VectorXd out(x.rows());
+    const double h = 1e-6;
+    net.reserve(std::max<index_t>(2 * n, x.rows()));
+    for (Eigen::Index b = 0; b < x.rows(); ++b) {
+        // All 2n perturbed copies of sample b in one batch.
+        row_matrix<double> xs(2 * n, n);
+        for (Eigen::Index k = 0; k < n; ++k) {
+            xs.row(2 * k) = x.row(b);
+            xs.row(2 * k + 1) = x.row(b);
+            xs(2 * k, k) += h;
+            xs(2 * k + 1, k) -= h;
+        }
+        auto z = forward_rows(net, xs, b, rest...);
+        Eigen::MatrixXd J(z.cols(), n);
+        for (Eigen::Index k = 0; k < n; ++k) J.col(k) = (z.row(2 * k) - z.row(2 * k + 1)).transpose() / (2 * h);
+        out(b) = std::log(std::abs(J.determinant()));
+    }
+    return out;
 }
 
 /// Random data of a network's input shape.

@@ -314,6 +314,16 @@ public:
     const std::string& state_dict_prefix(int k) const { return prefix_.at(std::size_t(k)); }
     void set_state_dict_prefix(int k, std::string prefix) { prefix_.at(std::size_t(k)) = std::move(prefix); }
     const std::array<std::string, std::size_t(n_modules)>& prefixes() const { return prefix_; }
+    /// Sets the prefix of the module of `Node` (a GraphINN node type).
+    template <class Node>
+    void set_state_dict_prefix(std::string prefix) {
+        constexpr int i = graph::index_in<Node, typename Desc::nodes>();
+        static_assert(i >= 0 && plan.node[i < 0 ? 0 : i].kind == node_kind::module,
+                      "inn: set_state_dict_prefix<Node>: Node is not a module node of this network");
+        prefix_[std::size_t(plan.module_index[i])] = std::move(prefix);
+    }
+    /// The name of the node that holds module `k` (forward order).
+    static std::string module_node_name(int k) { return Desc::node_name(plan.forward_order[k]); }
 
     /// Number of scalars in learned parameters (FrEIA: sum of p.numel() for requires_grad).
     std::int64_t parameter_count() {

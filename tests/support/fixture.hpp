@@ -1,0 +1,202 @@
+#pragma once
+// Parity with FrEIA: runs a network declared in C++ on a golden file recorded from FrEIA
+// (tests/data/freia, see its README) and compares outputs, inverses and log-dets.
+
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <inn/inn.hpp>
+#include <inn/io/state_dict.hpp>
+
+#include <cstdio>
+#include <map>
+#include <string>
+
+#ifndef INN_TEST_DATA_DIR
+#define INN_TEST_DATA_DIR "tests/data"
+#endif
+
+namespace inn::test {
+
+inline std::string fixture_path(const std::string& name) {
+    return std::string(INN_TEST_DATA_DIR) + "/freia/" + name + ".safetensors";
+}
+
+struct fixture {
+    io::safetensors_file file;
+    nlohmann::json arch;
+    std::string name;
+    index_t batch = 0;
+
+    explicit fixture(const std::string& case_name)
+        : file(io::safetensors_file::read(fixture_path(case_name))),
+          arch(nlohmann::json::parse(file.metadata().at("architecture"))),
+          name(case_name) {}
+
+    template <Scalar T>
+    row_matrix<T> matrix(const std::string& key) const {
+        const io::tensor_info& t = file.at(key);
+        index_t rows = t.shape.empty() ? 1 : index_t(t.shape[0]);
+        index_t n = index_t(t.numel());
+        row_matrix<T> m(rows, rows ? n / rows : 0);
+        file.copy_to(t, std::span<T>(m.data(), std::size_t(m.size())));
+        return m;
+    }
+    template <Scalar T>
+    vector<T> vec(const std::string& key) const {
+        const io::tensor_info& t = file.at(key);
+        vector<T> v(index_t(t.numel()));
+        file.copy_to(t, std::span<T>(v.data(), std::size_t(v.size())));
+        return v;
+    }
+    bool has(const std::string& key) const { return file.find(key) != nullptr; }
+    int count(const std::string& prefix) const {
+        int n = 0;
+        while (has(prefix + std::to_string(n))) ++n;
+        return n;
+    }
+};
+
+/// Tolerances: the fixture's hint for double (section 3 of the fixtures README); for float, a
+/// relative 1e-4 (float32 arithmetic through a whole network, against a float64 recording).
+struct tolerance {
+    double z = 1e-10, x_rev = 1e-10, ljd = 1e-10, ljd_rev = 1e-10;
+    static tolerance for_float() { return {2e-4, 2e-4, 2e-4, 2e-4}; }
+};
+
+template <class A, class B>
+double max_scaled_error(const A& a, const B& b) {
+    REQUIRE(a.rows() == b.rows());
+    REQUIRE(a.cols() == b.cols());
+    double m = 0;
+    for (Eigen::Index i = 0; i < a.rows(); ++i)
+        for (Eigen::Index j = 0; j < a.cols(); ++j)
+            m = std::max(m, std::abs(double(a(i, j)) - double(b(i, j))) / (1.0 + std::abs(double(b(i, j)))));
+    return m;
+}
+
+/// Sets GraphINN module prefixes from the architecture JSON by node name (C++ node structs are
+/// named like the FrEIA nodes).
+template <class Net>
+void apply_graph_prefixes(Net& net, const nlohmann::json& arch) {
+    if (arch.at("container") != "graph") return;
+    for (int k = 0; k < Net::n_modules; ++k) {
+        std::string name = Net::module_node_name(k);
+        bool found = false;
+        for (const auto& n : arch.at("nodes"))
+            if (n.at("name") == name) {
+                net.set_state_dict_prefix(k, n.at("state_dict_prefix").get<std::string>());
+                found = true;
+            }
+        INFO("C++ node '" << name << "' has no FrEIA node of that name");
+        REQUIRE(found);
+    }
+}
+
+template <class Array>
+auto to_vec(const Array& a) {
+    return std::vector<typename Array::value_type>(a.begin(), a.end());
+}
+
+template <class Net, Scalar T, std::size_t... I>
+auto forward_tuple(Net& net, const std::vector<row_matrix<T>>& x, const std::vector<row_matrix<T>>& c,
+                   std::index_sequence<I...>, bool reverse) {
+    auto run = [&](const auto&... cs) {
+        if constexpr (sizeof...(I) == 1) {
+            if (reverse) {
+                auto r = net.inverse(x[0], conditions(cs...));
+                return std::make_pair(std::vector<row_matrix<T>>{r.x}, vector<T>(r.log_jac_det));
+            }
+            auto r = net.forward(x[0], conditions(cs...));
+            return std::make_pair(std::vector<row_matrix<T>>{r.z}, vector<T>(r.log_jac_det));
+        } else {
+            if (reverse) {
+                auto r = net.inverse(inputs(x[I]...), conditions(cs...));
+                return std::make_pair(to_vec(r.x), vector<T>(r.log_jac_det));
+            }
+            auto r = net.forward(inputs(x[I]...), conditions(cs...));
+            return std::make_pair(to_vec(r.z), vector<T>(r.log_jac_det));
+        }
+    };
+    return [&]<std::size_t... J>(std::index_sequence<J...>) { return run(c[J]...); }(
+        std::make_index_sequence<std::size_t(Net::n_conditions)>{});
+}
+
+/// Declares the parity test of one fixture for one Scalar: load, (ActNorm data-init), forward,
+/// inverse, compare. `family` groups the worst-error report.
+template <class Arch, Scalar T>
+void check_parity(const std::string& case_name, const std::string& family,
+                  tolerance tol = tolerance{}) {
+    using Net = typename Arch::template with_scalar<T>;
+    if constexpr (std::is_same_v<T, float>) tol = tolerance::for_float();
+    fixture f(case_name);
+    INFO("fixture " << case_name << " in " << (std::is_same_v<T, float> ? "float" : "double"));
+    Net net;
+    apply_graph_prefixes(net, f.arch);
+    load_state_dict(net, f.file, {.strict = true, .ignore_prefixes = {"test."}});
+
+    std::vector<row_matrix<T>> x, c, z, xr;
+    for (int i = 0; i < f.count("test.x."); ++i) x.push_back(f.matrix<T>("test.x." + std::to_string(i)));
+    for (int j = 0; j < f.count("test.c."); ++j) c.push_back(f.matrix<T>("test.c." + std::to_string(j)));
+    for (int i = 0; i < f.count("test.z."); ++i) z.push_back(f.matrix<T>("test.z." + std::to_string(i)));
+    REQUIRE(int(x.size()) == Net::n_inputs);
+    REQUIRE(int(c.size()) == Net::n_conditions);
+    REQUIRE(int(z.size()) == Net::n_outputs);
+
+    if (f.has("test.init_x.0")) {
+        // ActNorm: forget the stored initialisation and redo it from the recorded batch.
+        std::map<std::string, vector<T>> stored;
+        net.visit([&](const std::string& key, const tensor_ref<T>& t) {
+            if (t.flag) *t.flag = false;
+            if (t.real && (key.ends_with(".loc") || key.ends_with(".log_scale")))
+                stored[key] = Eigen::Map<vector<T>>(t.real, index_t(t.shape.numel()));
+        });
+        std::vector<row_matrix<T>> ix, ic;
+        for (int i = 0; i < f.count("test.init_x."); ++i) ix.push_back(f.matrix<T>("test.init_x." + std::to_string(i)));
+        for (int j = 0; j < f.count("test.init_c."); ++j) ic.push_back(f.matrix<T>("test.init_c." + std::to_string(j)));
+        net.reserve(std::max<index_t>(ix[0].rows(), x[0].rows()));
+        forward_tuple(net, ix, ic, std::make_index_sequence<std::size_t(Net::n_inputs)>{}, false);
+        net.visit([&](const std::string& key, const tensor_ref<T>& t) {
+            if (!stored.contains(key)) return;
+            vector<T> now = Eigen::Map<vector<T>>(t.real, index_t(t.shape.numel()));
+            INFO("ActNorm data init of " << key);
+            CHECK(max_scaled_error(now, stored[key]) <= tol.z);
+        });
+    }
+
+    auto [zf, ljd] = forward_tuple(net, x, c, std::make_index_sequence<std::size_t(Net::n_inputs)>{}, false);
+    auto [xb, ljd_rev] = forward_tuple(net, z, c, std::make_index_sequence<std::size_t(Net::n_outputs)>{}, true);
+    double worst = 0;
+    for (std::size_t i = 0; i < z.size(); ++i) {
+        double e = max_scaled_error(zf[i], z[i]);
+        INFO("output " << i);
+        CHECK(e <= tol.z);
+        worst = std::max(worst, e);
+    }
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        row_matrix<T> want = f.matrix<T>("test.x_rev." + std::to_string(i));
+        double e = max_scaled_error(xb[i], want);
+        INFO("inverse output " << i);
+        CHECK(e <= tol.x_rev);
+        worst = std::max(worst, e);
+    }
+    vector<T> want_ljd = f.vec<T>(f.has("test.log_jac_det_exact") ? "test.log_jac_det_exact" : "test.log_jac_det");
+    vector<T> want_rev = f.vec<T>(f.has("test.log_jac_det_rev_exact") ? "test.log_jac_det_rev_exact" : "test.log_jac_det_rev");
+    double e1 = max_scaled_error(ljd, want_ljd), e2 = max_scaled_error(ljd_rev, want_rev);
+    CHECK(e1 <= tol.ljd);
+    CHECK(e2 <= tol.ljd_rev);
+    worst = std::max({worst, e1, e2});
+    // One line per case, gathered for the parity report (docs/parity.md).
+    std::printf("inn-parity %s %s %s max_scaled_error=%.3g\n", family.c_str(), case_name.c_str(),
+                std::is_same_v<T, float> ? "float" : "double", worst);
+}
+
+template <class Arch>
+void check_parity_both(const std::string& case_name, const std::string& family,
+                       tolerance tol = tolerance{}) {
+    SECTION("double") { check_parity<Arch, double>(case_name, family, tol); }
+    SECTION("float") { check_parity<Arch, float>(case_name, family, tol); }
+}
+
+}  // namespace inn::test
