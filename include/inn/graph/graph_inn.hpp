@@ -82,10 +82,45 @@ struct invalid_description {
 template <class D>
 using checked_t = std::conditional_t<D::valid, D, invalid_description>;
 
+template <class... T>
+struct node_pack {};
+
+// Flattens node_packs into one list of nodes.
+template <class Out, class... In>
+struct flatten_nodes;
+template <class... Out>
+struct flatten_nodes<node_pack<Out...>> {
+    using type = graph_description<Out...>;
+};
+template <class... Out, class... P, class... In>
+struct flatten_nodes<node_pack<Out...>, node_pack<P...>, In...> {
+    using type = typename flatten_nodes<node_pack<Out...>, P..., In...>::type;
+};
+template <class... Out, class N, class... In>
+struct flatten_nodes<node_pack<Out...>, N, In...> {
+    using type = typename flatten_nodes<node_pack<Out..., N>, In...>::type;
+};
+
+template <template <int> class Node, class Seq>
+struct indexed_nodes;
+template <template <int> class Node, std::size_t... K>
+struct indexed_nodes<Node, std::index_sequence<K...>> {
+    using type = node_pack<Node<int(K)>...>;
+};
+
 }  // namespace graph
 
-/// A graph of nodes in float; `GraphINN<...>::with_scalar<double>` for double precision.
-template <GraphNode... Nodes>
-using GraphINN = network<float, graph::checked_t<graph::graph_description<Nodes...>>>;
+/// Several nodes where one is expected in a GraphINN's list: `nodes<a, b, c>`.
+template <class... Nodes>
+using nodes = graph::node_pack<Nodes...>;
+/// `Node<0>, ..., Node<N-1>` for a node template indexed by an int: repeated stages of a graph.
+template <template <int> class Node, int N>
+using repeat_nodes = typename graph::indexed_nodes<Node, std::make_index_sequence<std::size_t(N)>>::type;
+
+/// A graph of nodes in float; `GraphINN<...>::with_scalar<double>` for double precision. The list
+/// may contain `nodes<...>` and `repeat_nodes<...>` packs, which are flattened in place.
+template <class... Nodes>
+using GraphINN =
+    network<float, graph::checked_t<typename graph::flatten_nodes<graph::node_pack<>, Nodes...>::type>>;
 
 }  // namespace inn
