@@ -1,0 +1,67 @@
+#pragma once
+// Flatten and Reshape (FrEIA §4.10): row-major reshapes of each sample, log-determinant 0.
+//
+//   SequenceINN<Shape<4, 8, 8>, Flatten, Reshape<Shape<8, 32>>, Reshape<Shape<4, 8, 8>>>
+//
+// A sample is already stored row-major, so both are a copy of each row in either direction.
+// (The graph could later make them views of the input buffer instead.)
+
+#include <string_view>
+
+#include "../core/module.hpp"
+
+namespace inn {
+
+namespace detail {
+
+/// Rows of `n` scalars copied as they are: the data of a reshape.
+template <Scalar S>
+void copy_rows(const run_args<S>& a, index_t n) {
+    a.out[0].matrix(a.batch, n) = a.in[0].matrix(a.batch, n);
+}
+
+}  // namespace detail
+
+/// (C, ...) -> (C * ...,): FrEIA's Flatten.
+struct Flatten {
+    static constexpr std::string_view name = "Flatten";
+
+    static constexpr shape_result output_shapes(const signature& s) {
+        if (auto r = expect_single_input(s); !r.ok()) return r;
+        if (auto r = expect_no_condition(s); !r.ok()) return r;
+        if (s.in().size() > index_t(0x7fffffff)) return fail(shape_error::invalid_option);
+        return returns({make_dims({int(s.in().size())})});
+    }
+
+    template <Scalar S, signature Sig>
+    struct bind {
+        static constexpr index_t size = Sig.in().size();
+        explicit bind(generator&) {}
+        void forward(const run_args<S>& a) { detail::copy_rows(a, size); }
+        void inverse(const run_args<S>& a) { detail::copy_rows(a, size); }
+    };
+};
+
+/// Any shape -> `Target` with the same number of elements: FrEIA's Reshape(output_dims=...).
+template <ShapeType Target>
+struct Reshape {
+    static constexpr std::string_view name = "Reshape";
+    static constexpr dims target = Target::value;
+
+    static constexpr shape_result output_shapes(const signature& s) {
+        if (auto r = expect_single_input(s); !r.ok()) return r;
+        if (auto r = expect_no_condition(s); !r.ok()) return r;
+        if (s.in().size() != target.size()) return fail(shape_error::reshape_size_mismatch);
+        return returns({target});
+    }
+
+    template <Scalar S, signature Sig>
+    struct bind {
+        static constexpr index_t size = Sig.in().size();
+        explicit bind(generator&) {}
+        void forward(const run_args<S>& a) { detail::copy_rows(a, size); }
+        void inverse(const run_args<S>& a) { detail::copy_rows(a, size); }
+    };
+};
+
+}  // namespace inn
