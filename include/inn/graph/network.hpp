@@ -268,8 +268,12 @@ public:
     explicit network(const inverse_type& other) : exec_(other.executor()), prefix_(other.prefixes()) {}
 
     /// Reserves buffers for batches up to `max_batch`; afterwards calls do not allocate (except
-    /// the convenience overloads that return new matrices).
-    void reserve(index_t max_batch) { exec_.reserve(max_batch); }
+    /// the convenience overloads that return new matrices) and a larger batch is an error.
+    /// Without it, the buffers grow to the largest batch seen.
+    void reserve(index_t max_batch) {
+        exec_.reserve(max_batch);
+        reserved_ = true;
+    }
     index_t capacity() const { return exec_.capacity(); }
     /// Bytes of the workspace for a batch of `batch` (buffers + scratch).
     static constexpr index_t workspace_bytes(index_t batch) {
@@ -454,7 +458,9 @@ private:
             if (s.batch != batch)
                 throw data_error("inn: " + what + " has batch " + std::to_string(s.batch) +
                                  ", the first input has " + std::to_string(batch));
-            if (capacity() == 0) reserve(batch);
+            // Without an explicit reserve() the buffers follow the largest batch seen; after one,
+            // a larger batch is an error rather than a hidden allocation.
+            if (!reserved_ && batch > capacity()) exec_.reserve(batch);
             if (batch > capacity())
                 throw data_error("inn: " + what + " has batch " + std::to_string(batch) +
                                  ", more than the " + std::to_string(capacity()) +
@@ -542,6 +548,7 @@ private:
 
     graph::executor<S, Desc> exec_;
     std::array<std::string, std::size_t(n_modules)> prefix_;
+    bool reserved_ = false;
 };
 
 /// The inverse of a network as a network of its own: `using Sampler = inverse_t<Net>;`.
