@@ -84,31 +84,57 @@ struct graph_plan {
 
 namespace detail {
 
+/// Dependencies of each node on others (at most 2 * max_ports each).
+template <int N>
+struct dependencies {
+    int count[N]{};
+    int on[N][2 * max_ports]{};
+    constexpr void add(int i, int j) {
+        for (int k = 0; k < count[i]; ++k)
+            if (on[i][k] == j) return;
+        on[i][count[i]++] = j;
+    }
+};
+
 /// Kahn's algorithm with a fixed rule (earliest declared ready node first), so module numbering
 /// and log-det summation order are deterministic — unlike FrEIA's set iteration (spec §8.10).
-template <int N, class DependsOn>
-constexpr int topological_order(const bool (&include)[N], DependsOn depends_on, int (&order)[N]) {
-    bool placed[N]{};
-    int count = 0, wanted = 0;
-    for (int i = 0; i < N; ++i) wanted += include[i];
-    for (bool progress = true; progress && count < wanted;) {
-        progress = false;
-        for (int i = 0; i < N; ++i) {
-            if (!include[i] || placed[i]) continue;
-            bool ready = true;
-            for (int j = 0; j < N && ready; ++j)
-                if (j != i && include[j] && !placed[j] && depends_on(i, j)) ready = false;
-            if (ready && !depends_on(i, i)) {
-                placed[i] = true;
-                order[count++] = i;
-                progress = true;
-                break;
+/// Returns the number of nodes ordered, or -1 - i for a node i that could not be placed.
+template <int N>
+constexpr int topological_order(const bool (&include)[N], const dependencies<N>& deps,
+                                int (&order)[N]) {
+    int waiting[N]{};
+    int users_count[N]{};
+    int users[N][N]{};
+    int wanted = 0;
+    for (int i = 0; i < N; ++i) {
+        if (!include[i]) continue;
+        ++wanted;
+        for (int k = 0; k < deps.count[i]; ++k) {
+            int j = deps.on[i][k];
+            if (j == i) {
+                waiting[i] += 1 << 20;  // depends on itself: never ready
+            } else if (include[j]) {
+                ++waiting[i];
+                users[j][users_count[j]++] = i;
             }
         }
     }
+    bool placed[N]{};
+    int count = 0;
+    for (bool progress = true; progress && count < wanted;) {
+        progress = false;
+        for (int i = 0; i < N; ++i)
+            if (include[i] && !placed[i] && waiting[i] == 0) {
+                placed[i] = true;
+                order[count++] = i;
+                for (int u = 0; u < users_count[i]; ++u) --waiting[users[i][u]];
+                progress = true;
+                break;
+            }
+    }
     if (count < wanted)
         for (int i = 0; i < N; ++i)
-            if (include[i] && !placed[i]) return -1 - i;  // a node that could not be placed
+            if (include[i] && !placed[i]) return -1 - i;
     return count;
 }
 
@@ -151,13 +177,11 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
     }
 
     // 2. Forward order over all nodes: a node waits for the sources of its inputs and conditions.
-    auto feeds = [&](int i, int j) {  // does node j feed node i?
-        for (int k = 0; k < p.node[i].n_in; ++k)
-            if (p.node[i].in[k].node == j) return true;
-        for (int k = 0; k < p.node[i].n_cond; ++k)
-            if (p.node[i].cond[k].node == j) return true;
-        return false;
-    };
+    detail::dependencies<N> feeds;
+    for (int i = 0; i < N; ++i) {
+        for (int k = 0; k < p.node[i].n_in; ++k) feeds.add(i, p.node[i].in[k].node);
+        for (int k = 0; k < p.node[i].n_cond; ++k) feeds.add(i, p.node[i].cond[k].node);
+    }
     bool all[N]{};
     for (int i = 0; i < N; ++i) all[i] = true;
     int order[N]{};
@@ -201,34 +225,37 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
     }
 
     // 4. Every output slot is consumed exactly once; every condition node is used.
+    int consumer[N][max_ports]{};
+    int cond_uses[N]{};
+    for (int i = 0; i < N; ++i)
+        for (int s = 0; s < max_ports; ++s) consumer[i][s] = -1;
+    for (int j = 0; j < N; ++j) {
+        for (int k = 0; k < p.node[j].n_in; ++k) {
+            connection c = p.node[j].in[k];
+            if (consumer[c.node][c.slot] >= 0) {
+                p.fail(graph_error::consumed_twice, c.node, c.slot, consumer[c.node][c.slot], j);
+                return p;
+            }
+            consumer[c.node][c.slot] = j;
+        }
+        for (int k = 0; k < p.node[j].n_cond; ++k) ++cond_uses[p.node[j].cond[k].node];
+    }
     for (int i = 0; i < N; ++i) {
         if (p.node[i].kind == node_kind::output) continue;
-        for (int s = 0; s < p.outs[i].count; ++s) {
-            int first = -1, uses = 0, cond_uses = 0;
-            for (int j = 0; j < N; ++j) {
-                for (int k = 0; k < p.node[j].n_in; ++k)
-                    if (p.node[j].in[k].node == i && p.node[j].in[k].slot == s) {
-                        if (++uses == 2) {
-                            p.fail(graph_error::consumed_twice, i, s, first, j);
-                            return p;
-                        }
-                        first = j;
-                    }
-                for (int k = 0; k < p.node[j].n_cond; ++k)
-                    cond_uses += p.node[j].cond[k].node == i && p.node[j].cond[k].slot == s;
+        if (p.node[i].kind == node_kind::condition) {
+            if (cond_uses[i] == 0) {
+                p.fail(graph_error::condition_unused, i);
+                return p;
             }
-            if (p.node[i].kind == node_kind::condition) {
-                if (cond_uses == 0) {
-                    p.fail(graph_error::condition_unused, i);
-                    return p;
-                }
-            } else if (uses == 0) {
+            continue;
+        }
+        for (int s = 0; s < p.outs[i].count; ++s)
+            if (consumer[i][s] < 0) {
                 p.fail(p.node[i].kind == node_kind::input ? graph_error::input_unused
                                                           : graph_error::loose_end,
                        i, s);
                 return p;
             }
-        }
     }
 
     // 5. Buffers and network ports.
@@ -268,26 +295,21 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
     // 6. Inverse order. Inverting node i produces its input buffers from its output buffers, so
     // it waits for the consumers of its outputs; a condition read from a non-condition node is
     // the buffer that the *consumer* of that output produces when inverted (spec §2.3.5).
-    auto consumer = [&](connection c) {
-        for (int j = 0; j < N; ++j)
-            for (int k = 0; k < p.node[j].n_in; ++k)
-                if (p.node[j].in[k].node == c.node && p.node[j].in[k].slot == c.slot) return j;
-        return -1;
-    };
-    auto waits_in_inverse = [&](int i, int j) {
-        if (p.node[j].kind != node_kind::module) return false;
+    detail::dependencies<N> waits;
+    for (int i = 0; i < N; ++i) {
+        if (p.node[i].kind != node_kind::module) continue;
         for (int s = 0; s < p.outs[i].count; ++s)
-            if (consumer({i, s}) == j) return true;
+            if (int j = consumer[i][s]; p.node[j].kind == node_kind::module) waits.add(i, j);
         for (int k = 0; k < p.node[i].n_cond; ++k) {
             connection c = p.node[i].cond[k];
-            if (p.node[c.node].kind != node_kind::condition && consumer(c) == j) return true;
+            if (p.node[c.node].kind == node_kind::condition) continue;
+            if (int j = consumer[c.node][c.slot]; p.node[j].kind == node_kind::module) waits.add(i, j);
         }
-        return false;
-    };
+    }
     bool modules[N]{};
     for (int i = 0; i < N; ++i) modules[i] = p.node[i].kind == node_kind::module;
     int inv[N]{};
-    if (int r = detail::topological_order<N>(modules, waits_in_inverse, inv); r < 0) {
+    if (int r = detail::topological_order<N>(modules, waits, inv); r < 0) {
         p.fail(graph_error::not_invertible, -1 - r);
         return p;
     }
