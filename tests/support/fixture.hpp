@@ -124,9 +124,11 @@ auto run_tuple(Net& net, const std::vector<row_matrix<T>>& x, const std::vector<
 
 /// Declares the parity test of one fixture for one Scalar: load, (ActNorm data-init), forward,
 /// inverse, compare. `family` groups the worst-error report.
-template <class Arch, Scalar T>
+/// `setup(net)` runs before loading: for modules whose state_dict layout depends on how they
+/// were built (e.g. FixedLinearTransform without `b`).
+template <class Arch, Scalar T, class Setup = void (*)(typename Arch::template with_scalar<T>&)>
 void check_parity(const std::string& case_name, const std::string& family,
-                  tolerance tol = tolerance{}) {
+                  tolerance tol = tolerance{}, Setup setup = nullptr) {
     using Net = typename Arch::template with_scalar<T>;
     if constexpr (std::is_same_v<T, float>) {
         const bool minus_forward = tol.ljd_rev_is_minus_forward;
@@ -136,6 +138,10 @@ void check_parity(const std::string& case_name, const std::string& family,
     fixture f(case_name);
     INFO("fixture " << case_name << " in " << (std::is_same_v<T, float> ? "float" : "double"));
     Net net;
+    if constexpr (!std::is_pointer_v<Setup>)
+        setup(net);
+    else if (setup)
+        setup(net);
     apply_graph_prefixes(net, f.arch);
     load_state_dict(net, f.file, {.strict = true, .ignore_prefixes = {"test."}});
 
@@ -203,6 +209,13 @@ void check_parity_both(const std::string& case_name, const std::string& family,
                        tolerance tol = tolerance{}) {
     SECTION("double") { check_parity<Arch, double>(case_name, family, tol); }
     SECTION("float") { check_parity<Arch, float>(case_name, family, tol); }
+}
+/// The same with a generic `setup(net)` (a lambda taking `auto&`).
+template <class Arch, class Setup>
+void check_parity_both(const std::string& case_name, const std::string& family, tolerance tol,
+                       Setup setup) {
+    SECTION("double") { check_parity<Arch, double>(case_name, family, tol, setup); }
+    SECTION("float") { check_parity<Arch, float>(case_name, family, tol, setup); }
 }
 
 }  // namespace inn::test

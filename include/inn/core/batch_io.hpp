@@ -64,12 +64,15 @@ concept XtensorLike = requires(const T& t) {
 /// A read-only batch from user data of per-sample shape `d`.
 template <Scalar S, class X>
 batch_source<S> source_of(const X& x, const dims& d, std::string_view what, std::string_view name) {
-    if constexpr (detail::EigenDense<X>) {
+    if constexpr (detail::EigenDense<X> && !(std::is_same_v<typename X::Scalar, S> &&
+                                             bool(X::Flags & Eigen::DirectAccessBit))) {
         static_assert(std::is_same_v<typename X::Scalar, S>,
                       "inn: the Eigen input's scalar type differs from the network's Scalar");
         static_assert(bool(X::Flags & Eigen::DirectAccessBit),
                       "inn: pass an Eigen matrix, map or block (an object with .data()), not an "
                       "unevaluated expression; call .eval() first");
+        return {};
+    } else if constexpr (detail::EigenDense<X>) {
         if (x.cols() != d.size() && !(x.rows() == d.size() && x.cols() == 1 && d.size() > 1))
             detail::size_mismatch(what, name,
                                   std::to_string(x.rows()) + "x" + std::to_string(x.cols()) +
