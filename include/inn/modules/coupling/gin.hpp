@@ -1,0 +1,22 @@
+#pragma once
+// GINCouplingBlock (freia-reference.md §4.5): GLOW's subnets and data flow (subnet1, subnet2),
+// but after clamping s <- s - mean(s over channels), per sample and pixel (not over pixels, as
+// AllInOneBlock's gin_block does). Every pixel is volume preserving: LJD 0 in both directions.
+
+#include <string_view>
+
+#include "glow.hpp"
+
+namespace inn {
+
+template <template <int, int> class Subnet, CouplingOptions O = {}>
+struct GINCouplingBlock {
+    static constexpr std::string_view name = "GINCouplingBlock";
+
+    static constexpr shape_result output_shapes(const signature& s) { return check_coupling(s, O); }
+
+    template <Scalar S, signature Sig>
+    using bind = detail::glow_coupling<Subnet, O, true, S, Sig>;
+};
+
+}  // namespace inn

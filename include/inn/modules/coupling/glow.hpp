@@ -1,0 +1,68 @@
+#pragma once
+// GLOWCouplingBlock (freia-reference.md §4.4): affine coupling, one subnet per side producing
+// [s | t]. subnet1 reads part 1 (len1 + cl -> 2*len2), subnet2 reads part 2 (len2 + cl -> 2*len1).
+//   a = subnet2(cat(x2, c)): y1 = exp(clamp*g(a[:len1])) * x1 + a[len1:]
+//   a = subnet1(cat(y1, c)): y2 = exp(clamp*g(a[:len2])) * x2 + a[len2:]
+
+#include <string_view>
+
+#include "base.hpp"
+
+namespace inn {
+
+namespace detail {
+
+/// The bound GLOW block; GINCouplingBlock is the same with `Gin` (centred s, LJD 0).
+template <template <int, int> class Subnet, CouplingOptions O, bool Gin, Scalar S, signature Sig>
+struct glow_coupling : two_sided_coupling<glow_coupling<Subnet, O, Gin, S, Sig>, S, Sig, O> {
+    using layout = coupling_layout<Sig, O>;
+    using net1_t = coupling_subnet<Subnet, S, layout::in1, 2 * layout::len2>;
+    using net2_t = coupling_subnet<Subnet, S, layout::in2, 2 * layout::len1>;
+    static constexpr bool has_log_det = !Gin;
+    static constexpr index_t width = 2 * std::max(layout::n1, layout::n2);
+
+    net1_t subnet1;
+    net2_t subnet2;
+
+    explicit glow_coupling(generator& g) : subnet1(g), subnet2(g) {}
+
+    // [s | t] output, then the subnets' own scratch.
+    static constexpr index_t work_size(index_t batch) {
+        return width * batch +
+               std::max(nn::layer_scratch<net1_t>(batch), nn::layer_scratch<net2_t>(batch));
+    }
+
+    template <int Side, bool Rev>
+    void couple(cview<S> active, cview<S> u, view<S> result, index_t batch, S* j,
+                S* work) const {
+        constexpr int len = Side == 1 ? layout::len1 : layout::len2;
+        constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
+        const view<S> a{work, 2 * n};
+        if constexpr (Side == 1)  // part 1 is transformed by the subnet of part 2
+            subnet2.forward(u, a, batch, work + width * batch);
+        else
+            subnet1.forward(u, a, batch, work + width * batch);
+        affine_coupling<O, Rev, Gin>(active, a, a.shifted(n), result, len, layout::pixels, batch,
+                                     j);
+    }
+
+    template <class V>
+    void visit(V&& v, const std::string& prefix) {
+        nn::visit_layer(subnet1, v, prefix + "subnet1.");
+        nn::visit_layer(subnet2, v, prefix + "subnet2.");
+    }
+};
+
+}  // namespace detail
+
+template <template <int, int> class Subnet, CouplingOptions O = {}>
+struct GLOWCouplingBlock {
+    static constexpr std::string_view name = "GLOWCouplingBlock";
+
+    static constexpr shape_result output_shapes(const signature& s) { return check_coupling(s, O); }
+
+    template <Scalar S, signature Sig>
+    using bind = detail::glow_coupling<Subnet, O, false, S, Sig>;
+};
+
+}  // namespace inn

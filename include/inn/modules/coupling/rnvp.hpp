@@ -1,0 +1,66 @@
+#pragma once
+// RNVPCouplingBlock (freia-reference.md §4.3): affine coupling with separate s- and t-subnets.
+//   y1 = exp(s2) * x1 + t2  (s2 = clamp*g(subnet_s2(u)), t2 = subnet_t2(u), u = cat(x2, c))
+//   y2 = exp(s1) * x2 + t1  (from u = cat(y1, c))
+// Subnets in construction order subnet_s1, subnet_t1 (len1 + cl -> len2), subnet_s2, subnet_t2
+// (len2 + cl -> len1): FrEIA's RNG order and state_dict keys.
+
+#include <string_view>
+
+#include "base.hpp"
+
+namespace inn {
+
+template <template <int, int> class Subnet, CouplingOptions O = {}>
+struct RNVPCouplingBlock {
+    static constexpr std::string_view name = "RNVPCouplingBlock";
+
+    static constexpr shape_result output_shapes(const signature& s) { return check_coupling(s, O); }
+
+    template <Scalar S, signature Sig>
+    struct bind : detail::two_sided_coupling<bind<S, Sig>, S, Sig, O> {
+        using layout = detail::coupling_layout<Sig, O>;
+        using net1_t = detail::coupling_subnet<Subnet, S, layout::in1, layout::len2>;
+        using net2_t = detail::coupling_subnet<Subnet, S, layout::in2, layout::len1>;
+        static constexpr bool has_log_det = true;
+        static constexpr index_t width = std::max(layout::n1, layout::n2);
+
+        net1_t subnet_s1, subnet_t1;
+        net2_t subnet_s2, subnet_t2;
+
+        explicit bind(generator& g) : subnet_s1(g), subnet_t1(g), subnet_s2(g), subnet_t2(g) {}
+
+        // s and t outputs, then the subnets' own scratch.
+        static constexpr index_t work_size(index_t batch) {
+            return 2 * width * batch + std::max(nn::layer_scratch<net1_t>(batch),
+                                                nn::layer_scratch<net2_t>(batch));
+        }
+
+        template <int Side, bool Rev>
+        void couple(cview<S> active, cview<S> u, view<S> result, index_t batch, S* j,
+                    S* work) const {
+            constexpr int len = Side == 1 ? layout::len1 : layout::len2;
+            constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
+            const view<S> s{work, n}, t{work + width * batch, n};
+            S* sub = work + 2 * width * batch;
+            if constexpr (Side == 1) {  // part 1 is scaled by the subnets of part 2
+                subnet_s2.forward(u, s, batch, sub);
+                subnet_t2.forward(u, t, batch, sub);
+            } else {
+                subnet_s1.forward(u, s, batch, sub);
+                subnet_t1.forward(u, t, batch, sub);
+            }
+            detail::affine_coupling<O, Rev>(active, s, t, result, len, layout::pixels, batch, j);
+        }
+
+        template <class V>
+        void visit(V&& v, const std::string& prefix) {
+            nn::visit_layer(subnet_s1, v, prefix + "subnet_s1.");
+            nn::visit_layer(subnet_t1, v, prefix + "subnet_t1.");
+            nn::visit_layer(subnet_s2, v, prefix + "subnet_s2.");
+            nn::visit_layer(subnet_t2, v, prefix + "subnet_t2.");
+        }
+    };
+};
+
+}  // namespace inn
