@@ -20,6 +20,7 @@
 #include "../core/batch_io.hpp"
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
+#include "../core/workspace.hpp"
 #include "plan.hpp"
 
 namespace inn {
@@ -122,10 +123,14 @@ public:
     /// construction.
     void reserve(index_t max_batch) {
         if (max_batch <= capacity_) return;
+        // Every buffer starts on a 64-byte boundary, so results do not depend on where the
+        // buffers happen to land (Eigen's kernels take different paths for aligned data).
+        constexpr index_t align = 64 / index_t(sizeof(S));
+        auto round_up = [&](index_t n) { return (n + align - 1) / align * align; };
         index_t total = 0;
         for (int e = 0; e < plan.n_edges; ++e) {
             offset_[std::size_t(e)] = total;
-            total += max_batch * plan.edge_shape[e].size();
+            total += round_up(max_batch * plan.edge_shape[e].size());
         }
         scratch_offset_ = total;
         total += scratch_size(max_batch);
@@ -202,7 +207,7 @@ private:
     }
 
     modules_type modules_;
-    vector<S> buffer_;
+    aligned_buffer<S> buffer_;
     std::array<index_t, std::size_t(plan.n_edges) + 1> offset_{};
     index_t scratch_offset_ = 0;
     index_t capacity_ = 0;
