@@ -1,0 +1,46 @@
+# Settings for the project's own targets (tests, examples, benchmarks, compile-fail cases).
+# The library target inn::inn itself carries no warning flags: consumers choose their own.
+#
+#   inn_target_options(<target> [OPTIMIZE <flag>...])
+#
+# adds -Wall -Wextra -Wpedantic (and -Werror with INN_WERROR=ON), the sanitizer flags with
+# INN_SANITIZE=ON, and the given optimisation flags last, so that they win over the flags of
+# CMAKE_BUILD_TYPE (e.g. -O3 of Release; -DNDEBUG of Release stays).
+
+include_guard(GLOBAL)
+
+set(INN_WARNING_FLAGS -Wall -Wextra -Wpedantic)
+set(INN_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+
+function(inn_target_options target)
+    cmake_parse_arguments(ARG "" "" "OPTIMIZE" ${ARGN})
+    target_link_libraries(${target} PRIVATE inn::inn)
+    if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+        target_compile_options(${target} PRIVATE ${INN_WARNING_FLAGS})
+        if(INN_WERROR)
+            target_compile_options(${target} PRIVATE -Werror)
+            if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+                # GCC 12 reports bogus "'<unknown>' may be used uninitialized" inside Eigen's
+                # inlined copies (DenseStorage.h): stays a warning, is not an error.
+                target_compile_options(${target} PRIVATE -Wno-error=maybe-uninitialized)
+            endif()
+        endif()
+        if(ARG_OPTIMIZE)
+            target_compile_options(${target} PRIVATE ${ARG_OPTIMIZE})
+        endif()
+        if(INN_SANITIZE)
+            # -g1: line tables only, so that sanitizer reports name file:line (cheap to compile)
+            target_compile_options(${target} PRIVATE ${INN_SANITIZER_FLAGS} -g1)
+            if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+                # GCC 12's instrumented code gives false -Wmaybe-uninitialized (e.g. <regex>)
+                target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+            endif()
+            target_link_options(${target} PRIVATE ${INN_SANITIZER_FLAGS})
+        endif()
+    elseif(MSVC)
+        target_compile_options(${target} PRIVATE /W4 /permissive- /bigobj)
+        if(INN_WERROR)
+            target_compile_options(${target} PRIVATE /WX)
+        endif()
+    endif()
+endfunction()
