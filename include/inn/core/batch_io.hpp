@@ -24,16 +24,14 @@ struct data_error : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
 
-template <Scalar S>
-struct batch_source {
+template <Scalar S> struct batch_source {
     const S* data = nullptr;
     index_t batch = 0;
-    index_t row_stride = 0;  // between samples
-    index_t col_stride = 1;  // between the scalars of one sample
+    index_t row_stride = 0; // between samples
+    index_t col_stride = 1; // between the scalars of one sample
 };
 
-template <Scalar S>
-struct batch_sink {
+template <Scalar S> struct batch_sink {
     S* data = nullptr;
     index_t row_stride = 0;
     index_t col_stride = 1;
@@ -59,30 +57,32 @@ concept XtensorLike = requires(const T& t) {
     t.dimension();
 };
 
-}  // namespace detail
+} // namespace detail
 
 /// A read-only batch from user data of per-sample shape `d`.
 template <Scalar S, class X>
 batch_source<S> source_of(const X& x, const dims& d, std::string_view what, std::string_view name) {
-    if constexpr (detail::EigenDense<X> && !(std::is_same_v<typename X::Scalar, S> &&
-                                             bool(X::Flags & Eigen::DirectAccessBit))) {
-        static_assert(std::is_same_v<typename X::Scalar, S>,
-                      "inn: the Eigen input's scalar type differs from the network's Scalar");
-        static_assert(bool(X::Flags & Eigen::DirectAccessBit),
-                      "inn: pass an Eigen matrix, map or block (an object with .data()), not an "
-                      "unevaluated expression; call .eval() first");
-        return {};
-    } else if constexpr (detail::EigenDense<X>) {
-        if (x.cols() != d.size() && !(x.rows() == d.size() && x.cols() == 1 && d.size() > 1))
-            detail::size_mismatch(what, name,
-                                  std::to_string(x.rows()) + "x" + std::to_string(x.cols()) +
-                                      " values (batch x features)",
-                                  d);
-        if (x.cols() != d.size())  // a single sample given as a column vector
-            return {x.derived().data(), 1, x.size(), x.innerStride()};
-        index_t rs = X::IsRowMajor ? x.outerStride() : x.innerStride();
-        index_t cs = X::IsRowMajor ? x.innerStride() : x.outerStride();
-        return {x.derived().data(), x.rows(), rs, cs};
+    if constexpr (detail::EigenDense<X>) {
+        if constexpr (!std::is_same_v<typename X::Scalar, S> ||
+                      !bool(X::Flags & Eigen::DirectAccessBit)) {
+            static_assert(std::is_same_v<typename X::Scalar, S>,
+                          "inn: the Eigen input's scalar type differs from the network's Scalar");
+            static_assert(bool(X::Flags & Eigen::DirectAccessBit),
+                          "inn: pass an Eigen matrix, map or block (an object with .data()), not "
+                          "an unevaluated expression; call .eval() first");
+            return {};
+        } else {
+            if (x.cols() != d.size() && !(x.rows() == d.size() && x.cols() == 1 && d.size() > 1))
+                detail::size_mismatch(what, name,
+                                      std::to_string(x.rows()) + "x" + std::to_string(x.cols()) +
+                                          " values (batch x features)",
+                                      d);
+            if (x.cols() != d.size()) // a single sample given as a column vector
+                return {x.derived().data(), 1, x.size(), x.innerStride()};
+            index_t rs = X::IsRowMajor ? x.outerStride() : x.innerStride();
+            index_t cs = X::IsRowMajor ? x.innerStride() : x.outerStride();
+            return {x.derived().data(), x.rows(), rs, cs};
+        }
     } else if constexpr (detail::XtensorLike<X>) {
         static_assert(std::is_same_v<std::remove_cv_t<typename X::value_type>, S>,
                       "inn: the xtensor input's value type differs from the network's Scalar");
@@ -94,11 +94,14 @@ batch_source<S> source_of(const X& x, const dims& d, std::string_view what, std:
             // (batch, features)
         } else {
             ok = ok && rank == static_cast<std::size_t>(d.rank) + 1;
-            for (int k = 0; ok && k < d.rank; ++k) ok = static_cast<int>(sh[k + 1]) == d[k];
+            for (int k = 0; ok && k < d.rank; ++k)
+                ok = static_cast<int>(sh[k + 1]) == d[k];
         }
         std::string got = "shape (";
-        for (std::size_t k = 0; k < rank; ++k) got += (k ? ", " : "") + std::to_string(sh[k]);
-        if (!ok) detail::size_mismatch(what, name, got + ") including the batch", d);
+        for (std::size_t k = 0; k < rank; ++k)
+            got += (k ? ", " : "") + std::to_string(sh[k]);
+        if (!ok)
+            detail::size_mismatch(what, name, got + ") including the batch", d);
         // Per-sample values must be contiguous and row-major; the batch stride is free.
         index_t expect = 1;
         for (std::size_t k = rank; k-- > 1;) {
@@ -127,7 +130,8 @@ batch_sink<S> sink_of(X& x, index_t batch, const dims& d, std::string_view what,
         static_assert(std::is_same_v<typename X::Scalar, S>,
                       "inn: the Eigen output's scalar type differs from the network's Scalar");
         if constexpr (requires { x.resize(batch, d.size()); })
-            if (x.rows() != batch || x.cols() != d.size()) x.resize(batch, d.size());
+            if (x.rows() != batch || x.cols() != d.size())
+                x.resize(batch, d.size());
         if (x.rows() != batch || x.cols() != d.size())
             detail::size_mismatch(what, name,
                                   std::to_string(x.rows()) + "x" + std::to_string(x.cols()) +
@@ -149,15 +153,15 @@ batch_sink<S> sink_of(X& x, index_t batch, const dims& d, std::string_view what,
     }
 }
 
-template <Scalar S>
-void copy_in(const batch_source<S>& src, index_t cols, view<S> dst) {
+template <Scalar S> void copy_in(const batch_source<S>& src, index_t cols, view<S> dst) {
     for (index_t b = 0; b < src.batch; ++b) {
         const S* r = src.data + b * src.row_stride;
         S* o = dst.row(b);
         if (src.col_stride == 1)
             std::copy(r, r + cols, o);
         else
-            for (index_t k = 0; k < cols; ++k) o[k] = r[k * src.col_stride];
+            for (index_t k = 0; k < cols; ++k)
+                o[k] = r[k * src.col_stride];
     }
 }
 
@@ -169,8 +173,9 @@ void copy_out(cview<S> src, index_t batch, index_t cols, const batch_sink<S>& ds
         if (dst.col_stride == 1)
             std::copy(r, r + cols, o);
         else
-            for (index_t k = 0; k < cols; ++k) o[k * dst.col_stride] = r[k];
+            for (index_t k = 0; k < cols; ++k)
+                o[k * dst.col_stride] = r[k];
     }
 }
 
-}  // namespace inn
+} // namespace inn
