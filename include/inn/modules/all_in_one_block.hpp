@@ -1,0 +1,556 @@
+#pragma once
+// AllInOneBlock (FrEIA.modules.AllInOneBlock, freia-reference.md §4.8): a one-sided affine
+// coupling with soft clamping, a learned global per-channel affine map and a fixed (or learned
+// Householder) channel permutation, in one module.
+//
+//   template <int I, int O> using subnet = nn::Sequential<nn::Linear<I, 512>, nn::ReLU,
+//                                                         nn::Linear<512, O>>;
+//   SequenceINN<Shape<2>, Repeat<8, AllInOneBlock<subnet>>>
+//   AllInOneBlock<subnet, {.permute_soft = true}>
+//   AllInOneBlock<subnet, {.global_affine_type = global_affine_type::sigmoid,
+//                          .permute_soft = true, .learned_householder_permutation = 2}>
+//
+// Options keep FrEIA's names, defaults and order (designated initializers must follow it).
+// Portable spelling names the type: `AllInOneBlock<subnet, AllInOneOptions{...}>` (GCC also
+// takes the bare braces).
+//
+// Forward, C channels, len1 = C - C/2 passive, len2 = C/2 active, n_pix = spatial size:
+//   if reverse_permutation: x = P^-1(x)
+//   a = 0.1 * subnet(cat(x1, c...));  s = alpha * tanh(a_s / alpha);  t = a_t
+//   if gin_block: s -= mean(s) over all non-batch dims
+//   y = P(cat(x1, x2 * exp(s) + t) * Psi(global_scale) + global_offset)
+//   log|det J| = sum(s) + n_pix * sum_c log Psi_c        (Psi = 1 and no log term with GIN)
+// and the inverse in the opposite order. Every constant is rounded to the Scalar first, as
+// PyTorch does with Python scalars, so a float network follows FrEIA's float32 arithmetic.
+// The initial pre-activation g0 is computed in double and rounded to the Scalar (float gives
+// FrEIA's values, spec §9); a double network is FrEIA built under float64 (g0 and randn in
+// double).
+//
+// Permutations (state_dict after global_scale, global_offset; then subnet.*):
+//   * hard (default): int64 `w_perm`, `w_perm_inv` = argsort, from torch.randperm(C); applied
+//     as a gather y[:, i] = x[:, w_perm[i]]. Run-time buffers: loading a state_dict replaces them.
+//   * permute_soft: `w_perm` = SO(C) from SciPy's special_ortho_group on the NumPy state,
+//     `w_perm_inv` = its transpose, both (C, C, 1...) and applied per position as
+//     y_i = sum_j W[i, j] x_j. The matrix is kept in the network's Scalar: FrEIA rounds it to
+//     float32 even in float64, which would make a double network invert only to ~1e-7.
+//   * learned_householder_permutation = K > 0 (needs permute_soft): trainable `vk_householder`
+//     (K, C) = 0.2 * randn, fixed `w_0` (C, C) = SO(C); W = w_0 H(v_0) ... H(v_{K-1}) is
+//     recomputed whenever those tensors change (checked per call against a copy, so loads and
+//     training steps are seen without hooks); P^-1 uses W^T.
+//
+// Deliberate differences from FrEIA, reported as shape errors at compile time:
+//   * learned_householder_permutation > 0 without permute_soft: FrEIA crashes
+//     (UnboundLocalError, spec §8.15) -> shape_error::invalid_option. So do K < 0,
+//     affine_clamping == 0 (or NaN) and a global_affine_init outside the activation's range
+//     (FrEIA would start from a NaN global scale).
+//   * permute_soft with C = 1 (SciPy's ValueError) -> shape_error::too_few_channels.
+//   * every condition (not only the first, which FrEIA asserts) must share the input's
+//     non-channel dims, as concatenation needs -> shape_error::condition_spatial_mismatch.
+// The log-determinant is skipped when the caller does not ask for it (FrEIA always computes it).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+#include "../core/module.hpp"
+#include "../core/parameters.hpp"
+#include "../nn/layer.hpp"
+
+namespace inn {
+
+/// FrEIA's `global_affine_type`: "SOFTPLUS", "SIGMOID", "EXP".
+enum class global_affine_type { softplus, sigmoid, exp };
+
+/// Constructor arguments of AllInOneBlock, FrEIA's names and defaults.
+struct AllInOneOptions {
+    double affine_clamping = 2.0;
+    bool gin_block = false;
+    double global_affine_init = 1.0;
+    // Qualified: an unqualified type name would change meaning inside the class.
+    inn::global_affine_type global_affine_type = inn::global_affine_type::softplus;
+    bool permute_soft = false;
+    int learned_householder_permutation = 0;
+    bool reverse_permutation = false;
+};
+
+/// Whether `init` gives a finite initial pre-activation for `type` (FrEIA does not check).
+constexpr bool aio_global_affine_init_valid(global_affine_type type, double init) {
+    if (type == global_affine_type::sigmoid) return init > 0.0 && init < 10.0;
+    return init > 0.0;  // also false for NaN
+}
+
+/// FrEIA's initial `global_scale` pre-activation g0, computed in double as NumPy does (the
+/// caller rounds it to its Scalar): Psi(g0) == init.
+inline double aio_global_scale_init(global_affine_type type, double init) {
+    switch (type) {
+        case global_affine_type::sigmoid:
+            return 2. - std::log(10. / init - 1.);
+        case global_affine_type::exp:
+            return std::log(init);
+        default:
+            return 2. * std::log(std::exp(0.5 * 10. * init) - 1);
+    }
+}
+
+/// The global scale activation Psi, in S as PyTorch evaluates it:
+/// softplus: 0.1 * Softplus(beta=0.5, threshold=20); sigmoid: 10 * sigmoid(a - 2); exp: exp(a).
+template <Scalar S>
+inline S aio_global_scale_activation(global_affine_type type, S a) {
+    switch (type) {
+        case global_affine_type::sigmoid:
+            return S(10) * (S(1) / (S(1) + std::exp(-(a - S(2)))));
+        case global_affine_type::exp:
+            return std::exp(a);
+        default: {
+            const S beta = S(0.5);
+            const S sp = a * beta > S(20) ? a : S(std::log1p(std::exp(a * beta))) / beta;
+            return S(0.1) * sp;
+        }
+    }
+}
+
+template <template <int, int> class Subnet, AllInOneOptions O = AllInOneOptions{}>
+struct AllInOneBlock {
+    static constexpr std::string_view name = "AllInOneBlock";
+    static constexpr AllInOneOptions options = O;
+
+    static constexpr shape_result output_shapes(const signature& s) {
+        if (auto r = expect_single_input(s); !r.ok()) return r;  // rank 1-4, as FrEIA's 1D-4D
+        if (O.learned_householder_permutation < 0 ||
+            (O.learned_householder_permutation > 0 && !O.permute_soft))
+            return fail(shape_error::invalid_option);
+        if (!(O.affine_clamping != 0.0 && O.affine_clamping == O.affine_clamping))
+            return fail(shape_error::invalid_option);
+        if (!aio_global_affine_init_valid(O.global_affine_type, O.global_affine_init))
+            return fail(shape_error::invalid_option);
+        if (O.permute_soft && s.in().channels() < 2)
+            return fail(shape_error::too_few_channels, 0, 0, 0, 2);
+        if (auto r = expect_conditions_match_spatial(s); !r.ok()) return r;
+        return returns({s.in()});
+    }
+
+    template <Scalar S, signature Sig>
+    struct bind {
+        static constexpr AllInOneOptions options = O;
+        static constexpr dims in = Sig.in();
+        static constexpr int channels = in.channels();
+        static constexpr int len1 = channels - channels / 2;  // passive, the larger half
+        static constexpr int len2 = channels / 2;
+        static constexpr index_t n_pix = in.spatial_size();
+        static constexpr index_t size = in.size();
+        static constexpr index_t n1 = len1 * n_pix, n2 = len2 * n_pix;
+        static constexpr int n_cond = Sig.conditions.count;
+        static constexpr int cond_channels = Sig.conditions.total_channels();
+        static constexpr dims subnet_in = in.with(0, len1 + cond_channels);
+        static constexpr index_t n_sub_in = subnet_in.size();
+        static constexpr index_t n_a = 2 * n2;  // subnet output [s | t] per sample
+        static constexpr int K = O.learned_householder_permutation;
+        static constexpr bool householder = K > 0;
+        static constexpr bool soft = O.permute_soft;
+        static constexpr bool gin = O.gin_block;
+        static constexpr bool reverse = O.reverse_permutation;
+
+        using subnet_type = typename nn::subnet_for<Subnet, S, subnet_in, 2 * len2>::type;
+        using perm_type = std::conditional_t<soft, parameter<S>, index_buffer>;
+
+        // State, in state_dict order.
+        parameter<S> global_scale{affine_shape()};
+        parameter<S> global_offset{affine_shape()};
+        /// hard: int64 indices; soft: the matrix and its transpose; householder: `w_perm` holds
+        /// the current W (not in the state_dict, as in FrEIA), `w_perm_inv` is unused.
+        perm_type w_perm;
+        perm_type w_perm_inv;
+        parameter<S> vk_householder;
+        parameter<S> w_0;
+        subnet_type subnet;
+
+        /// FrEIA's RNG order: [NumPy SO(C)] -> [torch randperm(C)] -> [torch randn(K, C)] ->
+        /// subnet, which is constructed last.
+        explicit bind(generator& g) : subnet(draw_permutation(g)) {
+            const S g0 = S(aio_global_scale_init(O.global_affine_type, O.global_affine_init));
+            global_scale.values.setConstant(g0);
+            sigma_.setOnes(channels);
+            seen_scale_.setConstant(channels, std::numeric_limits<S>::quiet_NaN());
+            if constexpr (householder) {
+                seen_vk_.setConstant(K * channels, std::numeric_limits<S>::quiet_NaN());
+                seen_w0_.setConstant(index_t(channels) * channels,
+                                     std::numeric_limits<S>::quiet_NaN());
+                householder_tmp_.setZero(channels);
+            }
+        }
+
+        /// Psi, the activation of `global_scale`.
+        static S global_scale_activation(S a) {
+            return aio_global_scale_activation<S>(O.global_affine_type, a);
+        }
+
+        static constexpr index_t scratch_size(index_t batch) {
+            return batch * (n_a + cat_size + index_t(buffers) * size) +
+                   nn::layer_scratch<subnet_type>(batch);
+        }
+
+        void forward(const run_args<S>& a) {
+            prepare();
+            const work w = layout(a);
+            cview<S> x = a.in[0];
+            if constexpr (reverse) {
+                permute<true>(x, {w.buf1, size}, a.batch);
+                x = cview<S>(w.buf1, size);
+            }
+            forward_core(a, x, a.out[0], w);
+        }
+
+        void inverse(const run_args<S>& a) {
+            prepare();
+            const work w = layout(a);
+            if constexpr (reverse) {
+                inverse_core(a, a.in[0], {w.buf1, size}, w);
+                permute<false>(cview<S>(w.buf1, size), a.out[0], a.batch);
+            } else {
+                inverse_core(a, a.in[0], a.out[0], w);
+            }
+        }
+
+        template <class V>
+        void visit(V&& v, const std::string& prefix) {
+            v(prefix + "global_scale", global_scale.ref());
+            v(prefix + "global_offset", global_offset.ref());
+            if constexpr (householder) {
+                v(prefix + "vk_householder", vk_householder.ref());
+                v(prefix + "w_0", w_0.ref());
+            } else if constexpr (soft) {
+                v(prefix + "w_perm", w_perm.ref());
+                v(prefix + "w_perm_inv", w_perm_inv.ref());
+            } else {
+                v(prefix + "w_perm", w_perm.template ref<S>());
+                v(prefix + "w_perm_inv", w_perm_inv.template ref<S>());
+            }
+            nn::visit_layer(subnet, v, prefix + "subnet.");
+        }
+
+    private:
+        // Scratch: [subnet output | cat(x1, c...) | buf1 | buf2 | subnet scratch]. buf1 holds
+        // P^-1(x) (reverse_permutation) or the pre-permutation values (soft); both need buf2.
+        static constexpr index_t cat_size = n_cond > 0 ? n_sub_in : 0;
+        static constexpr int buffers = int(soft) + int(reverse);
+
+        struct work {
+            S* a;
+            S* cat;
+            S* buf1;
+            S* buf2;
+            S* subnet;
+        };
+        static work layout(const run_args<S>& args) {
+            work w;
+            w.a = args.scratch;
+            w.cat = w.a + args.batch * n_a;
+            w.buf1 = w.cat + args.batch * cat_size;
+            w.buf2 = buffers == 2 ? w.buf1 + args.batch * size : w.buf1;  // only with both
+            w.subnet = w.buf1 + args.batch * size * buffers;
+            return w;
+        }
+
+        // (1, C, 1, ...) with one trailing 1 per spatial dim.
+        static tensor_shape affine_shape() {
+            tensor_shape t;
+            t.rank = in.rank + 1;
+            for (int d = 0; d < t.rank; ++d) t.extent[std::size_t(d)] = 1;
+            t.extent[1] = channels;
+            return t;
+        }
+
+        generator& draw_permutation(generator& g) {
+            if constexpr (soft) {
+                const Eigen::MatrixXd w = g.numpy().special_ortho_group(channels);
+                const std::int64_t c = channels;
+                if constexpr (householder) {
+                    w_0 = parameter<S>(tensor_shape{c, c}, false);
+                    w_perm = parameter<S>(tensor_shape{c, c}, false);  // W, recomputed
+                    for (index_t i = 0; i < channels; ++i)
+                        for (index_t j = 0; j < channels; ++j)
+                            w_0.values[i * channels + j] = S(w(i, j));
+                } else {
+                    tensor_shape shape;  // (C, C, 1, ...)
+                    shape.rank = in.rank + 1;
+                    for (int d = 0; d < shape.rank; ++d) shape.extent[std::size_t(d)] = 1;
+                    shape.extent[0] = shape.extent[1] = c;
+                    w_perm = parameter<S>(shape, false);
+                    w_perm_inv = parameter<S>(shape, false);
+                    for (index_t i = 0; i < channels; ++i)
+                        for (index_t j = 0; j < channels; ++j) {
+                            w_perm.values[i * channels + j] = S(w(i, j));
+                            w_perm_inv.values[i * channels + j] = S(w(j, i));
+                        }
+                }
+            } else {
+                w_perm = index_buffer(channels);
+                w_perm_inv = index_buffer(channels);
+                w_perm.values = g.randperm(channels);
+                for (std::size_t i = 0; i < w_perm.values.size(); ++i)
+                    w_perm_inv.values[std::size_t(w_perm.values[i])] = std::int64_t(i);
+            }
+            if constexpr (householder) {
+                vk_householder = parameter<S>(tensor_shape{K, channels}, true);
+                g.fill_normal(vk_householder.data(), std::size_t(vk_householder.size()), S(0),
+                              S(1));
+                vk_householder.values *= S(0.2);
+            }
+            return g;
+        }
+
+        // Per-call refresh of what depends only on parameters. Recomputed only when the
+        // parameters differ from the copy taken last time (a NaN always recomputes).
+        void prepare() {
+            if constexpr (!gin) {
+                if (!(seen_scale_.array() == global_scale.values.array()).all()) {
+                    seen_scale_ = global_scale.values;
+                    S sum = 0;
+                    for (index_t c = 0; c < channels; ++c) {
+                        sigma_[c] = global_scale_activation(global_scale.values[c]);
+                        sum += std::log(sigma_[c]);
+                    }
+                    log_sigma_sum_ = sum;
+                }
+            }
+            if constexpr (householder) {
+                if (!(seen_vk_.array() == vk_householder.values.array()).all() ||
+                    !(seen_w0_.array() == w_0.values.array()).all()) {
+                    seen_vk_ = vk_householder.values;
+                    seen_w0_ = w_0.values;
+                    compute_householder();
+                }
+            } else if constexpr (!soft) {
+                // Loaded indices are read as addresses: refuse any outside [0, C).
+                for (index_t i = 0; i < channels; ++i) {
+                    const std::int64_t p = w_perm.values[std::size_t(i)];
+                    const std::int64_t q = w_perm_inv.values[std::size_t(i)];
+                    if (p < 0 || p >= channels || q < 0 || q >= channels)
+                        throw std::out_of_range(
+                            "inn: AllInOneBlock: w_perm or w_perm_inv holds an index outside [0, " +
+                            std::to_string(channels) + ")");
+                }
+            }
+        }
+
+        // W = w_0 H(v_0) ... H(v_{K-1}), H(v) = I - 2 v v^T / (v^T v), applied left to right
+        // as rank-one updates W <- W - (W v)(2 v / v^T v)^T: O(K C^2) instead of K products.
+        void compute_householder() {
+            S* W = w_perm.data();
+            std::copy_n(w_0.data(), channels * channels, W);
+            for (int k = 0; k < K; ++k) {
+                const S* v = vk_householder.data() + index_t(k) * channels;
+                S dot = 0;
+                for (index_t j = 0; j < channels; ++j) dot += v[j] * v[j];
+                for (index_t r = 0; r < channels; ++r) {
+                    S acc = 0;
+                    for (index_t j = 0; j < channels; ++j) acc += W[r * channels + j] * v[j];
+                    householder_tmp_[r] = acc;
+                }
+                for (index_t r = 0; r < channels; ++r)
+                    for (index_t j = 0; j < channels; ++j)
+                        W[r * channels + j] -= householder_tmp_[r] * (S(2) * v[j] / dot);
+            }
+        }
+
+        // out[:, i] = sum_j M[i, j] in[:, j] at every position; M = W, or W^T if Transposed.
+        template <bool Transposed>
+        static void apply_matrix(const S* W, cview<S> x, view<S> y, index_t batch) {
+            constexpr index_t C = channels;
+            if constexpr (C * C <= 256) {
+                for (index_t b = 0; b < batch; ++b) {
+                    const S* xr = x.row(b);
+                    S* yr = y.row(b);
+                    for (index_t i = 0; i < C; ++i) {
+                        S* yi = yr + i * n_pix;
+                        for (index_t j = 0; j < C; ++j) {
+                            const S m = Transposed ? W[j * C + i] : W[i * C + j];
+                            const S* xj = xr + j * n_pix;
+                            if (j == 0)
+                                for (index_t p = 0; p < n_pix; ++p) yi[p] = m * xj[p];
+                            else
+                                for (index_t p = 0; p < n_pix; ++p) yi[p] += m * xj[p];
+                        }
+                    }
+                }
+            } else {
+                using cmap = Eigen::Map<const row_matrix<S>>;
+                using map = Eigen::Map<row_matrix<S>>;
+                const cmap M(W, C, C);
+                if constexpr (n_pix == 1) {  // the whole batch in one product
+                    if constexpr (Transposed)
+                        y.matrix(batch, C).noalias() = x.matrix(batch, C) * M;
+                    else
+                        y.matrix(batch, C).noalias() = x.matrix(batch, C) * M.transpose();
+                } else {
+                    for (index_t b = 0; b < batch; ++b) {
+                        map Y(y.row(b), C, n_pix);
+                        if constexpr (Transposed)
+                            Y.noalias() = M.transpose() * cmap(x.row(b), C, n_pix);
+                        else
+                            Y.noalias() = M * cmap(x.row(b), C, n_pix);
+                    }
+                }
+            }
+        }
+
+        // P (Inverse = false) or P^-1 as a whole map, for reverse_permutation.
+        template <bool Inverse>
+        void permute(cview<S> x, view<S> y, index_t batch) const {
+            if constexpr (householder) {
+                apply_matrix<Inverse>(w_perm.data(), x, y, batch);
+            } else if constexpr (soft) {
+                apply_matrix<false>(Inverse ? w_perm_inv.data() : w_perm.data(), x, y, batch);
+            } else {
+                const auto& idx = Inverse ? w_perm_inv.values : w_perm.values;
+                for (index_t b = 0; b < batch; ++b)
+                    for (index_t i = 0; i < channels; ++i)
+                        std::copy_n(x.row(b) + index_t(idx[std::size_t(i)]) * n_pix, n_pix,
+                                    y.row(b) + i * n_pix);
+            }
+        }
+
+        // a = subnet(cat(x1, c...)), unscaled, into w.a.
+        void run_subnet(const run_args<S>& args, cview<S> x1, const work& w) const {
+            cview<S> input = x1;
+            if constexpr (n_cond > 0) {
+                for (index_t b = 0; b < args.batch; ++b) {
+                    S* dst = std::copy_n(x1.row(b), n1, w.cat + b * n_sub_in);
+                    for (int j = 0; j < n_cond; ++j)
+                        dst = std::copy_n(args.cond[std::size_t(j)].row(b),
+                                          Sig.conditions[j].size(), dst);
+                }
+                input = cview<S>(w.cat, n_sub_in);
+            }
+            subnet.forward(input, view<S>{w.a, n_a}, args.batch, w.subnet);
+        }
+
+        // One sample's subnet output [a_s | a_t] becomes [s | t] in place; returns sum(s).
+        static S coefficients(S* a) {
+            const S alpha = S(O.affine_clamping), tenth = S(0.1);
+            S* s = a;
+            S* t = a + n2;
+            for (index_t i = 0; i < n2; ++i) s[i] = alpha * std::tanh(s[i] * tenth / alpha);
+            for (index_t i = 0; i < n2; ++i) t[i] *= tenth;
+            if constexpr (gin && n2 > 0) {  // centred over channels and pixels together
+                S sum = 0;
+                for (index_t i = 0; i < n2; ++i) sum += s[i];
+                const S mean = sum / S(n2);
+                for (index_t i = 0; i < n2; ++i) s[i] -= mean;
+            }
+            S j = 0;
+            for (index_t i = 0; i < n2; ++i) j += s[i];
+            return j;
+        }
+
+        // x -> y, without the reverse pre-permutation.
+        void forward_core(const run_args<S>& args, cview<S> x, view<S> y, const work& w) {
+            run_subnet(args, x, w);
+            const S log_term = gin ? S(0) : S(n_pix) * log_sigma_sum_;
+            S* const pre = reverse ? w.buf2 : w.buf1;  // soft only
+            for (index_t b = 0; b < args.batch; ++b) {
+                S* a = w.a + b * n_a;
+                const S j = coefficients(a);
+                const S* xr = x.row(b);
+                // One pass: coupling, global affine and (hard) permutation per output channel.
+                // Hard: output channel i gathers channel w_perm[i]; soft: channel i of the values
+                // that the matrix multiplies afterwards.
+                for (index_t i = 0; i < channels; ++i) {
+                    index_t k = i;
+                    S* dst;
+                    if constexpr (soft) {
+                        dst = pre + b * size + i * n_pix;
+                    } else {
+                        k = index_t(w_perm.values[std::size_t(i)]);
+                        dst = y.row(b) + i * n_pix;
+                    }
+                    const S* src = xr + k * n_pix;
+                    const S off = global_offset.values[k];
+                    const S sig = sigma_[k];
+                    if (k < len1) {
+                        for (index_t p = 0; p < n_pix; ++p)
+                            dst[p] = gin ? src[p] + off : src[p] * sig + off;
+                    } else {
+                        const S* s = a + (k - len1) * n_pix;
+                        const S* t = s + n2;
+                        for (index_t p = 0; p < n_pix; ++p) {
+                            const S u = src[p] * std::exp(s[p]) + t[p];
+                            dst[p] = gin ? u + off : u * sig + off;
+                        }
+                    }
+                }
+                if (args.jac) args.ljd[b] += j + log_term;
+            }
+            if constexpr (soft) apply_matrix<false>(w_perm.data(), {pre, size}, y, args.batch);
+        }
+
+        // y -> x, without the reverse post-permutation.
+        void inverse_core(const run_args<S>& args, cview<S> y, view<S> x, const work& w) {
+            const S log_term = gin ? S(0) : S(-n_pix) * log_sigma_sum_;
+            // u = (P^-1(y) - offset) / sigma. Soft: for all channels in place in x; hard: the
+            // passive half now, the active half fused into the coupling pass below.
+            if constexpr (soft) {
+                apply_matrix<householder>(householder ? w_perm.data() : w_perm_inv.data(), y, x,
+                                          args.batch);
+                for (index_t b = 0; b < args.batch; ++b)
+                    for (index_t c = 0; c < channels; ++c) unscale(x.row(b) + c * n_pix, c);
+            } else {
+                for (index_t b = 0; b < args.batch; ++b)
+                    for (index_t c = 0; c < len1; ++c) {
+                        const index_t k = index_t(w_perm_inv.values[std::size_t(c)]);
+                        const S* src = y.row(b) + k * n_pix;
+                        S* dst = x.row(b) + c * n_pix;
+                        const S off = global_offset.values[c];
+                        const S sig = sigma_[c];
+                        for (index_t p = 0; p < n_pix; ++p)
+                            dst[p] = gin ? src[p] - off : (src[p] - off) / sig;
+                    }
+            }
+            run_subnet(args, x, w);
+            for (index_t b = 0; b < args.batch; ++b) {
+                S* a = w.a + b * n_a;
+                const S j = coefficients(a);
+                for (index_t c = len1; c < channels; ++c) {
+                    S* dst = x.row(b) + c * n_pix;
+                    const S* s = a + (c - len1) * n_pix;
+                    const S* t = s + n2;
+                    if constexpr (soft) {
+                        for (index_t p = 0; p < n_pix; ++p)
+                            dst[p] = (dst[p] - t[p]) * std::exp(-s[p]);
+                    } else {
+                        const S* src =
+                            y.row(b) + index_t(w_perm_inv.values[std::size_t(c)]) * n_pix;
+                        const S off = global_offset.values[c];
+                        const S sig = sigma_[c];
+                        for (index_t p = 0; p < n_pix; ++p) {
+                            const S u = gin ? src[p] - off : (src[p] - off) / sig;
+                            dst[p] = (u - t[p]) * std::exp(-s[p]);
+                        }
+                    }
+                }
+                if (args.jac) args.ljd[b] += -j + log_term;
+            }
+        }
+
+        void unscale(S* v, index_t c) const {
+            const S off = global_offset.values[c];
+            const S sig = sigma_[c];
+            for (index_t p = 0; p < n_pix; ++p) v[p] = gin ? v[p] - off : (v[p] - off) / sig;
+        }
+
+        // Caches of prepare(): Psi(global_scale), sum_c log Psi_c, and the copies compared.
+        vector<S> sigma_;
+        vector<S> seen_scale_;
+        S log_sigma_sum_ = 0;
+        vector<S> seen_vk_, seen_w0_, householder_tmp_;
+    };
+};
+
+}  // namespace inn
