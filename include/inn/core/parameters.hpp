@@ -6,6 +6,7 @@
 // visitors, so a module is written once and gains each of them for free.
 
 #include <array>
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -22,9 +23,11 @@ struct tensor_shape {
     std::array<std::int64_t, 6> extent{};
 
     tensor_shape() = default;
-    tensor_shape(std::initializer_list<std::int64_t> e) {
-        for (auto v : e) extent[static_cast<std::size_t>(rank++)] = v;
-    }
+    // Variadic rather than initializer_list: GCC 12 at -O2 misreports the latter's backing array
+    // as uninitialised when a shape is built in a default member initialiser.
+    template <std::integral... E>
+        requires(sizeof...(E) >= 1 && sizeof...(E) <= 6)
+    tensor_shape(E... e) : rank(int(sizeof...(E))), extent{std::int64_t(e)...} {}
     std::int64_t numel() const {
         std::int64_t n = 1;
         for (int i = 0; i < rank; ++i) n *= extent[static_cast<std::size_t>(i)];

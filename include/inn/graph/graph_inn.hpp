@@ -60,8 +60,8 @@ struct graph_description {
     static constexpr graph_plan<size> plan = make_plan(infos);
     static constexpr bool valid = diagnose<plan, Nodes...>();
 
-    static std::string node_name(int node) {
-        static const std::string names[] = {std::string(inn::detail::type_name<Nodes>())...};
+    static std::string_view node_name(int node) {
+        static constexpr std::string_view names[] = {inn::detail::type_name<Nodes>()...};
         return names[node];
     }
     static std::string default_prefix(int module) { return "module_list." + std::to_string(module); }
@@ -75,7 +75,7 @@ struct invalid_description {
         p.n_edges = 0;
         return p;
     }();
-    static std::string node_name(int) { return {}; }
+    static std::string_view node_name(int) { return {}; }
     static std::string default_prefix(int) { return {}; }
 };
 

@@ -6,7 +6,7 @@
 // Desc provides
 //   using nodes = std::tuple<node types...>;           // names and module specs
 //   static constexpr graph_plan<N> plan;                // graph/plan.hpp
-//   static std::string node_name(int node);             // for summaries and messages
+//   static std::string_view node_name(int node);        // for summaries and messages
 //   static std::string default_prefix(int module);      // FrEIA state_dict prefix of a module
 
 #include <algorithm>
@@ -332,7 +332,9 @@ public:
         prefix_[std::size_t(plan.module_index[i])] = std::move(prefix);
     }
     /// The name of the node that holds module `k` (forward order).
-    static std::string module_node_name(int k) { return Desc::node_name(plan.forward_order[k]); }
+    static std::string module_node_name(int k) {
+        return std::string(Desc::node_name(plan.forward_order[k]));
+    }
 
     /// Number of scalars in learned parameters (FrEIA: sum of p.numel() for requires_grad).
     std::int64_t parameter_count() {
@@ -393,13 +395,6 @@ private:
     static constexpr int output_edge(int i) {
         return Reversed ? plan.input_edge[i] : plan.output_edge[i];
     }
-    static std::string input_name(int i) {
-        return Desc::node_name(Reversed ? plan.output_node[i] : plan.input_node[i]);
-    }
-    static std::string output_name(int i) {
-        return Desc::node_name(Reversed ? plan.input_node[i] : plan.output_node[i]);
-    }
-
     template <class X>
     static auto as_tuple(const X& x) {
         if constexpr (detail::is_inputs<X>)
@@ -441,10 +436,9 @@ private:
         index_t batch = -1;
         std::array<batch_source<S>, std::tuple_size_v<XT>> xsrc;
         std::array<batch_source<S>, std::tuple_size_v<CT>> csrc;
-        auto reading = [&](int i) {  // in this call's direction
+        auto reading = [&](int i) {  // in this call's direction: buffer and node name
             int e = Forward ? plan.input_edge[i] : plan.output_edge[i];
-            std::string name = Desc::node_name(Forward ? plan.input_node[i] : plan.output_node[i]);
-            return std::pair{e, name};
+            return std::pair{e, Desc::node_name(Forward ? plan.input_node[i] : plan.output_node[i])};
         };
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             ((xsrc[I] = [&] {
@@ -458,22 +452,26 @@ private:
                                      "condition", Desc::node_name(plan.condition_node[I]))),
              ...);
         }(std::make_index_sequence<std::tuple_size_v<CT>>{});
-        auto check = [&](const batch_source<S>& s, const std::string& what) {
+        // Messages are only built on failure: no string work on the hot path.
+        auto check = [&](const batch_source<S>& s, const char* what, std::string_view name) {
             if (batch < 0) batch = s.batch;
+            auto fail = [&](const std::string& problem) {
+                throw data_error("inn: " + std::string(what) + " '" + std::string(name) + "' " +
+                                 problem);
+            };
             if (s.batch != batch)
-                throw data_error("inn: " + what + " has batch " + std::to_string(s.batch) +
-                                 ", the first input has " + std::to_string(batch));
+                fail("has batch " + std::to_string(s.batch) + ", the first input has " +
+                     std::to_string(batch));
             // Without an explicit reserve() the buffers follow the largest batch seen; after one,
             // a larger batch is an error rather than a hidden allocation.
             if (!reserved_ && batch > capacity()) exec_.reserve(batch);
             if (batch > capacity())
-                throw data_error("inn: " + what + " has batch " + std::to_string(batch) +
-                                 ", more than the " + std::to_string(capacity()) +
-                                 " reserved (call reserve())");
+                fail("has batch " + std::to_string(batch) + ", more than the " +
+                     std::to_string(capacity()) + " reserved (call reserve())");
         };
-        for (std::size_t i = 0; i < xsrc.size(); ++i) check(xsrc[i], "input '" + reading(int(i)).second + "'");
+        for (std::size_t i = 0; i < xsrc.size(); ++i) check(xsrc[i], "input", reading(int(i)).second);
         for (std::size_t j = 0; j < csrc.size(); ++j)
-            check(csrc[j], "condition '" + Desc::node_name(plan.condition_node[j]) + "'");
+            check(csrc[j], "condition", Desc::node_name(plan.condition_node[j]));
         for (std::size_t i = 0; i < xsrc.size(); ++i) {
             int e = reading(int(i)).first;
             copy_in(xsrc[i], plan.edge_shape[e].size(), exec_.edge(e));
@@ -542,7 +540,7 @@ private:
                 [&] {
                     int e = Forward ? plan.output_edge[I] : plan.input_edge[I];
                     const dims& d = plan.edge_shape[e];
-                    std::string name =
+                    std::string_view name =
                         Desc::node_name(Forward ? plan.output_node[I] : plan.input_node[I]);
                     auto sink = sink_of<S>(std::get<I>(outs), batch, d, "output", name);
                     copy_out(cview<S>(exec_.edge(e)), batch, d.size(), sink);

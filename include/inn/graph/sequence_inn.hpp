@@ -7,6 +7,7 @@
 //
 // A chain is planned by the same planner as a graph, so shapes, checks and execution are shared.
 
+#include <array>
 #include <string>
 #include <tuple>
 
@@ -148,12 +149,19 @@ struct sequence_description<In, Conditions<CondShapes...>,
     }
     static constexpr bool valid = check(static_cast<nodes*>(nullptr));
 
-    static std::string node_name(int node) {
-        if (node == 0) return "x";
-        if (node <= n_cond) return "c" + std::to_string(node - 1);
-        if (node == size - 1) return "z";
-        static const std::string names[] = {std::string(inn::module_name<Specs>())..., ""};
-        return "block " + std::to_string(node - 1 - n_cond) + " (" + names[node - 1 - n_cond] + ")";
+    static std::string_view node_name(int node) {
+        static const std::array<std::string, std::size_t(size)> names = [] {
+            std::array<std::string, std::size_t(size)> n;
+            n[0] = "x";
+            for (int j = 0; j < n_cond; ++j) n[std::size_t(1 + j)] = "c" + std::to_string(j);
+            std::string_view specs[] = {inn::module_name<Specs>()..., ""};
+            for (int k = 0; k < n_blocks; ++k)
+                n[std::size_t(1 + n_cond + k)] =
+                    "block " + std::to_string(k) + " (" + std::string(specs[k]) + ")";
+            n[std::size_t(size - 1)] = "z";
+            return n;
+        }();
+        return names[std::size_t(node)];
     }
     static std::string default_prefix(int module) { return "module_list." + std::to_string(module); }
 };
