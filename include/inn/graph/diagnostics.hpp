@@ -56,7 +56,8 @@ template <class Node, int Slot, class FirstConsumer, class SecondConsumer>
 struct output_consumed_twice {
     static_assert(check_failed<Node, FirstConsumer, SecondConsumer>,
                   "inn: an output of a node is consumed twice (node, output slot and both "
-                  "consumers are named above); use Split to use a tensor twice");
+                  "consumers are named above); an invertible graph uses each tensor once "
+                  "(to reuse one, make it a condition)");
 };
 template <class Node, int Slot>
 struct output_never_consumed {
