@@ -1,0 +1,8 @@
+#pragma once
+// FrEIA's splines (freia-reference.md §4.9): RationalQuadraticSpline and LinearSpline
+// (couplings, options SplineCouplingOptions) and ElementwiseRationalQuadraticSpline
+// (options SplineOptions). Parameter handling and numerics: spline/binned.hpp.
+#include "spline/binned.hpp"
+#include "spline/elementwise_rq.hpp"
+#include "spline/linear.hpp"
+#include "spline/rational_quadratic.hpp"
