@@ -132,9 +132,13 @@ constexpr int topological_order(const bool (&include)[N], const dependencies<N>&
                 break;
             }
     }
-    if (count < wanted)
+    if (count < wanted) {
+        // Name the node that waits for itself if there is one; else the first one stuck.
+        for (int i = 0; i < N; ++i)
+            if (include[i] && !placed[i] && waiting[i] >= (1 << 20)) return -1 - i;
         for (int i = 0; i < N; ++i)
             if (include[i] && !placed[i]) return -1 - i;
+    }
     return count;
 }
 
