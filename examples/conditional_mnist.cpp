@@ -3,6 +3,7 @@
 // for MNIST (no data set is downloaded); the example shows the API and checks invertibility.
 
 #include <cstdio>
+#include <memory>
 
 #include <inn/inn.hpp>
 #include <inn/modules/all_in_one_block.hpp>
