@@ -9,9 +9,12 @@
 #include <inn/inn.hpp>
 #include <inn/io/state_dict.hpp>
 
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #ifndef INN_TEST_DATA_DIR
 #define INN_TEST_DATA_DIR "tests/data"
@@ -79,21 +82,45 @@ double max_scaled_error(const A& a, const B& b) {
     return m;
 }
 
-/// Sets GraphINN module prefixes from the architecture JSON by node name (C++ node structs are
-/// named like the FrEIA nodes).
+/// A node name in a form that C++ and FrEIA names share when they cannot be equal: namespaces
+/// dropped, a node template's index spelled `_K` (`conv_high_res<0>` -> `conv_high_res_0`),
+/// spaces as underscores, lower case (`Split 1` -> `split_1`, `ActNorm` -> `actnorm`).
+inline std::string normalized_node_name(std::string_view name) {
+    const auto angle = name.find('<');
+    const auto colon = name.substr(0, angle).rfind("::");
+    if (colon != std::string_view::npos) name.remove_prefix(colon + 2);
+    std::string r;
+    for (char ch : name) {
+        if (ch == '<' || ch == ' ' || ch == ',') {
+            if (!r.empty() && r.back() != '_') r += '_';
+        } else if (ch != '>') {
+            r += char(std::tolower(static_cast<unsigned char>(ch)));
+        }
+    }
+    return r;
+}
+
+/// Sets GraphINN module prefixes from the architecture JSON by node name: C++ node structs are
+/// named like the FrEIA nodes, or, where FrEIA's names are no C++ identifiers (spaces) or C++
+/// nodes are templates (`repeat_nodes`), match exactly one FrEIA node by `normalized_node_name`.
 template <class Net>
 void apply_graph_prefixes(Net& net, const nlohmann::json& arch) {
     if (arch.at("container") != "graph") return;
     for (int k = 0; k < Net::n_modules; ++k) {
-        std::string name = Net::module_node_name(k);
-        bool found = false;
-        for (const auto& n : arch.at("nodes"))
-            if (n.at("name") == name) {
-                net.set_state_dict_prefix(k, n.at("state_dict_prefix").get<std::string>());
-                found = true;
-            }
-        INFO("C++ node '" << name << "' has no FrEIA node of that name");
-        REQUIRE(found);
+        const std::string name = Net::module_node_name(k);
+        const nlohmann::json* exact = nullptr;
+        std::vector<const nlohmann::json*> similar;
+        for (const auto& n : arch.at("nodes")) {
+            const auto freia = n.at("name").get<std::string>();
+            if (freia == name) exact = &n;
+            if (normalized_node_name(freia) == normalized_node_name(name)) similar.push_back(&n);
+        }
+        INFO("C++ node '" << name << "' has no FrEIA node of that name (or " << similar.size()
+                          << " of the same normalized name '" << normalized_node_name(name)
+                          << "')");
+        REQUIRE((exact || similar.size() == 1));
+        const nlohmann::json& node = exact ? *exact : *similar.front();
+        net.set_state_dict_prefix(k, node.at("state_dict_prefix").get<std::string>());
     }
 }
 

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -82,10 +83,11 @@ void load_state_dict(Net& net, const io::safetensors_file& file, const load_opti
             st.integer.resize(n);
             file.copy_to(*info, std::span<std::int64_t>(st.integer));
         } else {
-            // PyTorch bools may arrive as BOOL or, as in FrEIA's fixtures, as integers.
-            std::vector<std::int64_t> v(n);
-            file.copy_to(*info, std::span<std::int64_t>(v));
-            st.flags.assign(v.begin(), v.end());
+            // PyTorch bools may arrive as BOOL or, as in FrEIA's fixtures, as integers 0/1;
+            // anything else is an error naming the key.
+            auto v = std::make_unique<bool[]>(n);
+            file.copy_to(*info, std::span<bool>(v.get(), n));
+            st.flags.assign(v.get(), v.get() + n);
         }
     }
     if (opt.strict)
