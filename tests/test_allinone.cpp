@@ -14,6 +14,10 @@
 
 #include "support/checks.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::max_rel_error;
 
@@ -532,3 +536,5 @@ TEST_CASE("AllInOneBlock with one channel is the global affine map", "[allinone]
     CHECK(max_rel_error(back, x) < 1e-15);
     CHECK(std::abs(ljd[1]) < 1e-15);  // forward + inverse
 }
+
+}  // namespace

@@ -3,6 +3,10 @@
 #include "../examples/custom_modules.hpp"
 #include "support/checks.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using example::ConditionalSwap;
 using example::FixedRandomElementwiseMultiply;
@@ -57,3 +61,5 @@ TEST_CASE("custom modules: ConditionalSwap routes by the condition in a GraphINN
     CHECK(test::max_rel_error(x[1], x2) < 1e-14);
     CHECK((ljd + ljd_rev).cwiseAbs().maxCoeff() < 1e-14);
 }
+
+}  // namespace

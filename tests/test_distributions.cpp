@@ -20,6 +20,10 @@
 
 #include "support/checks.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::max_rel_error;
 using mat = row_matrix<double>;
@@ -298,3 +302,5 @@ TEST_CASE("PushForward: a conditional coupling flow is a normalised density", "[
                             Eigen::VectorXd(lp.head(50))) > 1e-3);
     }
 }
+
+}  // namespace

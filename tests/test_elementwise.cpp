@@ -23,6 +23,10 @@
 #include "support/checks.hpp"
 #include "support/fixture.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::check_parity_both;
 using inn::test::max_rel_error;
@@ -848,3 +852,5 @@ TEST_CASE("InvAutoConv2D: draws, and the 1x1 case with an orthogonal kernel is e
         check_round_trip(netf, random_batch<float>(2, 256, 47));
     }
 }
+
+}  // namespace

@@ -12,6 +12,10 @@
 #include <inn/modules/permute_random.hpp>
 #include <inn/modules/split.hpp>
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 
 template <int I, int O>
@@ -165,3 +169,5 @@ TEST_CASE("sequence: batch size 1 and an empty chain", "[sequence]") {
     CHECK(z == x);
     CHECK(ljd(0) == 0);
 }
+
+}  // namespace

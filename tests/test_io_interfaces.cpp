@@ -10,6 +10,10 @@
 #include <inn/modules/coupling/glow.hpp>
 #include <inn/modules/permute_random.hpp>
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 
 template <int I, int O>
@@ -107,3 +111,5 @@ TEST_CASE("io: forward_into writes caller memory and a log-det span", "[io]") {
     CHECK_THROWS_WITH(net.forward_into(x, zo, std::span<double>(short_l)),
                       Catch::Contains("log_jac_det has 2 entries"));
 }
+
+}  // namespace

@@ -19,6 +19,10 @@
 #include "support/checks.hpp"
 #include "support/fixture.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::max_rel_error;
 using mat = row_matrix<double>;
@@ -485,3 +489,5 @@ TEST_CASE("GaussianMixtureModel: shape rules", "[gmm]") {
     img.inputs = make_ports({make_dims({4, 2})});
     CHECK(G::output_shapes(img).error == shape_error::wrong_rank);
 }
+
+}  // namespace

@@ -26,6 +26,10 @@
 #include "support/checks.hpp"
 #include "support/fixture.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using Catch::Matchers::Contains;
 
@@ -556,3 +560,5 @@ TEST_CASE("save/load across precisions: double file into a float network rounds 
             CHECK(t.real[i] == double(static_cast<float>(w[i])));
     });
 }
+
+}  // namespace

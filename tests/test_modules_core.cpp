@@ -22,6 +22,10 @@
 
 #include "support/checks.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::max_rel_error;
 using inn::test::numerical_log_det;
@@ -656,3 +660,5 @@ TEST_CASE("ActNorm: state_dict keys, shapes, loading and explicit initialisation
         SUCCEED();
     }
 }
+
+}  // namespace

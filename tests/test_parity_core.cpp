@@ -20,6 +20,10 @@
 
 #include "support/fixture.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::check_parity_both;
 
@@ -224,3 +228,5 @@ TEST_CASE("parity: AllInOneBlock on images matches FrEIA", "[parity][allinone]")
         check_parity_both<AioImgOddSigmoid>("aio_img_odd_sigmoid", "aio");
     }
 }
+
+}  // namespace

@@ -18,6 +18,10 @@
 
 #include "support/fixture.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::check_parity_both;
 
@@ -156,3 +160,5 @@ TEST_CASE("parity: ConditionalAffineTransform matches FrEIA", "[parity][coupling
         check_parity_both<two_conditions::Net>("graph_cat_two_conditions", "cat");
     }
 }
+
+}  // namespace

@@ -27,6 +27,10 @@
 
 #include "support/fixture.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::check_parity_both;
 
@@ -183,3 +187,5 @@ TEST_CASE("parity: net_mixed_sequence's recorded reverse log-det differs only by
     CHECK(inn::test::max_scaled_error(vector<double>(fwd + rev), vector<double>::Constant(
                                           fwd.size(), 2 * sum_s)) < 1e-12);
 }
+
+}  // namespace

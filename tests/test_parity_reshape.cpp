@@ -14,6 +14,10 @@
 
 #include "support/fixture.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 using inn::test::check_parity_both;
 
@@ -90,3 +94,5 @@ TEST_CASE("parity: fixed_linear_no_b needs the scalar-b layout", "[parity][resha
         CHECK(msg.find("has shape []") != std::string::npos);
     }
 }
+
+}  // namespace

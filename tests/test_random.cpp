@@ -20,6 +20,10 @@
 #include <numeric>
 #include <vector>
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 namespace {
 
 // Sample mean and (biased) variance.
@@ -453,3 +457,5 @@ TEST_CASE("random: PyTorch default init bounds", "[random]") {
               static_cast<float>(inn::torch_default_init_bound(fan_in)));
     }
 }
+
+}  // namespace

@@ -20,6 +20,10 @@
 
 #include "support/checks.hpp"
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 using namespace inn;
 
 namespace {
@@ -543,3 +547,5 @@ TEST_CASE("IRevNetDownsampling, HaarDownsampling, Fixed1x1Conv: in a GraphINN an
     const double expected = 48 * std::log(2.0) + 4 * std::log(std::abs(M.determinant()));
     CHECK(ljd(0) == Approx(expected).epsilon(1e-12));
 }
+
+}  // namespace

@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -781,3 +785,5 @@ TEST_CASE("safetensors: truncated and corrupted fixture bytes never escape io_er
         }
     }
 }
+
+}  // namespace

@@ -30,6 +30,10 @@
 
 #include <inn/modules/spline.hpp>
 
+// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// node structs) that would otherwise collide across translation units (ODR).
+namespace {
+
 namespace {
 
 using namespace inn;
@@ -806,3 +810,5 @@ TEST_CASE("Splines: a saved state_dict loads back", "[splines]") {
     CHECK(max_rel_error(fb.z, fa.z) == 0.0);
     CHECK(max_rel_error(fa.z, x) > 1e-3);
 }
+
+}  // namespace
