@@ -25,16 +25,16 @@ namespace {
 
 // Smooth subnets, so that finite differences are accurate everywhere.
 template <int I, int O>
-using fc = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
+using fc_allinone = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
 template <int I, int O>
-using conv = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::Tanh, nn::Conv2d<6, O, 3>>;
+using conv_allinone = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::Tanh, nn::Conv2d<6, O, 3>>;
 
 // Options spelled with their type: clang rejects a bare braced list as a template argument.
 using opt = AllInOneOptions;
 template <opt O = opt{}>
-using fc_block = AllInOneBlock<fc, O>;
+using fc_block = AllInOneBlock<fc_allinone, O>;
 template <opt O = opt{}>
-using conv_block = AllInOneBlock<conv, O>;
+using conv_block = AllInOneBlock<conv_allinone, O>;
 
 // One network per option (double; float through with_scalar). Odd channel counts on purpose.
 using DefaultNet = SequenceINN<Shape<6>, Repeat<2, fc_block<>>>::with_scalar<double>;

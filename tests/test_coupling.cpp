@@ -27,9 +27,9 @@ using test::max_rel_error;
 using mat = row_matrix<double>;
 
 template <int I, int O>
-using fc = nn::Sequential<nn::Linear<I, 16>, nn::ReLU, nn::Linear<16, O>>;
+using fc_coupling = nn::Sequential<nn::Linear<I, 16>, nn::ReLU, nn::Linear<16, O>>;
 template <int I, int O>
-using conv = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::ReLU, nn::Conv2d<6, O, 3>>;
+using conv_coupling = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::ReLU, nn::Conv2d<6, O, 3>>;
 
 constexpr CouplingOptions opt_atan{};
 constexpr CouplingOptions opt_tanh{.clamp = 1.5, .activation = clamp_activation::tanh};
@@ -58,25 +58,25 @@ using in_double = typename Net::template with_scalar<double>;
 template <template <template <int, int> class, CouplingOptions> class M, bool Cond>
 struct configs {
     // (5,): split 2|3, ATAN clamp 2.
-    using vec_a = in_double<SequenceINN<Shape<5>, M<fc, opt_atan>>>;
+    using vec_a = in_double<SequenceINN<Shape<5>, M<fc_coupling, opt_atan>>>;
     // (5, 4, 3) images: split_channels 3 -> 3|2, SIGMOID clamp 1.
-    using img_a = in_double<SequenceINN<Shape<5, 4, 3>, M<conv, opt_sigmoid>>>;
+    using img_a = in_double<SequenceINN<Shape<5, 4, 3>, M<conv_coupling, opt_sigmoid>>>;
 };
 template <template <template <int, int> class, CouplingOptions> class M>
 struct configs<M, true> {
     using vec_a = in_double<SequenceINN<Shape<5>, Conditions<Shape<2>>,
-                              Conditioned<M<fc, opt_atan>>>>;
+                              Conditioned<M<fc_coupling, opt_atan>>>>;
     using img_a = in_double<SequenceINN<Shape<5, 4, 3>, Conditions<Shape<1, 4, 3>>,
-                              Conditioned<M<conv, opt_sigmoid>>>>;
+                              Conditioned<M<conv_coupling, opt_sigmoid>>>>;
 };
 // (7,) with a (3,) condition: split 4|3, TANH clamp 1.5.
 template <template <template <int, int> class, CouplingOptions> class M>
 using vec_b = in_double<SequenceINN<Shape<7>, Conditions<Shape<3>>,
-                          Conditioned<M<fc, opt_tanh>>>>;
+                          Conditioned<M<fc_coupling, opt_tanh>>>>;
 // (7, 3, 4) images with a (2, 3, 4) condition: split 4|3, ATAN clamp 2.
 template <template <template <int, int> class, CouplingOptions> class M>
 using img_b = in_double<SequenceINN<Shape<7, 3, 4>, Conditions<Shape<2, 3, 4>>,
-                          Conditioned<M<conv, opt_atan>>>>;
+                          Conditioned<M<conv_coupling, opt_atan>>>>;
 
 // ---- running with or without a condition ------------------------------------------------------
 
@@ -231,7 +231,7 @@ struct params {
             t[k] = Eigen::Map<const mat>(r.real, rows, cols);
         });
     }
-    // fc subnet: Linear, ReLU, Linear.
+    // fc_coupling subnet: Linear, ReLU, Linear.
     Eigen::VectorXd mlp(const std::string& p, const Eigen::VectorXd& u) const {
         Eigen::VectorXd h = t.at(p + "0.weight") * u + t.at(p + "0.bias");
         h = h.cwiseMax(0.0);
@@ -328,7 +328,7 @@ void check_reference(kind k, const CouplingOptions& o, int len1,
 }
 
 std::vector<std::string> keys(std::initializer_list<std::string> subnets_and_shapes) {
-    // "name in out" -> the four entries of an fc subnet (hidden width 16).
+    // "name in out" -> the four entries of an fc_coupling subnet (hidden width 16).
     std::vector<std::string> r;
     for (const std::string& s : subnets_and_shapes) {
         std::istringstream is(s);
@@ -378,7 +378,7 @@ TEST_CASE("CouplingOptions: split rule, soft clamp and shape errors", "[coupling
     const signature img{make_ports({make_dims({4, 8, 8})}),
                         make_ports({make_dims({2, 8, 8}), make_dims({1, 4, 4})})};
     const signature two{make_ports({make_dims({4}), make_dims({4})}), {}};
-    using G = GLOWCouplingBlock<fc>;
+    using G = GLOWCouplingBlock<fc_coupling>;
     CHECK(G::output_shapes(vec5).ok());
     CHECK(G::output_shapes(vec5).outputs == make_ports({make_dims({5})}));
     CHECK(G::output_shapes(vec1).error == shape_error::too_few_channels);
@@ -386,25 +386,25 @@ TEST_CASE("CouplingOptions: split rule, soft clamp and shape errors", "[coupling
     const shape_result mismatch = G::output_shapes(img);
     CHECK(mismatch.error == shape_error::condition_spatial_mismatch);
     CHECK(mismatch.port_b == 1);
-    CHECK(GLOWCouplingBlock<fc, {.split_len = 1.5}>::output_shapes(vec5).error ==
+    CHECK(GLOWCouplingBlock<fc_coupling, {.split_len = 1.5}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
-    CHECK(GLOWCouplingBlock<fc, {.split_len = -0.1}>::output_shapes(vec5).error ==
+    CHECK(GLOWCouplingBlock<fc_coupling, {.split_len = -0.1}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
-    CHECK(GLOWCouplingBlock<fc, {.split_channels = 6}>::output_shapes(vec5).error ==
+    CHECK(GLOWCouplingBlock<fc_coupling, {.split_channels = 6}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
-    CHECK(GLOWCouplingBlock<fc, {.split_channels = 5}>::output_shapes(vec5).error ==
+    CHECK(GLOWCouplingBlock<fc_coupling, {.split_channels = 5}>::output_shapes(vec5).error ==
           shape_error::invalid_option);  // an empty second part
-    CHECK(RNVPCouplingBlock<fc, {.split_len = 0.0}>::output_shapes(vec5).error ==
+    CHECK(RNVPCouplingBlock<fc_coupling, {.split_len = 0.0}>::output_shapes(vec5).error ==
           shape_error::invalid_option);  // an empty first part
-    CHECK(NICECouplingBlock<fc>::output_shapes(vec1).error == shape_error::too_few_channels);
-    CHECK(AffineCouplingOneSided<fc>::output_shapes(vec1).error == shape_error::too_few_channels);
+    CHECK(NICECouplingBlock<fc_coupling>::output_shapes(vec1).error == shape_error::too_few_channels);
+    CHECK(AffineCouplingOneSided<fc_coupling>::output_shapes(vec1).error == shape_error::too_few_channels);
 
     // ConditionalAffineTransform: a condition is required; nothing is split, so C = 1 is fine.
-    using CA = ConditionalAffineTransform<fc>;
+    using CA = ConditionalAffineTransform<fc_coupling>;
     CHECK(CA::output_shapes(vec5).error == shape_error::condition_required);
     const signature vec1c{make_ports({make_dims({1})}), make_ports({make_dims({3})})};
     CHECK(CA::output_shapes(vec1c).ok());
-    CHECK(ConditionalAffineTransform<fc, {.split_len = 2.0}>::output_shapes(vec1c).error ==
+    CHECK(ConditionalAffineTransform<fc_coupling, {.split_len = 2.0}>::output_shapes(vec1c).error ==
           shape_error::invalid_option);
     CHECK(CA::output_shapes(img).error == shape_error::condition_spatial_mismatch);
 
@@ -474,8 +474,8 @@ namespace {
 struct gx : InputNode<Shape<5>> {};
 struct gc0 : ConditionNode<Shape<2>> {};
 struct gc1 : ConditionNode<Shape<3>> {};
-struct gcat : Node<CAT<fc, opt_tanh>, gx, conditions<gc1, gc0>> {};
-struct gglow : Node<GLOW<fc, opt_atan>, gcat, conditions<gc0, gc1>> {};
+struct gcat : Node<CAT<fc_coupling, opt_tanh>, gx, conditions<gc1, gc0>> {};
+struct gglow : Node<GLOW<fc_coupling, opt_atan>, gcat, conditions<gc0, gc1>> {};
 struct gz : OutputNode<gglow> {};
 using two_conditions = GraphINN<gx, gc0, gc1, gcat, gglow, gz>::with_scalar<double>;
 }  // namespace

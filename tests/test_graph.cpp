@@ -19,7 +19,7 @@ namespace {
 using namespace inn;
 
 template <int I, int O>
-using subnet_fc = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
+using subnet_fc_graph = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
 
 namespace readme {
 // The multi-input graph of FrEIA's documentation (target API), at small widths.
@@ -31,7 +31,7 @@ struct split1 : Node<Split<>, perm> {};
 struct split2 : Node<Split<>, out<split1, 1>> {};
 struct actnorm : Node<ActNorm, out<split2, 1>> {};
 struct concat1 : Node<Concat<>, inputs<actnorm, in2>> {};
-struct affine : Node<AffineCouplingOneSided<subnet_fc>, concat1, conditions<cond>> {};
+struct affine : Node<AffineCouplingOneSided<subnet_fc_graph>, concat1, conditions<cond>> {};
 struct concat2 : Node<Concat<>, inputs<out<split2, 0>, affine>> {};
 struct output1 : OutputNode<out<split1, 0>> {};
 struct output2 : OutputNode<concat2> {};
@@ -92,7 +92,7 @@ namespace cond_routing {
 // that the Concat's inverse produces first.
 struct x : InputNode<Shape<6>> {};
 struct split : Node<Split<>, x> {};
-struct coupling : Node<GLOWCouplingBlock<subnet_fc>, out<split, 0>, conditions<out<split, 1>>> {};
+struct coupling : Node<GLOWCouplingBlock<subnet_fc_graph>, out<split, 0>, conditions<out<split, 1>>> {};
 struct join : Node<Concat<>, inputs<coupling, out<split, 1>>> {};
 struct z : OutputNode<join> {};
 using Net = GraphINN<x, split, coupling, join, z>::with_scalar<double>;
@@ -143,8 +143,8 @@ TEST_CASE("graph: summary lists nodes, shapes and parameter counts", "[graph]") 
 
 TEST_CASE("sequence: conditions by index, Repeat, jac flag", "[sequence]") {
     using Net = SequenceINN<Shape<4>, Conditions<Shape<2>, Shape<3>>,
-                            Repeat<2, Conditioned<AllInOneBlock<subnet_fc>, 1>,
-                                   Conditioned<GLOWCouplingBlock<subnet_fc>, 0>>,
+                            Repeat<2, Conditioned<AllInOneBlock<subnet_fc_graph>, 1>,
+                                   Conditioned<GLOWCouplingBlock<subnet_fc_graph>, 0>>,
                             PermuteRandom<>>::with_scalar<double>;
     static_assert(Net::n_modules == 5 && Net::n_conditions == 2);
     Net net(9);

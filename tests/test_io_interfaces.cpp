@@ -17,9 +17,9 @@ namespace {
 using namespace inn;
 
 template <int I, int O>
-using subnet_conv = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
+using subnet_conv_io_interfaces = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
 
-using ImageNet = SequenceINN<Shape<3, 4, 5>, GLOWCouplingBlock<subnet_conv>, PermuteRandom<>>::with_scalar<double>;
+using ImageNet = SequenceINN<Shape<3, 4, 5>, GLOWCouplingBlock<subnet_conv_io_interfaces>, PermuteRandom<>>::with_scalar<double>;
 
 TEST_CASE("io: Eigen row-major, column-major and blocks give the same result", "[io]") {
     ImageNet net(1);
@@ -80,10 +80,10 @@ struct cond_b : ConditionNode<Shape<2>> {};
 }  // namespace named
 
 template <int I, int O>
-using subnet_fc = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+using subnet_fc_io_interfaces = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
 
 namespace named {
-struct coupling : Node<GLOWCouplingBlock<subnet_fc>, in_a, conditions<cond_b>> {};
+struct coupling : Node<GLOWCouplingBlock<subnet_fc_io_interfaces>, in_a, conditions<cond_b>> {};
 struct z : OutputNode<coupling> {};
 }  // namespace named
 

@@ -36,13 +36,13 @@ using Catch::Matchers::Contains;
 namespace {
 
 template <int I, int O>
-using fc = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+using fc_load_errors = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
 
 // The architecture of the FrEIA file actnorm_vec (GLOW then ActNorm).
-using FreiaNet = SequenceINN<Shape<6>, GLOWCouplingBlock<fc>, ActNorm>;
+using FreiaNet = SequenceINN<Shape<6>, GLOWCouplingBlock<fc_load_errors>, ActNorm>;
 // Real parameters, a boolean flag and int64 buffers: module_list.0.* (GLOW),
 // module_list.1.{log_scale, loc, is_initialized}, module_list.2.{perm, perm_inv}.
-using Net = SequenceINN<Shape<6>, GLOWCouplingBlock<fc>, ActNorm, PermuteRandom<>>;
+using Net = SequenceINN<Shape<6>, GLOWCouplingBlock<fc_load_errors>, ActNorm, PermuteRandom<>>;
 
 // ---- helpers ---------------------------------------------------------------------------------
 

@@ -32,16 +32,16 @@ namespace {
 // ---- subnets of the fixtures ----------------------------------------------------------------
 
 template <int I, int O>
-using fc = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+using fc_parity_core = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
 template <int I, int O>
-using conv3 = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
+using conv3_parity_core = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
 template <int I, int O>
-using conv1 = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
+using conv1_parity_core = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
 
 // ---- AllInOneBlock: two blocks each (three in aio_vec_odd_cond_soft) -------------------------
 
 template <AllInOneOptions O>
-using AioVec = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc, O>>>;
+using AioVec = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, O>>>;
 template <template <int, int> class Subnet, AllInOneOptions O>
 using AioImg = SequenceINN<Shape<4, 8, 8>, Repeat<2, AllInOneBlock<Subnet, O>>>;
 
@@ -62,28 +62,28 @@ using AioVecExp = AioVec<AllInOneOptions{.affine_clamping = 1.0,
                                          .global_affine_type = global_affine_type::exp}>;
 // aio_vec_cond and aio_vec_batch1 share the architecture.
 using AioVecCond =
-    SequenceINN<Shape<6>, Conditions<Shape<3>>, Repeat<2, Conditioned<AllInOneBlock<fc>>>>;
+    SequenceINN<Shape<6>, Conditions<Shape<3>>, Repeat<2, Conditioned<AllInOneBlock<fc_parity_core>>>>;
 using AioVecOddCondSoft =
     SequenceINN<Shape<5>, Conditions<Shape<3>>,
-                Repeat<3, Conditioned<AllInOneBlock<fc, AllInOneOptions{.permute_soft = true}>>>>;
+                Repeat<3, Conditioned<AllInOneBlock<fc_parity_core, AllInOneOptions{.permute_soft = true}>>>>;
 
-using AioImgDefault = AioImg<conv3, AllInOneOptions{}>;
-using AioImgPermuteSoft = AioImg<conv3, AllInOneOptions{.permute_soft = true}>;
+using AioImgDefault = AioImg<conv3_parity_core, AllInOneOptions{}>;
+using AioImgPermuteSoft = AioImg<conv3_parity_core, AllInOneOptions{.permute_soft = true}>;
 using AioImgCond = SequenceINN<Shape<4, 8, 8>, Conditions<Shape<2, 8, 8>>,
-                               Repeat<2, Conditioned<AllInOneBlock<conv3>>>>;
+                               Repeat<2, Conditioned<AllInOneBlock<conv3_parity_core>>>>;
 using AioImgGinReverse =
-    AioImg<conv3, AllInOneOptions{.gin_block = true, .reverse_permutation = true}>;
+    AioImg<conv3_parity_core, AllInOneOptions{.gin_block = true, .reverse_permutation = true}>;
 using AioImgHouseholder =
-    AioImg<conv1, AllInOneOptions{.global_affine_type = global_affine_type::exp,
+    AioImg<conv1_parity_core, AllInOneOptions{.global_affine_type = global_affine_type::exp,
                                   .permute_soft = true,
                                   .learned_householder_permutation = 2}>;
 constexpr AllInOneOptions sigmoid_scale{.global_affine_type = global_affine_type::sigmoid};
 using AioImgOddSigmoid =
-    SequenceINN<Shape<3, 8, 8>, Repeat<2, AllInOneBlock<conv1, sigmoid_scale>>>;
+    SequenceINN<Shape<3, 8, 8>, Repeat<2, AllInOneBlock<conv1_parity_core, sigmoid_scale>>>;
 
 // ---- ActNorm, PermuteRandom, Flatten / Reshape -------------------------------------------------
 
-using ActNormVec = SequenceINN<Shape<6>, GLOWCouplingBlock<fc>, ActNorm>;
+using ActNormVec = SequenceINN<Shape<6>, GLOWCouplingBlock<fc_parity_core>, ActNorm>;
 using ActNormImg = SequenceINN<Shape<4, 8, 8>, ActNorm>;
 using PermuteVec = SequenceINN<Shape<5>, PermuteRandom<PermuteRandomOptions{.seed = 3}>>;
 using PermuteImg = SequenceINN<Shape<4, 8, 8>, PermuteRandom<>>;
@@ -97,7 +97,7 @@ namespace sections {
 struct x : InputNode<Shape<10>> {};
 struct split : Node<Split<SplitOptions{.section_sizes = {3, 4}}>, x> {};
 struct concat : Node<Concat<>, inputs<out<split, 2>, out<split, 0>>> {};
-struct glow : Node<GLOWCouplingBlock<fc>, concat> {};
+struct glow : Node<GLOWCouplingBlock<fc_parity_core>, concat> {};
 struct z_a : OutputNode<glow> {};
 struct z_b : OutputNode<out<split, 1>> {};
 using Net = GraphINN<x, split, concat, glow, z_a, z_b>;
@@ -118,7 +118,7 @@ namespace img_dims {
 // Height: FrEIA's int section_sizes=3 (rows 0-2 | 3-7); width: [2, 6], concatenated swapped.
 struct x : InputNode<Shape<4, 8, 8>> {};
 struct split_h : Node<Split<SplitOptions{.section_sizes = {3}, .dim = 1}>, x> {};
-struct glow_top : Node<GLOWCouplingBlock<conv3>, out<split_h, 0>> {};
+struct glow_top : Node<GLOWCouplingBlock<conv3_parity_core>, out<split_h, 0>> {};
 struct concat_h : Node<Concat<ConcatOptions{.dim = 1}>, inputs<glow_top, out<split_h, 1>>> {};
 struct split_w : Node<Split<SplitOptions{.section_sizes = {2, 6}, .dim = 2}>, concat_h> {};
 struct concat_w
@@ -132,7 +132,7 @@ namespace aliases {
 struct x : InputNode<Shape<6>> {};
 struct split : Node<SplitChannel<>, x> {};
 struct concat : Node<ConcatChannel<>, inputs<out<split, 1>, out<split, 0>>> {};
-struct nice : Node<NICECouplingBlock<fc>, concat> {};
+struct nice : Node<NICECouplingBlock<fc_parity_core>, concat> {};
 struct z : OutputNode<nice> {};
 using Net = GraphINN<x, split, concat, nice, z>;
 static_assert(std::is_same_v<SplitChannel<>, Split<>> && std::is_same_v<ConcatChannel<>, Concat<>>);

@@ -30,13 +30,13 @@ namespace {
 // ---- subnets of the fixtures (all hidden widths are FrEIA test sizes) ---------------------------
 
 template <int I, int O>
-using fc = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+using fc_parity_coupling = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
 template <int I, int O>
-using fc_tanh = nn::Sequential<nn::Linear<I, 32>, nn::Tanh, nn::Linear<32, O>>;
+using fc_tanh_parity_coupling = nn::Sequential<nn::Linear<I, 32>, nn::Tanh, nn::Linear<32, O>>;
 template <int I, int O>
-using conv3 = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
+using conv3_parity_coupling = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
 template <int I, int O>
-using conv1 = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
+using conv1_parity_coupling = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
 
 constexpr CouplingOptions odd_options{
     .clamp = 1.5, .activation = clamp_activation::tanh, .split_len = 0.3};
@@ -52,12 +52,12 @@ using ImgCond = Conditions<Shape<2, 8, 8>>;
 // The six configurations every two-sided coupling fixture family has.
 template <template <template <int, int> class, CouplingOptions> class M>
 struct family {
-    using vec = SequenceINN<Vec, M<fc, CouplingOptions{}>>;
-    using vec_cond = SequenceINN<Vec, VecCond, Conditioned<M<fc, CouplingOptions{}>>>;
-    using img = SequenceINN<Img, M<conv3, CouplingOptions{}>>;
-    using img_cond = SequenceINN<Img, ImgCond, Conditioned<M<conv3, CouplingOptions{}>>>;
-    using vec_odd_options = SequenceINN<Odd, M<fc_tanh, odd_options>>;
-    using img_odd_sigmoidclamp = SequenceINN<OddImg, M<conv1, sigmoid_clamp>>;
+    using vec = SequenceINN<Vec, M<fc_parity_coupling, CouplingOptions{}>>;
+    using vec_cond = SequenceINN<Vec, VecCond, Conditioned<M<fc_parity_coupling, CouplingOptions{}>>>;
+    using img = SequenceINN<Img, M<conv3_parity_coupling, CouplingOptions{}>>;
+    using img_cond = SequenceINN<Img, ImgCond, Conditioned<M<conv3_parity_coupling, CouplingOptions{}>>>;
+    using vec_odd_options = SequenceINN<Odd, M<fc_tanh_parity_coupling, odd_options>>;
+    using img_odd_sigmoidclamp = SequenceINN<OddImg, M<conv1_parity_coupling, sigmoid_clamp>>;
 };
 
 template <template <int, int> class Subnet, CouplingOptions O>
@@ -94,31 +94,31 @@ void check_family(const std::string& prefix) {
 }
 
 // NICE has no clamp: its fixtures are the four basic ones plus an integer split.
-using NiceVec = SequenceINN<Vec, NICECouplingBlock<fc>>;
-using NiceVecCond = SequenceINN<Vec, VecCond, Conditioned<NICECouplingBlock<fc>>>;
-using NiceImg = SequenceINN<Img, NICECouplingBlock<conv3>>;
-using NiceImgCond = SequenceINN<Img, ImgCond, Conditioned<NICECouplingBlock<conv3>>>;
+using NiceVec = SequenceINN<Vec, NICECouplingBlock<fc_parity_coupling>>;
+using NiceVecCond = SequenceINN<Vec, VecCond, Conditioned<NICECouplingBlock<fc_parity_coupling>>>;
+using NiceImg = SequenceINN<Img, NICECouplingBlock<conv3_parity_coupling>>;
+using NiceImgCond = SequenceINN<Img, ImgCond, Conditioned<NICECouplingBlock<conv3_parity_coupling>>>;
 using NiceOddSplit =
-    SequenceINN<Odd, NICECouplingBlock<fc, CouplingOptions{.split_channels = 2}>>;
+    SequenceINN<Odd, NICECouplingBlock<fc_parity_coupling, CouplingOptions{.split_channels = 2}>>;
 
 // Two GLOW blocks on one image sample.
-using GlowImgBatch1 = SequenceINN<Img, Repeat<2, GLOWCouplingBlock<conv3>>>;
+using GlowImgBatch1 = SequenceINN<Img, Repeat<2, GLOWCouplingBlock<conv3_parity_coupling>>>;
 
 // ConditionalAffineTransform: the subnet reads only the condition(s) and writes 2 C channels.
-using CatVec = SequenceINN<Vec, VecCond, Conditioned<ConditionalAffineTransform<fc>>>;
-using CatImg = SequenceINN<Img, ImgCond, Conditioned<ConditionalAffineTransform<conv3>>>;
+using CatVec = SequenceINN<Vec, VecCond, Conditioned<ConditionalAffineTransform<fc_parity_coupling>>>;
+using CatImg = SequenceINN<Img, ImgCond, Conditioned<ConditionalAffineTransform<conv3_parity_coupling>>>;
 using CatVecTanhOdd =
     SequenceINN<Odd, VecCond,
                 Conditioned<ConditionalAffineTransform<
-                    fc, CouplingOptions{.clamp = 1.5, .activation = clamp_activation::tanh}>>>;
+                    fc_parity_coupling, CouplingOptions{.clamp = 1.5, .activation = clamp_activation::tanh}>>>;
 
 // graph_cat_two_conditions: node names as in the fixture.
 namespace two_conditions {
 struct x : InputNode<Shape<6>> {};
 struct c1 : ConditionNode<Shape<3>> {};
 struct c2 : ConditionNode<Shape<2>> {};
-struct cat : Node<ConditionalAffineTransform<fc>, x, conditions<c1, c2>> {};
-struct glow : Node<GLOWCouplingBlock<fc>, cat, conditions<c2>> {};
+struct cat : Node<ConditionalAffineTransform<fc_parity_coupling>, x, conditions<c1, c2>> {};
+struct glow : Node<GLOWCouplingBlock<fc_parity_coupling>, cat, conditions<c2>> {};
 struct z : OutputNode<glow> {};
 using Net = GraphINN<x, c1, c2, cat, glow, z>;
 }  // namespace two_conditions

@@ -39,24 +39,24 @@ namespace {
 template <int Hidden>
 struct fc_of {
     template <int I, int O>
-    using type = nn::Sequential<nn::Linear<I, Hidden>, nn::ReLU, nn::Linear<Hidden, O>>;
+    using type_parity_nets = nn::Sequential<nn::Linear<I, Hidden>, nn::ReLU, nn::Linear<Hidden, O>>;
 };
 template <int Hidden, int Kernel>
 struct conv_of {
     template <int I, int O>
-    using type = nn::Sequential<nn::Conv2d<I, Hidden, Kernel, Kernel / 2>, nn::ReLU,
+    using type_parity_nets = nn::Sequential<nn::Conv2d<I, Hidden, Kernel, Kernel / 2>, nn::ReLU,
                                 nn::Conv2d<Hidden, O, Kernel, Kernel / 2>>;
 };
 
 // ---- net_quickstart_2d: 8 x AllInOneBlock(permute_soft), Linear(c_in, 512)-ReLU-Linear ----------
 
 using QuickStart = SequenceINN<
-    Shape<2>, Repeat<8, AllInOneBlock<fc_of<512>::type, AllInOneOptions{.permute_soft = true}>>>;
+    Shape<2>, Repeat<8, AllInOneBlock<fc_of<512>::type_parity_nets, AllInOneOptions{.permute_soft = true}>>>;
 
 // ---- net_cinn_mnist_reduced: 4 x conditional AllInOneBlock on (64,), one-hot (10,) -------------
 
 using CinnMnist = SequenceINN<Shape<64>, Conditions<Shape<10>>,
-                              Repeat<4, Conditioned<AllInOneBlock<fc_of<64>::type>>>>;
+                              Repeat<4, Conditioned<AllInOneBlock<fc_of<64>::type_parity_nets>>>>;
 
 // ---- net_readme_graph: FrEIA's README multi-input graph -------------------------------------
 
@@ -70,7 +70,7 @@ struct split_2 : Node<Split<>, out<split_1, 1>> {};        // "Split 2"
 struct actnorm : Node<ActNorm, out<split_2, 1>> {};        // "ActNorm"
 struct concat_1 : Node<Concat<>, inputs<actnorm, input_2>> {};  // "Concat 1"
 struct affine_coupling                                      // "Affine Coupling"
-    : Node<AffineCouplingOneSided<fc_of<256>::type>, concat_1, conditions<condition>> {};
+    : Node<AffineCouplingOneSided<fc_of<256>::type_parity_nets>, concat_1, conditions<condition>> {};
 struct concat_2 : Node<Concat<>, inputs<out<split_2, 0>, affine_coupling>> {};  // "Concat 2"
 struct output_1 : OutputNode<out<split_1, 0>> {};          // "Output 1"
 struct output_2 : OutputNode<concat_2> {};                  // "Output 2"
@@ -82,11 +82,11 @@ using Net = GraphINN<input_1, input_2, condition, permutation, split_1, split_2,
 
 namespace conv_inn {
 template <int I, int O>
-using subnet_conv = conv_of<16, 3>::type<I, O>;
+using subnet_conv_parity_nets = conv_of<16, 3>::type_parity_nets<I, O>;
 template <int I, int O>
-using subnet_conv_1x1 = conv_of<16, 1>::type<I, O>;
+using subnet_conv_1x1_parity_nets = conv_of<16, 1>::type_parity_nets<I, O>;
 template <int I, int O>
-using subnet_fc = fc_of<64>::type<I, O>;
+using subnet_fc_parity_nets = fc_of<64>::type_parity_nets<I, O>;
 constexpr CouplingOptions conv_clamp{.clamp = 1.2};
 
 struct input : InputNode<Shape<3, 16, 16>> {};
@@ -95,7 +95,7 @@ struct input : InputNode<Shape<3, 16, 16>> {};
 template <int K> struct permute_high_res;
 template <int K>
 struct conv_high_res
-    : Node<GLOWCouplingBlock<subnet_conv, conv_clamp>,
+    : Node<GLOWCouplingBlock<subnet_conv_parity_nets, conv_clamp>,
            std::conditional_t<K == 0, input, permute_high_res<K - 1>>> {};
 template <int K>
 struct permute_high_res : Node<PermuteRandom<PermuteRandomOptions{.seed = K}>, conv_high_res<K>> {};
@@ -106,8 +106,8 @@ struct downsample : Node<IRevNetDownsampling<>, permute_high_res<1>> {};
 template <int K> struct permute_low_res;
 template <int K>
 struct conv_low_res
-    : Node<std::conditional_t<K % 2 == 0, GLOWCouplingBlock<subnet_conv_1x1, conv_clamp>,
-                              GLOWCouplingBlock<subnet_conv, conv_clamp>>,
+    : Node<std::conditional_t<K % 2 == 0, GLOWCouplingBlock<subnet_conv_1x1_parity_nets, conv_clamp>,
+                              GLOWCouplingBlock<subnet_conv_parity_nets, conv_clamp>>,
            std::conditional_t<K == 0, downsample, permute_low_res<K - 1>>> {};
 template <int K>
 struct permute_low_res : Node<PermuteRandom<PermuteRandomOptions{.seed = K}>, conv_low_res<K>> {};
@@ -119,7 +119,7 @@ struct split : Node<Split<SplitOptions{.section_sizes = {192, 576}}>, flatten> {
 template <int K> struct permute;
 template <int K>
 struct fully_connected
-    : Node<GLOWCouplingBlock<subnet_fc, CouplingOptions{.clamp = 2.0}>,
+    : Node<GLOWCouplingBlock<subnet_fc_parity_nets, CouplingOptions{.clamp = 2.0}>,
            std::conditional_t<K == 0, out<split, 0>, permute<K - 1>>> {};
 template <int K>
 struct permute : Node<PermuteRandom<PermuteRandomOptions{.seed = K}>, fully_connected<K>> {};
@@ -139,13 +139,13 @@ static_assert(Net::output_shape<downsample> == Shape<12, 8, 8>{});
 using Mixed = SequenceINN<
     Shape<4, 8, 8>, Conditions<Shape<2, 8, 8>, Shape<3>>,
     ActNorm,
-    Conditioned<AllInOneBlock<conv_of<8, 3>::type, AllInOneOptions{.permute_soft = true}>, 0>,
+    Conditioned<AllInOneBlock<conv_of<8, 3>::type_parity_nets, AllInOneOptions{.permute_soft = true}>, 0>,
     HaarDownsampling<HaarOptions{.rebalance = 0.5}>,
-    GLOWCouplingBlock<conv_of<8, 1>::type, CouplingOptions{.clamp = 1.0}>,
+    GLOWCouplingBlock<conv_of<8, 1>::type_parity_nets, CouplingOptions{.clamp = 1.0}>,
     InvAutoActTwoSided<>,
     IRevNetUpsampling<>,
     Flatten,
-    Conditioned<RNVPCouplingBlock<fc_of<32>::type>, 1>,
+    Conditioned<RNVPCouplingBlock<fc_of<32>::type_parity_nets>, 1>,
     PermuteRandom<PermuteRandomOptions{.seed = 7}>,
     LearnedElementwiseScaling<>>;
 

@@ -41,35 +41,35 @@ using test::max_rel_error;
 using mat = row_matrix<double>;
 
 template <int I, int O>
-using fc32 = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+using fc32_splines = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
 template <int I, int O>
-using conv1 = nn::Sequential<nn::Conv2d<I, 8, 1>, nn::ReLU, nn::Conv2d<8, O, 1>>;
+using conv1_splines = nn::Sequential<nn::Conv2d<I, 8, 1>, nn::ReLU, nn::Conv2d<8, O, 1>>;
 template <int I, int O>
-using conv3 = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
+using conv3_splines = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
 
 using CO = SplineCouplingOptions;
 using EO = SplineOptions;
 
 // ---- the fixtures' architectures ----------------------------------------------------------------
 
-using rqs_vec = SequenceINN<Shape<6>, RationalQuadraticSpline<fc32, CO{.bins = 8}>>;
+using rqs_vec = SequenceINN<Shape<6>, RationalQuadraticSpline<fc32_splines, CO{.bins = 8}>>;
 using rqs_vec_cond = SequenceINN<Shape<6>, Conditions<Shape<3>>,
-                                 Conditioned<RationalQuadraticSpline<fc32, CO{}>>>;
+                                 Conditioned<RationalQuadraticSpline<fc32_splines, CO{}>>>;
 using rqs_vec_identity_tails =
-    SequenceINN<Shape<5>, RationalQuadraticSpline<fc32, CO{.bins = 8, .identity_tails = true}>>;
+    SequenceINN<Shape<5>, RationalQuadraticSpline<fc32_splines, CO{.bins = 8, .identity_tails = true}>>;
 using rqs_vec_domain = SequenceINN<
-    Shape<6>, RationalQuadraticSpline<fc32, CO{.split_len = 0.34,
+    Shape<6>, RationalQuadraticSpline<fc32_splines, CO{.split_len = 0.34,
                                                .bins = 6,
                                                .min_bin_sizes = {0.05, 0.08},
                                                .default_domain = {-2.0, 2.5, -2.5, 2.0},
                                                .domain_clamping = 4.0}>>;
-using rqs_img = SequenceINN<Shape<4, 8, 8>, RationalQuadraticSpline<conv1, CO{.bins = 4}>>;
-using linspline_vec = SequenceINN<Shape<6>, LinearSpline<fc32, CO{.bins = 8}>>;
+using rqs_img = SequenceINN<Shape<4, 8, 8>, RationalQuadraticSpline<conv1_splines, CO{.bins = 4}>>;
+using linspline_vec = SequenceINN<Shape<6>, LinearSpline<fc32_splines, CO{.bins = 8}>>;
 using linspline_vec_cond_identity =
     SequenceINN<Shape<5>, Conditions<Shape<3>>,
-                Conditioned<LinearSpline<fc32, CO{.identity_tails = true}>>>;
+                Conditioned<LinearSpline<fc32_splines, CO{.identity_tails = true}>>>;
 using linspline_img =
-    SequenceINN<Shape<4, 8, 8>, LinearSpline<conv3, CO{.bins = 5, .domain_clamping = 3.5}>>;
+    SequenceINN<Shape<4, 8, 8>, LinearSpline<conv3_splines, CO{.bins = 5, .domain_clamping = 3.5}>>;
 using erqs_vec = SequenceINN<Shape<6>, ElementwiseRationalQuadraticSpline<EO{.bins = 8}>>;
 using erqs_img = SequenceINN<
     Shape<4, 8, 8>, ElementwiseRationalQuadraticSpline<EO{.bins = 4, .identity_tails = true}>>;
@@ -80,7 +80,7 @@ using erqs_vec_domain = SequenceINN<
                                                     .domain_clamping = 3.0}>>;
 using erqs_vec_cond_float32 =
     SequenceINN<Shape<6>, Conditions<Shape<3>>,
-                Conditioned<ElementwiseRationalQuadraticSpline<EO{.bins = 8}, fc32>>>;
+                Conditioned<ElementwiseRationalQuadraticSpline<EO{.bins = 8}, fc32_splines>>>;
 
 // Spline tolerances (fixtures README §3): the inverse may be ill-conditioned in flat bins.
 constexpr test::tolerance spline_tol{1e-10, 1e-8, 1e-10, 1e-8};
@@ -118,7 +118,7 @@ using erqs3_identity =
 // An odd image coupling with an image condition: split 2|1, 3x3 convolutions.
 using rqs_img_odd =
     in_double<SequenceINN<Shape<3, 4, 4>, Conditions<Shape<2, 4, 4>>,
-                          Conditioned<RationalQuadraticSpline<conv3, CO{.bins = 6}>>>>;
+                          Conditioned<RationalQuadraticSpline<conv3_splines, CO{.bins = 6}>>>>;
 
 template <class Net>
 mat random_condition(Eigen::Index batch, unsigned seed) {
@@ -733,38 +733,38 @@ TEST_CASE("Spline shape rules, options and state_dict", "[splines]") {
     const signature vec1{make_ports({make_dims({1})}), {}};
     const signature vec5c{make_ports({make_dims({5})}), make_ports({make_dims({3})})};
     const signature img_bad{make_ports({make_dims({4, 8, 8})}), make_ports({make_dims({2, 4, 4})})};
-    using RQ = RationalQuadraticSpline<fc32>;
+    using RQ = RationalQuadraticSpline<fc32_splines>;
     CHECK(RQ::output_shapes(vec5).ok());
     CHECK(RQ::output_shapes(vec5c).ok());
     CHECK(RQ::output_shapes(vec1).error == shape_error::too_few_channels);
     CHECK(RQ::output_shapes(img_bad).error == shape_error::condition_spatial_mismatch);
-    CHECK(LinearSpline<fc32>::output_shapes(vec1).error == shape_error::too_few_channels);
-    CHECK(RationalQuadraticSpline<fc32, CO{.split_len = 1.5}>::output_shapes(vec5).error ==
+    CHECK(LinearSpline<fc32_splines>::output_shapes(vec1).error == shape_error::too_few_channels);
+    CHECK(RationalQuadraticSpline<fc32_splines, CO{.split_len = 1.5}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
-    CHECK(LinearSpline<fc32, CO{.split_channels = 5}>::output_shapes(vec5).error ==
+    CHECK(LinearSpline<fc32_splines, CO{.split_channels = 5}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
     // FrEIA's assertions: bins >= 1, min sizes >= 0, increasing domain, room for the min bins.
-    CHECK(RationalQuadraticSpline<fc32, CO{.bins = 0}>::output_shapes(vec5).error ==
+    CHECK(RationalQuadraticSpline<fc32_splines, CO{.bins = 0}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
-    CHECK(LinearSpline<fc32, CO{.min_bin_sizes = {-0.1, 0.1}}>::output_shapes(vec5).error ==
+    CHECK(LinearSpline<fc32_splines, CO{.min_bin_sizes = {-0.1, 0.1}}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
-    CHECK(LinearSpline<fc32, CO{.min_bin_sizes = {0.7, 0.1}}>::output_shapes(vec5).error ==
+    CHECK(LinearSpline<fc32_splines, CO{.min_bin_sizes = {0.7, 0.1}}>::output_shapes(vec5).error ==
           shape_error::invalid_option);  // 10 bins of 0.7 > 6
-    CHECK(LinearSpline<fc32, CO{.min_bin_sizes = {0.6, 0.6}}>::output_shapes(vec5).ok());
-    CHECK(RationalQuadraticSpline<fc32, CO{.default_domain = {3, -3, -3, 3}}>::output_shapes(vec5)
+    CHECK(LinearSpline<fc32_splines, CO{.min_bin_sizes = {0.6, 0.6}}>::output_shapes(vec5).ok());
+    CHECK(RationalQuadraticSpline<fc32_splines, CO{.default_domain = {3, -3, -3, 3}}>::output_shapes(vec5)
               .error == shape_error::invalid_option);
-    CHECK(RationalQuadraticSpline<fc32, CO{.default_domain = {-3, 3, 3, 3}}>::output_shapes(vec5)
+    CHECK(RationalQuadraticSpline<fc32_splines, CO{.default_domain = {-3, 3, 3, 3}}>::output_shapes(vec5)
               .error == shape_error::invalid_option);
-    CHECK(RationalQuadraticSpline<fc32, CO{.domain_clamping = -1}>::output_shapes(vec5).error ==
+    CHECK(RationalQuadraticSpline<fc32_splines, CO{.domain_clamping = -1}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
 
     // The elementwise spline accepts C = 1; a condition needs a subnet; conditions must match.
     using E = ElementwiseRationalQuadraticSpline<>;
     CHECK(E::output_shapes(vec1).ok());
     CHECK(E::output_shapes(vec5c).error == shape_error::condition_not_accepted);
-    CHECK(ElementwiseRationalQuadraticSpline<EO{}, fc32>::output_shapes(vec5c).ok());
-    CHECK(ElementwiseRationalQuadraticSpline<EO{}, fc32>::output_shapes(vec5).ok());
-    CHECK(ElementwiseRationalQuadraticSpline<EO{}, conv3>::output_shapes(img_bad).error ==
+    CHECK(ElementwiseRationalQuadraticSpline<EO{}, fc32_splines>::output_shapes(vec5c).ok());
+    CHECK(ElementwiseRationalQuadraticSpline<EO{}, fc32_splines>::output_shapes(vec5).ok());
+    CHECK(ElementwiseRationalQuadraticSpline<EO{}, conv3_splines>::output_shapes(img_bad).error ==
           shape_error::condition_spatial_mismatch);
     CHECK(ElementwiseRationalQuadraticSpline<EO{.bins = 0}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
