@@ -61,6 +61,7 @@
 
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
+#include "../nn/kernels.hpp"
 #include "../nn/layer.hpp"
 
 namespace inn {
@@ -192,8 +193,8 @@ struct AllInOneBlock {
         }
 
         static constexpr index_t scratch_size(index_t batch) {
-            return batch * (n_a + cat_size + index_t(buffers) * size) +
-                   nn::layer_scratch<subnet_type>(batch);
+            return batch * (2 * n_a + 1 + cat_size + index_t(buffers) * size) +
+                   std::max(nn::layer_scratch<subnet_type>(batch), pack_size);
         }
 
         void forward(const run_args<S>& a) {
@@ -201,7 +202,7 @@ struct AllInOneBlock {
             const work w = layout(a);
             cview<S> x = a.in[0];
             if constexpr (reverse) {
-                permute<true>(x, {w.buf1, size}, a.batch);
+                permute<true>(x, {w.buf1, size}, a.batch, w.subnet);
                 x = cview<S>(w.buf1, size);
             }
             forward_core(a, x, a.out[0], w);
@@ -212,7 +213,7 @@ struct AllInOneBlock {
             const work w = layout(a);
             if constexpr (reverse) {
                 inverse_core(a, a.in[0], {w.buf1, size}, w);
-                permute<false>(cview<S>(w.buf1, size), a.out[0], a.batch);
+                permute<false>(cview<S>(w.buf1, size), a.out[0], a.batch, w.subnet);
             } else {
                 inverse_core(a, a.in[0], a.out[0], w);
             }
@@ -236,13 +237,18 @@ struct AllInOneBlock {
         }
 
     private:
-        // Scratch: [subnet output | cat(x1, c...) | buf1 | buf2 | subnet scratch]. buf1 holds
-        // P^-1(x) (reverse_permutation) or the pre-permutation values (soft); both need buf2.
+        // Scratch: [subnet output | exp(+-s) | sum(s) | cat(x1, c...) | buf1 | buf2 | subnet
+        // scratch]. buf1 holds P^-1(x) (reverse_permutation) or the pre-permutation values
+        // (soft); both need buf2.
         static constexpr index_t cat_size = n_cond > 0 ? n_sub_in : 0;
+        // The permutation matrix's product packs its input through the subnet's scratch.
+        static constexpr index_t pack_size = nn::kernels::gemm_nt_scratch<S, channels>();
         static constexpr int buffers = int(soft) + int(reverse);
 
         struct work {
             S* a;
+            S* e;
+            S* j;
             S* cat;
             S* buf1;
             S* buf2;
@@ -251,7 +257,9 @@ struct AllInOneBlock {
         static work layout(const run_args<S>& args) {
             work w;
             w.a = args.scratch;
-            w.cat = w.a + args.batch * n_a;
+            w.e = w.a + args.batch * n_a;
+            w.j = w.e + args.batch * n_a;
+            w.cat = w.j + args.batch;
             w.buf1 = w.cat + args.batch * cat_size;
             w.buf2 = buffers == 2 ? w.buf1 + args.batch * size : w.buf1;  // only with both
             w.subnet = w.buf1 + args.batch * size * buffers;
@@ -306,8 +314,11 @@ struct AllInOneBlock {
             return g;
         }
 
-        // Per-call refresh of what depends only on parameters. Recomputed only when the
-        // parameters differ from the copy taken last time (a NaN always recomputes).
+    public:
+        /// Per-call refresh of what depends only on parameters: forward and inverse call it, and
+        /// a threaded network once before its threads run slices of the batch (they then only
+        /// read). Recomputed only when the parameters differ from the copy taken last time (a
+        /// NaN always recomputes).
         void prepare() {
             if constexpr (!gin) {
                 if (!(seen_scale_.array() == global_scale.values.array()).all()) {
@@ -340,6 +351,7 @@ struct AllInOneBlock {
             }
         }
 
+    private:
         // W = w_0 H(v_0) ... H(v_{K-1}), H(v) = I - 2 v v^T / (v^T v), applied left to right
         // as rank-one updates W <- W - (W v)(2 v / v^T v)^T: O(K C^2) instead of K products.
         void compute_householder() {
@@ -362,7 +374,7 @@ struct AllInOneBlock {
 
         // out[:, i] = sum_j M[i, j] in[:, j] at every position; M = W, or W^T if Transposed.
         template <bool Transposed>
-        static void apply_matrix(const S* W, cview<S> x, view<S> y, index_t batch) {
+        static void apply_matrix(const S* W, cview<S> x, view<S> y, index_t batch, S* pack) {
             constexpr index_t C = channels;
             if constexpr (C * C <= 256) {
                 for (index_t b = 0; b < batch; ++b) {
@@ -387,8 +399,9 @@ struct AllInOneBlock {
                 if constexpr (n_pix == 1) {  // the whole batch in one product
                     if constexpr (Transposed)
                         y.matrix(batch, C).noalias() = x.matrix(batch, C) * M;
-                    else
-                        y.matrix(batch, C).noalias() = x.matrix(batch, C) * M.transpose();
+                    else  // a matrix-vector product per sample for tiny batches
+                        nn::kernels::gemm_nt<S, C, C>(x.data, x.stride, W, y.data, y.stride, batch,
+                                                      pack);
                 } else {
                     for (index_t b = 0; b < batch; ++b) {
                         map Y(y.row(b), C, n_pix);
@@ -403,11 +416,12 @@ struct AllInOneBlock {
 
         // P (Inverse = false) or P^-1 as a whole map, for reverse_permutation.
         template <bool Inverse>
-        void permute(cview<S> x, view<S> y, index_t batch) const {
+        void permute(cview<S> x, view<S> y, index_t batch, S* pack) const {
             if constexpr (householder) {
-                apply_matrix<Inverse>(w_perm.data(), x, y, batch);
+                apply_matrix<Inverse>(w_perm.data(), x, y, batch, pack);
             } else if constexpr (soft) {
-                apply_matrix<false>(Inverse ? w_perm_inv.data() : w_perm.data(), x, y, batch);
+                apply_matrix<false>(Inverse ? w_perm_inv.data() : w_perm.data(), x, y, batch,
+                                    pack);
             } else {
                 const auto& idx = Inverse ? w_perm_inv.values : w_perm.values;
                 for (index_t b = 0; b < batch; ++b)
@@ -432,22 +446,44 @@ struct AllInOneBlock {
             subnet.forward(input, view<S>{w.a, n_a}, args.batch, w.subnet);
         }
 
-        // One sample's subnet output [a_s | a_t] becomes [s | t] in place; returns sum(s).
-        static S coefficients(S* a) {
+        // The subnet outputs [a_s | a_t] of the batch (w.a) become: t = 0.1 a_t in place, and
+        // exp(+-s) in w.e, s = alpha tanh(0.1 a_s / alpha) (centred with GIN); j[b] = sum(s).
+        // The transcendental functions run vectorised over contiguous runs: each sample's a_s
+        // when it is long, otherwise the whole block (the t half is then computed and ignored:
+        // cheaper than going scalar).
+        template <bool Inverse>
+        static void coefficients(const work& w, index_t batch, S* j) {
             const S alpha = S(O.affine_clamping), tenth = S(0.1);
-            S* s = a;
-            S* t = a + n2;
-            for (index_t i = 0; i < n2; ++i) s[i] = alpha * std::tanh(s[i] * tenth / alpha);
-            for (index_t i = 0; i < n2; ++i) t[i] *= tenth;
-            if constexpr (gin && n2 > 0) {  // centred over channels and pixels together
+            auto clamp = [&](S* p, index_t n) {
+                nn::kernels::tanh_clamp(p, w.e + (p - w.a), n, alpha, tenth);
+            };
+            // Long runs of s per sample, or too few samples to fill a packet: s only.
+            const bool per_sample = n2 >= 16 || batch * n_a < nn::kernels::simd<S>::lanes;
+            if (per_sample) {
+                for (index_t b = 0; b < batch; ++b) clamp(w.a + b * n_a, n2);
+            } else {
+                clamp(w.a, batch * n_a);
+            }
+            for (index_t b = 0; b < batch; ++b) {
+                S* s = w.e + b * n_a;
+                S* t = w.a + b * n_a + n2;
+                for (index_t i = 0; i < n2; ++i) t[i] *= tenth;
+                if constexpr (gin && n2 > 0) {  // centred over channels and pixels together
+                    S sum = 0;
+                    for (index_t i = 0; i < n2; ++i) sum += s[i];
+                    const S mean = sum / S(n2);
+                    for (index_t i = 0; i < n2; ++i) s[i] -= mean;
+                }
                 S sum = 0;
                 for (index_t i = 0; i < n2; ++i) sum += s[i];
-                const S mean = sum / S(n2);
-                for (index_t i = 0; i < n2; ++i) s[i] -= mean;
+                j[b] = sum;
             }
-            S j = 0;
-            for (index_t i = 0; i < n2; ++i) j += s[i];
-            return j;
+            auto expo = [&](S* p, index_t n) { nn::kernels::exp_inplace(p, n, Inverse); };
+            if (per_sample) {
+                for (index_t b = 0; b < batch; ++b) expo(w.e + b * n_a, n2);
+            } else {
+                expo(w.e, batch * n_a);
+            }
         }
 
         // x -> y, without the reverse pre-permutation.
@@ -455,40 +491,53 @@ struct AllInOneBlock {
             run_subnet(args, x, w);
             const S log_term = gin ? S(0) : S(n_pix) * log_sigma_sum_;
             S* const pre = reverse ? w.buf2 : w.buf1;  // soft only
+            S* const j = w.j;
+            coefficients<false>(w, args.batch, j);
+            const S* const off = global_offset.data();
+            const S* const sig = sigma_.data();
             for (index_t b = 0; b < args.batch; ++b) {
-                S* a = w.a + b * n_a;
-                const S j = coefficients(a);
+                const S* e = w.e + b * n_a;
+                const S* t = w.a + b * n_a + n2;
                 const S* xr = x.row(b);
-                // One pass: coupling, global affine and (hard) permutation per output channel.
-                // Hard: output channel i gathers channel w_perm[i]; soft: channel i of the values
-                // that the matrix multiplies afterwards.
-                for (index_t i = 0; i < channels; ++i) {
-                    index_t k = i;
-                    S* dst;
-                    if constexpr (soft) {
-                        dst = pre + b * size + i * n_pix;
-                    } else {
-                        k = index_t(w_perm.values[std::size_t(i)]);
-                        dst = y.row(b) + i * n_pix;
-                    }
-                    const S* src = xr + k * n_pix;
-                    const S off = global_offset.values[k];
-                    const S sig = sigma_[k];
-                    if (k < len1) {
-                        for (index_t p = 0; p < n_pix; ++p)
-                            dst[p] = gin ? src[p] + off : src[p] * sig + off;
-                    } else {
-                        const S* s = a + (k - len1) * n_pix;
-                        const S* t = s + n2;
+                if constexpr (soft) {
+                    // Coupling and global affine, channel by channel in order; the matrix
+                    // multiplies the whole batch afterwards.
+                    S* dst = pre + b * size;
+                    for (index_t k = 0; k < len1; ++k)
                         for (index_t p = 0; p < n_pix; ++p) {
-                            const S u = src[p] * std::exp(s[p]) + t[p];
-                            dst[p] = gin ? u + off : u * sig + off;
+                            const index_t q = k * n_pix + p;
+                            dst[q] = gin ? xr[q] + off[k] : xr[q] * sig[k] + off[k];
+                        }
+                    for (index_t k = len1; k < channels; ++k)
+                        for (index_t p = 0; p < n_pix; ++p) {
+                            const index_t q = k * n_pix + p, r = q - n1;
+                            const S u = xr[q] * e[r] + t[r];
+                            dst[q] = gin ? u + off[k] : u * sig[k] + off[k];
+                        }
+                } else {
+                    // One pass: coupling, global affine and permutation per output channel i,
+                    // which gathers channel w_perm[i].
+                    for (index_t i = 0; i < channels; ++i) {
+                        const index_t k = index_t(w_perm.values[std::size_t(i)]);
+                        S* dst = y.row(b) + i * n_pix;
+                        const S* src = xr + k * n_pix;
+                        if (k < len1) {
+                            for (index_t p = 0; p < n_pix; ++p)
+                                dst[p] = gin ? src[p] + off[k] : src[p] * sig[k] + off[k];
+                        } else {
+                            const S* ek = e + (k - len1) * n_pix;
+                            const S* tk = t + (k - len1) * n_pix;
+                            for (index_t p = 0; p < n_pix; ++p) {
+                                const S u = src[p] * ek[p] + tk[p];
+                                dst[p] = gin ? u + off[k] : u * sig[k] + off[k];
+                            }
                         }
                     }
                 }
-                if (args.jac) args.ljd[b] += j + log_term;
+                if (args.jac) args.ljd[b] += j[b] + log_term;
             }
-            if constexpr (soft) apply_matrix<false>(w_perm.data(), {pre, size}, y, args.batch);
+            if constexpr (soft)
+                apply_matrix<false>(w_perm.data(), {pre, size}, y, args.batch, w.subnet);
         }
 
         // y -> x, without the reverse post-permutation.
@@ -498,7 +547,7 @@ struct AllInOneBlock {
             // passive half now, the active half fused into the coupling pass below.
             if constexpr (soft) {
                 apply_matrix<householder>(householder ? w_perm.data() : w_perm_inv.data(), y, x,
-                                          args.batch);
+                                          args.batch, w.subnet);
                 for (index_t b = 0; b < args.batch; ++b)
                     for (index_t c = 0; c < channels; ++c) unscale(x.row(b) + c * n_pix, c);
             } else {
@@ -514,28 +563,30 @@ struct AllInOneBlock {
                     }
             }
             run_subnet(args, x, w);
+            S* const j = w.j;
+            coefficients<true>(w, args.batch, j);
             for (index_t b = 0; b < args.batch; ++b) {
-                S* a = w.a + b * n_a;
-                const S j = coefficients(a);
-                for (index_t c = len1; c < channels; ++c) {
-                    S* dst = x.row(b) + c * n_pix;
-                    const S* s = a + (c - len1) * n_pix;
-                    const S* t = s + n2;
-                    if constexpr (soft) {
-                        for (index_t p = 0; p < n_pix; ++p)
-                            dst[p] = (dst[p] - t[p]) * std::exp(-s[p]);
-                    } else {
+                const S* e = w.e + b * n_a;  // exp(-s)
+                const S* t = w.a + b * n_a + n2;
+                if constexpr (soft) {
+                    S* dst = x.row(b) + n1;
+                    for (index_t r = 0; r < n2; ++r) dst[r] = (dst[r] - t[r]) * e[r];
+                } else {
+                    for (index_t c = len1; c < channels; ++c) {
+                        S* dst = x.row(b) + c * n_pix;
+                        const S* ec = e + (c - len1) * n_pix;
+                        const S* tc = t + (c - len1) * n_pix;
                         const S* src =
                             y.row(b) + index_t(w_perm_inv.values[std::size_t(c)]) * n_pix;
                         const S off = global_offset.values[c];
                         const S sig = sigma_[c];
                         for (index_t p = 0; p < n_pix; ++p) {
                             const S u = gin ? src[p] - off : (src[p] - off) / sig;
-                            dst[p] = (u - t[p]) * std::exp(-s[p]);
+                            dst[p] = (u - tc[p]) * ec[p];
                         }
                     }
                 }
-                if (args.jac) args.ljd[b] += -j + log_term;
+                if (args.jac) args.ljd[b] += -j[b] + log_term;
             }
         }
 

@@ -15,6 +15,8 @@ struct elementwise_layer {
     struct bind {
         static constexpr dims out = D;
         static constexpr bool elementwise = true;
+        /// The scalar function, for layers that apply it while writing their output.
+        using function = F;
         explicit bind(generator&) {}
         void forward(cview<S> in, view<S> y, index_t batch, S*) const {
             y.matrix(batch, D.size()) = in.matrix(batch, D.size()).unaryExpr(F{});
@@ -23,6 +25,7 @@ struct elementwise_layer {
 };
 
 struct relu_fn {
+    static constexpr bool relu = true;  // kernels may use a vector max
     template <class T>
     T operator()(T x) const { return x > T(0) ? x : T(0); }
 };

@@ -1,10 +1,14 @@
 #pragma once
 // nn::Conv2d<In, Out, Kernel, Padding>: torch.nn.Conv2d with stride 1, zero padding.
-// Each sample is one GEMM: W [Out, In·K·K] times the im2col matrix [In·K·K, H'·W'] (a 1x1
-// convolution multiplies the sample directly, without im2col).
+// A 1x1 convolution is one product per sample, W [Out, In] times the sample [In, H·W], through
+// the register-tiled kernel of kernels::gemm_rows. A larger kernel runs kernels::conv_direct:
+// taps read straight from a zero-padded copy of the sample, no im2col matrix. Bias and a
+// following activation (fused by nn::Sequential) are applied as the output is written.
+// (The im2col + Eigen GEMM formulation is kept for odd sizes and as the reference path.)
 
 #include <cmath>
 
+#include "kernels.hpp"
 #include "layer.hpp"
 
 namespace inn::nn {
@@ -34,22 +38,57 @@ struct Conv2d {
             if constexpr (Bias) g.fill_uniform(bias.data(), std::size_t(bias.size()), -bound, bound);
         }
 
-        static constexpr index_t scratch_size(index_t) { return direct ? 0 : patch * pixels; }
+        static constexpr int lanes = kernels::simd<S>::lanes;
+        // The fast paths: 1x1 products over whole vectors of pixels; the direct kernel.
+        static constexpr bool fast_1x1 = direct && pixels % lanes == 0;
+        using direct_conv = kernels::conv_direct<S, In, Out, Kernel, Padding, H, W>;
+        static constexpr bool fast_direct =
+            !direct && Ho == direct_conv::Ho && Wo == direct_conv::Wo;
+
+        static constexpr index_t scratch_size(index_t) {
+            // (The reference path's im2col matrix is always provided for: it can be switched on.)
+            return std::max<index_t>(fast_direct ? direct_conv::scratch_size : 0,
+                                     direct ? 0 : patch * pixels);
+        }
 
         void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
+            forward_act(in, y, batch, scratch, kernels::no_act{});
+        }
+
+        /// y = act(conv(x) + b): nn::Sequential fuses a following element-wise layer this way.
+        template <class F>
+        void forward_act(cview<S> in, view<S> y, index_t batch, S* scratch, F act) const {
+            const S* b = Bias ? bias.data() : nullptr;
+            if (!kernels::tuning().conv) {  // measuring the reference
+                for (index_t n = 0; n < batch; ++n) reference(in.row(n), y.row(n), scratch, act);
+                return;
+            }
+            for (index_t n = 0; n < batch; ++n) {
+                if constexpr (fast_1x1)
+                    kernels::gemm_rows<S, Out, In>(weight.data(), in.row(n), pixels, pixels, b,
+                                                   y.row(n), pixels, act);
+                else if constexpr (fast_direct)
+                    direct_conv::run(weight.data(), b, in.row(n), y.row(n), scratch, act);
+                else
+                    reference(in.row(n), y.row(n), scratch, act);
+            }
+        }
+
+        // im2col + Eigen GEMM, one sample.
+        template <class F>
+        void reference(const S* x, S* yrow, S* scratch, F act) const {
             using map = Eigen::Map<row_matrix<S>>;
             using cmap = Eigen::Map<const row_matrix<S>>;
             auto Wm = weight.matrix(Out, patch);
-            for (index_t b = 0; b < batch; ++b) {
-                map Y(y.row(b), Out, pixels);
-                if constexpr (direct) {
-                    Y.noalias() = Wm * cmap(in.row(b), In, pixels);
-                } else {
-                    im2col(in.row(b), scratch);
-                    Y.noalias() = Wm * cmap(scratch, patch, pixels);
-                }
-                if constexpr (Bias) Y.colwise() += bias.values;
+            map Y(yrow, Out, pixels);
+            if constexpr (direct) {
+                Y.noalias() = Wm * cmap(x, In, pixels);
+            } else {
+                im2col(x, scratch);
+                Y.noalias() = Wm * cmap(scratch, patch, pixels);
             }
+            if constexpr (Bias) Y.colwise() += bias.values;
+            Y = Y.unaryExpr(act);
         }
 
         // Row (c, u, v) of the patch matrix holds x[c, i + u - P, j + v - P] for every output (i, j).

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "kernels.hpp"
 #include "layer.hpp"
 
 namespace inn::nn {
@@ -27,11 +28,21 @@ struct Linear {
             if constexpr (Bias) g.fill_uniform(bias.data(), std::size_t(bias.size()), -bound, bound);
         }
 
-        void forward(cview<S> in, view<S> y, index_t batch, S*) const {
-            auto Y = y.matrix(batch, Out);
-            Y.noalias() = in.matrix(batch, In) * weight.matrix(Out, In).transpose();
-            if constexpr (Bias) Y.rowwise() += bias.values.transpose();
+        static constexpr index_t in_features = In, out_features = Out;
+        static constexpr bool has_bias = Bias;
+
+        void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
+            forward_act(in, y, batch, scratch, kernels::no_act{});
         }
+        /// y = act(x Wᵀ + b): nn::Sequential fuses a following element-wise layer this way.
+        template <class F>
+        void forward_act(cview<S> in, view<S> y, index_t batch, S* scratch, F act) const {
+            kernels::gemm_nt<S, In, Out>(in.data, in.stride, weight.data(),
+                                         Bias ? bias.data() : nullptr, y.data, y.stride, batch,
+                                         scratch, act);
+        }
+        /// A panel of transposed inputs for the matrix product.
+        static constexpr index_t scratch_size(index_t) { return kernels::gemm_nt_scratch<S, In>(); }
 
         static constexpr index_t flops(index_t batch) { return 2 * index_t(In) * Out * batch; }
 

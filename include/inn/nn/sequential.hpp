@@ -1,12 +1,15 @@
 #pragma once
 // nn::Sequential<Layers...>: layers applied in order (torch.nn.Sequential). Layer i's tensors are
 // named `<i>.weight`, `<i>.bias` — activations take an index too, as in PyTorch.
-// Intermediate results ping-pong between two scratch regions; element-wise layers run in place.
+// Intermediate results ping-pong between two scratch regions; element-wise layers run in place,
+// or inside the layer before them (Linear/Conv2d + activation in one pass over the output);
+// Linear -> activation -> Linear with small ends runs as one kernel (kernels::small_mlp).
 
 #include <algorithm>
 #include <array>
 #include <tuple>
 
+#include "kernels.hpp"
 #include "layer.hpp"
 
 namespace inn::nn {
@@ -76,7 +79,74 @@ struct Sequential {
             return 2 * width * batch + chain_t::max_scratch(batch);
         }
 
+        // Layer I hands its output through a following element-wise layer (Linear + ReLU):
+        // the activation is applied as the output is written, and layer I + 1 is skipped.
+        template <std::size_t I>
+        static constexpr bool fuses_next() {
+            if constexpr (I + 1 >= n) {
+                return false;
+            } else {
+                using L = bound_t<I>;
+                using A = bound_t<I + 1>;
+                return layer_elementwise<A>() && requires { typename A::function; } &&
+                       requires(const L& l, cview<S> x, view<S> y, index_t b, S* w) {
+                           l.forward_act(x, y, b, w, typename A::function{});
+                       };
+            }
+        }
+        template <std::size_t I>
+        static constexpr bool skipped() {
+            if constexpr (I == 0)
+                return false;
+            else
+                return fuses_next<I - 1>() && !skipped<I - 1>();
+        }
+
+        // Linear<I, H> -> activation -> Linear<H, O> with small I and O: one fused kernel
+        // (kernels::small_mlp), the hidden layer kept in registers.
+        static constexpr bool small_mlp = [] {
+            if constexpr (n != 3) {
+                return false;
+            } else {
+                using L0 = bound_t<0>;
+                using L2 = bound_t<2>;
+                if constexpr (requires {
+                                  L0::in_features;
+                                  L2::out_features;
+                                  typename bound_t<1>::function;
+                              }) {
+                    return L0::has_bias && L2::has_bias && L0::in_features >= 1 &&
+                           L0::in_features <= 8 && L2::out_features >= 1 &&
+                           L2::out_features <= 8 &&
+                           L0::out_features % kernels::simd<S>::lanes == 0;
+                } else {
+                    return false;
+                }
+            }
+        }();
+
         void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
+            if constexpr (small_mlp) {
+                if (!kernels::tuning().mlp) return forward_layers(in, y, batch, scratch);
+                using L0 = bound_t<0>;
+                using L2 = bound_t<2>;
+                using F = typename bound_t<1>::function;
+                const auto& l0 = std::get<0>(layers);
+                const auto& l2 = std::get<2>(layers);
+                kernels::small_mlp<S, int(L0::in_features), int(L0::out_features),
+                                   int(L2::out_features), F>::run(in.data, in.stride,
+                                                                  l0.weight.data(),
+                                                                  l0.bias.data(),
+                                                                  l2.weight.data(),
+                                                                  l2.bias.data(), y.data,
+                                                                  y.stride, batch, F{});
+            } else {
+                forward_layers(in, y, batch, scratch);
+            }
+        }
+
+    private:
+        void forward_layers(cview<S> in, view<S> y, index_t batch, S* scratch) const {
             S* ping = scratch;
             S* pong = scratch + width * batch;
             S* layer_scratch_ptr = scratch + 2 * width * batch;
@@ -84,22 +154,38 @@ struct Sequential {
             [&]<std::size_t... I>(std::index_sequence<I...>) {
                 (
                     [&] {
-                        using L = bound_t<I>;
-                        view<S> dst;
-                        if constexpr (I + 1 == n) {
-                            dst = y;
-                        } else if (layer_elementwise<L>() && cur.data != in.data) {
-                            dst = {const_cast<S*>(cur.data), L::out.size()};  // in place
-                        } else {
-                            dst = {cur.data == ping ? pong : ping, L::out.size()};
+                        if constexpr (!skipped<I>()) {
+                            // A fused pair writes the activation's output shape, the same.
+                            constexpr bool last = I + 1 == n || (I + 2 == n && fuses_next<I>());
+                            using L = bound_t<I>;
+                            view<S> dst;
+                            if constexpr (last) {
+                                dst = y;
+                            } else if (layer_elementwise<L>() && cur.data != in.data) {
+                                dst = {const_cast<S*>(cur.data), L::out.size()};  // in place
+                            } else {
+                                dst = {cur.data == ping ? pong : ping, L::out.size()};
+                            }
+                            if constexpr (fuses_next<I>()) {
+                                using A = bound_t<I + 1>;
+                                if (kernels::tuning().fuse_activation) {
+                                    std::get<I>(layers).forward_act(cur, dst, batch,
+                                                                    layer_scratch_ptr,
+                                                                    typename A::function{});
+                                } else {  // measuring: the activation as a pass of its own
+                                    std::get<I>(layers).forward(cur, dst, batch, layer_scratch_ptr);
+                                    std::get<I + 1>(layers).forward(dst, dst, batch, nullptr);
+                                }
+                            } else
+                                std::get<I>(layers).forward(cur, dst, batch, layer_scratch_ptr);
+                            cur = dst;
                         }
-                        std::get<I>(layers).forward(cur, dst, batch, layer_scratch_ptr);
-                        cur = dst;
                     }(),
                     ...);
             }(std::make_index_sequence<n>{});
         }
 
+    public:
         static constexpr index_t flops(index_t batch) {
             return [&]<std::size_t... I>(std::index_sequence<I...>) {
                 return (layer_flops<bound_t<I>>(batch) + ... + 0);
