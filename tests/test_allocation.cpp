@@ -160,6 +160,8 @@ TEST_CASE("allocation: forward_into / inverse_into allocate nothing", "[allocati
     SECTION("2-D AllInOneBlock chain (moons)") {
         SequenceINN<Shape<2>, Repeat<8, AllInOneBlock<subnet_fc, {.permute_soft = true}>>> net;
         for (index_t b : {1, 16, 256}) check_no_allocation(net, b);
+        net.set_threads(2);  // the workers are created here, not per call
+        for (index_t b : {16, 256}) check_no_allocation(net, b);
     }
     SECTION("conditional AllInOneBlock chain") {
         using Net = SequenceINN<Shape<16>, Conditions<Shape<4>>,
@@ -174,5 +176,7 @@ TEST_CASE("allocation: forward_into / inverse_into allocate nothing", "[allocati
                                 GLOWCouplingBlock<subnet_fc>>;
         Net net;
         for (index_t b : {1, 8}) check_no_allocation(net, b);
+        net.set_threads(2);
+        check_no_allocation(net, 8);
     }
 }

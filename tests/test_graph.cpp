@@ -10,6 +10,7 @@
 #include <inn/modules/coupling/glow.hpp>
 #include <inn/modules/coupling/one_sided.hpp>
 #include <inn/modules/permute_random.hpp>
+#include <inn/modules/reshape.hpp>
 #include <inn/modules/split.hpp>
 
 // Everything in this file has internal linkage: test files reuse names (subnet aliases,
@@ -168,6 +169,127 @@ TEST_CASE("sequence: batch size 1 and an empty chain", "[sequence]") {
     auto [z, ljd] = identity.forward(x);
     CHECK(z == x);
     CHECK(ljd(0) == 0);
+}
+
+
+// ---- memory plan: views and shared buffers (graph/memory_plan.hpp) --------------------------
+
+namespace views {
+template <int I, int O>
+using subnet = nn::Sequential<nn::Linear<I, 8>, nn::Tanh, nn::Linear<8, O>>;
+using glow = GLOWCouplingBlock<subnet>;
+
+struct x : InputNode<Shape<8>> {};
+struct split : Node<Split<>, x> {};
+struct a1 : Node<glow, out<split, 0>> {};
+struct a2 : Node<glow, a1> {};
+struct keep : Node<Concat<>, inputs<a2, out<split, 1>>> {};       // the split's order
+struct swap : Node<Concat<>, inputs<out<split, 1>, a2>> {};       // the other order
+struct z_keep : OutputNode<keep> {};
+struct z_swap : OutputNode<swap> {};
+using Keep = GraphINN<x, split, a1, a2, keep, z_keep>::with_scalar<double>;
+using Swap = GraphINN<x, split, a1, a2, swap, z_swap>::with_scalar<double>;
+
+struct y : InputNode<Shape<8>> {};
+struct split_y : Node<Split<>, y> {};
+struct b1 : Node<glow, out<split_y, 0>> {};
+struct in_place_y : Node<Concat<>, inputs<b1, out<split_y, 1>>> {};
+struct z_in_place : OutputNode<in_place_y> {};
+using InPlace = GraphINN<y, split_y, b1, in_place_y, z_in_place>::with_scalar<double>;
+
+using Chain = SequenceINN<Shape<2, 2, 2>, Flatten, GLOWCouplingBlock<subnet>, Reshape<Shape<2, 4>>,
+                          Flatten>::with_scalar<double>;
+
+template <class Net, class Node>
+constexpr bool is_view() {
+    constexpr int i = graph::index_in<Node, typename Net::description::nodes>();
+    static_assert(i >= 0);
+    return graph::executor<double, typename Net::description>::memory.is_view[i];
+}
+
+// The network with views, shared buffers and the fused coupling tail switched off gives the
+// same numbers (to rounding: the log-det sums run in another order).
+template <class Net>
+void check_same_without_views() {
+    auto x = test::random_batch(5, Net::input_dims().size(), 3);
+    Net with(7);
+    auto [z, ljd] = with.forward(x);
+    auto& t = nn::kernels::tuning();
+    const auto saved = t;
+    t.views = false;
+    t.share_buffers = false;
+    t.fuse_coupling = false;
+    Net without(7);
+    auto [z2, ljd2] = without.forward(x);
+    auto [x2, ljd_inv] = without.inverse(z2);
+    t = saved;
+    CHECK(test::max_rel_error(z2, z) < 1e-14);
+    CHECK(test::max_rel_error(ljd2, ljd) < 1e-14);
+    auto [x1, ljd_inv1] = with.inverse(z);
+    CHECK(test::max_rel_error(x2, x1) < 1e-13);
+    CHECK(test::max_rel_error(x1, x) < 1e-12);
+    CHECK(test::max_rel_error(ljd_inv1, (-ljd).eval()) < 1e-12);
+}
+}  // namespace views
+
+TEST_CASE("memory plan: Flatten, Reshape, Split and Concat become views where that is safe",
+          "[graph][memory]") {
+    using namespace views;
+    // Split and Concat in the same order: both views, z is x's memory.
+    static_assert(is_view<Keep, split>());
+    static_assert(is_view<Keep, keep>());
+    // The Concat in the other order cannot be laid out in the split's memory: it copies.
+    static_assert(is_view<Swap, split>());
+    static_assert(!is_view<Swap, swap>());
+    // b1 reads the split's first half and would write its output into the same columns.
+    static_assert(is_view<InPlace, split_y>());
+    static_assert(!is_view<InPlace, in_place_y>());
+    // In a chain every reshape is a view.
+    static_assert(graph::executor<double, Chain::description>::memory.n_views() == 3);
+    // Views and sharing make the buffers smaller than one per connection.
+    static_assert(Keep::workspace_bytes(1) <
+                 Keep::unshared_buffer_bytes(1) +
+                     index_t(sizeof(double)) * graph::executor<double, Keep::description>::scratch_size(1));
+    check_same_without_views<Keep>();
+    check_same_without_views<Swap>();
+    check_same_without_views<InPlace>();
+    check_same_without_views<Chain>();
+}
+
+
+TEST_CASE("threads: a batch split across two threads gives the one-thread numbers",
+          "[graph][threads]") {
+    using Chain = SequenceINN<Shape<6>, Conditions<Shape<2>>,
+                              Repeat<3, Conditioned<AllInOneBlock<subnet_fc_graph,
+                                                                  {.permute_soft = true}>,
+                                                    0>>>::with_scalar<double>;
+    Chain net(3);
+    for (index_t batch : {1, 31, 32, 100}) {
+        auto x = test::random_batch(batch, 6, 5);
+        auto c = test::random_batch(batch, 2, 6);
+        net.set_threads(1);
+        auto [z1, ljd1] = net.forward(x, conditions(c));
+        net.set_threads(2);
+        CHECK(net.threads() == 2);
+        auto [z2, ljd2] = net.forward(x, conditions(c));
+        auto [x2, ljd_inv] = net.inverse(z2, conditions(c));
+        INFO("batch " << batch);
+        CHECK(test::max_rel_error(z2, z1) < 1e-14);
+        CHECK(test::max_rel_error(ljd2, ljd1) < 1e-14);
+        CHECK(test::max_rel_error(x2, x) < 1e-12);
+        CHECK(test::max_rel_error(ljd_inv, (-ljd1).eval()) < 1e-12);
+    }
+    // A copy has its own workers, as many.
+    Chain copy = net;
+    CHECK(copy.threads() == 2);
+    // A graph with views splits the same way.
+    views::Keep g(4), g2(4);
+    g2.set_threads(2);
+    auto x = test::random_batch(64, 8, 9);
+    auto [z1, ljd1] = g.forward(x);
+    auto [z2, ljd2] = g2.forward(x);
+    CHECK(test::max_rel_error(z2, z1) < 1e-14);
+    CHECK(test::max_rel_error(ljd2, ljd1) < 1e-14);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 //       static constexpr index_t scratch_size(index_t batch);    // optional, scalars of scratch
 //       template <class V> void visit(V&&, const std::string& prefix);  // optional, state_dict
 //       static constexpr inverse_kind inversion;        // optional, default exact
+//       static constexpr view_kind view;                // optional: only moves data (below)
 //
 // The graph computes every signature, binds every module, and hands each call views of the
 // buffers it reads and writes. A module never allocates during forward/inverse; temporary space
@@ -41,6 +42,17 @@ enum class inverse_kind {
 };
 
 constexpr inverse_kind combine(inverse_kind a, inverse_kind b) { return a > b ? a : b; }
+
+/// Modules that only move data may declare themselves views (`static constexpr view_kind view`
+/// in the bound module): each output (or each input) is then a block of consecutive scalars of
+/// every row of the one input (output), in port order, and the network may lay them out in the
+/// same memory and skip the module (graph/memory_plan.hpp). It must still run correctly when
+/// called: the network calls it where the layout cannot be shared.
+enum class view_kind {
+    none,
+    outputs_in_input,  // out[s] = columns [sum of sizes of out[<s], ...) of in[0] (Split, Flatten)
+    inputs_in_output,  // in[i] = columns [sum of sizes of in[<i], ...) of out[0] (Concat)
+};
 
 /// One call of a bound module. `in` are the tensors this direction reads (forward: x, inverse: z),
 /// `out` the tensors it writes; both have `batch` rows. The module adds its log-determinant to
@@ -95,6 +107,14 @@ constexpr inverse_kind inversion_of() {
         return B::inversion;
     else
         return inverse_kind::exact;
+}
+
+template <class B>
+constexpr view_kind view_of() {
+    if constexpr (requires { B::view; })
+        return B::view;
+    else
+        return view_kind::none;
 }
 
 template <class B, class V>

@@ -21,7 +21,10 @@
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
 #include "../core/workspace.hpp"
+#include "../nn/kernels.hpp"
+#include "memory_plan.hpp"
 #include "plan.hpp"
+#include "thread_pool.hpp"
 
 namespace inn {
 
@@ -120,24 +123,47 @@ public:
     const modules_type& modules() const { return modules_; }
 
     /// Sizes every buffer for `max_batch` samples: the only allocation of a network's life after
-    /// construction.
+    /// construction (and set_threads).
     void reserve(index_t max_batch) {
         if (max_batch <= capacity_) return;
         // Every buffer starts on a 64-byte boundary, so results do not depend on where the
         // buffers happen to land (Eigen's kernels take different paths for aligned data).
-        constexpr index_t align = 64 / index_t(sizeof(S));
-        auto round_up = [&](index_t n) { return (n + align - 1) / align * align; };
+        // The layout the switches ask for (all on unless a benchmark measures one off).
+        const auto& t = nn::kernels::tuning();
+        memory_ = &layouts[t.views ? 1 : 0][t.share_buffers ? 1 : 0];
+        std::array<index_t, std::size_t(memory.max_edges)> region{};
         index_t total = 0;
+        for (int c = 0; c < memory_->n_colours; ++c) {
+            region[std::size_t(c)] = total;
+            total += round_up(max_batch * memory_->width[c]);
+        }
         for (int e = 0; e < plan.n_edges; ++e) {
-            offset_[std::size_t(e)] = total;
-            total += round_up(max_batch * plan.edge_shape[e].size());
+            offset_[std::size_t(e)] =
+                region[std::size_t(memory_->colour[memory_->root[e]])] + memory_->column[e];
+            stride_[std::size_t(e)] = memory_->stride(e);
         }
         scratch_offset_ = total;
-        total += scratch_size(max_batch);
+        // One scratch area per thread, each for the largest slice it can be given.
+        const int parts = pool_.get().size();
+        slice_scratch_ =
+            round_up(scratch_size(parts > 1 ? slice_rows(max_batch, parts) : max_batch));
+        total += slice_scratch_ * parts;
         buffer_.resize(total);
         capacity_ = max_batch;
     }
     index_t capacity() const { return capacity_; }
+
+    /// Threads that split each batch between them (1: run on the calling thread only). The
+    /// workers are created here and live as long as the network; a call creates no thread.
+    void set_threads(int threads) {
+        threads = std::max(1, threads);
+        if (threads == pool_.get().size()) return;
+        pool_.get().resize(threads);
+        const index_t cap = capacity_;
+        capacity_ = 0;
+        if (cap > 0) reserve(cap);  // scratch for every thread
+    }
+    int threads() const { return pool_.get().size(); }
 
     static constexpr index_t scratch_size(index_t batch) {
         return [&]<std::size_t... K>(std::index_sequence<K...>) {
@@ -147,14 +173,54 @@ public:
         }(std::make_index_sequence<std::size_t(n_modules)>{});
     }
 
-    view<S> edge(int e) { return {buffer_.data() + offset_[std::size_t(e)], plan.edge_shape[e].size()}; }
+    view<S> edge(int e) {
+        return {buffer_.data() + offset_[std::size_t(e)], stride_[std::size_t(e)]};
+    }
 
-    /// Runs every module; `ljd` (batch entries) must be zeroed by the caller.
+    /// What each module declares of itself as a view, in forward order.
+    static constexpr std::array<view_kind, std::size_t(n_modules)> views =
+        []<std::size_t... K>(std::index_sequence<K...>) {
+            return std::array<view_kind, std::size_t(n_modules)>{
+                view_of<module_at<S, Desc, int(K)>>()...};
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    /// Where the buffers between modules live (graph/memory_plan.hpp), computed at compile
+    /// time; `layouts[views][sharing]` with either analysis off, for measuring them.
+    static constexpr memory_plan<plan> memory{views.data(), true, true};
+    static constexpr memory_plan<plan> layouts[2][2] = {
+        {{views.data(), false, false}, {views.data(), false, true}},
+        {{views.data(), true, false}, memory}};
+
+    /// Runs every module; `ljd` (batch entries) must be zeroed by the caller. With threads, the
+    /// batch is cut into one slice of rows per thread and each thread runs the whole plan on
+    /// its slice, in its own scratch area (modules see a smaller batch; rows are independent).
     template <bool Forward>
     void run(index_t batch, bool jac, S* ljd) {
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (step<Forward, int(K)>(batch, jac, ljd), ...);
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+        const int parts = pool_.get().size();
+        if (parts == 1 || !splittable(batch)) {
+            run_rows<Forward>(0, batch, jac, ljd, scratch(0));
+            return;
+        }
+        // Per-call state a module caches from its parameters is refreshed here, on this thread,
+        // so that the slices only read it.
+        for_each_module([](auto, auto& m) {
+            if constexpr (requires { m.prepare(); }) m.prepare();
+        });
+        struct context {
+            executor* self;
+            index_t batch, rows;
+            bool jac;
+            S* ljd;
+        } ctx{this, batch, slice_rows(batch, parts), jac, ljd};
+        pool_.get().run(
+            [](void* p, int part) {
+                auto& c = *static_cast<context*>(p);
+                const index_t b0 = std::min(c.batch, part * c.rows);
+                const index_t n = std::min(c.batch - b0, c.rows);
+                if (n > 0)
+                    c.self->template run_rows<Forward>(b0, n, c.jac, c.ljd + b0,
+                                                       c.self->scratch(part));
+            },
+            &ctx);
     }
 
     /// Applies `f(prefix_index, module)` to every module in forward order.
@@ -172,11 +238,62 @@ public:
     }
 
 private:
+    static constexpr index_t round_up(index_t n) {
+        constexpr index_t align = 64 / index_t(sizeof(S));
+        return (n + align - 1) / align * align;
+    }
+    // Rows per slice: an equal share, in multiples of 16 rows (whole SIMD groups of the
+    // sample-vectorised kernels) once the batch is large enough for that.
+    static constexpr index_t slice_rows(index_t batch, int parts) {
+        const index_t share = (batch + parts - 1) / parts;
+        return batch >= 32 ? (share + 15) / 16 * 16 : share;
+    }
+    // Whether a batch is worth splitting and may be split: small samples need enough rows to
+    // pay for the hand-off; modules that initialise themselves from the first batch (ActNorm)
+    // must see it whole; a module may opt out with `batch_parallel = false`.
+    bool splittable(index_t batch) {
+        static constexpr bool allowed = []<std::size_t... K>(std::index_sequence<K...>) {
+            return (batch_parallel_of<module_at<S, Desc, int(K)>>() && ...);
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+        if constexpr (!allowed) {
+            return false;
+        } else {
+            constexpr index_t sample =
+                plan.edge_shape[plan.n_inputs > 0 ? plan.input_edge[0] : 0].size();
+            if (batch < 2 || (batch < 32 && sample < 256)) return false;
+            bool waiting = false;
+            for_each_module([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
+            return !waiting;
+        }
+    }
+    template <class M>
+    static constexpr bool batch_parallel_of() {
+        if constexpr (requires { M::batch_parallel; })
+            return M::batch_parallel;
+        else
+            return true;
+    }
+
+    S* scratch(int part) { return buffer_.data() + scratch_offset_ + part * slice_scratch_; }
+    /// Rows [b0, b0 + n) of edge e.
+    view<S> edge_rows(int e, index_t b0) {
+        const index_t stride = stride_[std::size_t(e)];
+        return {buffer_.data() + offset_[std::size_t(e)] + b0 * stride, stride};
+    }
+
+    template <bool Forward>
+    void run_rows(index_t b0, index_t batch, bool jac, S* ljd, S* scratch) {
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            (step<Forward, int(K)>(b0, batch, jac, ljd, scratch), ...);
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    }
+
     template <bool Forward, int Step>
-    void step(index_t batch, bool jac, S* ljd) {
+    void step(index_t b0, index_t batch, bool jac, S* ljd, S* scratch) {
         constexpr int node = Forward ? plan.forward_order[Step] : plan.inverse_order[Step];
         constexpr int k = plan.module_index[node];
         constexpr const graph::node_info& n = plan.node[node];
+        if (memory_->is_view[node]) return;  // its outputs are its inputs' memory
         constexpr int n_out = plan.outs[node].count;
         // The buffers this direction reads and writes: forward x -> z, inverse z -> x.
         constexpr int n_read = Forward ? n.n_in : n_out;
@@ -185,32 +302,51 @@ private:
         std::array<view<S>, std::size_t(n_write)> out;
         std::array<cview<S>, std::size_t(n.n_cond)> cond;
         for (int i = 0; i < n.n_in; ++i) {
-            view<S> v = edge(plan.edge_of(n.in[i]));
+            view<S> v = edge_rows(plan.edge_of(n.in[i]), b0);
             if constexpr (Forward)
                 in[std::size_t(i)] = v;
             else
                 out[std::size_t(i)] = v;
         }
         for (int s = 0; s < n_out; ++s) {
-            view<S> v = edge(plan.edge[node][s]);
+            view<S> v = edge_rows(plan.edge[node][s], b0);
             if constexpr (Forward)
                 out[std::size_t(s)] = v;
             else
                 in[std::size_t(s)] = v;
         }
-        for (int c = 0; c < n.n_cond; ++c) cond[std::size_t(c)] = edge(plan.edge_of(n.cond[c]));
-        run_args<S> args{batch, in, out, cond, ljd, jac, buffer_.data() + scratch_offset_};
+        for (int c = 0; c < n.n_cond; ++c)
+            cond[std::size_t(c)] = edge_rows(plan.edge_of(n.cond[c]), b0);
+        run_args<S> args{batch, in, out, cond, ljd, jac, scratch};
         if constexpr (Forward)
             std::get<k>(modules_).forward(args);
         else
             std::get<k>(modules_).inverse(args);
     }
 
+    // The pool is not copied with a network: a copy gets its own workers, as many.
+    struct pool_holder {
+        std::unique_ptr<thread_pool> p = std::make_unique<thread_pool>();
+        pool_holder() = default;
+        pool_holder(const pool_holder& o) : p(std::make_unique<thread_pool>(o.p->size())) {}
+        pool_holder(pool_holder&&) noexcept = default;
+        pool_holder& operator=(const pool_holder& o) {
+            if (this != &o) p->resize(o.p->size());
+            return *this;
+        }
+        pool_holder& operator=(pool_holder&&) noexcept = default;
+        thread_pool& get() const { return *p; }
+    };
+
     modules_type modules_;
     aligned_buffer<S> buffer_;
     std::array<index_t, std::size_t(plan.n_edges) + 1> offset_{};
+    std::array<index_t, std::size_t(plan.n_edges) + 1> stride_{};
+    const memory_plan<plan>* memory_ = &memory;
     index_t scratch_offset_ = 0;
+    index_t slice_scratch_ = 0;
     index_t capacity_ = 0;
+    pool_holder pool_;
 };
 
 }  // namespace graph
@@ -280,11 +416,21 @@ public:
         reserved_ = true;
     }
     index_t capacity() const { return exec_.capacity(); }
-    /// Bytes of the workspace for a batch of `batch` (buffers + scratch).
+    /// Splits every large enough batch across `threads` threads (the caller's and threads - 1
+    /// persistent workers, created here): each runs the network on its share of the rows in
+    /// its own scratch area, so calls still neither allocate nor create threads. Default 1.
+    void set_threads(int threads) { exec_.set_threads(threads); }
+    int threads() const { return exec_.threads(); }
+    /// Bytes of the workspace for a batch of `batch` on one thread: the buffers between modules
+    /// (shared where their lifetimes allow, see graph::memory_plan) and the scratch.
     static constexpr index_t workspace_bytes(index_t batch) {
-        index_t n = 0;
-        for (int e = 0; e < plan.n_edges; ++e) n += plan.edge_shape[e].size();
+        const index_t n = graph::executor<S, Desc>::memory.shared_size();
         return index_t(sizeof(S)) * (n * batch + graph::executor<S, Desc>::scratch_size(batch));
+    }
+    /// Bytes of all buffers between modules for `batch` if none shared memory (the naive sum of
+    /// every intermediate tensor).
+    static constexpr index_t unshared_buffer_bytes(index_t batch) {
+        return index_t(sizeof(S)) * graph::executor<S, Desc>::memory.naive_size() * batch;
     }
 
     // ---- running -------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ struct Concat {
         static constexpr int n_in = Sig.inputs.count;
         static constexpr detail::section_layout<n_in> layout{
             output_shapes(Sig).outputs[0], O.dim, Sig.inputs};
+        static constexpr view_kind view =
+            layout.outer == 1 ? view_kind::inputs_in_output : view_kind::none;
 
         explicit bind(generator&) {}
 

@@ -130,6 +130,9 @@ struct Split {
         static constexpr port_list pieces = output_shapes(Sig).outputs;
         static constexpr int n_out = pieces.count;
         static constexpr detail::section_layout<n_out> layout{Sig.in(), O.dim, pieces};
+        // One block per row (nothing before `dim` but ones): the pieces are column blocks.
+        static constexpr view_kind view =
+            layout.outer == 1 ? view_kind::outputs_in_input : view_kind::none;
 
         explicit bind(generator&) {}
 
