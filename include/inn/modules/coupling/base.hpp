@@ -92,8 +92,8 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
                 S* yb = y.row(b);
                 A acc = A::Zero();
                 S rest = 0;
-                index_t i = 0;
-                for (; i + L <= n; i += L) {
+                const index_t whole = n - n % L;  // scalars in whole packets
+                for (index_t i = 0; i < whole; i += L) {
                     A sv;
                     for (int l = 0; l < L; ++l) sv[l] = soft_clamp(raw[i + l], O.clamp, O.activation);
                     acc += sv;
@@ -102,7 +102,7 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
                     else
                         map(yb + i) = (cmap(xb + i) - cmap(tb + i)) * (-sv).exp();
                 }
-                for (; i < n; ++i) {
+                for (index_t i = whole; i < n; ++i) {
                     const S si = soft_clamp(raw[i], O.clamp, O.activation);
                     rest += si;
                     yb[i] = !Rev ? std::exp(si) * xb[i] + tb[i] : (xb[i] - tb[i]) * std::exp(-si);
