@@ -1,0 +1,250 @@
+#pragma once
+// The harness shared by bench_moons.cpp, bench_mnist.cpp and bench_conv.cpp: Google Benchmark
+// cases for forward and inverse of one model at several batch sizes and thread counts, plus the
+// modes benchmarks/compare_pytorch.py uses to hand both sides the same weights and inputs:
+//
+//   bench_moons [--weights=W.safetensors] [--threads=1,2] [--batches=1,16,256,4096]
+//               [--check=IN.safetensors:OUT.safetensors] [--info] [Google Benchmark flags]
+//
+//   --weights  loads every parameter by its FrEIA state_dict key (inn::load_safetensors);
+//   --check    runs forward and inverse on IN's "x" (and "c") and writes "z", "ljd", "x_rev",
+//              "ljd_rev" to OUT, then exits;
+//   --info     prints one JSON line: FLOPs per sample, parameter bytes, workspace bytes;
+//   --off=a,b  switches kernels off for the whole run, to measure what they buy
+//              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
+//              share_buffers, views, fuse_coupling).
+//
+// The cases are named <model>/<fwd|inv>/batch:<B>/threads:<T>; every call goes through the
+// allocation-free forward_into / inverse_into with the workspace reserved beforehand.
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <inn/inn.hpp>
+#include <inn/io/safetensors.hpp>
+#include <inn/io/state_dict.hpp>
+
+#include "models.hpp"
+
+namespace bench {
+
+inline std::vector<long> parse_list(std::string_view s) {
+    std::vector<long> v;
+    while (!s.empty()) {
+        auto comma = s.find(',');
+        v.push_back(std::stol(std::string(s.substr(0, comma))));
+        if (comma == std::string_view::npos)
+            break;
+        s.remove_prefix(comma + 1);
+    }
+    return v;
+}
+
+template <class Net> void set_threads(Net& net, int n) {
+    if constexpr (requires { net.set_threads(n); })
+        net.set_threads(n);
+}
+
+template <class Net> constexpr bool conditional = Net::n_conditions > 0;
+
+/// One model's data for a batch: inputs, a one-hot condition (conditional models), outputs.
+template <class Net> struct batch_data {
+    static constexpr inn::index_t n = Net::input_dims().size();
+    static constexpr inn::index_t m = Net::output_dims().size();
+    inn::row_matrix<float> x, z, c;
+    inn::vector<float> ljd;
+
+    explicit batch_data(inn::index_t batch) : x(batch, n), z(batch, m), ljd(batch) {
+        inn::generator g(1);
+        g.fill_normal(x.data(), std::size_t(x.size()), 0.f, 1.f);
+        if constexpr (conditional<Net>) {
+            c = inn::row_matrix<float>::Zero(batch, Net::condition_dims().size());
+            for (inn::index_t i = 0; i < batch; ++i)
+                c(i, i % c.cols()) = 1;
+        }
+    }
+    void forward(Net& net) {
+        if constexpr (conditional<Net>)
+            net.forward_into(x, z, ljd, inn::conditions(c));
+        else
+            net.forward_into(x, z, ljd);
+    }
+    void inverse(Net& net) {
+        if constexpr (conditional<Net>)
+            net.inverse_into(z, x, ljd, inn::conditions(c));
+        else
+            net.inverse_into(z, x, ljd);
+    }
+};
+
+/// Reads a float32 tensor of `rows x cols` from a safetensors file.
+inline inn::row_matrix<float> read_matrix(const inn::io::safetensors_file& f, const char* key,
+                                          inn::index_t cols) {
+    const auto* t = f.find(key);
+    if (!t)
+        throw std::runtime_error(std::string("check input lacks tensor ") + key);
+    inn::index_t numel = 1;
+    for (auto d : t->shape)
+        numel *= d;
+    inn::row_matrix<float> m(numel / cols, cols);
+    f.copy_to(*t, std::span<float>(m.data(), std::size_t(m.size())));
+    return m;
+}
+
+template <class Net> int check(Net& net, const std::string& spec) {
+    auto colon = spec.find(':');
+    auto in = inn::io::safetensors_file::read(spec.substr(0, colon));
+    auto x = read_matrix(in, "x", Net::input_dims().size());
+    const inn::index_t batch = x.rows();
+    inn::row_matrix<float> c;
+    if constexpr (conditional<Net>)
+        c = read_matrix(in, "c", Net::condition_dims().size());
+    inn::row_matrix<float> z(batch, Net::output_dims().size()), xr(batch, x.cols());
+    inn::vector<float> ljd(batch), ljd_rev(batch);
+    net.reserve(batch);
+    if constexpr (conditional<Net>) {
+        net.forward_into(x, z, ljd, inn::conditions(c));
+        net.inverse_into(z, xr, ljd_rev, inn::conditions(c));
+    } else {
+        net.forward_into(x, z, ljd);
+        net.inverse_into(z, xr, ljd_rev);
+    }
+    auto vec = [](const auto& m) { return std::vector<float>(m.data(), m.data() + m.size()); };
+    std::vector<inn::io::tensor_to_write> out;
+    out.push_back(inn::io::make_tensor("z", {batch, z.cols()}, vec(z)));
+    out.push_back(inn::io::make_tensor("ljd", {batch}, vec(ljd)));
+    out.push_back(inn::io::make_tensor("x_rev", {batch, xr.cols()}, vec(xr)));
+    out.push_back(inn::io::make_tensor("ljd_rev", {batch}, vec(ljd_rev)));
+    // The same forward split across two threads (each runs its own rows).
+    inn::row_matrix<float> z2(batch, Net::output_dims().size());
+    inn::vector<float> ljd2(batch);
+    set_threads(net, 2);
+    if constexpr (conditional<Net>)
+        net.forward_into(x, z2, ljd2, inn::conditions(c));
+    else
+        net.forward_into(x, z2, ljd2);
+    set_threads(net, 1);
+    out.push_back(inn::io::make_tensor("z_threads2", {batch, z2.cols()}, vec(z2)));
+    inn::io::write_safetensors(spec.substr(colon + 1), out);
+    return 0;
+}
+
+/// Runs the harness for model `Net` named `name`. `flops(batch)`: the model's multiply-add
+/// FLOPs per call (linear layers, convolutions, soft permutation matrices).
+template <class Net, class Extra = void (*)(Net&, const std::vector<long>&)>
+int run(int argc, char** argv, const char* name, double flops_per_sample, std::vector<long> batches,
+        Extra extra = nullptr) {
+    auto net = std::make_unique<Net>(0);
+    std::vector<long> threads{1, 2};
+    std::string check_spec;
+    bool info = false;
+    std::vector<char*> rest{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a.starts_with("--weights="))
+            inn::load_safetensors(*net, std::string(a.substr(10)));
+        else if (a.starts_with("--threads="))
+            threads = parse_list(a.substr(10));
+        else if (a.starts_with("--batches="))
+            batches = parse_list(a.substr(10));
+        else if (a.starts_with("--check="))
+            check_spec = std::string(a.substr(8));
+        else if (a == "--info")
+            info = true;
+        else if (a.starts_with("--off=")) {
+            auto& t = inn::nn::kernels::tuning();
+            for (std::string_view k = a.substr(6); !k.empty();) {
+                auto comma = k.find(',');
+                auto key = k.substr(0, comma);
+                if (key == "gemm")
+                    t.gemm = false;
+                else if (key == "conv")
+                    t.conv = false;
+                else if (key == "mlp")
+                    t.mlp = false;
+                else if (key == "fuse_activation")
+                    t.fuse_activation = false;
+                else if (key == "share_buffers")
+                    t.share_buffers = false;
+                else if (key == "views")
+                    t.views = false;
+                else if (key == "fuse_coupling")
+                    t.fuse_coupling = false;
+                else
+                    throw std::runtime_error("unknown switch " + std::string(key));
+                k = comma == std::string_view::npos ? std::string_view() : k.substr(comma + 1);
+            }
+        } else
+            rest.push_back(argv[i]);
+    }
+    if (!check_spec.empty())
+        return check(*net, check_spec);
+    if (info) {
+        long long weights = 0;
+        net->visit([&](const std::string&, const inn::tensor_ref<float>& t) {
+            if (t.real)
+                weights += t.shape.numel() * 4;
+        });
+        // Per sample at batch 256: the naive sum of all intermediate tensors (a buffer per
+        // connection), the buffers as shared by the compile-time liveness analysis, and those
+        // plus the scratch of the largest module (the whole workspace of one thread).
+        const long long naive = (long long)Net::unshared_buffer_bytes(256) / 256;
+        const long long ws = (long long)Net::workspace_bytes(256) / 256;
+        const long long scratch =
+            (long long)inn::graph::executor<float, typename Net::description>::scratch_size(256) *
+            4 / 256;
+        std::printf("{\"model\": \"%s\", \"flops_per_sample\": %.0f, \"param_bytes\": %lld, "
+                    "\"edge_bytes_per_sample\": %lld, \"shared_edge_bytes_per_sample\": %lld, "
+                    "\"workspace_bytes_per_sample\": %lld}\n",
+                    name, flops_per_sample, weights, naive, ws - scratch, ws);
+        return 0;
+    }
+    long max_batch = 1;
+    for (long b : batches)
+        max_batch = std::max(max_batch, b);
+    net->reserve(max_batch);
+    for (int dir = 0; dir < 2; ++dir)
+        for (long t : threads)
+            for (long b : batches) {
+                std::string case_name = std::string(name) + (dir == 0 ? "/fwd" : "/inv") +
+                                        "/batch:" + std::to_string(b) +
+                                        "/threads:" + std::to_string(t);
+                Net* p = net.get();
+                benchmark::RegisterBenchmark(case_name.c_str(),
+                                             [=](benchmark::State& st) {
+                                                 set_threads(*p, int(t));
+                                                 batch_data<Net> d(b);
+                                                 d.forward(*p); // warm-up, and z for the inverse
+                                                 for (auto _ : st) {
+                                                     if (dir == 0)
+                                                         d.forward(*p);
+                                                     else
+                                                         d.inverse(*p);
+                                                     benchmark::ClobberMemory();
+                                                 }
+                                                 st.counters["FLOP/s"] = benchmark::Counter(
+                                                     flops_per_sample * double(b),
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+                                                 set_threads(*p, 1);
+                                             })
+                    ->UseRealTime()
+                    ->MeasureProcessCPUTime();
+            }
+    if constexpr (!std::is_pointer_v<Extra>)
+        extra(*net, batches);
+    else if (extra)
+        extra(*net, batches);
+    int n = int(rest.size());
+    benchmark::Initialize(&n, rest.data());
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
+
+} // namespace bench

@@ -1,0 +1,92 @@
+// The machine's limits that the model benchmarks are read against (one thread each):
+//   floors/fma_peak     float32 FMAs on 12 independent vector accumulators (the FLOP ceiling);
+//   floors/sgemm/N      Eigen's float32 GEMM, N x N x N (the best matrix product available);
+//   floors/read_bw      streaming reads of a 1 GiB buffer (the memory ceiling for weights).
+// compare_pytorch.py divides each model's FLOPs and weight bytes by these.
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include <Eigen/Core>
+
+namespace {
+
+// 64-byte vectors: AVX-512 with -march=native, split into narrower ones elsewhere.
+typedef float v16 __attribute__((vector_size(64)));
+
+// Twelve independent chains of FMAs (enough to cover the latency of two FMA pipes); the empty
+// asm keeps each chain in a register and stops the compiler from shortening the loop.
+__attribute__((noinline)) float fma_loop(long n, float seed) {
+    v16 b = v16{} + 0.999f, a = v16{} + 1e-3f;
+    v16 c0 = a + seed, c1 = c0 + 1, c2 = c0 + 2, c3 = c0 + 3, c4 = c0 + 4, c5 = c0 + 5;
+    v16 c6 = c0 + 6, c7 = c0 + 7, c8 = c0 + 8, c9 = c0 + 9, c10 = c0 + 10, c11 = c0 + 11;
+    for (long k = 0; k < n; ++k) {
+        c0 = c0 * b + a;
+        c1 = c1 * b + a;
+        c2 = c2 * b + a;
+        c3 = c3 * b + a;
+        c4 = c4 * b + a;
+        c5 = c5 * b + a;
+        c6 = c6 * b + a;
+        c7 = c7 * b + a;
+        c8 = c8 * b + a;
+        c9 = c9 * b + a;
+        c10 = c10 * b + a;
+        c11 = c11 * b + a;
+        asm volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));
+        asm volatile("" : "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+    }
+    v16 s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    float r = 0;
+    for (int i = 0; i < 16; ++i)
+        r += s[i];
+    return r;
+}
+
+void fma_peak(benchmark::State& st) {
+    const long n = 1 << 20;
+    for (auto _ : st)
+        benchmark::DoNotOptimize(fma_loop(n, float(st.iterations())));
+    st.counters["FLOP/s"] =
+        benchmark::Counter(double(n) * 12 * 16 * 2, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(fma_peak)->Name("floors/fma_peak")->UseRealTime();
+
+void sgemm(benchmark::State& st) {
+    const long n = st.range(0);
+    Eigen::MatrixXf a = Eigen::MatrixXf::Random(n, n), b = Eigen::MatrixXf::Random(n, n), c(n, n);
+    for (auto _ : st) {
+        c.noalias() = a * b;
+        benchmark::DoNotOptimize(c.data());
+    }
+    st.counters["FLOP/s"] = benchmark::Counter(2.0 * double(n) * double(n) * double(n),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(sgemm)->Name("floors/sgemm")->Arg(512)->Arg(1024)->UseRealTime();
+
+void read_bw(benchmark::State& st) {
+    const std::size_t n = std::size_t(1) << 28; // 1 GiB of floats
+    std::vector<v16> buf(n / 16);
+    for (std::size_t i = 0; i < buf.size(); ++i)
+        buf[i] = v16{} + float(i & 7);
+    for (auto _ : st) {
+        v16 s0{}, s1{}, s2{}, s3{};
+        for (std::size_t i = 0; i < buf.size(); i += 4) {
+            s0 += buf[i];
+            s1 += buf[i + 1];
+            s2 += buf[i + 2];
+            s3 += buf[i + 3];
+        }
+        benchmark::DoNotOptimize(s0 + s1 + s2 + s3);
+    }
+    st.counters["B/s"] =
+        benchmark::Counter(double(n) * 4, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(read_bw)->Name("floors/read_bw")->UseRealTime();
+
+} // namespace
+
+BENCHMARK_MAIN();
