@@ -16,10 +16,15 @@
 //       template <class V> void visit(V&&, const std::string& prefix);  // optional, state_dict
 //       static constexpr inverse_kind inversion;        // optional, default exact
 //       static constexpr view_kind view;                // optional: only moves data (below)
+//       void prepare();                                 // optional: refresh parameter caches
+//       static constexpr bool batch_parallel;           // optional, default true (below)
 //
 // The graph computes every signature, binds every module, and hands each call views of the
 // buffers it reads and writes. A module never allocates during forward/inverse; temporary space
-// comes from `args.scratch`.
+// comes from `args.scratch`. With `net.set_threads(n)` the rows of a batch run on several
+// threads at once, each with its own scratch: a module that writes its own members during a
+// call must do that in `prepare()` (called once before the threads start; a call then finds
+// nothing to refresh) or declare `batch_parallel = false` (the batch then runs on one thread).
 
 #include <concepts>
 #include <span>
@@ -107,6 +112,14 @@ constexpr inverse_kind inversion_of() {
         return B::inversion;
     else
         return inverse_kind::exact;
+}
+
+template <class B>
+constexpr bool batch_parallel_of() {
+    if constexpr (requires { B::batch_parallel; })
+        return B::batch_parallel;
+    else
+        return true;
 }
 
 template <class B>

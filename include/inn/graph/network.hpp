@@ -177,6 +177,11 @@ public:
         return {buffer_.data() + offset_[std::size_t(e)], stride_[std::size_t(e)]};
     }
 
+    /// Whether threads may split a batch: no module declares `batch_parallel = false`.
+    static constexpr bool batch_parallel = []<std::size_t... K>(std::index_sequence<K...>) {
+        return (batch_parallel_of<module_at<S, Desc, int(K)>>() && ...);
+    }(std::make_index_sequence<std::size_t(n_modules)>{});
+
     /// What each module declares of itself as a view, in forward order.
     static constexpr std::array<view_kind, std::size_t(n_modules)> views =
         []<std::size_t... K>(std::index_sequence<K...>) {
@@ -252,10 +257,7 @@ private:
     // pay for the hand-off; modules that initialise themselves from the first batch (ActNorm)
     // must see it whole; a module may opt out with `batch_parallel = false`.
     bool splittable(index_t batch) {
-        static constexpr bool allowed = []<std::size_t... K>(std::index_sequence<K...>) {
-            return (batch_parallel_of<module_at<S, Desc, int(K)>>() && ...);
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
-        if constexpr (!allowed) {
+        if constexpr (!batch_parallel) {
             return false;
         } else {
             constexpr index_t sample =
@@ -265,13 +267,6 @@ private:
             for_each_module([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
             return !waiting;
         }
-    }
-    template <class M>
-    static constexpr bool batch_parallel_of() {
-        if constexpr (requires { M::batch_parallel; })
-            return M::batch_parallel;
-        else
-            return true;
     }
 
     S* scratch(int part) { return buffer_.data() + scratch_offset_ + part * slice_scratch_; }
@@ -420,6 +415,9 @@ public:
     /// persistent workers, created here): each runs the network on its share of the rows in
     /// its own scratch area, so calls still neither allocate nor create threads. Default 1.
     void set_threads(int threads) { exec_.set_threads(threads); }
+    /// False when a module must see whole batches (IResNetLayer): then every call runs on the
+    /// calling thread whatever set_threads says.
+    static constexpr bool batch_parallel = graph::executor<S, Desc>::batch_parallel;
     int threads() const { return exec_.threads(); }
     /// Bytes of the workspace for a batch of `batch` on one thread: the buffers between modules
     /// (shared where their lifetimes allow, see graph::memory_plan) and the scratch.

@@ -192,6 +192,10 @@ struct iresnet_layer {
 
     // ---- running ------------------------------------------------------------------------------
 
+    // A call draws Hutchinson probes from the module's generator and records the inverse's
+    // residual: a network with threads runs it on the whole batch, on one thread.
+    static constexpr bool batch_parallel = false;
+
     void forward(const run_args<S>& a) {
         const work w = layout(a.scratch, a.batch);
         eval_g(a.in[0], a.out[0], a.batch, w, a.jac ? w.deriv : nullptr);

@@ -203,6 +203,10 @@ struct HouseholderPerm {
             if constexpr (O.fixed) fast_h();
         }
 
+        /// Recomputes the cached product when Vs changed; a network with threads calls it once
+        /// before its threads run slices of the batch (which then only read the cache).
+        void prepare() { update(); }
+
         void forward(const run_args<S>& a) {
             update();
             a.out[0].matrix(a.batch, D).noalias() =
