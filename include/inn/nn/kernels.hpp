@@ -190,7 +190,6 @@ template <Scalar S, int MR, int NV> struct gemm_tile {
 
 /// C (N x P, row-major, ldc) = act(W (N x K, row-major) · B (K x P, row-major, ldb) + bias),
 /// the product of a convolution over im2col columns (B) or of a layer with a packed input.
-/// `store(row n, column p0, tile row, count, values...)` is not needed: C is written directly.
 /// B must be readable up to the next multiple of the lanes in P (the caller pads).
 template <Scalar S, index_t N, index_t K, class F>
 void gemm_rows(const S* W, const S* B, index_t ldb, index_t P, const S* bias, S* C, index_t ldc,
