@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what inn needs to build its tests, examples and fuzzer on Debian 12 (bookworm).
 # Idempotent and quiet: does nothing (no apt-get update either) when everything is there.
-# Runs as root, or through sudo when that is available.
+# Runs as root, or through sudo when that is available. Extra package names given as arguments
+# are installed the same way (scripts/install-bench-deps.sh uses this).
 set -euo pipefail
 
 packages=(
@@ -20,6 +21,7 @@ packages=(
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
 command -v make >/dev/null 2>&1 || packages+=(make)
 command -v cmake >/dev/null 2>&1 || packages+=(cmake)
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do
