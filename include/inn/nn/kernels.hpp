@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include <Eigen/Core>
 
@@ -377,31 +378,10 @@ void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, ind
             index_t n0 = 0;
             for (; n0 + MR <= Out; n0 += MR)
                 rows.template operator()<MR>(n0);
-            switch (Out - n0) { // the last rows
-            case 1:
-                rows.template operator()<1>(n0);
-                break;
-            case 2:
-                rows.template operator()<2>(n0);
-                break;
-            case 3:
-                rows.template operator()<3>(n0);
-                break;
-            case 4:
-                rows.template operator()<4>(n0);
-                break;
-            case 5:
-                rows.template operator()<5>(n0);
-                break;
-            case 6:
-                rows.template operator()<6>(n0);
-                break;
-            case 7:
-                rows.template operator()<7>(n0);
-                break;
-            default:
-                break;
-            }
+            // The last Out % MR rows: one tile of exactly that many (a run-time count).
+            [&]<int... R>(std::integer_sequence<int, R...>) {
+                ((Out - n0 == R + 1 ? rows.template operator()<R + 1>(n0) : void()), ...);
+            }(std::make_integer_sequence<int, MR - 1>{});
         };
         if (nv == 3)
             tiles.template operator()<3>();
