@@ -37,13 +37,13 @@ struct FixedRandomElementwiseMultiply {
             log_det = factor.array().log().sum();
         }
 
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             a.out[0].matrix(a.batch, C) = a.in[0].matrix(a.batch, C).array().rowwise() *
                                           factor.array().transpose();
             // The log-det is trivial, so it is returned even when jac is false (as in FrEIA).
             for (index_t b = 0; b < a.batch; ++b) a.ljd[b] += log_det;
         }
-        void inverse(const run_args<S>& a) {
+        void inverse(const run_args<S>& a) const {
             a.out[0].matrix(a.batch, C) = a.in[0].matrix(a.batch, C).array().rowwise() /
                                           factor.array().transpose();
             for (index_t b = 0; b < a.batch; ++b) a.ljd[b] -= log_det;
@@ -69,7 +69,7 @@ struct ConditionalSwap {
 
         explicit bind(generator&) {}
 
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             for (index_t b = 0; b < a.batch; ++b) {
                 bool keep = a.cond[0].row(b)[0] > S(0);
                 const S* x1 = a.in[keep ? 0 : 1].row(b);
@@ -78,7 +78,7 @@ struct ConditionalSwap {
                 std::copy(x2, x2 + n, a.out[1].row(b));
             }
         }
-        void inverse(const run_args<S>& a) { forward(a); }
+        void inverse(const run_args<S>& a) const { forward(a); }
     };
 };
 

@@ -170,7 +170,7 @@ TEST_CASE("PushForward: a linear flow has the Gaussian density and moments", "[d
     const Eigen::Matrix3d sigma = (M.transpose() * M).inverse();
 
     Linear3::with_scalar<double> net;
-    net.module<0>().set(M, b);
+    net.module<0>()->set(M, b);
     PushForward flow(net);
     const mat x = 2 * test::random_batch(9, 3, 5);
     const Eigen::VectorXd want = gaussian_log_density(x, mu, sigma);
@@ -180,7 +180,7 @@ TEST_CASE("PushForward: a linear flow has the Gaussian density and moments", "[d
 
     SECTION("float") {
         Linear3 netf;
-        netf.module<0>().set(M, b);
+        netf.module<0>()->set(M, b);
         PushForward flowf(netf);
         const row_matrix<float> xf = x.cast<float>();
         CHECK(max_rel_error(flowf.log_prob(xf).cast<double>().eval(), want) < 1e-5);
@@ -205,7 +205,7 @@ TEST_CASE("PushForward: several inputs and outputs of a graph (sum over outputs)
     const Eigen::Matrix3d sigma = (M.transpose() * M).inverse();
 
     multi::Net net;
-    net.module<1>().set(M, b);  // forward order: cat, lin, split
+    net.module<1>()->set(M, b);  // forward order: cat, lin, split
     PushForward flow(net);
     const mat x = test::random_batch(8, 3, 6);
     const mat x1 = x.leftCols(2), x2 = x.rightCols(1);

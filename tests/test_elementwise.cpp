@@ -584,7 +584,7 @@ TEST_CASE("OrthogonalTransform: construction draws, clamp, re-orthogonalisation"
         g.fill_normal(a.data(), 36, 0.f, 1.f);
         g.fill_normal(bias.data(), 6, 0.f, 1.f);
         g.fill_normal(scaling.data(), 6, 0.f, 1.f);
-        CHECK(net.module<0>().back_counter == counter);
+        CHECK(net.module<0>()->back_counter == counter);
         const auto b = tensor_of(net, "module_list.0.bias", 6);
         const auto s = tensor_of(net, "module_list.0.scaling", 6);
         for (int i = 0; i < 6; ++i) {
@@ -632,7 +632,7 @@ TEST_CASE("OrthogonalTransform: construction draws, clamp, re-orthogonalisation"
         set_tensor(net, "module_list.0.weights", w);
         const mat x = random_batch(3, 6, 11);
         CHECK(max_rel_error(net.inverse(net.forward(x).z).x, x) > 1e-6);  // no longer exact
-        net.module<0>().orthogonalize_weights();
+        net.module<0>()->orthogonalize_weights();
         const mat w2 = tensor_of(net, "module_list.0.weights", 6);
         CHECK((w2 * w2.transpose() - mat::Identity(6, 6)).cwiseAbs().maxCoeff() < 1e-14);
         CHECK(max_rel_error(w2, original) < 0.05);  // a correction, not a new matrix

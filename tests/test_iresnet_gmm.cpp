@@ -132,7 +132,7 @@ TEST_CASE("IResNetLayer: the reverse log-det is taken at the reconstructed x (sp
         // ... which is not FrEIA's value (its estimate is taken at z).
         CHECK(max_abs(rv.log_jac_det - freia_rev) > 1e-6);  // 100x the tolerance above
         // FrEIA's fixed point: 50 iterations and one more evaluation, converged here.
-        const auto& layer = net.template module<0>();
+        const auto& layer = *net.template module<0>();
         CHECK(layer.last_inverse_iterations() == 51);
         CHECK(layer.last_inverse_residual() < 1e-13);
         // Inputs untouched (FrEIA flips requires_grad on its caller's tensor).
@@ -184,8 +184,8 @@ TEST_CASE("IResNetLayer: Hutchinson estimate is unbiased around the exact log-de
         b.forward(x);
         CHECK(max_abs(a.forward(x).log_jac_det - b.forward(x).log_jac_det) == 0.0);
         CHECK(max_abs(a.forward(x).log_jac_det - c.forward(x).log_jac_det) > 1e-6);
-        a.module<0>().seed_probes(5);
-        c.module<0>().seed_probes(5);
+        a.module<0>()->seed_probes(5);
+        c.module<0>()->seed_probes(5);
         CHECK(max_abs(a.forward(x).log_jac_det - c.forward(x).log_jac_det) == 0.0);
     }
 }
@@ -195,8 +195,8 @@ TEST_CASE("IResNetLayer: exact log-det against finite differences, after Lipschi
     generator g(3);
     SECTION("vectors, two layers of two internal layers") {
         IResDeep net(7);
-        net.module<0>().lipschitz_correction(g);
-        net.module<1>().lipschitz_correction(g);
+        net.module<0>()->lipschitz_correction(g);
+        net.module<1>()->lipschitz_correction(g);
         const mat x = test::random_batch(6, 5, 4);
         auto fw = net.forward(x);
         CHECK(max_abs(test::numerical_log_det(net, x) - fw.log_jac_det) < 1e-7);
@@ -207,7 +207,7 @@ TEST_CASE("IResNetLayer: exact log-det against finite differences, after Lipschi
     }
     SECTION("images") {
         IResImg net(8);
-        net.module<0>().lipschitz_correction(g);
+        net.module<0>()->lipschitz_correction(g);
         const mat x = test::random_batch(3, 32, 5);
         auto fw = net.forward(x);
         CHECK(max_abs(test::numerical_log_det(net, x) - fw.log_jac_det) < 1e-7);
@@ -221,7 +221,7 @@ TEST_CASE("IResNetLayer: lipschitz_correction scales weights to the spectral nor
           "[iresnet]") {
     SECTION("Linear layers: sigma from an SVD") {
         IResDeep net(21);
-        auto& layer = net.module<0>();
+        auto& layer = *net.module<0>();
         // Make every weight too large, except layer 2, which is left below the bound.
         net.visit([&](const std::string& key, const tensor_ref<double>& t) {
             if (!key.ends_with("weight")) return;
@@ -254,7 +254,7 @@ TEST_CASE("IResNetLayer: lipschitz_correction scales weights to the spectral nor
     }
     SECTION("Conv2d layers: FrEIA's unpadded convolution, sigma from its matrix") {
         IResImg net(22);
-        auto& layer = net.module<0>();
+        auto& layer = *net.module<0>();
         net.visit([&](const std::string&, const tensor_ref<double>& t) {
             Eigen::Map<Eigen::VectorXd>(t.real, t.shape.numel()) *= 4.0;
         });
@@ -297,7 +297,7 @@ TEST_CASE("IResNetLayer: fixed-point tolerance and the residual reached", "[ires
     IResVecTol net;
     load_fixture(net, f);
     auto rv = net.inverse(z);
-    const auto& layer = net.module<0>();
+    const auto& layer = *net.module<0>();
     CHECK(layer.last_inverse_residual() <= 1e-13);
     CHECK(layer.last_inverse_iterations() > 5);
     CHECK(layer.last_inverse_iterations() < 60);  // stopped early, not after 501 evaluations
@@ -311,7 +311,7 @@ TEST_CASE("IResNetLayer: fixed-point tolerance and the residual reached", "[ires
                 Eigen::Map<Eigen::VectorXd>(t.real, t.shape.numel()) *= 4.0;
         });
         big.inverse(z, false);
-        const double r = big.module<0>().last_inverse_residual();
+        const double r = big.module<0>()->last_inverse_residual();
         CHECK(!(r < 1e-3));  // large or NaN
     }
 }
@@ -516,7 +516,7 @@ TEST_CASE("threads: per-call state and parameter caches", "[iresnet][threads]") 
     auto [x1, i1] = one.inverse(z1);
     auto [x2, i2] = two.inverse(z2);
     CHECK(x2 == x1);
-    CHECK(two.module<1>().last_inverse_iterations() == one.module<1>().last_inverse_iterations());
+    CHECK(two.module<1>()->last_inverse_iterations() == one.module<1>()->last_inverse_iterations());
 }
 
 }  // namespace

@@ -73,7 +73,7 @@ TEST_CASE("parity: FixedLinearTransform / Fixed1x1Conv match FrEIA", "[parity][r
         // FrEIA built without b stores `b` as a 0-dim scalar 0: switch the module to that layout
         // before loading, as a user porting such a model does.
         check_parity_both<FixedLinear>("fixed_linear_no_b", "fixed_linear", {},
-                                       [](auto& net) { net.template module<0>().set_scalar_b(); });
+                                       [](auto& net) { net.template module<0>()->set_scalar_b(); });
     }
     SECTION("fixed_1x1_conv") { check_parity_both<Fixed1x1>("fixed_1x1_conv", "fixed_1x1_conv"); }
 }

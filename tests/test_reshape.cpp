@@ -361,7 +361,7 @@ TEST_CASE("FixedLinearTransform: y = M x + b, log-det log|det M|", "[modules]") 
     const Eigen::VectorXd b = (Eigen::VectorXd(3) << 0.5, -1, 2).finished();
     using Net = SequenceINN<Shape<3>, FixedLinearTransform>::with_scalar<double>;
     Net net;
-    net.module<0>().set(M, b);
+    net.module<0>()->set(M, b);
     const row_matrix<double> x = test::random_batch(4, 3);
     auto [z, ljd] = net.forward(x);
     const row_matrix<double> expect = (x * M.transpose()).rowwise() + b.transpose();
@@ -373,11 +373,11 @@ TEST_CASE("FixedLinearTransform: y = M x + b, log-det log|det M|", "[modules]") 
     CHECK(ljd_rev(0) == -ljd(0));
 
     // Without b: FrEIA's 0-dim b, y = M x.
-    net.module<0>().set(M);
-    CHECK(net.module<0>().scalar_b());
+    net.module<0>()->set(M);
+    CHECK(net.module<0>()->scalar_b());
     CHECK(test::max_rel_error(net.forward(x).z, row_matrix<double>(x * M.transpose())) < 1e-15);
     // A 0-dim b is broadcast (what loading a non-zero scalar b gives).
-    net.module<0>().set_scalar_b(0.25);
+    net.module<0>()->set_scalar_b(0.25);
     const row_matrix<double> shifted = (x * M.transpose()).array() + 0.25;
     CHECK(test::max_rel_error(net.forward(x).z, shifted) < 1e-15);
     CHECK(test::max_rel_error(net.inverse(shifted).x, x) < 1e-14);
@@ -387,20 +387,20 @@ TEST_CASE("FixedLinearTransform: y = M x + b, log-det log|det M|", "[modules]") 
     CHECK(identity.forward(x).z == x);
     CHECK(identity.forward(x).log_jac_det.isZero(0));
 
-    CHECK_THROWS_AS(net.module<0>().set(Eigen::MatrixXd::Identity(2, 2)), std::invalid_argument);
-    CHECK_THROWS_AS(net.module<0>().set(M, Eigen::VectorXd::Zero(4)), std::invalid_argument);
+    CHECK_THROWS_AS(net.module<0>()->set(Eigen::MatrixXd::Identity(2, 2)), std::invalid_argument);
+    CHECK_THROWS_AS(net.module<0>()->set(M, Eigen::VectorXd::Zero(4)), std::invalid_argument);
 }
 
 TEST_CASE("FixedLinearTransform: round trip and finite-difference log-det", "[modules]") {
     const Eigen::MatrixXd M = random_matrix(5, 11);
     const Eigen::VectorXd b = Eigen::VectorXd::LinSpaced(5, -1, 1);
     check_invertible_both<SequenceINN<Shape<5>, FixedLinearTransform>>(
-        [&](auto& net) { net.template module<0>().set(M, b); });
+        [&](auto& net) { net.template module<0>()->set(M, b); });
     check_invertible_both<SequenceINN<Shape<1>, FixedLinearTransform>>(
-        [&](auto& net) { net.template module<0>().set(Eigen::MatrixXd::Constant(1, 1, -3.0)); });
+        [&](auto& net) { net.template module<0>()->set(Eigen::MatrixXd::Constant(1, 1, -3.0)); });
     // The log-det is log|det M| (sign of det ignored).
     SequenceINN<Shape<5>, FixedLinearTransform> f32;
-    f32.module<0>().set(M, b);
+    f32.module<0>()->set(M, b);
     REQUIRE(M.determinant() < 0);
     const row_matrix<float> zero = row_matrix<float>::Zero(1, 5);
     CHECK(f32.forward(zero).log_jac_det(0) ==
@@ -415,7 +415,7 @@ TEST_CASE("FixedLinearTransform: state_dict M, M_inv, b, logDetM as FrEIA's", "[
                                                    {"module_list.0.b", {1, 6}, false},
                                                    {"module_list.0.logDetM", {}, false}});
     const Eigen::MatrixXd M = random_matrix(6, 3);
-    net.module<0>().set(M);
+    net.module<0>()->set(M);
     CHECK(state_dict_of(net)[2] == entry{"module_list.0.b", {}, false});
     CHECK(net.parameter_count() == 0);
 
@@ -459,7 +459,7 @@ TEST_CASE("Fixed1x1Conv: per pixel y = M^T x, log-det log|det M| * H * W", "[mod
     const Eigen::MatrixXd M = (Eigen::MatrixXd(3, 3) << 2, 1, 0, 0, 1, 0, 1, 0, -3).finished();
     using Net = SequenceINN<Shape<3, 2, 5>, Fixed1x1Conv>::with_scalar<double>;
     Net net;
-    net.module<0>().set(M);
+    net.module<0>()->set(M);
     const row_matrix<double> x = test::random_batch(2, 30);
     auto [z, ljd] = net.forward(x);
     for (int b = 0; b < 2; ++b) {
@@ -473,19 +473,19 @@ TEST_CASE("Fixed1x1Conv: per pixel y = M^T x, log-det log|det M| * H * W", "[mod
 
     Net identity;
     CHECK(identity.forward(x).z == x);
-    CHECK_THROWS_AS(net.module<0>().set(Eigen::MatrixXd::Identity(4, 4)), std::invalid_argument);
+    CHECK_THROWS_AS(net.module<0>()->set(Eigen::MatrixXd::Identity(4, 4)), std::invalid_argument);
 }
 
 TEST_CASE("Fixed1x1Conv: round trip, finite-difference log-det, odd channels, batch 1",
           "[modules]") {
     const Eigen::MatrixXd M = random_matrix(5, 17);
     check_invertible_both<SequenceINN<Shape<5, 3, 1>, Fixed1x1Conv>>(
-        [&](auto& net) { net.template module<0>().set(M); });
+        [&](auto& net) { net.template module<0>()->set(M); });
     check_invertible_both<SequenceINN<Shape<1, 2, 3>, Fixed1x1Conv>>(
-        [&](auto& net) { net.template module<0>().set(Eigen::MatrixXd::Constant(1, 1, 0.5)); });
+        [&](auto& net) { net.template module<0>()->set(Eigen::MatrixXd::Constant(1, 1, 0.5)); });
     // Float network from a float matrix.
     SequenceINN<Shape<5, 3, 1>, Fixed1x1Conv> f32;
-    f32.module<0>().set(Eigen::MatrixXf(M.cast<float>()));
+    f32.module<0>()->set(Eigen::MatrixXf(M.cast<float>()));
     const row_matrix<float> zero = row_matrix<float>::Zero(1, 15);
     CHECK(f32.forward(zero).log_jac_det(0) ==
           Approx(3 * std::log(std::abs(M.determinant()))).epsilon(1e-5));
@@ -497,7 +497,7 @@ TEST_CASE("Fixed1x1Conv: state_dict M, M_inv, logDetM as FrEIA's", "[modules]") 
                                                    {"module_list.0.M_inv", {4, 4, 1, 1}, false},
                                                    {"module_list.0.logDetM", {}, false}});
     const Eigen::MatrixXd M = random_matrix(4, 2);
-    net.module<0>().set(M);
+    net.module<0>()->set(M);
     net.visit([&](const std::string& key, const tensor_ref<double>& t) {
         Eigen::Map<const row_matrix<double>> m(t.real, 4, 4);
         if (key == "module_list.0.M")
@@ -527,11 +527,11 @@ TEST_CASE("IRevNetDownsampling, HaarDownsampling, Fixed1x1Conv: in a GraphINN an
     static_assert(Net::output_shape<z_out> == Shape<12, 2, 2>{});
     const Eigen::MatrixXd M = random_matrix(12, 4);
     check_invertible<Net::with_scalar<double>>(2,
-                                               [&](auto& net) { net.template module<1>().set(M); });
-    check_invertible<Net>(1, [&](auto& net) { net.template module<1>().set(M); });
+                                               [&](auto& net) { net.template module<1>()->set(M); });
+    check_invertible<Net>(1, [&](auto& net) { net.template module<1>()->set(M); });
 
     Net::with_scalar<double> net;
-    net.module<1>().set(M);
+    net.module<1>()->set(M);
     CHECK(state_dict_of(net) ==
           std::vector<entry>{{"module_list.0.haar_weights", {12, 1, 2, 2}, false},
                              {"module_list.1.M", {12, 12, 1, 1}, false},

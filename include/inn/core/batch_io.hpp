@@ -14,15 +14,11 @@
 
 #include <Eigen/Core>
 
+#include "errors.hpp"
 #include "shape.hpp"
 #include "tensor_view.hpp"
 
 namespace inn {
-
-/// Bad data handed to a network at run time: wrong size, too large a batch, ...
-struct data_error : std::invalid_argument {
-    using std::invalid_argument::invalid_argument;
-};
 
 template <Scalar S> struct batch_source {
     const S* data = nullptr;

@@ -1,40 +1,54 @@
 #pragma once
-// The module concept.
+// The module contract: one contract for the host, other memory spaces and gradients.
 //
 // A module is written in two layers, like FrEIA's class + constructor call:
 //
-//   * the *spec* — the type users put in an architecture, e.g. `GLOWCouplingBlock<subnet, {.clamp = 1}>`.
+//   * the *spec*: the type users put in an architecture, e.g. `GLOWCouplingBlock<subnet, {.clamp = 1}>`.
 //     It has a constexpr shape rule `static shape_result output_shapes(const signature&)` (FrEIA's
-//     `output_dims` plus the constructor's checks) and a member template `bind<Scalar, signature>`;
-//   * the *bound module* `Spec::bind<S, sig>` — the object that owns parameters and runs. Its shapes
+//     `output_dims` plus the constructor's checks) and a member template `bind<Scalar, signature>`
+//     (or `bind<Scalar, signature, Space>` for a module that runs in other memory spaces too);
+//   * the *bound module* `Spec::bind<S, sig>`: the object that owns parameters and runs. Its shapes
 //     are compile-time constants, so its loops and Eigen maps have static sizes. It provides
 //
 //       explicit bind(generator&);                       // parameters initialised like FrEIA's
-//       void forward(const run_args<S>&);                // x -> z, adds log|det J| to args.ljd
-//       void inverse(const run_args<S>&);                // z -> x, adds log|det J^-1|
-//       static constexpr index_t scratch_size(index_t batch);    // optional, scalars of scratch
-//       template <class V> void visit(V&&, const std::string& prefix);  // optional, state_dict
-//       static constexpr inverse_kind inversion;        // optional, default exact
-//       static constexpr view_kind view;                // optional: only moves data (below)
-//       void prepare();                                 // optional: refresh parameter caches
-//       static constexpr bool batch_parallel;           // optional, default true (below)
+//       void forward(const run_args<S>&) const;          // x -> z, adds log|det J| to args.ljd
+//       void inverse(const run_args<S>&) const;          // z -> x, adds log|det J^-1|
+//     and optionally
+//       static constexpr index_t scratch_size(pass, index_t batch);  // scalars of scratch
+//       template <class V> void visit(V&&, const std::string& prefix);  // state_dict entries
+//       void prepare();                // caches and checks that depend only on parameters
+//       void backward(const backward_args<S>&) const;    // vector-Jacobian products
+//       bool initialized() const;      // with initialize(): state set from the first batch
+//       void initialize(const run_args<S>&);             //   (ActNorm), all-or-nothing
+//       static constexpr inverse_kind inversion;         // default exact
+//       static constexpr view_kind view;                 // only moves data (below)
+//       static constexpr bool batch_parallel;            // default true (below)
 //
-// The graph computes every signature, binds every module, and hands each call views of the
-// buffers it reads and writes. A module never allocates during forward/inverse; temporary space
-// comes from `args.scratch`. With `net.set_threads(n)` the rows of a batch run on several
-// threads at once, each with its own scratch: a module that writes its own members during a
-// call must do that in `prepare()` (called once before the threads start; a call then finds
-// nothing to refresh) or declare `batch_parallel = false` (the batch then runs on one thread).
+// forward/inverse are const and do no per-call bookkeeping: whatever depends only on the
+// parameters (exp of a log-scale, a Householder product, the check that a loaded permutation is
+// one) is computed in prepare(), which the network calls on the caller's thread once after
+// every change of the parameters (construction, loading, an optimiser step, a visit that may
+// write) and before any call splits its batch across threads. prepare() throws
+// `parameter_error` naming the key for parameters the module cannot run with; loading then
+// fails and leaves the network unchanged. A module never allocates in forward/inverse/backward;
+// temporary space comes from `args.scratch`, sized by scratch_size for that pass.
+//
+// With `net.set_threads(n)` the samples of a batch run on several threads at once, each with
+// its own scratch; a module whose call cannot be split (IResNetLayer draws its probes per call)
+// declares `batch_parallel = false` and then sees whole batches on one thread.
 
 #include <concepts>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "errors.hpp"
+#include "memory_space.hpp"
+#include "parameters.hpp"
 #include "random.hpp"
-#include "type_name.hpp"
 #include "signature.hpp"
 #include "tensor_view.hpp"
+#include "type_name.hpp"
 
 namespace inn {
 
@@ -50,27 +64,60 @@ constexpr inverse_kind combine(inverse_kind a, inverse_kind b) { return a > b ? 
 
 /// Modules that only move data may declare themselves views (`static constexpr view_kind view`
 /// in the bound module): each output (or each input) is then a block of consecutive scalars of
-/// every row of the one input (output), in port order, and the network may lay them out in the
-/// same memory and skip the module (graph/memory_plan.hpp). It must still run correctly when
-/// called: the network calls it where the layout cannot be shared.
+/// every sample of the one input (output), in port order, and the network may lay them out in
+/// the same memory and skip the module (graph/memory_plan.hpp). It must still run correctly
+/// when called: the network calls it where the layout cannot be shared.
 enum class view_kind {
     none,
     outputs_in_input,  // out[s] = columns [sum of sizes of out[<s], ...) of in[0] (Split, Flatten)
     inputs_in_output,  // in[i] = columns [sum of sizes of in[<i], ...) of out[0] (Concat)
 };
 
-/// One call of a bound module. `in` are the tensors this direction reads (forward: x, inverse: z),
-/// `out` the tensors it writes; both have `batch` rows. The module adds its log-determinant to
-/// `ljd[0..batch)` when `jac` is set and may skip that work otherwise.
-template <Scalar S>
+/// What a call asks of a module, for sizing its scratch.
+enum class pass { forward, inverse, backward };
+
+/// One call of a bound module. `in` are the tensors this direction reads (forward: x, inverse:
+/// z), `out` the tensors it writes; all have `batch` samples. The module adds its
+/// log-determinant to `ljd[0..batch)` when `jac` is set and may skip that work otherwise.
+template <Scalar S, MemorySpace Space = host>
 struct run_args {
     index_t batch = 0;
-    std::span<const cview<S>> in;
-    std::span<const view<S>> out;
-    std::span<const cview<S>> cond;
+    std::span<const cview<S, Space>> in;
+    std::span<const view<S, Space>> out;
+    std::span<const cview<S, Space>> cond;
     S* ljd = nullptr;
     bool jac = true;
     S* scratch = nullptr;
+    /// Where these samples start in the caller's batch (threads run slices): sample b here is
+    /// sample `first_sample + b` there, which is what error messages must say.
+    index_t first_sample = 0;
+};
+
+/// The vector-Jacobian product of one module's forward map y, ljd = f(x; c, θ), for a loss L:
+/// given dL/dy and dL/d(ljd), writes dL/dx, adds dL/dc into `grad_cond` (a condition may feed
+/// several modules) and, when `param_grads` is set, adds dL/dθ into each trainable parameter's
+/// gradient (`grad_of(p)`). Inputs are the forward call's tensors.
+template <Scalar S, MemorySpace Space = host>
+struct backward_args {
+    index_t batch = 0;
+    std::span<const cview<S, Space>> in;         // x, as the forward call read it
+    std::span<const cview<S, Space>> out;        // y = f(x)
+    std::span<const cview<S, Space>> cond;
+    std::span<const cview<S, Space>> grad_out;   // dL/dy
+    const S* grad_ljd = nullptr;                 // dL/d log|det J| per sample; null: zero
+    std::span<const view<S, Space>> grad_in;     // dL/dx, written
+    std::span<const view<S, Space>> grad_cond;   // dL/dc, accumulated; empty: not wanted
+    S* scratch = nullptr;
+    bool param_grads = true;
+    /// Threads accumulate parameter gradients into copies of their own, `grad_shift` scalars
+    /// after the parameter's own gradient, and the network adds them up in a fixed order.
+    index_t grad_shift = 0;
+    index_t first_sample = 0;
+
+    /// Where to add dL/dp (null when `p` has no gradient attached).
+    S* grad_of(const parameter<S>& p) const {
+        return param_grads && p.grad ? p.grad + grad_shift : nullptr;
+    }
 };
 
 template <class M>
@@ -78,14 +125,48 @@ concept ModuleSpec = requires(const signature& s) {
     { M::output_shapes(s) } -> std::same_as<shape_result>;
 };
 
-template <ModuleSpec M, Scalar S, signature Sig>
-using bind_t = typename M::template bind<S, Sig>;
+/// What the network needs of a bound module; checked where modules are bound (graph/executor.hpp),
+/// so a custom module that misses something fails with this concept's name and the module's.
+template <class B, class S, class Space = host>
+concept BoundModule = std::constructible_from<B, generator&> &&
+                      requires(const B& b, const run_args<S, Space>& a) {
+                          b.forward(a);
+                          b.inverse(a);
+                      };
 
-template <class B, class S>
-concept BoundModule = std::constructible_from<B, generator&> && requires(B b, const run_args<S>& a) {
-    b.forward(a);
-    b.inverse(a);
+/// A bound module that can compute gradients (the training executor requires it).
+template <class B, class S, class Space = host>
+concept DifferentiableModule =
+    BoundModule<B, S, Space> && requires(const B& b, const backward_args<S, Space>& a) {
+        b.backward(a);
+    };
+
+namespace detail {
+template <class Spec, class S, signature Sig, class Space>
+concept binds_for_space = requires { typename Spec::template bind<S, Sig, Space>; };
+template <class Spec, class S, signature Sig>
+concept binds_for_host = requires { typename Spec::template bind<S, Sig>; };
+
+template <class Spec, class S, signature Sig, class Space>
+struct bound_in {
+    using type = void;  // the spec has no binding for this space
 };
+template <class Spec, class S, signature Sig, class Space>
+    requires binds_for_space<Spec, S, Sig, Space>
+struct bound_in<Spec, S, Sig, Space> {
+    using type = typename Spec::template bind<S, Sig, Space>;
+};
+template <class Spec, class S, signature Sig>
+    requires(!binds_for_space<Spec, S, Sig, host>) && binds_for_host<Spec, S, Sig>
+struct bound_in<Spec, S, Sig, host> {
+    using type = typename Spec::template bind<S, Sig>;
+};
+}  // namespace detail
+
+/// The bound module of `Spec` for scalar S and signature Sig in memory space Space, or `void`
+/// when the spec cannot run there.
+template <ModuleSpec Spec, Scalar S, signature Sig, MemorySpace Space = host>
+using bind_in = typename detail::bound_in<Spec, S, Sig, Space>::type;
 
 /// The FrEIA class name of a module spec (`static constexpr std::string_view name`), else its type.
 template <class M>
@@ -99,8 +180,10 @@ constexpr std::string_view module_name() {
 // ---- defaults for the optional parts of a bound module ------------------------------------------
 
 template <class B>
-constexpr index_t scratch_size_of(index_t batch) {
-    if constexpr (requires { B::scratch_size(batch); })
+constexpr index_t scratch_size_of(pass p, index_t batch) {
+    if constexpr (requires { B::scratch_size(p, batch); })
+        return B::scratch_size(p, batch);
+    else if constexpr (requires { B::scratch_size(batch); })
         return B::scratch_size(batch);
     else
         return 0;
@@ -133,6 +216,11 @@ constexpr view_kind view_of() {
 template <class B, class V>
 void visit_tensors(B& module, V&& visitor, const std::string& prefix) {
     if constexpr (requires { module.visit(visitor, prefix); }) module.visit(visitor, prefix);
+}
+
+template <class B>
+void prepare_module(B& module) {
+    if constexpr (requires { module.prepare(); }) module.prepare();
 }
 
 /// Modules with state set from data (ActNorm) report whether they still await it.

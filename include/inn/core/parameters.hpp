@@ -2,8 +2,8 @@
 // Parameters and buffers of modules, and the one way to reach them: `visit(visitor, prefix)`.
 //
 // Every module exposes its tensors to a visitor under its FrEIA state_dict name. Loading and
-// saving (io/), counting (summary), initialising, and later gradients and device uploads are all
-// visitors, so a module is written once and gains each of them for free.
+// saving (io/), counting (summary), initialising, gradients for optimisers and copies to a device
+// are all visitors, so a module is written once and gains each of them for free.
 
 #include <array>
 #include <concepts>
@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tensor_view.hpp"
@@ -48,7 +49,7 @@ inline std::string to_string(const tensor_shape& s) {
     return r + "]";
 }
 
-/// What a visitor sees of one state_dict entry. Exactly one of the pointers is set.
+/// What a visitor sees of one state_dict entry. Exactly one of `real`, `integer`, `flag` is set.
 template <Scalar S>
 struct tensor_ref {
     S* real = nullptr;             // float parameters and buffers, in the network's Scalar
@@ -56,6 +57,11 @@ struct tensor_ref {
     bool* flag = nullptr;          // boolean state (ActNorm's is_initialized)
     tensor_shape shape;
     bool trainable = false;        // a learned parameter (requires_grad in PyTorch)
+    S** grad_slot = nullptr;       // where the owner keeps its gradient pointer (trainable reals)
+    void* device = nullptr;        // its storage in a backend's memory (then `real` is null)
+
+    /// The gradient (numel values) while a trainer has attached one, else null.
+    S* grad() const { return grad_slot ? *grad_slot : nullptr; }
 };
 
 /// Owned storage of one real tensor, aligned for Eigen, with its state_dict shape.
@@ -64,10 +70,29 @@ struct parameter {
     vector<S> values;
     tensor_shape shape;
     bool trainable = true;
+    /// The gradient (same size as `values`) while a trainer is attached: the trainer sets it
+    /// through `ref().grad_slot`; a module's `backward` reads it as `args.grad_of(p)`. Not
+    /// copied: a copied network has no gradient storage until a trainer gives it some.
+    S* grad = nullptr;
 
     parameter() = default;
     explicit parameter(tensor_shape s, bool learned = true)
         : values(vector<S>::Zero(static_cast<index_t>(s.numel()))), shape(s), trainable(learned) {}
+    parameter(const parameter& o) : values(o.values), shape(o.shape), trainable(o.trainable) {}
+    parameter(parameter&& o) noexcept
+        : values(std::move(o.values)), shape(o.shape), trainable(o.trainable) {}
+    parameter& operator=(const parameter& o) {
+        values = o.values;
+        shape = o.shape;
+        trainable = o.trainable;
+        return *this;
+    }
+    parameter& operator=(parameter&& o) noexcept {
+        values = std::move(o.values);
+        shape = o.shape;
+        trainable = o.trainable;
+        return *this;
+    }
 
     S* data() { return values.data(); }
     const S* data() const { return values.data(); }
@@ -79,7 +104,7 @@ struct parameter {
     Eigen::Map<row_matrix<S>> matrix(index_t rows, index_t cols) {
         return Eigen::Map<row_matrix<S>>(values.data(), rows, cols);
     }
-    tensor_ref<S> ref() { return {values.data(), nullptr, nullptr, shape, trainable}; }
+    tensor_ref<S> ref() { return {values.data(), nullptr, nullptr, shape, trainable, &grad, nullptr}; }
 };
 
 /// Owned int64 index buffer (PyTorch stores permutations as int64 parameters).

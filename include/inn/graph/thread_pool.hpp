@@ -3,10 +3,12 @@
 // (`network::set_threads`). Threads are created once; a call hands them a function pointer and
 // a context pointer, so running a job neither allocates nor creates threads. Workers spin
 // briefly after each job (back-to-back calls then start within a microsecond) and otherwise
-// sleep on a futex (std::atomic::wait).
+// sleep on a futex (std::atomic::wait). An exception thrown by a part is caught on its thread;
+// once every part has finished, the one of the lowest part is rethrown on the caller's thread.
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -41,12 +43,13 @@ class thread_pool {
         // The generation is read here, not in the new thread: a job posted before the thread
         // first runs must not be mistaken for an old one.
         const unsigned start = generation_.load();
+        errors_.assign(std::size_t(threads), nullptr);
         for (int i = 1; i < threads; ++i)
             workers_.emplace_back([this, i, start] { work(i, start); });
     }
 
     /// Runs `f(context, part)` for part = 0 .. size()-1, part 0 on the calling thread; returns
-    /// when all have finished.
+    /// when all have finished, rethrowing the exception of the lowest part that threw.
     void run(job f, void* context) {
         if (workers_.empty()) {
             f(context, 0);
@@ -57,7 +60,11 @@ class thread_pool {
         pending_.store(int(workers_.size()), std::memory_order_relaxed);
         generation_.fetch_add(1, std::memory_order_release);
         generation_.notify_all();
-        f(context, 0);
+        try {
+            f(context, 0);
+        } catch (...) {
+            errors_[0] = std::current_exception();
+        }
         // Wait for the workers: spin a little (they usually finish with us), then sleep.
         const auto until = clock::now() + spin_time;
         for (int spin = 0;; ++spin) {
@@ -68,6 +75,14 @@ class thread_pool {
                 pause();
             else
                 pending_.wait(left, std::memory_order_acquire);
+        }
+        // Each part wrote only its own slot, and the acquire above orders those writes first.
+        for (auto& e : errors_) {
+            if (e) {
+                std::exception_ptr first = e;
+                for (auto& other : errors_) other = nullptr;
+                std::rethrow_exception(first);
+            }
         }
     }
 
@@ -102,7 +117,11 @@ class thread_pool {
             seen = now;
             if (stopping_.load(std::memory_order_acquire))
                 return;
-            job_(context_, part);
+            try {
+                job_(context_, part);
+            } catch (...) {
+                errors_[std::size_t(part)] = std::current_exception();
+            }
             if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1)
                 pending_.notify_one();
         }
@@ -120,6 +139,7 @@ class thread_pool {
     }
 
     std::vector<std::thread> workers_;
+    std::vector<std::exception_ptr> errors_ = std::vector<std::exception_ptr>(1);
     std::atomic<unsigned> generation_{0};
     std::atomic<int> pending_{0};
     std::atomic<bool> stopping_{false};

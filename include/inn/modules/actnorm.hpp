@@ -43,17 +43,17 @@ struct ActNorm {
         parameter<S> loc{state_shape()};
         bool is_initialized = false;
 
-        explicit bind(generator&) {}
+        explicit bind(generator&) { prepare(); }
 
         bool initialized() const { return is_initialized; }
 
         /// FrEIA's `initialize(batch)`: loc = per-channel mean, log_scale = ln(per-channel
-        /// unbiased std) of `batch` rows of `batch_data`. Throws std::invalid_argument (and leaves
-        /// the module uninitialised) when a channel's std is close to zero (FrEIA's ValueError)
-        /// or not finite.
+        /// unbiased std) of `batch` samples of `batch_data`. All-or-nothing: throws
+        /// std::invalid_argument and changes nothing when a channel's std is close to zero
+        /// (FrEIA's ValueError) or not finite, or when there are fewer than 2 values per channel.
         void initialize(cview<S> batch_data, index_t batch) {
             const index_t m = batch * n_pix;  // values per channel
-            // Spec §8.21 quirk fixed deliberately: with one value per channel (batch 1 of vector
+            // FrEIA quirk fixed deliberately: with one value per channel (batch 1 of vector
             // data) torch.std is NaN and FrEIA silently initialises to NaN; we refuse instead.
             if (m < 2)
                 throw std::invalid_argument(
@@ -61,6 +61,7 @@ struct ActNorm {
                     " value(s) per channel (batch " + std::to_string(batch) +
                     "): the unbiased standard deviation needs at least 2; initialise it with a "
                     "larger first batch or load its state");
+            vector<S> new_loc(channels), new_log_scale(channels);
             for (index_t c = 0; c < channels; ++c) {
                 // Two passes in double: mean, then the sum of squared deviations (FrEIA: torch
                 // mean / std in the network's dtype; the results agree to rounding).
@@ -91,19 +92,29 @@ struct ActNorm {
                         "inn: ActNorm cannot initialise: channel " + std::to_string(c) +
                         " of the initialisation batch has a standard deviation close to zero "
                         "(a constant channel)");
-                // Written before every channel is checked: harmless, since the flag stays unset
-                // and the next call initialises again.
-                loc.values[c] = mean_c;
-                log_scale.values[c] = std::log(std_c);
+                new_loc[c] = mean_c;
+                new_log_scale[c] = std::log(std_c);
             }
+            // Every channel passed: commit.
+            loc.values = new_loc;
+            log_scale.values = new_log_scale;
             is_initialized = true;
+            prepare();
+        }
+        /// The network's data initialisation: from the tensor this direction reads (forward: x,
+        /// inverse: z, as FrEIA).
+        void initialize(const run_args<S>& a) { initialize(a.in[0], a.batch); }
+
+        /// exp(log_scale) per channel and the log-determinant per sample.
+        void prepare() {
+            scale_ = log_scale.values.array().exp();
+            log_det_ = -log_scale.values.sum() * S(n_pix);
         }
 
-        void forward(const run_args<S>& a) {
-            if (!is_initialized) initialize(a.in[0], a.batch);
+        void forward(const run_args<S>& a) const {
             for (index_t c = 0; c < channels; ++c) {
                 const S shift = loc.values[c];
-                const S scale = std::exp(log_scale.values[c]);
+                const S scale = scale_[c];
                 for (index_t b = 0; b < a.batch; ++b) {
                     const S* x = a.in[0].row(b) + c * n_pix;
                     S* y = a.out[0].row(b) + c * n_pix;
@@ -111,21 +122,20 @@ struct ActNorm {
                     for (index_t p = 0; p < n_pix; ++p) y[p] = (x[p] - shift) / scale;
                 }
             }
-            if (a.jac) add_log_det(a, -log_scale.values.sum() * S(n_pix));
+            if (a.jac) add_log_det(a, log_det_);
         }
 
-        void inverse(const run_args<S>& a) {
-            if (!is_initialized) initialize(a.in[0], a.batch);
+        void inverse(const run_args<S>& a) const {
             for (index_t c = 0; c < channels; ++c) {
                 const S shift = loc.values[c];
-                const S scale = std::exp(log_scale.values[c]);
+                const S scale = scale_[c];
                 for (index_t b = 0; b < a.batch; ++b) {
                     const S* y = a.in[0].row(b) + c * n_pix;
                     S* x = a.out[0].row(b) + c * n_pix;
                     for (index_t p = 0; p < n_pix; ++p) x[p] = scale * y[p] + shift;
                 }
             }
-            if (a.jac) add_log_det(a, log_scale.values.sum() * S(n_pix));
+            if (a.jac) add_log_det(a, -log_det_);
         }
 
         template <class V>
@@ -149,6 +159,9 @@ struct ActNorm {
         static void add_log_det(const run_args<S>& a, S value) {
             for (index_t b = 0; b < a.batch; ++b) a.ljd[b] += value;
         }
+
+        vector<S> scale_ = vector<S>::Ones(channels);
+        S log_det_ = 0;
     };
 };
 

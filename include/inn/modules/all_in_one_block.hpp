@@ -60,6 +60,7 @@
 #include <Eigen/Core>
 
 #include "../core/module.hpp"
+#include "detail/permutation.hpp"
 #include "../core/parameters.hpp"
 #include "../nn/kernels.hpp"
 #include "../nn/layer.hpp"
@@ -178,13 +179,8 @@ struct AllInOneBlock {
             const S g0 = S(aio_global_scale_init(O.global_affine_type, O.global_affine_init));
             global_scale.values.setConstant(g0);
             sigma_.setOnes(channels);
-            seen_scale_.setConstant(channels, std::numeric_limits<S>::quiet_NaN());
-            if constexpr (householder) {
-                seen_vk_.setConstant(K * channels, std::numeric_limits<S>::quiet_NaN());
-                seen_w0_.setConstant(index_t(channels) * channels,
-                                     std::numeric_limits<S>::quiet_NaN());
-                householder_tmp_.setZero(channels);
-            }
+            if constexpr (householder) householder_tmp_.setZero(channels);
+            prepare();
         }
 
         /// Psi, the activation of `global_scale`.
@@ -197,8 +193,7 @@ struct AllInOneBlock {
                    std::max(nn::layer_scratch<subnet_type>(batch), pack_size);
         }
 
-        void forward(const run_args<S>& a) {
-            prepare();
+        void forward(const run_args<S>& a) const {
             const work w = layout(a);
             cview<S> x = a.in[0];
             if constexpr (reverse) {
@@ -208,8 +203,7 @@ struct AllInOneBlock {
             forward_core(a, x, a.out[0], w);
         }
 
-        void inverse(const run_args<S>& a) {
-            prepare();
+        void inverse(const run_args<S>& a) const {
             const work w = layout(a);
             if constexpr (reverse) {
                 inverse_core(a, a.in[0], {w.buf1, size}, w);
@@ -315,39 +309,23 @@ struct AllInOneBlock {
         }
 
     public:
-        /// Per-call refresh of what depends only on parameters: forward and inverse call it, and
-        /// a threaded network once before its threads run slices of the batch (they then only
-        /// read). Recomputed only when the parameters differ from the copy taken last time (a
-        /// NaN always recomputes).
+        /// What depends only on the parameters: sigma = Psi(global_scale) and its log-sum, the
+        /// Householder product W, and the check that loaded hard-permutation indices form a
+        /// permutation and its inverse. The network calls it when parameters change.
         void prepare() {
             if constexpr (!gin) {
-                if (!(seen_scale_.array() == global_scale.values.array()).all()) {
-                    seen_scale_ = global_scale.values;
-                    S sum = 0;
-                    for (index_t c = 0; c < channels; ++c) {
-                        sigma_[c] = global_scale_activation(global_scale.values[c]);
-                        sum += std::log(sigma_[c]);
-                    }
-                    log_sigma_sum_ = sum;
+                S sum = 0;
+                for (index_t c = 0; c < channels; ++c) {
+                    sigma_[c] = global_scale_activation(global_scale.values[c]);
+                    sum += std::log(sigma_[c]);
                 }
+                log_sigma_sum_ = sum;
             }
             if constexpr (householder) {
-                if (!(seen_vk_.array() == vk_householder.values.array()).all() ||
-                    !(seen_w0_.array() == w_0.values.array()).all()) {
-                    seen_vk_ = vk_householder.values;
-                    seen_w0_ = w_0.values;
-                    compute_householder();
-                }
+                compute_householder();
             } else if constexpr (!soft) {
-                // Loaded indices are read as addresses: refuse any outside [0, C).
-                for (index_t i = 0; i < channels; ++i) {
-                    const std::int64_t p = w_perm.values[std::size_t(i)];
-                    const std::int64_t q = w_perm_inv.values[std::size_t(i)];
-                    if (p < 0 || p >= channels || q < 0 || q >= channels)
-                        throw std::out_of_range(
-                            "inn: AllInOneBlock: w_perm or w_perm_inv holds an index outside [0, " +
-                            std::to_string(channels) + ")");
-                }
+                detail::check_permutation_pair(w_perm.values, w_perm_inv.values, "w_perm",
+                                               "w_perm_inv");
             }
         }
 
@@ -487,7 +465,7 @@ struct AllInOneBlock {
         }
 
         // x -> y, without the reverse pre-permutation.
-        void forward_core(const run_args<S>& args, cview<S> x, view<S> y, const work& w) {
+        void forward_core(const run_args<S>& args, cview<S> x, view<S> y, const work& w) const {
             run_subnet(args, x, w);
             const S log_term = gin ? S(0) : S(n_pix) * log_sigma_sum_;
             S* const pre = reverse ? w.buf2 : w.buf1;  // soft only
@@ -541,7 +519,7 @@ struct AllInOneBlock {
         }
 
         // y -> x, without the reverse post-permutation.
-        void inverse_core(const run_args<S>& args, cview<S> y, view<S> x, const work& w) {
+        void inverse_core(const run_args<S>& args, cview<S> y, view<S> x, const work& w) const {
             const S log_term = gin ? S(0) : S(-n_pix) * log_sigma_sum_;
             // u = (P^-1(y) - offset) / sigma. Soft: for all channels in place in x; hard: the
             // passive half now, the active half fused into the coupling pass below.
@@ -598,9 +576,8 @@ struct AllInOneBlock {
 
         // Caches of prepare(): Psi(global_scale), sum_c log Psi_c, and the copies compared.
         vector<S> sigma_;
-        vector<S> seen_scale_;
         S log_sigma_sum_ = 0;
-        vector<S> seen_vk_, seen_w0_, householder_tmp_;
+        vector<S> householder_tmp_;
     };
 };
 

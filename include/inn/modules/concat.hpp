@@ -56,10 +56,10 @@ struct Concat {
 
         explicit bind(generator&) {}
 
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             detail::concat_sections<S, n_in>(layout, a.batch, a.in.data(), a.out[0]);
         }
-        void inverse(const run_args<S>& a) {
+        void inverse(const run_args<S>& a) const {
             detail::split_sections<S, n_in>(layout, a.batch, a.in[0], a.out.data());
         }
     };

@@ -52,8 +52,8 @@ struct LearnedElementwiseScaling {
         /// exp(±s), computed once per call.
         static constexpr index_t scratch_size(index_t) { return n; }
 
-        void forward(const run_args<S>& a) { run(a, S(1)); }
-        void inverse(const run_args<S>& a) { run(a, S(-1)); }
+        void forward(const run_args<S>& a) const { run(a, S(1)); }
+        void inverse(const run_args<S>& a) const { run(a, S(-1)); }
 
         template <class V>
         void visit(V&& v, const std::string& prefix) {

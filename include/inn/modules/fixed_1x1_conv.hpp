@@ -55,8 +55,8 @@ struct Fixed1x1Conv {
             logDetM.values[0] = S(f.log_det);
         }
 
-        void forward(const run_args<S>& a) { apply(a, M, S(1)); }
-        void inverse(const run_args<S>& a) { apply(a, M_inv, S(-1)); }
+        void forward(const run_args<S>& a) const { apply(a, M, S(1)); }
+        void inverse(const run_args<S>& a) const { apply(a, M_inv, S(-1)); }
 
         template <class V> void visit(V&& v, const std::string& prefix) {
             v(prefix + "M", M.ref());

@@ -112,7 +112,7 @@ struct FixedLinearTransform {
         /// Whether `b` is the 0-dim scalar (FrEIA built without b).
         bool scalar_b() const { return scalar_b_; }
 
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             for (index_t n = 0; n < a.batch; ++n) {
                 const S* x = a.in[0].row(n);
                 Eigen::Map<row> y(a.out[0].row(n));
@@ -127,7 +127,7 @@ struct FixedLinearTransform {
                     a.ljd[n] += logDetM.values[0];
         }
 
-        void inverse(const run_args<S>& a) {
+        void inverse(const run_args<S>& a) const {
             for (index_t n = 0; n < a.batch; ++n) {
                 const S* y = a.in[0].row(n);
                 Eigen::Map<row> x(a.out[0].row(n));

@@ -20,7 +20,7 @@
 //   i  (1)                 the component index of the sample, as a real number (0 .. K-1).
 // FrEIA passes i as an int64 tensor of shape (B,) (declared as a (0,)-shaped condition); here it
 // is a one-value condition of the network's scalar type holding an integer. A value that is not
-// an integer in [0, K) throws inn::data_error.
+// an integer in [0, K) throws inn::sample_error (a data_error) naming the sample.
 //
 // Forward z = U_k (x - mu_k), log|det J| = sum of the log-diagonal of U_k; inverse
 // x = mu_k + U_k^{-1} z by back substitution (FrEIA forms the explicit inverse; same values to
@@ -73,7 +73,7 @@ struct GaussianMixtureModel {
 
         explicit bind(generator&) {}
 
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             for (index_t b = 0; b < a.batch; ++b) {
                 const component c = pick(a, b);
                 const S* x = a.in[0].row(b);
@@ -89,7 +89,7 @@ struct GaussianMixtureModel {
             }
         }
 
-        void inverse(const run_args<S>& a) {
+        void inverse(const run_args<S>& a) const {
             for (index_t b = 0; b < a.batch; ++b) {
                 const component c = pick(a, b);
                 const S* z = a.in[0].row(b);
@@ -124,9 +124,10 @@ struct GaussianMixtureModel {
             const S v = a.cond[3].row(b)[0];
             const double k = std::nearbyint(double(v));
             if (!(double(v) == k && k >= 0 && k < double(K)))
-                throw data_error("inn: GaussianMixtureModel: component index of sample " +
-                                 std::to_string(b) + " is " + std::to_string(double(v)) +
-                                 ", expected an integer in [0, " + std::to_string(K) + ")");
+                throw sample_error(a.first_sample + b,
+                                   "the GaussianMixtureModel component index is " +
+                                       std::to_string(double(v)) + ", expected an integer in [0, " +
+                                       std::to_string(K) + ")");
             const index_t i = index_t(k);
             return {a.cond[1].row(b) + i * D, a.cond[2].row(b) + i * T};
         }

@@ -121,8 +121,8 @@ template <Scalar S, index_t C, index_t H, index_t W, HaarOptions Opt, bool Down>
         ljd_rev_ = S(double(n) * ((std::log(16.0) + 4 * std::log(f_rev)) / 4));
     }
 
-    void forward(const run_args<S>& a) { apply<Down>(a); }
-    void inverse(const run_args<S>& a) { apply<!Down>(a); }
+    void forward(const run_args<S>& a) const { apply<Down>(a); }
+    void inverse(const run_args<S>& a) const { apply<!Down>(a); }
 
     template <class V> void visit(V&& v, const std::string& prefix) {
         v(prefix + "haar_weights", haar_weights.ref());

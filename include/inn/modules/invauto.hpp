@@ -130,8 +130,8 @@ struct InvAutoAct {
         // FrEIA: np.log(slope_init) * torch.ones(...), in the network's dtype.
         explicit bind(generator&) { alpha.values.setConstant(S(std::log(O.slope_init))); }
 
-        void forward(const run_args<S>& a) { run(a, S(1)); }
-        void inverse(const run_args<S>& a) { run(a, S(-1)); }
+        void forward(const run_args<S>& a) const { run(a, S(1)); }
+        void inverse(const run_args<S>& a) const { run(a, S(-1)); }
 
         template <class V>
         void visit(V&& v, const std::string& prefix) {
@@ -194,8 +194,8 @@ struct InvAutoActTwoSided {
             alpha_neg.values.setConstant(S(std::log(O.init_neg)));
         }
 
-        void forward(const run_args<S>& a) { run(a, S(1)); }
-        void inverse(const run_args<S>& a) { run(a, S(-1)); }
+        void forward(const run_args<S>& a) const { run(a, S(1)); }
+        void inverse(const run_args<S>& a) const { run(a, S(-1)); }
 
         template <class V>
         void visit(V&& v, const std::string& prefix) {
@@ -259,14 +259,14 @@ struct InvAutoFC {
         static constexpr index_t scratch_size(index_t batch) { return batch * D; }
 
         // y = x Wᵀ + b (F.linear); log-det 0.
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             auto y = a.out[0].matrix(a.batch, D);
             y.noalias() = a.in[0].matrix(a.batch, D) * weights.matrix(D, D).transpose();
             y.rowwise() += bias.values.transpose();
         }
 
         // x = (y − b) W: the transpose, not the inverse; log-det 0.
-        void inverse(const run_args<S>& a) {
+        void inverse(const run_args<S>& a) const {
             matrix_map<S> t(a.scratch, a.batch, D, Eigen::OuterStride<>(D));
             t = a.in[0].matrix(a.batch, D).rowwise() - bias.values.transpose();
             a.out[0].matrix(a.batch, D).noalias() = t * weights.matrix(D, D);
@@ -335,7 +335,7 @@ struct InvAutoConv2D {
         }
 
         // y = conv2d(x) + b; log-det 0.
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             conv2d.forward(a.in[0], a.out[0], a.batch, a.scratch);
             for (index_t n = 0; n < a.batch; ++n) {
                 S* y = a.out[0].row(n);
@@ -348,7 +348,7 @@ struct InvAutoConv2D {
 
         // x = conv_transpose2d(y − b, W, padding): the adjoint of the convolution, per sample
         // Wᵀ(y − b) as a patch matrix scattered back (col2im); log-det 0.
-        void inverse(const run_args<S>& a) {
+        void inverse(const run_args<S>& a) const {
             using map = Eigen::Map<row_matrix<S>>;
             using cmap = Eigen::Map<const row_matrix<S>>;
             const auto w = conv2d.weight.matrix(C, patch);

@@ -196,7 +196,7 @@ struct iresnet_layer {
     // residual: a network with threads runs it on the whole batch, on one thread.
     static constexpr bool batch_parallel = false;
 
-    void forward(const run_args<S>& a) {
+    void forward(const run_args<S>& a) const {
         const work w = layout(a.scratch, a.batch);
         eval_g(a.in[0], a.out[0], a.batch, w, a.jac ? w.deriv : nullptr);
         for (index_t b = 0; b < a.batch; ++b) {
@@ -207,13 +207,14 @@ struct iresnet_layer {
         if (a.jac) add_log_det(a.batch, w, a.ljd, S(1));
     }
 
-    void inverse(const run_args<S>& a) {
+    void inverse(const run_args<S>& a) const {
         const work w = layout(a.scratch, a.batch);
         const cview<S> y = a.in[0];
         const view<S> x = a.out[0];
         const view<S> gx{w.g, D};
         for (index_t b = 0; b < a.batch; ++b) std::copy(y.row(b), y.row(b) + D, x.row(b));
         S residual = 0;
+        bool diverged = false;  // a NaN step stays visible in the residual (FrEIA would NaN too)
         int steps = 0;
         for (int k = 1; k <= O.fixed_point_iterations + 1; ++k) {
             eval_g(x, gx, a.batch, w, nullptr);
@@ -225,14 +226,16 @@ struct iresnet_layer {
                 for (index_t j = 0; j < D; ++j) {
                     const S next = yb[j] - gb[j];
                     const S step = std::abs(next - xb[j]);
-                    if (!(step <= residual)) residual = step;  // NaN propagates
+                    // The max, except that a NaN, once seen, stays.
+                    if (!(step <= residual) && !std::isnan(residual)) residual = step;
                     xb[j] = next;
                 }
             }
             steps = k;
+            diverged = diverged || std::isnan(residual);
             if (O.fixed_point_tolerance > 0 && residual <= S(O.fixed_point_tolerance)) break;
         }
-        last_residual_ = double(residual);
+        last_residual_ = diverged ? std::numeric_limits<double>::quiet_NaN() : double(residual);
         last_iterations_ = steps;
         if (a.jac) {
             const cview<S> at = O.freia_reverse_logdet ? y : cview<S>(x);
@@ -241,8 +244,8 @@ struct iresnet_layer {
         }
     }
 
-    /// Max over the batch of |x_k - x_{k-1}| at the last step of the last inverse (NaN if the
-    /// iteration diverged to NaN).
+    /// Max over the batch of |x_k - x_{k-1}| at the last step of the last inverse; NaN if any
+    /// step of it produced NaN, even when later steps were finite again.
     double last_inverse_residual() const { return last_residual_; }
     /// Evaluations of g in the last inverse (fixed_point_iterations + 1 without early stop).
     int last_inverse_iterations() const { return last_iterations_; }
@@ -352,7 +355,7 @@ private:
     }
 
     // ljd[b] += sign * log|det(I + J_g)| at the point whose ELU derivatives are in w.deriv.
-    void add_log_det(index_t batch, const work& w, S* ljd, S sign) {
+    void add_log_det(index_t batch, const work& w, S* ljd, S sign) const {
         if constexpr (exact) {
             S* T0 = w.probe;
             S* T1 = w.probe + D * D;
@@ -490,9 +493,12 @@ private:
         return z ^ (z >> 31);
     }
 
-    generator probes_;
-    double last_residual_ = 0;
-    int last_iterations_ = 0;
+    // What a call leaves behind (probes drawn, the inverse's diagnostics): written by the const
+    // forward/inverse, which is why this module runs whole batches on one thread
+    // (batch_parallel = false) and a network is used by one call at a time.
+    mutable generator probes_;
+    mutable double last_residual_ = 0;
+    mutable int last_iterations_ = 0;
 };
 
 }  // namespace detail

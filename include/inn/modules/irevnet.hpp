@@ -81,8 +81,8 @@ template <Scalar S, index_t C, index_t H, index_t W, bool Legacy, bool Down> str
         if constexpr (!Legacy)
             downsample_kernel = irevnet_kernel<S>(C);
     }
-    void forward(const run_args<S>& a) { apply<Down>(a); }
-    void inverse(const run_args<S>& a) { apply<!Down>(a); }
+    void forward(const run_args<S>& a) const { apply<Down>(a); }
+    void inverse(const run_args<S>& a) const { apply<!Down>(a); }
     template <class V> void visit(V&& v, const std::string& prefix) {
         if constexpr (!Legacy)
             v(prefix + "downsample_kernel", downsample_kernel.ref());

@@ -102,7 +102,7 @@ struct OrthogonalTransform {
         /// ℓ and exp(±ℓ) (2 D), plus (y · exp(−ℓ) − bias) of the batch in the reverse pass.
         static constexpr index_t scratch_size(index_t batch) { return 2 * D + batch * D; }
 
-        void forward(const run_args<S>& a) {
+        void forward(const run_args<S>& a) const {
             const auto [l, e] = log_scale(a.scratch, S(1));
             auto y = a.out[0].matrix(a.batch, D);
             y.noalias() = a.in[0].matrix(a.batch, D) * weights.matrix(D, D);
@@ -111,7 +111,7 @@ struct OrthogonalTransform {
             if (a.jac) add_log_det(a, l.sum());
         }
 
-        void inverse(const run_args<S>& a) {
+        void inverse(const run_args<S>& a) const {
             const auto [l, e] = log_scale(a.scratch, S(-1));
             matrix_map<S> t(a.scratch + 2 * D, a.batch, D, Eigen::OuterStride<>(D));
             t = a.in[0].matrix(a.batch, D).array().rowwise() * e.array().transpose();
@@ -200,20 +200,20 @@ struct HouseholderPerm {
                 for (index_t i = 0; i < std::min(D, n); ++i) init(i, i) += S(1);  // eye(D, n) +
             }
             Vs.matrix(n, D) = init.transpose();
-            if constexpr (O.fixed) fast_h();
+            fast_h();
         }
 
-        /// Recomputes the cached product when Vs changed; a network with threads calls it once
-        /// before its threads run slices of the batch (which then only read the cache).
-        void prepare() { update(); }
+        /// The product W of the reflections in Vs (learned mode); the network calls it when the
+        /// parameters change, before any call that reads W.
+        void prepare() {
+            if constexpr (!O.fixed) fast_h();
+        }
 
-        void forward(const run_args<S>& a) {
-            update();
+        void forward(const run_args<S>& a) const {
             a.out[0].matrix(a.batch, D).noalias() =
                 a.in[0].matrix(a.batch, D) * W.matrix(D, D);
         }
-        void inverse(const run_args<S>& a) {
-            update();
+        void inverse(const run_args<S>& a) const {
             a.out[0].matrix(a.batch, D).noalias() =
                 a.in[0].matrix(a.batch, D) * W.matrix(D, D).transpose();
         }
@@ -233,18 +233,6 @@ struct HouseholderPerm {
         row_matrix<S> y_ = row_matrix<S>(2, D);       // Y of one pair (as rows)
         row_matrix<S> t_ = row_matrix<S>(2, D);       // Yᵀ P
         vector<S> q_ = vector<S>(D);                  // P u of the odd last vector
-        vector<S> seen_ = vector<S>::Zero(n * D);     // Vs the cached W was computed from
-        bool computed_ = false;
-
-        void update() {
-            if constexpr (!O.fixed) {
-                if (!computed_ || seen_ != Vs.values) {
-                    fast_h();
-                    seen_ = Vs.values;
-                    computed_ = true;
-                }
-            }
-        }
 
         // FrEIA's _fast_h(Vs, stride=2) into W: v_i = V_i / ‖V_i‖, u_i = 2 v_i, pairs
         // (2g, 2g+1) with Wg = [u_2g, u_2g+1], Yg = [(I − u_2g+1 v_2g+1ᵀ) v_2g, v_2g+1];

@@ -1,5 +1,5 @@
 #pragma once
-// PermuteRandom (FrEIA §4.21): a fixed random permutation of the channels (dim 0 of a sample),
+// PermuteRandom (FrEIA's PermuteRandom): a fixed random permutation of the channels (dim 0 of a sample),
 // for inputs of any rank.
 //
 //   SequenceINN<Shape<5>, PermuteRandom<{.seed = 3}>>     // perm = [3, 4, 1, 0, 2]
@@ -19,6 +19,7 @@
 
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
+#include "detail/permutation.hpp"
 
 namespace inn {
 
@@ -58,10 +59,13 @@ struct PermuteRandom {
             }
         }
 
+        /// A loaded pair must be a permutation and its inverse (checked once per change).
+        void prepare() { detail::check_permutation_pair(perm.values, perm_inv.values, "perm", "perm_inv"); }
+
         // y[:, i] = x[:, perm[i]]
-        void forward(const run_args<S>& a) { gather(a, perm, "perm"); }
+        void forward(const run_args<S>& a) const { gather(a, perm); }
         // x[:, i] = y[:, perm_inv[i]]
-        void inverse(const run_args<S>& a) { gather(a, perm_inv, "perm_inv"); }
+        void inverse(const run_args<S>& a) const { gather(a, perm_inv); }
 
         template <class V>
         void visit(V&& v, const std::string& prefix) {
@@ -70,16 +74,7 @@ struct PermuteRandom {
         }
 
     private:
-        static void gather(const run_args<S>& a, const index_buffer& idx, std::string_view key) {
-            // The buffers may come from a state_dict: an index out of range would read outside
-            // the sample, so it is refused (O(C) per call, negligible beside the copy).
-            for (index_t i = 0; i < channels; ++i) {
-                const std::int64_t k = idx.values[std::size_t(i)];
-                if (k < 0 || k >= channels)
-                    throw std::out_of_range("inn: PermuteRandom: " + std::string(key) + "[" +
-                                            std::to_string(i) + "] = " + std::to_string(k) +
-                                            " is outside [0, " + std::to_string(channels) + ")");
-            }
+        static void gather(const run_args<S>& a, const index_buffer& idx) {
             for (index_t b = 0; b < a.batch; ++b) {
                 const S* x = a.in[0].row(b);
                 S* y = a.out[0].row(b);

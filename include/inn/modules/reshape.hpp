@@ -38,8 +38,8 @@ struct Flatten {
         static constexpr index_t size = Sig.in().size();
         static constexpr view_kind view = view_kind::outputs_in_input;
         explicit bind(generator&) {}
-        void forward(const run_args<S>& a) { detail::copy_rows(a, size); }
-        void inverse(const run_args<S>& a) { detail::copy_rows(a, size); }
+        void forward(const run_args<S>& a) const { detail::copy_rows(a, size); }
+        void inverse(const run_args<S>& a) const { detail::copy_rows(a, size); }
     };
 };
 
@@ -61,8 +61,8 @@ struct Reshape {
         static constexpr index_t size = Sig.in().size();
         static constexpr view_kind view = view_kind::outputs_in_input;
         explicit bind(generator&) {}
-        void forward(const run_args<S>& a) { detail::copy_rows(a, size); }
-        void inverse(const run_args<S>& a) { detail::copy_rows(a, size); }
+        void forward(const run_args<S>& a) const { detail::copy_rows(a, size); }
+        void inverse(const run_args<S>& a) const { detail::copy_rows(a, size); }
     };
 };
 

@@ -1,0 +1,89 @@
+#pragma once
+// The arguments of a network call as users write them:
+//
+//   net.forward(x)                                  one input
+//   net.forward(inputs(x1, x2), conditions(c), false)   several inputs, conditions, jac = false
+//   net.forward_into(x, outputs(z1, z2), log_jac_det, conditions(c))
+//
+// `inputs` and `conditions` are the same names that wire graph nodes (graph/node.hpp); this
+// header reads them back out of a call's argument list.
+
+#include <tuple>
+#include <type_traits>
+
+#include "node.hpp"
+
+namespace inn {
+
+/// Output tensors for `forward_into` / `inverse_into` of a network with several of them.
+template <class... T>
+struct outputs {
+    std::tuple<T&...> items;
+    constexpr explicit outputs(T&... t) : items(t...) {}
+};
+template <class... T>
+outputs(T&...) -> outputs<T...>;
+
+namespace detail {
+
+template <class T>
+inline constexpr bool is_inputs = false;
+template <class... T>
+inline constexpr bool is_inputs<inputs<T...>> = true;
+template <class T>
+inline constexpr bool is_conditions = false;
+template <class... T>
+inline constexpr bool is_conditions<conditions<T...>> = true;
+template <class T>
+inline constexpr bool is_outputs = false;
+template <class... T>
+inline constexpr bool is_outputs<outputs<T...>> = true;
+
+/// The input tensors of a call as a tuple of references.
+template <class X>
+auto input_tuple(const X& x) {
+    if constexpr (is_inputs<X>)
+        return x.items;
+    else
+        return std::tuple<const X&>(x);
+}
+
+/// The output tensors of an `_into` call as a tuple of references.
+template <class Out>
+auto output_tuple(Out& out) {
+    if constexpr (is_outputs<Out>)
+        return out.items;
+    else
+        return std::tuple<Out&>(out);
+}
+
+/// The condition tensors among the trailing arguments (none: an empty tuple).
+inline std::tuple<> condition_tuple() { return {}; }
+template <class R, class... Rs>
+auto condition_tuple(const R& r, const Rs&... rs) {
+    if constexpr (is_conditions<R>)
+        return r.items;
+    else
+        return condition_tuple(rs...);
+}
+
+/// The `jac` flag among the trailing arguments (default true).
+template <class... Rest>
+bool jac_flag(const Rest&... rest) {
+    bool jac = true;
+    (
+        [&] {
+            if constexpr (std::is_same_v<Rest, bool>) jac = rest;
+        }(),
+        ...);
+    return jac;
+}
+
+template <class... Rest>
+inline constexpr bool valid_trailing_arguments =
+    ((is_conditions<Rest> || std::is_same_v<Rest, bool>) && ...) &&
+    ((is_conditions<Rest> ? 1 : 0) + ... + 0) <= 1;
+
+}  // namespace detail
+
+}  // namespace inn

@@ -1,0 +1,501 @@
+#pragma once
+// The executor: the bound modules of a plan, the one block of memory they run in, and the loop
+// that runs them in either direction. The public face is graph/network.hpp.
+//
+// Binding: module k (forward order) is `bind_in<Spec, S, signature, Space>`, checked against the
+// BoundModule concept right there, so a custom module that misses a member fails with the
+// concept's name and the node's, not deep inside a call.
+//
+// Per call the executor does no bookkeeping beyond one comparison: whatever depends only on the
+// parameters is computed by the modules' prepare(), which runs on the caller's thread when the
+// parameters' version has changed since the last call (any non-const access bumps it). Modules
+// that initialise themselves from data (ActNorm) do so on the caller's thread, in a call that
+// runs whole; if such a call fails, every module it initialised is restored.
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "../core/errors.hpp"
+#include "../core/module.hpp"
+#include "../core/parameters.hpp"
+#include "../core/workspace.hpp"
+#include "../nn/kernels.hpp"
+#include "diagnostics.hpp"
+#include "memory_plan.hpp"
+#include "plan.hpp"
+#include "thread_pool.hpp"
+
+namespace inn::error {
+
+template <class Node, class ModuleSpec, class Space>
+struct module_has_no_implementation_for_this_memory_space {
+    static_assert(check_failed<Node, ModuleSpec, Space>,
+                  "inn: the module of the node named above cannot run in this memory space: its "
+                  "spec has no bind<Scalar, signature, Space> (see docs/design.md, 'Writing a "
+                  "module', and docs/modules.md for which modules each backend has)");
+};
+
+template <class Node, class ModuleSpec, class Bound, class S, class Space>
+struct module_does_not_satisfy_BoundModule {
+    static_assert(BoundModule<Bound, S, Space>,
+                  "inn: the bound module of the node named above does not satisfy "
+                  "inn::BoundModule: it needs `explicit bind(generator&)` and const `forward` "
+                  "and `inverse` taking `const run_args<S>&` (see docs/design.md, 'Writing a "
+                  "module')");
+};
+
+}  // namespace inn::error
+
+namespace inn::graph {
+
+template <class Desc, int K>
+using node_at = std::tuple_element_t<static_cast<std::size_t>(Desc::plan.forward_order[K]),
+                                     typename Desc::nodes>;
+template <class Desc, int K>
+using module_spec_at = typename node_at<Desc, K>::module;
+
+template <Scalar S, class Desc, int K, MemorySpace Space>
+struct module_at_impl {
+    // Named constant first: passing the array element straight as a class-type template
+    // argument crashes GCC 12.
+    static constexpr signature sig = Desc::plan.sig[Desc::plan.forward_order[K]];
+    using spec = module_spec_at<Desc, K>;
+    using bound = bind_in<spec, S, sig, Space>;
+    static constexpr bool available = !std::is_void_v<bound>;
+    static constexpr bool satisfies = [] {
+        if constexpr (!available) {
+            (void)error::module_has_no_implementation_for_this_memory_space<node_at<Desc, K>,
+                                                                             spec, Space>{};
+            return false;
+        } else {
+            (void)error::module_does_not_satisfy_BoundModule<node_at<Desc, K>, spec, bound, S,
+                                                             Space>{};
+            return BoundModule<bound, S, Space>;
+        }
+    }();
+    using type = std::conditional_t<satisfies, bound, void>;
+};
+/// The bound module at forward position K.
+template <Scalar S, class Desc, int K, MemorySpace Space = host>
+using module_at = typename module_at_impl<S, Desc, K, Space>::type;
+
+template <Scalar S, class Desc, class Space, class Seq>
+struct module_tuple;
+template <Scalar S, class Desc, class Space, std::size_t... K>
+struct module_tuple<S, Desc, Space, std::index_sequence<K...>> {
+    using type = std::tuple<module_at<S, Desc, static_cast<int>(K), Space>...>;
+    static type make(generator& g) {
+        // Braced initialisation evaluates left to right: modules draw from `g` in FrEIA's order.
+        return type{module_at<S, Desc, static_cast<int>(K), Space>(g)...};
+    }
+};
+
+/// Position of type T in a std::tuple of node types, -1 if absent.
+template <class T, class Tuple>
+struct index_in_impl;
+template <class T, class... All>
+struct index_in_impl<T, std::tuple<All...>> {
+    static constexpr int value = [] {
+        int i = 0, found = -1;
+        ((std::is_same_v<T, All> ? (found = found < 0 ? i : found, ++i) : ++i), ...);
+        return found;
+    }();
+};
+template <class T, class Tuple>
+constexpr int index_in() {
+    return index_in_impl<T, Tuple>::value;
+}
+
+/// The shape of output `Slot` of `Node` (for an OutputNode: the shape it receives).
+template <class Desc, class Node, int Slot>
+struct node_output {
+    static constexpr int i = index_in<Node, typename Desc::nodes>();
+    static_assert(i >= 0, "inn: output_shape of a node that is not in this network");
+    static constexpr dims value =
+        Desc::plan.node[i].kind == node_kind::output
+            ? Desc::plan.edge_shape[Desc::plan.edge_of(Desc::plan.node[i].in[0])]
+            : Desc::plan.outs[i][Slot];
+    using shape = shape_of<value>;
+};
+
+/// The values of one module's tensors, to put back when a call that initialised it fails.
+template <Scalar S>
+class tensor_snapshot {
+  public:
+    template <class B>
+    explicit tensor_snapshot(B& module) {
+        visit_tensors(module,
+                      [&](const std::string&, const tensor_ref<S>& t) {
+                          const auto n = std::size_t(t.shape.numel());
+                          if (t.real) reals_.emplace_back(t.real, std::vector<S>(t.real, t.real + n));
+                          if (t.integer)
+                              ints_.emplace_back(t.integer,
+                                                 std::vector<std::int64_t>(t.integer, t.integer + n));
+                          if (t.flag) flags_.emplace_back(t.flag, *t.flag);
+                      },
+                      std::string());
+    }
+    void restore() const {
+        for (const auto& [p, v] : reals_) std::copy(v.begin(), v.end(), p);
+        for (const auto& [p, v] : ints_) std::copy(v.begin(), v.end(), p);
+        for (const auto& [p, v] : flags_) *p = v;
+    }
+
+  private:
+    std::vector<std::pair<S*, std::vector<S>>> reals_;
+    std::vector<std::pair<std::int64_t*, std::vector<std::int64_t>>> ints_;
+    std::vector<std::pair<bool*, bool>> flags_;
+};
+
+/// The bound modules and their buffers; runs the plan in either direction.
+template <Scalar S, class Desc, MemorySpace Space = host>
+class executor {
+  public:
+    static constexpr const auto& plan = Desc::plan;
+    static constexpr int n_modules = plan.n_modules;
+    using module_list = module_tuple<S, Desc, Space, std::make_index_sequence<std::size_t(n_modules)>>;
+    using modules_type = typename module_list::type;
+
+    explicit executor(generator& g) : modules_(module_list::make(g)) {}
+
+    executor(const executor&) = default;
+    executor& operator=(const executor&) = default;
+    // A moved-from executor keeps no buffers and no workers; the network refuses calls on it.
+    executor(executor&& o) noexcept
+        : modules_(std::move(o.modules_)), buffer_(std::move(o.buffer_)), offset_(o.offset_),
+          stride_(o.stride_), memory_(o.memory_), ljd_offset_(o.ljd_offset_),
+          scratch_offset_(o.scratch_offset_),
+          slice_scratch_(o.slice_scratch_), capacity_(std::exchange(o.capacity_, 0)),
+          pool_(std::move(o.pool_)), version_(o.version_), prepared_(o.prepared_),
+          pending_init_(o.pending_init_) {}
+    executor& operator=(executor&& o) noexcept {
+        if (this != &o) {
+            modules_ = std::move(o.modules_);
+            buffer_ = std::move(o.buffer_);
+            offset_ = o.offset_;
+            stride_ = o.stride_;
+            memory_ = o.memory_;
+            ljd_offset_ = o.ljd_offset_;
+            scratch_offset_ = o.scratch_offset_;
+            slice_scratch_ = o.slice_scratch_;
+            capacity_ = std::exchange(o.capacity_, 0);
+            pool_ = std::move(o.pool_);
+            version_ = o.version_;
+            prepared_ = o.prepared_;
+            pending_init_ = o.pending_init_;
+        }
+        return *this;
+    }
+
+    /// The modules, for reading. The non-const form may change parameters, so it marks them
+    /// changed: the next call prepares the modules again.
+    const modules_type& modules() const { return modules_; }
+    modules_type& modules() {
+        parameters_changed();
+        return modules_;
+    }
+
+    /// Tells the executor that parameters changed behind its back.
+    void parameters_changed() { ++version_; }
+
+    /// Runs every module's prepare() now (on this thread) unless nothing changed since the last
+    /// time. Throws parameter_error naming the node and the full state_dict key.
+    template <class Prefix>
+    void prepare(const Prefix& prefix) {
+        if (prepared_ == version_) return;
+        for_each_module_impl([&](auto k, auto& m) {
+            try {
+                prepare_module(m);
+            } catch (const parameter_error& e) {
+                throw parameter_error(prefix(k.value) + "." + e.key(), e.problem(),
+                                      "node '" + std::string(Desc::node_name(plan.forward_order[k.value])) + "'");
+            }
+        });
+        bool waiting = false;
+        for_each_module_impl([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
+        pending_init_ = waiting;
+        prepared_ = version_;
+    }
+
+    /// Sizes every buffer for `max_batch` samples: the only allocation of a network's life after
+    /// construction (and set_threads).
+    void reserve(index_t max_batch) {
+        if (max_batch <= capacity_) return;
+        // Every buffer starts on a 64-byte boundary, so results do not depend on where the
+        // buffers happen to land (Eigen's kernels take different paths for aligned data).
+        // The layout the switches ask for (all on unless a benchmark measures one off).
+        const auto& t = nn::kernels::tuning();
+        memory_ = &layouts[t.views ? 1 : 0][t.share_buffers ? 1 : 0];
+        std::array<index_t, std::size_t(memory.max_edges)> region{};
+        index_t total = 0;
+        for (int c = 0; c < memory_->n_colours; ++c) {
+            region[std::size_t(c)] = total;
+            total += round_up(max_batch * memory_->width[c]);
+        }
+        for (int e = 0; e < plan.n_edges; ++e) {
+            offset_[std::size_t(e)] =
+                region[std::size_t(memory_->colour[memory_->root[e]])] + memory_->column[e];
+            stride_[std::size_t(e)] = memory_->stride(e);
+        }
+        ljd_offset_ = total;  // the call's log-determinant, copied to the caller at the end
+        total += round_up(max_batch);
+        scratch_offset_ = total;
+        // One scratch area per thread, each for the largest slice it can be given.
+        const int parts = threads();
+        slice_scratch_ = round_up(scratch_size(parts > 1 ? slice_rows(max_batch, parts) : max_batch));
+        total += slice_scratch_ * parts;
+        buffer_.resize(total);
+        capacity_ = max_batch;
+    }
+    index_t capacity() const { return capacity_; }
+
+    /// Threads that split each batch between them (1: run on the calling thread only). The
+    /// workers are created here and live as long as the network; a call creates no thread.
+    void set_threads(int threads) {
+        threads = std::max(1, threads);
+        if (threads == this->threads()) return;
+        if (!pool_) pool_.p = std::make_unique<thread_pool>();
+        pool_->resize(threads);
+        const index_t cap = capacity_;
+        capacity_ = 0;
+        if (cap > 0) reserve(cap);  // scratch for every thread
+    }
+    int threads() const { return pool_ ? pool_->size() : 1; }
+
+    /// Scalars of scratch one thread needs for `batch` samples (the largest any module asks).
+    static constexpr index_t scratch_size(index_t batch) {
+        return [&]<std::size_t... K>(std::index_sequence<K...>) {
+            index_t m = 0;
+            ((m = std::max({m, scratch_size_of<module_at<S, Desc, int(K), Space>>(pass::forward, batch),
+                            scratch_size_of<module_at<S, Desc, int(K), Space>>(pass::inverse, batch)})),
+             ...);
+            return m;
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    }
+
+    /// `capacity()` scalars for a call's log-determinant.
+    S* ljd_buffer() { return buffer_.data() + ljd_offset_; }
+
+    view<S, Space> edge(int e) {
+        return {buffer_.data() + offset_[std::size_t(e)], stride_[std::size_t(e)]};
+    }
+
+    /// Whether threads may split a batch: no module declares `batch_parallel = false`.
+    static constexpr bool batch_parallel = []<std::size_t... K>(std::index_sequence<K...>) {
+        return (batch_parallel_of<module_at<S, Desc, int(K), Space>>() && ...);
+    }(std::make_index_sequence<std::size_t(n_modules)>{});
+
+    /// What each module declares of itself as a view, in forward order.
+    static constexpr std::array<view_kind, std::size_t(n_modules)> views =
+        []<std::size_t... K>(std::index_sequence<K...>) {
+            return std::array<view_kind, std::size_t(n_modules)>{
+                view_of<module_at<S, Desc, int(K), Space>>()...};
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    /// Where the buffers between modules live (graph/memory_plan.hpp), computed at compile
+    /// time; `layouts[views][sharing]` with either analysis off, for measuring them.
+    static constexpr memory_plan<plan> memory{views.data(), true, true};
+    static constexpr memory_plan<plan> layouts[2][2] = {
+        {{views.data(), false, false}, {views.data(), false, true}},
+        {{views.data(), true, false}, memory}};
+
+    /// Runs every module; `ljd` (batch entries) must be zeroed by the caller, and the modules
+    /// prepared. With threads, the batch is cut into one slice of samples per thread and each
+    /// thread runs the whole plan on its slice, in its own scratch area (modules see a smaller
+    /// batch; samples are independent). An exception in any slice is rethrown here once all
+    /// slices have stopped.
+    template <bool Forward>
+    void run(index_t batch, bool jac, S* ljd) {
+        if (pending_init_) {
+            run_initialising<Forward>(batch, jac, ljd);
+            return;
+        }
+        const int parts = threads();
+        if (parts == 1 || !splittable(batch)) {
+            run_rows<Forward>(0, batch, jac, ljd, scratch(0));
+            return;
+        }
+        struct context {
+            executor* self;
+            index_t batch, rows;
+            bool jac;
+            S* ljd;
+        } ctx{this, batch, slice_rows(batch, parts), jac, ljd};
+        pool_->run(
+            [](void* p, int part) {
+                auto& c = *static_cast<context*>(p);
+                const index_t b0 = std::min(c.batch, part * c.rows);
+                const index_t n = std::min(c.batch - b0, c.rows);
+                if (n > 0)
+                    c.self->template run_rows<Forward>(b0, n, c.jac, c.ljd + b0,
+                                                       c.self->scratch(part));
+            },
+            &ctx);
+    }
+
+    /// Applies `f(index, module)` to every module in forward order (index: integral_constant).
+    /// The non-const form marks the parameters changed.
+    template <class F>
+    void for_each_module(F&& f) {
+        parameters_changed();
+        for_each_module_impl(f);
+    }
+    template <class F>
+    void for_each_module(F&& f) const {
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            (f(std::integral_constant<int, int(K)>{}, std::get<K>(modules_)), ...);
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    }
+
+  private:
+    template <class F>
+    void for_each_module_impl(F&& f) {
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            (f(std::integral_constant<int, int(K)>{}, std::get<K>(modules_)), ...);
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    }
+
+    static constexpr index_t round_up(index_t n) {
+        constexpr index_t align = 64 / index_t(sizeof(S));
+        return (n + align - 1) / align * align;
+    }
+    // Samples per slice: an equal share, in multiples of 16 (whole SIMD groups of the
+    // sample-vectorised kernels) once the batch is large enough for that.
+    static constexpr index_t slice_rows(index_t batch, int parts) {
+        const index_t share = (batch + parts - 1) / parts;
+        return batch >= 32 ? (share + 15) / 16 * 16 : share;
+    }
+    // Whether a batch is worth splitting and may be split: small samples need enough of them to
+    // pay for the hand-off; a module may opt out with `batch_parallel = false`.
+    static bool splittable(index_t batch) {
+        if constexpr (!batch_parallel) {
+            return false;
+        } else {
+            constexpr index_t sample =
+                plan.edge_shape[plan.n_inputs > 0 ? plan.input_edge[0] : 0].size();
+            return batch >= 2 && (batch >= 32 || sample >= 256);
+        }
+    }
+
+    S* scratch(int part) { return buffer_.data() + scratch_offset_ + part * slice_scratch_; }
+    /// Samples [b0, b0 + n) of edge e.
+    view<S, Space> edge_rows(int e, index_t b0) {
+        const index_t stride = stride_[std::size_t(e)];
+        return {buffer_.data() + offset_[std::size_t(e)] + b0 * stride, stride};
+    }
+
+    template <bool Forward>
+    void run_rows(index_t b0, index_t batch, bool jac, S* ljd, S* scratch) {
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            (step<Forward, int(K), false>(b0, batch, jac, ljd, scratch), ...);
+        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    }
+
+    // The first call after construction (or after loading an uninitialised state) of a network
+    // with data-initialised modules: whole, on this thread; all-or-nothing.
+    template <bool Forward>
+    void run_initialising(index_t batch, bool jac, S* ljd) {
+        std::vector<tensor_snapshot<S>> undo;
+        try {
+            [&]<std::size_t... K>(std::index_sequence<K...>) {
+                (step<Forward, int(K), true>(0, batch, jac, ljd, scratch(0), &undo), ...);
+            }(std::make_index_sequence<std::size_t(n_modules)>{});
+        } catch (...) {
+            for (auto it = undo.rbegin(); it != undo.rend(); ++it) it->restore();
+            throw;
+        }
+        bool waiting = false;
+        for_each_module_impl([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
+        pending_init_ = waiting;
+    }
+
+    template <bool Forward, int Step, bool Initialising>
+    void step(index_t b0, index_t batch, bool jac, S* ljd, S* scratch,
+              std::vector<tensor_snapshot<S>>* undo = nullptr) {
+        constexpr int node = Forward ? plan.forward_order[Step] : plan.inverse_order[Step];
+        constexpr int k = plan.module_index[node];
+        constexpr const graph::node_info& n = plan.node[node];
+        if (memory_->is_view[node]) return;  // its outputs are its inputs' memory
+        constexpr int n_out = plan.outs[node].count;
+        // The buffers this direction reads and writes: forward x -> z, inverse z -> x.
+        constexpr int n_read = Forward ? n.n_in : n_out;
+        constexpr int n_write = Forward ? n_out : n.n_in;
+        std::array<cview<S, Space>, std::size_t(n_read)> in;
+        std::array<view<S, Space>, std::size_t(n_write)> out;
+        std::array<cview<S, Space>, std::size_t(n.n_cond)> cond;
+        for (int i = 0; i < n.n_in; ++i) {
+            view<S, Space> v = edge_rows(plan.edge_of(n.in[i]), b0);
+            if constexpr (Forward)
+                in[std::size_t(i)] = v;
+            else
+                out[std::size_t(i)] = v;
+        }
+        for (int s = 0; s < n_out; ++s) {
+            view<S, Space> v = edge_rows(plan.edge[node][s], b0);
+            if constexpr (Forward)
+                out[std::size_t(s)] = v;
+            else
+                in[std::size_t(s)] = v;
+        }
+        for (int c = 0; c < n.n_cond; ++c)
+            cond[std::size_t(c)] = edge_rows(plan.edge_of(n.cond[c]), b0);
+        run_args<S, Space> args{batch, in, out, cond, ljd, jac, scratch, b0};
+        auto& m = std::get<k>(modules_);
+        try {
+            if constexpr (Initialising) {
+                if constexpr (requires { m.initialize(args); }) {
+                    if (awaits_data_init(m)) {
+                        undo->emplace_back(m);
+                        m.initialize(args);
+                    }
+                }
+            }
+            if constexpr (Forward)
+                std::as_const(m).forward(args);
+            else
+                std::as_const(m).inverse(args);
+        } catch (const sample_error& e) {
+            throw sample_error(e.sample(), e.problem(), where(node));
+        }
+    }
+
+    static std::string where(int node) {
+        return "node '" + std::string(Desc::node_name(node)) + "'";
+    }
+
+    modules_type modules_;
+    aligned_buffer<S> buffer_;
+    std::array<index_t, std::size_t(plan.n_edges) + 1> offset_{};
+    std::array<index_t, std::size_t(plan.n_edges) + 1> stride_{};
+    const memory_plan<plan>* memory_ = &memory;
+    index_t ljd_offset_ = 0;
+    index_t scratch_offset_ = 0;
+    index_t slice_scratch_ = 0;
+    index_t capacity_ = 0;
+    // Workers exist once set_threads(n > 1) asked for them; a copied network gets its own.
+    struct pool_holder {
+        std::unique_ptr<thread_pool> p;
+        pool_holder() = default;
+        pool_holder(const pool_holder& o)
+            : p(o.p ? std::make_unique<thread_pool>(o.p->size()) : nullptr) {}
+        pool_holder(pool_holder&&) noexcept = default;
+        pool_holder& operator=(const pool_holder& o) {
+            if (this != &o) p = o.p ? std::make_unique<thread_pool>(o.p->size()) : nullptr;
+            return *this;
+        }
+        pool_holder& operator=(pool_holder&&) noexcept = default;
+        thread_pool* operator->() const { return p.get(); }
+        explicit operator bool() const { return bool(p); }
+    } pool_;
+    std::uint64_t version_ = 1;   // bumped by every non-const access to the parameters
+    std::uint64_t prepared_ = 0;  // the version the modules were last prepared for
+    bool pending_init_ = false;   // a module awaits data initialisation (known once prepared)
+};
+
+}  // namespace inn::graph
