@@ -4,13 +4,14 @@
 #   inn_target_options(<target> [OPTIMIZE <flag>...])
 #
 # adds -Wall -Wextra -Wpedantic (and -Werror with INN_WERROR=ON), the sanitizer flags with
-# INN_SANITIZE=ON, and the given optimisation flags last, so that they win over the flags of
+# INN_SANITIZE=ON (ASan + UBSan) or INN_TSAN=ON (ThreadSanitizer), and the given optimisation flags last, so that they win over the flags of
 # CMAKE_BUILD_TYPE (e.g. -O3 of Release; -DNDEBUG of Release stays).
 
 include_guard(GLOBAL)
 
 set(INN_WARNING_FLAGS -Wall -Wextra -Wpedantic)
 set(INN_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+set(INN_TSAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
 
 function(inn_target_options target)
     cmake_parse_arguments(ARG "" "" "OPTIMIZE" ${ARGN})
@@ -37,10 +38,9 @@ function(inn_target_options target)
             endif()
             target_link_options(${target} PRIVATE ${INN_SANITIZER_FLAGS})
         endif()
-    elseif(MSVC)
-        target_compile_options(${target} PRIVATE /W4 /permissive- /bigobj)
-        if(INN_WERROR)
-            target_compile_options(${target} PRIVATE /WX)
+        if(INN_TSAN)
+            target_compile_options(${target} PRIVATE ${INN_TSAN_FLAGS} -g1)
+            target_link_options(${target} PRIVATE ${INN_TSAN_FLAGS})
         endif()
     endif()
 endfunction()

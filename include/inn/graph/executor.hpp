@@ -61,6 +61,13 @@ using node_at = std::tuple_element_t<static_cast<std::size_t>(Desc::plan.forward
 template <class Desc, int K>
 using module_spec_at = typename node_at<Desc, K>::module;
 
+/// Stands in for a module that failed its checks, so that one mistake gives one error.
+struct unbound_module {
+    explicit unbound_module(generator&) {}
+    void forward(const auto&) const {}
+    void inverse(const auto&) const {}
+};
+
 template <Scalar S, class Desc, int K, MemorySpace Space>
 struct module_at_impl {
     // Named constant first: passing the array element straight as a class-type template
@@ -80,7 +87,7 @@ struct module_at_impl {
             return BoundModule<bound, S, Space>;
         }
     }();
-    using type = std::conditional_t<satisfies, bound, void>;
+    using type = std::conditional_t<satisfies, bound, unbound_module>;
 };
 /// The bound module at forward position K.
 template <Scalar S, class Desc, int K, MemorySpace Space = host>

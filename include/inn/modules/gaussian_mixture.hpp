@@ -33,6 +33,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -126,8 +127,8 @@ struct GaussianMixtureModel {
             if (!(double(v) == k && k >= 0 && k < double(K)))
                 throw sample_error(a.first_sample + b,
                                    "the GaussianMixtureModel component index is " +
-                                       std::to_string(double(v)) + ", expected an integer in [0, " +
-                                       std::to_string(K) + ")");
+                                       (std::ostringstream() << double(v)).str() +
+                                       ", expected an integer in [0, " + std::to_string(K) + ")");
             const index_t i = index_t(k);
             return {a.cond[1].row(b) + i * D, a.cond[2].row(b) + i * T};
         }
