@@ -1,8 +1,12 @@
 // Loading and saving parameters (include/inn/io/state_dict.hpp) against real FrEIA files and
 // hand-made ones: every way a file can fail to fit a network is an inn::io_error that names the
-// file and, where there is one, the tensor key; a failed load leaves every parameter, buffer and
-// flag exactly as it was; save_safetensors -> load_safetensors reproduces parameters and outputs
-// bit for bit in float and double, booleans (ActNorm's is_initialized) included.
+// file and, where there is one, the tensor key, and for a key that is missing, unexpected or of
+// the wrong shape also what the network and the file hold under that module's prefix and which
+// FrEIA module the file's keys there look like; a failed load leaves every parameter, buffer and
+// flag exactly as it was, also when the network's prepare() refuses the loaded values;
+// {.strict = false} accepts missing and unexpected keys as PyTorch does and reports them;
+// save_safetensors -> load_safetensors reproduces parameters and outputs bit for bit in float
+// and double, booleans (ActNorm's is_initialized) included.
 //
 // Bad files are built from a network's own tensors with io::make_tensor /
 // io::serialize_safetensors, or by editing the bytes of a valid file (length field, header
@@ -14,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -148,6 +153,16 @@ std::string header_of(const std::vector<std::byte>& f) {
     return std::string(reinterpret_cast<const char*>(f.data()) + 8, header_length(f));
 }
 
+/// The keys of a network, in visit order.
+template <class N>
+std::vector<std::string> keys_of(N& net) {
+    std::vector<std::string> keys;
+    net.visit([&](const std::string& key, const tensor_ref<typename N::scalar>&) {
+        keys.push_back(key);
+    });
+    return keys;
+}
+
 /// Runs `load`, requires an io_error, and returns its message.
 template <class F>
 std::string load_error(F&& load) {
@@ -200,19 +215,69 @@ TEMPLATE_TEST_CASE("load: a FrEIA file is strict about keys by default", "[io][l
     }
 }
 
-TEST_CASE("load: a FrEIA file for another architecture names the missing key", "[io][load]") {
+TEST_CASE("load: a FrEIA file for another architecture names the missing key and the file's module",
+          "[io][load]") {
     // permute_random_vec holds only module_list.0.perm / perm_inv of a (5,) network.
     using N = FreiaNet::with_scalar<double>;
     N net = initialised<N>(5);
     const state before = state_of(net);
     const std::string path = test::fixture_path("permute_random_vec");
-    const std::string msg =
-        load_error([&] { load_safetensors(net, path, {.strict = false}); });
-    INFO(msg);
-    CHECK_THAT(msg, Contains(path));
-    CHECK_THAT(msg, Contains("tensor 'module_list.0.subnet1.0.weight'"));
-    CHECK_THAT(msg, Contains("missing"));
+
+    SECTION("strict: the first missing key, with what the network and the file hold there") {
+        const std::string msg = load_error([&] { load_safetensors(net, path); });
+        INFO(msg);
+        CHECK_THAT(msg, Contains(path));
+        CHECK_THAT(msg, Contains("tensor 'module_list.0.subnet1.0.weight'"));
+        CHECK_THAT(msg, Contains("missing"));
+        CHECK_THAT(msg, Contains("under 'module_list.0.' the network has: "));
+        CHECK_THAT(msg, Contains("subnet1.0.weight [32, 3]"));
+        CHECK_THAT(msg, Contains("subnet2.2.bias [6]"));
+        CHECK_THAT(msg, Contains("under 'module_list.0.' the file holds: perm [5] I64, "
+                                 "perm_inv [5] I64"));
+        CHECK_THAT(msg, Contains("module_list.0 in the file holds PermuteRandom-like keys perm, "
+                                 "perm_inv"));
+        CHECK_THAT(msg, Contains("the network's module_list.0 is "
+                                 "GLOWCouplingBlock/GINCouplingBlock-like"));
+    }
+    SECTION("{.strict = false}: nothing fits, so nothing changes, and every key is reported") {
+        const load_result r =
+            load_safetensors(net, path, {.strict = false, .ignore_prefixes = {"test."}});
+        CHECK(r.missing_keys == keys_of(net));
+        CHECK(r.unexpected_keys ==
+              std::vector<std::string>{"module_list.0.perm", "module_list.0.perm_inv"});
+    }
     CHECK(state_of(net) == before);
+}
+
+TEST_CASE("load: a FrEIA file for modules in another order names the module the file holds there",
+          "[io][load]") {
+    // actnorm_vec is GLOW then ActNorm; this network has them the other way round.
+    using N = SequenceINN<Shape<6>, ActNorm, GLOWCouplingBlock<fc_load_errors>>;
+    N net(3);
+    const state before = state_of(net);
+    const std::string path = test::fixture_path("actnorm_vec");
+    const std::string msg = load_error([&] { load_safetensors(net, path); });
+    INFO(msg);
+    CHECK_THAT(msg, Contains("tensor 'module_list.0.log_scale': missing"));
+    CHECK_THAT(msg, Contains("under 'module_list.0.' the network has: log_scale [1, 6], "
+                             "loc [1, 6], is_initialized []"));
+    CHECK_THAT(msg, Contains("subnet1.0.weight [32, 3] F64"));
+    CHECK_THAT(msg, Contains("module_list.0 in the file holds "
+                             "GLOWCouplingBlock/GINCouplingBlock-like keys subnet1.*, subnet2.*; "
+                             "the network's module_list.0 is ActNorm-like"));
+    CHECK(state_of(net) == before);
+}
+
+TEST_CASE("load: the module prefix of a key", "[io][load]") {
+    CHECK(detail::module_prefix("module_list.0.subnet1.0.weight") == "module_list.0.");
+    CHECK(detail::module_prefix("module_list.12.perm") == "module_list.12.");
+    CHECK(detail::module_prefix("module_list.1.module_list.3.loc") ==
+          "module_list.1.module_list.3.");
+    CHECK(detail::module_prefix("module_list.1.module_list.3.F.0.bias") ==
+          "module_list.1.module_list.3.");
+    CHECK(detail::module_prefix("my_module_list.1.perm") == "my_module_list.1.");
+    CHECK(detail::module_prefix("subnet.0.weight") == "subnet.0.");
+    CHECK(detail::module_prefix("perm") == "");
 }
 
 // ==== hand-made files: every failure names the key, and nothing changes ========================
@@ -240,11 +305,14 @@ TEMPLATE_TEST_CASE("load: bad tensors are io_errors naming the key; the network 
     // would not discover the sections after it).
     bool unchanged = true;
     auto load = [&](const std::vector<io::tensor_to_write>& t, const load_options& opt = {}) {
-        load_state_dict(net, io::safetensors_file::parse(io::serialize_safetensors(t), name), opt);
+        return load_state_dict(net, io::safetensors_file::parse(io::serialize_safetensors(t), name),
+                               opt);
     };
 
     SECTION("the unmodified file loads: the cases below fail for their one defect only") {
-        load(tensors);
+        const load_result r = load(tensors);
+        CHECK(r.missing_keys.empty());
+        CHECK(r.unexpected_keys.empty());
         CHECK(state_of(net) == state_of(source));
         unchanged = false;
     }
@@ -257,6 +325,28 @@ TEMPLATE_TEST_CASE("load: bad tensors are io_errors naming the key; the network 
         CHECK_THAT(msg, Contains("tensor 'module_list.2.perm_inv'"));
         CHECK_THAT(msg, Contains("missing"));
         CHECK_THAT(msg, Contains("[6]"));
+        CHECK_THAT(msg, Contains("under 'module_list.2.' the network has: perm [6], perm_inv [6]"));
+        CHECK_THAT(msg, Contains("under 'module_list.2.' the file holds: perm [6] I64\n"));
+        CHECK_THAT(msg, Contains("the network's module_list.2 is PermuteRandom-like"));
+    }
+    SECTION("another module at the same position: the keys the file holds there, and its guess") {
+        std::erase_if(tensors, [](const auto& t) { return t.name.starts_with("module_list.2."); });
+        const std::vector<TestType> v{1, 2, 3, 4, 5, 6};
+        const std::vector<bool> flag{true};
+        tensors.push_back(io::make_tensor("module_list.2.log_scale", {1, 6}, v));
+        tensors.push_back(io::make_tensor("module_list.2.loc", {1, 6}, v));
+        tensors.push_back(io::make_tensor("module_list.2.is_initialized", {}, flag));
+        const std::string msg = load_error([&] { load(tensors); });
+        INFO(msg);
+        const std::string dt = std::is_same_v<TestType, float> ? "F32" : "F64";
+        CHECK_THAT(msg, Contains(name));
+        CHECK_THAT(msg, Contains("tensor 'module_list.2.perm': missing"));
+        CHECK_THAT(msg, Contains("under 'module_list.2.' the network has: perm [6], perm_inv [6]"));
+        CHECK_THAT(msg, Contains("under 'module_list.2.' the file holds: log_scale [1, 6] " + dt +
+                                 ", loc [1, 6] " + dt + ", is_initialized [] BOOL"));
+        CHECK_THAT(msg, Contains("module_list.2 in the file holds ActNorm-like keys log_scale, "
+                                 "loc, is_initialized; the network's module_list.2 is "
+                                 "PermuteRandom-like"));
     }
     SECTION("unexpected key: rejected by default, accepted with {.strict = false}") {
         const std::vector<double> extra{1.0, 2.0};
@@ -266,8 +356,12 @@ TEMPLATE_TEST_CASE("load: bad tensors are io_errors naming the key; the network 
         CHECK_THAT(msg, Contains(name));
         CHECK_THAT(msg, Contains("tensor 'module_list.3.weight'"));
         CHECK_THAT(msg, Contains("unexpected"));
+        CHECK_THAT(msg, Contains("under 'module_list.3.' the network has: nothing"));
+        CHECK_THAT(msg, Contains("under 'module_list.3.' the file holds: weight [2] F64"));
         CHECK(state_of(net) == before);
-        load(tensors, {.strict = false});
+        const load_result r = load(tensors, {.strict = false});
+        CHECK(r.missing_keys.empty());
+        CHECK(r.unexpected_keys == std::vector<std::string>{"module_list.3.weight"});
         CHECK(state_of(net) == state_of(source));
         unchanged = false;
     }
@@ -280,6 +374,12 @@ TEMPLATE_TEST_CASE("load: bad tensors are io_errors naming the key; the network 
         CHECK_THAT(msg, Contains("tensor 'module_list.1.loc'"));
         CHECK_THAT(msg, Contains("has shape [6]"));
         CHECK_THAT(msg, Contains("expects [1, 6]"));
+        CHECK_THAT(msg, Contains("under 'module_list.1.' the network has: log_scale [1, 6], "
+                                 "loc [1, 6], is_initialized []"));
+        CHECK_THAT(msg, Contains(", loc [6] F"));
+        CHECK_THAT(msg, Contains("module_list.1 in the file holds ActNorm-like keys"));
+        // Both are ActNorm-like: no contradiction to point out.
+        CHECK_THAT(msg, !Contains("the network's module_list.1"));
     }
     SECTION("wrong rank-0 / rank-1 shape of the flag") {
         const std::vector<bool> flags{true};
@@ -332,6 +432,157 @@ TEMPLATE_TEST_CASE("load: bad tensors are io_errors naming the key; the network 
         }
     }
     if (unchanged) CHECK(state_of(net) == before);
+}
+
+TEST_CASE("load: {.strict = false} accepts missing keys, keeps their values and reports both kinds",
+          "[io][load]") {
+    using N = Net::with_scalar<double>;
+    N source = initialised<N>(2);
+    N net = initialised<N>(1);
+    const state before = state_of(net);
+    const state loaded = state_of(source);
+    // The permutation goes as a pair, so that the network keeps a consistent one.
+    const std::vector<std::string> dropped{"module_list.1.loc", "module_list.2.perm",
+                                           "module_list.2.perm_inv"};
+    for (const auto& key : dropped) REQUIRE(loaded.at(key) != before.at(key));
+    auto tensors = tensors_of(source);
+    std::erase_if(tensors, [&](const auto& t) {
+        return std::find(dropped.begin(), dropped.end(), t.name) != dropped.end();
+    });
+    tensors.push_back(io::make_tensor("module_list.3.weight", {2}, std::vector<double>{1, 2}));
+    tensors.push_back(io::make_tensor("test.z.0", {1}, std::vector<double>{0}));
+    const std::string name = "partial.safetensors";
+    const auto file = io::safetensors_file::parse(io::serialize_safetensors(tensors), name);
+
+    SECTION("strict (the default) refuses the first missing key and changes nothing") {
+        const std::string msg = load_error([&] { load_state_dict(net, file); });
+        INFO(msg);
+        CHECK_THAT(msg, Contains(name));
+        CHECK_THAT(msg, Contains("tensor 'module_list.1.loc': missing"));
+        CHECK_THAT(msg, Contains("{.strict = false}"));
+        CHECK(state_of(net) == before);
+    }
+    SECTION("not strict: the file's tensors are loaded, the missing ones keep their values") {
+        const load_result r =
+            load_state_dict(net, file, {.strict = false, .ignore_prefixes = {"test."}});
+        CHECK(r.missing_keys == dropped);  // in visit order
+        CHECK(r.unexpected_keys == std::vector<std::string>{"module_list.3.weight"});
+        const state after = state_of(net);
+        REQUIRE(after.size() == before.size());
+        for (const auto& [key, value] : after) {
+            INFO(key);
+            const bool kept = std::find(dropped.begin(), dropped.end(), key) != dropped.end();
+            CHECK(value == (kept ? before : loaded).at(key));
+        }
+    }
+    SECTION("not strict, no ignored prefix: the test.* key is unexpected too, in file order") {
+        const load_result r = load_state_dict(net, file, {.strict = false});
+        CHECK(r.missing_keys == dropped);
+        CHECK(r.unexpected_keys ==
+              std::vector<std::string>{"module_list.3.weight", "test.z.0"});
+    }
+    SECTION("not strict still refuses a wrong shape, and changes nothing") {
+        entry(tensors, "module_list.1.log_scale").shape = {6};
+        const std::string msg = load_error([&] {
+            load_state_dict(net,
+                            io::safetensors_file::parse(io::serialize_safetensors(tensors), name),
+                            {.strict = false});
+        });
+        INFO(msg);
+        CHECK_THAT(msg, Contains("tensor 'module_list.1.log_scale': has shape [6]"));
+        CHECK(state_of(net) == before);
+    }
+}
+
+/// A network in miniature with prepare(), as the library's networks have: visit() over a real
+/// parameter, an int64 permutation and a flag; prepare() checks the permutation (its message
+/// names the key) and derives its inverse, a cache outside the state_dict.
+struct checked_net {
+    using scalar = double;
+    parameter<double> weight{tensor_shape{2, 3}};
+    index_buffer perm{4};
+    bool flag = false;
+    std::vector<std::int64_t> perm_inv;  // derived by prepare()
+    int prepared = 0;                    // calls of prepare()
+
+    template <class V>
+    void visit(V&& v) {
+        v(std::string("module_list.0.weight"), weight.ref());
+        v(std::string("module_list.1.perm"), perm.ref<double>());
+        v(std::string("module_list.2.is_initialized"),
+          tensor_ref<double>{nullptr, nullptr, &flag, tensor_shape{}, false});
+    }
+    void prepare() {
+        ++prepared;
+        std::vector<std::int64_t> inv(perm.values.size(), -1);
+        for (std::size_t i = 0; i < perm.values.size(); ++i) {
+            const std::int64_t p = perm.values[i];
+            if (p < 0 || p >= std::ssize(inv) || inv[std::size_t(p)] != -1)
+                throw std::invalid_argument("module_list.1.perm: not a permutation (element " +
+                                            std::to_string(i) + " is " + std::to_string(p) + ")");
+            inv[std::size_t(p)] = std::int64_t(i);
+        }
+        perm_inv = inv;
+    }
+};
+
+TEST_CASE("load: a network whose prepare() refuses the loaded values gets every tensor back",
+          "[io][load]") {
+    checked_net source, net;
+    for (int i = 0; i < 6; ++i) {
+        source.weight.values[i] = i + 1;
+        net.weight.values[i] = -(i + 1);
+    }
+    source.perm.values = {2, 0, 3, 1};
+    source.flag = true;
+    net.perm.values = {3, 1, 0, 2};
+    net.prepare();
+    net.prepared = 0;
+    const state before = state_of(net);
+    REQUIRE(net.perm_inv == std::vector<std::int64_t>{2, 1, 3, 0});
+    auto tensors = tensors_of(source);
+    const std::string name = "checked.safetensors";
+    auto load = [&](const load_options& opt = {}) {
+        return load_state_dict(
+            net, io::safetensors_file::parse(io::serialize_safetensors(tensors), name), opt);
+    };
+
+    SECTION("accepted values: committed; prepare() ran once, on them") {
+        load();
+        CHECK(state_of(net) == state_of(source));
+        CHECK(net.prepared == 1);
+        CHECK(net.perm_inv == std::vector<std::int64_t>{1, 3, 0, 2});
+    }
+    SECTION("a permutation with a duplicate: an io_error naming the file and the key") {
+        entry(tensors, "module_list.1.perm") =
+            io::make_tensor("module_list.1.perm", {4}, std::vector<std::int64_t>{0, 0, 1, 2});
+        const std::string msg = load_error([&] { load(); });
+        INFO(msg);
+        CHECK_THAT(msg, Contains(name));
+        CHECK_THAT(msg, Contains("module_list.1.perm: not a permutation (element 1 is 0)"));
+        CHECK_THAT(msg, Contains("every tensor keeps its previous value"));
+        CHECK(state_of(net) == before);
+        // Refused, then run again on the restored values: the cache is theirs again.
+        CHECK(net.prepared == 2);
+        CHECK(net.perm_inv == std::vector<std::int64_t>{2, 1, 3, 0});
+    }
+    SECTION("the same with {.strict = false} and a missing key") {
+        std::erase_if(tensors, [](const auto& t) { return t.name == "module_list.0.weight"; });
+        entry(tensors, "module_list.1.perm") =
+            io::make_tensor("module_list.1.perm", {4}, std::vector<std::int64_t>{0, 1, 2, -1});
+        const std::string msg = load_error([&] { load({.strict = false}); });
+        INFO(msg);
+        CHECK_THAT(msg, Contains("element 3 is -1"));
+        CHECK(state_of(net) == before);
+    }
+    SECTION("a file that does not fit fails before prepare() runs") {
+        std::erase_if(tensors, [](const auto& t) { return t.name == "module_list.1.perm"; });
+        const std::string msg = load_error([&] { load(); });
+        INFO(msg);
+        CHECK_THAT(msg, Contains("tensor 'module_list.1.perm': missing"));
+        CHECK(net.prepared == 0);
+        CHECK(state_of(net) == before);
+    }
 }
 
 TEST_CASE("load: broken files are io_errors naming the file; the network is untouched",
