@@ -18,6 +18,10 @@ struct subnet_fc {  // width 8 here, 24 in test_subnet_linkage_b.cpp
 };
 using Net = inn::SequenceINN<inn::Shape<4>, inn::GLOWCouplingBlock<subnet_fc>>;
 
+static_assert(inn::nn::SubnetConstructor<subnet_fc>);
+static_assert(!inn::nn::SubnetConstructor<subnet_fc::net<2, 4>>);  // a layer, not a constructor
+static_assert(!inn::nn::SubnetConstructor<int>);
+
 // GLOW on (4,): halves of 2 and 2; subnet1 and subnet2 are each net<2, 4> (c_out = [s | t] of
 // 2 channels): Linear(2, w) + Linear(w, 4) = (2w + w) + (4w + 4) = 7w + 4 parameters.
 constexpr std::int64_t glow4_parameters(std::int64_t w) { return 2 * (7 * w + 4); }
