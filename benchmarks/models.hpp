@@ -20,9 +20,11 @@
 
 namespace bench {
 
-template <int In, int Out>
-using subnet_fc =
-    inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU, inn::nn::Linear<512, Out>>;
+struct subnet_fc {
+    template <int In, int Out>
+    using net =
+        inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU, inn::nn::Linear<512, Out>>;
+};
 
 using Moons = inn::SequenceINN<
     inn::Shape<2>,
@@ -37,11 +39,14 @@ using MnistCINN = inn::SequenceINN<
 namespace conv {
 using namespace inn;
 
-template <int In, int Out>
-using subnet_conv = nn::Sequential<nn::Conv2d<In, 256, 3, 1>, nn::ReLU, nn::Conv2d<256, Out, 3, 1>>;
-template <int In, int Out>
-using subnet_conv_1x1 =
-    nn::Sequential<nn::Conv2d<In, 256, 1, 0>, nn::ReLU, nn::Conv2d<256, Out, 1, 0>>;
+struct subnet_conv {
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Conv2d<In, 256, 3, 1>, nn::ReLU, nn::Conv2d<256, Out, 3, 1>>;
+};
+struct subnet_conv_1x1 {
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Conv2d<In, 256, 1, 0>, nn::ReLU, nn::Conv2d<256, Out, 1, 0>>;
+};
 
 constexpr int ndim_x = 3 * 32 * 32;
 

@@ -10,8 +10,13 @@
 
 #include "example_util.hpp"
 
-template <int In, int Out>
-using subnet_fc = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU, inn::nn::Linear<512, Out>>;
+namespace {
+struct subnet_fc {  // FrEIA: subnet_fc(c_in, c_out)
+    template <int In, int Out>
+    using net = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU,
+                                    inn::nn::Linear<512, Out>>;
+};
+}  // namespace
 
 using cINN = inn::SequenceINN<inn::Shape<784>, inn::Conditions<inn::Shape<10>>,
     inn::Repeat<12, inn::Conditioned<inn::AllInOneBlock<subnet_fc, {.permute_soft = true}>, 0>>>;

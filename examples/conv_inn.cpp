@@ -23,12 +23,20 @@
 
 using namespace inn;
 
-template <int In, int Out>
-using subnet_conv = nn::Sequential<nn::Conv2d<In, 256, 3, 1>, nn::ReLU, nn::Conv2d<256, Out, 3, 1>>;
-template <int In, int Out>
-using subnet_conv_1x1 = nn::Sequential<nn::Conv2d<In, 256, 1, 0>, nn::ReLU, nn::Conv2d<256, Out, 1, 0>>;
-template <int In, int Out>
-using subnet_fc = nn::Sequential<nn::Linear<In, 512>, nn::ReLU, nn::Linear<512, Out>>;
+namespace {  // FrEIA: subnet_conv(c_in, c_out), subnet_conv_1x1, subnet_fc
+struct subnet_conv {
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Conv2d<In, 256, 3, 1>, nn::ReLU, nn::Conv2d<256, Out, 3, 1>>;
+};
+struct subnet_conv_1x1 {
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Conv2d<In, 256, 1, 0>, nn::ReLU, nn::Conv2d<256, Out, 1, 0>>;
+};
+struct subnet_fc {
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Linear<In, 512>, nn::ReLU, nn::Linear<512, Out>>;
+};
+}  // namespace
 
 constexpr int ndim_x = 3 * 32 * 32;
 

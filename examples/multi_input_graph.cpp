@@ -19,8 +19,12 @@
 
 using namespace inn;
 
-template <int In, int Out>
-using subnet_fc = nn::Sequential<nn::Linear<In, 256>, nn::ReLU, nn::Linear<256, Out>>;
+namespace {
+struct subnet_fc {  // FrEIA: subnet_fc(c_in, c_out)
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Linear<In, 256>, nn::ReLU, nn::Linear<256, Out>>;
+};
+}  // namespace
 
 struct in1     : InputNode<Shape<100>> {};
 struct in2     : InputNode<Shape<20>> {};

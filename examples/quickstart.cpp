@@ -11,10 +11,16 @@
 
 #include "example_util.hpp"
 
-// A subnet "constructor": a template over the widths the block needs, the counterpart of
-// FrEIA's subnet_constructor(c_in, c_out).
-template <int In, int Out>
-using subnet_fc = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU, inn::nn::Linear<512, Out>>;
+// The subnet constructor, FrEIA's subnet_constructor(c_in, c_out): a struct whose member
+// template `net` is the subnet for the widths a block asks for. The unnamed namespace gives it
+// internal linkage: a different `subnet_fc` in another file is another type.
+namespace {
+struct subnet_fc {
+    template <int In, int Out>
+    using net = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU,
+                                    inn::nn::Linear<512, Out>>;
+};
+}  // namespace
 
 using MoonsINN = inn::SequenceINN<inn::Shape<2>,
     inn::Repeat<8, inn::AllInOneBlock<subnet_fc, {.permute_soft = true}>>>;

@@ -14,7 +14,7 @@
 
 #include "support/checks.hpp"
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -24,10 +24,14 @@ using inn::test::max_rel_error;
 namespace {
 
 // Smooth subnets, so that finite differences are accurate everywhere.
-template <int I, int O>
-using fc_allinone = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
-template <int I, int O>
-using conv_allinone = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::Tanh, nn::Conv2d<6, O, 3>>;
+struct fc_allinone {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
+};
+struct conv_allinone {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::Tanh, nn::Conv2d<6, O, 3>>;
+};
 
 // Options spelled with their type: clang rejects a bare braced list as a template argument.
 using opt = AllInOneOptions;

@@ -113,10 +113,14 @@ int posix_memalign(void** out, std::size_t al, std::size_t n) {
 
 using namespace inn;
 
-template <int I, int O>
-using subnet_fc = nn::Sequential<nn::Linear<I, 64>, nn::ReLU, nn::Linear<64, O>>;
-template <int I, int O>
-using subnet_conv = nn::Sequential<nn::Conv2d<I, 16, 3>, nn::ReLU, nn::Conv2d<16, O, 3>>;
+struct subnet_fc {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 64>, nn::ReLU, nn::Linear<64, O>>;
+};
+struct subnet_conv {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 16, 3>, nn::ReLU, nn::Conv2d<16, O, 3>>;
+};
 
 /// Allocations made by `f` on this thread.
 template <class F>

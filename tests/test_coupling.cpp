@@ -16,7 +16,7 @@
 
 #include <inn/modules/coupling.hpp>
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -26,27 +26,31 @@ using namespace inn;
 using test::max_rel_error;
 using mat = row_matrix<double>;
 
-template <int I, int O>
-using fc_coupling = nn::Sequential<nn::Linear<I, 16>, nn::ReLU, nn::Linear<16, O>>;
-template <int I, int O>
-using conv_coupling = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::ReLU, nn::Conv2d<6, O, 3>>;
+struct fc_coupling {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 16>, nn::ReLU, nn::Linear<16, O>>;
+};
+struct conv_coupling {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 6, 3>, nn::ReLU, nn::Conv2d<6, O, 3>>;
+};
 
 constexpr CouplingOptions opt_atan{};
 constexpr CouplingOptions opt_tanh{.clamp = 1.5, .activation = clamp_activation::tanh};
 constexpr CouplingOptions opt_sigmoid{
     .clamp = 1.0, .activation = clamp_activation::sigmoid, .split_channels = 3};
 
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using NICE = NICECouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using RNVP = RNVPCouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using GLOW = GLOWCouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using GIN = GINCouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using ACOS = AffineCouplingOneSided<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using CAT = ConditionalAffineTransform<Subnet, O>;
 
 template <class Net>
@@ -55,14 +59,14 @@ using in_double = typename Net::template with_scalar<double>;
 // ---- the four configurations of a module family ------------------------------------------------
 
 // `Cond`: the unconditional configurations get a condition too (ConditionalAffineTransform).
-template <template <template <int, int> class, CouplingOptions> class M, bool Cond>
+template <template <class, CouplingOptions> class M, bool Cond>
 struct configs {
     // (5,): split 2|3, ATAN clamp 2.
     using vec_a = in_double<SequenceINN<Shape<5>, M<fc_coupling, opt_atan>>>;
     // (5, 4, 3) images: split_channels 3 -> 3|2, SIGMOID clamp 1.
     using img_a = in_double<SequenceINN<Shape<5, 4, 3>, M<conv_coupling, opt_sigmoid>>>;
 };
-template <template <template <int, int> class, CouplingOptions> class M>
+template <template <class, CouplingOptions> class M>
 struct configs<M, true> {
     using vec_a = in_double<SequenceINN<Shape<5>, Conditions<Shape<2>>,
                               Conditioned<M<fc_coupling, opt_atan>>>>;
@@ -70,11 +74,11 @@ struct configs<M, true> {
                               Conditioned<M<conv_coupling, opt_sigmoid>>>>;
 };
 // (7,) with a (3,) condition: split 4|3, TANH clamp 1.5.
-template <template <template <int, int> class, CouplingOptions> class M>
+template <template <class, CouplingOptions> class M>
 using vec_b = in_double<SequenceINN<Shape<7>, Conditions<Shape<3>>,
                           Conditioned<M<fc_coupling, opt_tanh>>>>;
 // (7, 3, 4) images with a (2, 3, 4) condition: split 4|3, ATAN clamp 2.
-template <template <template <int, int> class, CouplingOptions> class M>
+template <template <class, CouplingOptions> class M>
 using img_b = in_double<SequenceINN<Shape<7, 3, 4>, Conditions<Shape<2, 3, 4>>,
                           Conditioned<M<conv_coupling, opt_atan>>>>;
 
@@ -197,7 +201,7 @@ void check_float(unsigned seed) {
     CHECK(max_rel_error(rf.log_jac_det, (-ff.log_jac_det).eval()) < 1e-5);
 }
 
-template <template <template <int, int> class, CouplingOptions> class M, bool Cond = false>
+template <template <class, CouplingOptions> class M, bool Cond = false>
 void check_family(bool has_log_det) {
     using C = configs<M, Cond>;
     SECTION("vector 5 split 2|3 ATAN") { check_network<typename C::vec_a>(11, has_log_det); }

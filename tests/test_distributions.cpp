@@ -20,7 +20,7 @@
 
 #include "support/checks.hpp"
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -103,8 +103,10 @@ using Net = GraphINN<x1, x2, cat, lin, split, z1, z2>::with_scalar<double>;
 
 // A conditional coupling flow on 2 values, condition of 1 value. A small clamp keeps the density
 // inside the integration window.
-template <int I, int O>
-using fc_distributions = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
+struct fc_distributions {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
+};
 using Glow = GLOWCouplingBlock<fc_distributions, CouplingOptions{.clamp = 0.5}>;
 using CondFlow = SequenceINN<Shape<2>, Conditions<Shape<1>>, Conditioned<Glow, 0>, PermuteRandom<>,
                              Conditioned<Glow, 0>>::with_scalar<double>;

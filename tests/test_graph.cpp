@@ -13,14 +13,16 @@
 #include <inn/modules/reshape.hpp>
 #include <inn/modules/split.hpp>
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
 using namespace inn;
 
-template <int I, int O>
-using subnet_fc_graph = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
+struct subnet_fc_graph {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 16>, nn::Tanh, nn::Linear<16, O>>;
+};
 
 namespace readme {
 // The multi-input graph of FrEIA's documentation (target API), at small widths.
@@ -175,8 +177,10 @@ TEST_CASE("sequence: batch size 1 and an empty chain", "[sequence]") {
 // ---- memory plan: views and shared buffers (graph/memory_plan.hpp) --------------------------
 
 namespace views {
-template <int I, int O>
-using subnet = nn::Sequential<nn::Linear<I, 8>, nn::Tanh, nn::Linear<8, O>>;
+struct subnet {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 8>, nn::Tanh, nn::Linear<8, O>>;
+};
 using glow = GLOWCouplingBlock<subnet>;
 
 struct x : InputNode<Shape<8>> {};

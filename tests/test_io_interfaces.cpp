@@ -10,14 +10,16 @@
 #include <inn/modules/coupling/glow.hpp>
 #include <inn/modules/permute_random.hpp>
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
 using namespace inn;
 
-template <int I, int O>
-using subnet_conv_io_interfaces = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
+struct subnet_conv_io_interfaces {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
+};
 
 using ImageNet = SequenceINN<Shape<3, 4, 5>, GLOWCouplingBlock<subnet_conv_io_interfaces>, PermuteRandom<>>::with_scalar<double>;
 
@@ -79,8 +81,10 @@ struct in_a : InputNode<Shape<4>> {};
 struct cond_b : ConditionNode<Shape<2>> {};
 }  // namespace named
 
-template <int I, int O>
-using subnet_fc_io_interfaces = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+struct subnet_fc_io_interfaces {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+};
 
 namespace named {
 struct coupling : Node<GLOWCouplingBlock<subnet_fc_io_interfaces>, in_a, conditions<cond_b>> {};

@@ -31,7 +31,7 @@
 #include "support/checks.hpp"
 #include "support/fixture.hpp"
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -40,8 +40,10 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-template <int I, int O>
-using fc_load_errors = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+struct fc_load_errors {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+};
 
 // The architecture of the FrEIA file actnorm_vec (GLOW then ActNorm).
 using FreiaNet = SequenceINN<Shape<6>, GLOWCouplingBlock<fc_load_errors>, ActNorm>;

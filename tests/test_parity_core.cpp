@@ -20,7 +20,7 @@
 
 #include "support/fixture.hpp"
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -31,18 +31,24 @@ namespace {
 
 // ---- subnets of the fixtures ----------------------------------------------------------------
 
-template <int I, int O>
-using fc_parity_core = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
-template <int I, int O>
-using conv3_parity_core = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
-template <int I, int O>
-using conv1_parity_core = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
+struct fc_parity_core {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+};
+struct conv3_parity_core {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
+};
+struct conv1_parity_core {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
+};
 
 // ---- AllInOneBlock: two blocks each (three in aio_vec_odd_cond_soft) -------------------------
 
 template <AllInOneOptions O>
 using AioVec = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, O>>>;
-template <template <int, int> class Subnet, AllInOneOptions O>
+template <class Subnet, AllInOneOptions O>
 using AioImg = SequenceINN<Shape<4, 8, 8>, Repeat<2, AllInOneBlock<Subnet, O>>>;
 
 using AioVecDefault = AioVec<AllInOneOptions{}>;

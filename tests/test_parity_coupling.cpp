@@ -18,7 +18,7 @@
 
 #include "support/fixture.hpp"
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -29,14 +29,22 @@ namespace {
 
 // ---- subnets of the fixtures (all hidden widths are FrEIA test sizes) ---------------------------
 
-template <int I, int O>
-using fc_parity_coupling = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
-template <int I, int O>
-using fc_tanh_parity_coupling = nn::Sequential<nn::Linear<I, 32>, nn::Tanh, nn::Linear<32, O>>;
-template <int I, int O>
-using conv3_parity_coupling = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
-template <int I, int O>
-using conv1_parity_coupling = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
+struct fc_parity_coupling {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+};
+struct fc_tanh_parity_coupling {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 32>, nn::Tanh, nn::Linear<32, O>>;
+};
+struct conv3_parity_coupling {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 3, 1>, nn::ReLU, nn::Conv2d<8, O, 3, 1>>;
+};
+struct conv1_parity_coupling {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 1, 0>, nn::ReLU, nn::Conv2d<8, O, 1, 0>>;
+};
 
 constexpr CouplingOptions odd_options{
     .clamp = 1.5, .activation = clamp_activation::tanh, .split_len = 0.3};
@@ -50,7 +58,7 @@ using VecCond = Conditions<Shape<3>>;
 using ImgCond = Conditions<Shape<2, 8, 8>>;
 
 // The six configurations every two-sided coupling fixture family has.
-template <template <template <int, int> class, CouplingOptions> class M>
+template <template <class, CouplingOptions> class M>
 struct family {
     using vec = SequenceINN<Vec, M<fc_parity_coupling, CouplingOptions{}>>;
     using vec_cond = SequenceINN<Vec, VecCond, Conditioned<M<fc_parity_coupling, CouplingOptions{}>>>;
@@ -60,20 +68,20 @@ struct family {
     using img_odd_sigmoidclamp = SequenceINN<OddImg, M<conv1_parity_coupling, sigmoid_clamp>>;
 };
 
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using NICE = NICECouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using RNVP = RNVPCouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using GLOW = GLOWCouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using GIN = GINCouplingBlock<Subnet, O>;
-template <template <int, int> class Subnet, CouplingOptions O>
+template <class Subnet, CouplingOptions O>
 using ACOS = AffineCouplingOneSided<Subnet, O>;
 
 /// Runs the six fixtures `<prefix>_{vec, vec_cond, img, img_cond, vec_odd_options,
 /// img_odd_sigmoidclamp}` of one family.
-template <template <template <int, int> class, CouplingOptions> class M>
+template <template <class, CouplingOptions> class M>
 void check_family(const std::string& prefix) {
     using F = family<M>;
     SECTION(prefix + "_vec") { check_parity_both<typename F::vec>(prefix + "_vec", prefix); }

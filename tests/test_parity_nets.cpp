@@ -27,7 +27,7 @@
 
 #include "support/fixture.hpp"
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -36,27 +36,28 @@ using inn::test::check_parity_both;
 
 namespace {
 
+// Subnet constructors of a given width (and kernel size).
 template <int Hidden>
 struct fc_of {
     template <int I, int O>
-    using type_parity_nets = nn::Sequential<nn::Linear<I, Hidden>, nn::ReLU, nn::Linear<Hidden, O>>;
+    using net = nn::Sequential<nn::Linear<I, Hidden>, nn::ReLU, nn::Linear<Hidden, O>>;
 };
 template <int Hidden, int Kernel>
 struct conv_of {
     template <int I, int O>
-    using type_parity_nets = nn::Sequential<nn::Conv2d<I, Hidden, Kernel, Kernel / 2>, nn::ReLU,
-                                nn::Conv2d<Hidden, O, Kernel, Kernel / 2>>;
+    using net = nn::Sequential<nn::Conv2d<I, Hidden, Kernel, Kernel / 2>, nn::ReLU,
+                               nn::Conv2d<Hidden, O, Kernel, Kernel / 2>>;
 };
 
 // ---- net_quickstart_2d: 8 x AllInOneBlock(permute_soft), Linear(c_in, 512)-ReLU-Linear ----------
 
 using QuickStart = SequenceINN<
-    Shape<2>, Repeat<8, AllInOneBlock<fc_of<512>::type_parity_nets, AllInOneOptions{.permute_soft = true}>>>;
+    Shape<2>, Repeat<8, AllInOneBlock<fc_of<512>, AllInOneOptions{.permute_soft = true}>>>;
 
 // ---- net_cinn_mnist_reduced: 4 x conditional AllInOneBlock on (64,), one-hot (10,) -------------
 
 using CinnMnist = SequenceINN<Shape<64>, Conditions<Shape<10>>,
-                              Repeat<4, Conditioned<AllInOneBlock<fc_of<64>::type_parity_nets>>>>;
+                              Repeat<4, Conditioned<AllInOneBlock<fc_of<64>>>>>;
 
 // ---- net_readme_graph: FrEIA's README multi-input graph -------------------------------------
 
@@ -70,7 +71,7 @@ struct split_2 : Node<Split<>, out<split_1, 1>> {};        // "Split 2"
 struct actnorm : Node<ActNorm, out<split_2, 1>> {};        // "ActNorm"
 struct concat_1 : Node<Concat<>, inputs<actnorm, input_2>> {};  // "Concat 1"
 struct affine_coupling                                      // "Affine Coupling"
-    : Node<AffineCouplingOneSided<fc_of<256>::type_parity_nets>, concat_1, conditions<condition>> {};
+    : Node<AffineCouplingOneSided<fc_of<256>>, concat_1, conditions<condition>> {};
 struct concat_2 : Node<Concat<>, inputs<out<split_2, 0>, affine_coupling>> {};  // "Concat 2"
 struct output_1 : OutputNode<out<split_1, 0>> {};          // "Output 1"
 struct output_2 : OutputNode<concat_2> {};                  // "Output 2"
@@ -81,12 +82,9 @@ using Net = GraphINN<input_1, input_2, condition, permutation, split_1, split_2,
 // ---- net_conv_inn_reduced: examples/conv_inn.cpp at 3x16x16 with fewer, narrower stages -------
 
 namespace conv_inn {
-template <int I, int O>
-using subnet_conv_parity_nets = conv_of<16, 3>::type_parity_nets<I, O>;
-template <int I, int O>
-using subnet_conv_1x1_parity_nets = conv_of<16, 1>::type_parity_nets<I, O>;
-template <int I, int O>
-using subnet_fc_parity_nets = fc_of<64>::type_parity_nets<I, O>;
+using subnet_conv_parity_nets = conv_of<16, 3>;
+using subnet_conv_1x1_parity_nets = conv_of<16, 1>;
+using subnet_fc_parity_nets = fc_of<64>;
 constexpr CouplingOptions conv_clamp{.clamp = 1.2};
 
 struct input : InputNode<Shape<3, 16, 16>> {};
@@ -139,13 +137,13 @@ static_assert(Net::output_shape<downsample> == Shape<12, 8, 8>{});
 using Mixed = SequenceINN<
     Shape<4, 8, 8>, Conditions<Shape<2, 8, 8>, Shape<3>>,
     ActNorm,
-    Conditioned<AllInOneBlock<conv_of<8, 3>::type_parity_nets, AllInOneOptions{.permute_soft = true}>, 0>,
+    Conditioned<AllInOneBlock<conv_of<8, 3>, AllInOneOptions{.permute_soft = true}>, 0>,
     HaarDownsampling<HaarOptions{.rebalance = 0.5}>,
-    GLOWCouplingBlock<conv_of<8, 1>::type_parity_nets, CouplingOptions{.clamp = 1.0}>,
+    GLOWCouplingBlock<conv_of<8, 1>, CouplingOptions{.clamp = 1.0}>,
     InvAutoActTwoSided<>,
     IRevNetUpsampling<>,
     Flatten,
-    Conditioned<RNVPCouplingBlock<fc_of<32>::type_parity_nets>, 1>,
+    Conditioned<RNVPCouplingBlock<fc_of<32>>, 1>,
     PermuteRandom<PermuteRandomOptions{.seed = 7}>,
     LearnedElementwiseScaling<>>;
 

@@ -20,7 +20,7 @@
 
 #include "support/checks.hpp"
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 

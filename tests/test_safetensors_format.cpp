@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 

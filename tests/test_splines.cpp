@@ -30,7 +30,7 @@
 
 #include <inn/modules/spline.hpp>
 
-// Everything in this file has internal linkage: test files reuse names (subnet aliases,
+// Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
 namespace {
 
@@ -40,12 +40,18 @@ using namespace inn;
 using test::max_rel_error;
 using mat = row_matrix<double>;
 
-template <int I, int O>
-using fc32_splines = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
-template <int I, int O>
-using conv1_splines = nn::Sequential<nn::Conv2d<I, 8, 1>, nn::ReLU, nn::Conv2d<8, O, 1>>;
-template <int I, int O>
-using conv3_splines = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
+struct fc32_splines {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+};
+struct conv1_splines {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 1>, nn::ReLU, nn::Conv2d<8, O, 1>>;
+};
+struct conv3_splines {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 3>>;
+};
 
 using CO = SplineCouplingOptions;
 using EO = SplineOptions;

@@ -3,9 +3,11 @@
 #include <inn/inn.hpp>
 #include <inn/modules/coupling.hpp>
 
-template <int I, int O>
-using subnet_conv = inn::nn::Sequential<inn::nn::Conv2d<I, 8, 3>, inn::nn::ReLU,
-                                        inn::nn::Conv2d<8, O, 3>>;
+struct subnet_conv {
+    template <int I, int O>
+    using net = inn::nn::Sequential<inn::nn::Conv2d<I, 8, 3>, inn::nn::ReLU,
+                                    inn::nn::Conv2d<8, O, 3>>;
+};
 
 using Net = inn::SequenceINN<inn::Shape<4, 8, 8>, inn::Conditions<inn::Shape<2, 4, 4>>,
                              inn::Conditioned<inn::GLOWCouplingBlock<subnet_conv>>>;

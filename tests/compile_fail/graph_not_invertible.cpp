@@ -5,8 +5,10 @@
 #include <inn/modules/split.hpp>
 using namespace inn;
 #include <inn/modules/all_in_one_block.hpp>
-template <int I, int O>
-using subnet = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+struct subnet {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+};
 struct in1 : InputNode<Shape<8>> {};
 struct split1 : Node<Split<>, in1> {};
 struct coupling : Node<AllInOneBlock<subnet>, out<split1, 0>, conditions<out<split1, 0>>> {};

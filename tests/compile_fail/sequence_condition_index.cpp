@@ -5,7 +5,9 @@
 #include <inn/modules/split.hpp>
 using namespace inn;
 #include <inn/modules/all_in_one_block.hpp>
-template <int I, int O>
-using subnet = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+struct subnet {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+};
 using Net = SequenceINN<Shape<4>, Conditions<Shape<2>>, Conditioned<AllInOneBlock<subnet>, 1>>;
 Net net;

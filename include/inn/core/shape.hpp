@@ -58,14 +58,28 @@ inline std::string to_string(const dims& d) {
 
 inline std::ostream& operator<<(std::ostream& os, const dims& d) { return os << to_string(d); }
 
+namespace detail {
+// FrEIA declares an index condition (GaussianMixtureModel's i) with dims (0,); here every
+// condition is a tensor of the network's scalar type, an index one value per sample.
+template <int... Extent>
+inline constexpr bool freia_index_shape = sizeof...(Extent) == 1 && ((Extent == 0) && ...);
+}  // namespace detail
+
 /// The shape of one sample as a type: `Shape<2>`, `Shape<3, 32, 32>`.
 template <int... Extent>
 struct Shape {
     static_assert(sizeof...(Extent) >= 1, "inn: a Shape needs at least one dimension");
     static_assert(sizeof...(Extent) <= max_rank, "inn: Shapes of rank above 4 are not supported");
-    static_assert(((Extent > 0) && ...), "inn: every extent of a Shape must be positive");
+    static_assert(!detail::freia_index_shape<Extent...>,
+                  "inn: Shape<0> holds no values; where FrEIA declares a condition with dims (0,) "
+                  "(GaussianMixtureModel's component index), use Shape<1>: one index per sample");
+    static_assert(detail::freia_index_shape<Extent...> || ((Extent > 0) && ...),
+                  "inn: every extent of a Shape must be positive");
 
-    static constexpr dims value{sizeof...(Extent), {Extent...}};
+    // (Shape<0> stands in as Shape<1>, so that its message is the only error.)
+    static constexpr dims value = detail::freia_index_shape<Extent...>
+                                      ? dims{1, {1}}
+                                      : dims{sizeof...(Extent), {Extent...}};
     static constexpr int rank = sizeof...(Extent);
     static constexpr index_t size = value.size();
 

@@ -9,15 +9,10 @@
 
 #include <tuple>
 
+#include "../core/error_report.hpp"
 #include "plan.hpp"
 
 namespace inn::error {
-
-template <class...>
-inline constexpr bool check_failed = false;
-
-template <int V>
-struct value {};  // an integer shown in a reporter's template arguments
 
 template <class Node, class Missing>
 struct node_is_fed_by_a_node_missing_from_the_graph {

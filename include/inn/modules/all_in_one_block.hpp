@@ -118,7 +118,7 @@ inline S aio_global_scale_activation(global_affine_type type, S a) {
     }
 }
 
-template <template <int, int> class Subnet, AllInOneOptions O = AllInOneOptions{}>
+template <nn::SubnetConstructor Subnet, AllInOneOptions O = AllInOneOptions{}>
 struct AllInOneBlock {
     static constexpr std::string_view name = "AllInOneBlock";
     static constexpr AllInOneOptions options = O;
@@ -159,7 +159,8 @@ struct AllInOneBlock {
         static constexpr bool gin = O.gin_block;
         static constexpr bool reverse = O.reverse_permutation;
 
-        using subnet_type = typename nn::subnet_for<Subnet, S, subnet_in, 2 * len2>::type;
+        using subnet_type =
+            typename nn::subnet_for<Subnet, S, subnet_in, 2 * len2, AllInOneBlock>::type;
         using perm_type = std::conditional_t<soft, parameter<S>, index_buffer>;
 
         // State, in state_dict order.

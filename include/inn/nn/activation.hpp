@@ -11,6 +11,7 @@ namespace inn::nn {
 namespace detail {
 template <class F>
 struct elementwise_layer {
+    static constexpr dims output_shape(dims d) { return d; }
     template <Scalar S, dims D>
     struct bind {
         static constexpr dims out = D;

@@ -17,6 +17,12 @@ template <int In, int Out, int Kernel = 3, int Padding = Kernel / 2, bool Bias =
 struct Conv2d {
     static_assert(Kernel >= 1 && Padding >= 0, "inn: nn::Conv2d needs Kernel >= 1, Padding >= 0");
 
+    static constexpr dims output_shape(dims d) {
+        if (d.rank != 3 || d[0] != In) return dims{};
+        const int ho = d[1] + 2 * Padding - Kernel + 1, wo = d[2] + 2 * Padding - Kernel + 1;
+        return ho > 0 && wo > 0 ? make_dims({Out, ho, wo}) : dims{};
+    }
+
     template <Scalar S, dims D>
     struct bind {
         static_assert(D.rank == 3, "inn: nn::Conv2d applies to (C, H, W) data");

@@ -9,15 +9,46 @@
 //   static constexpr bool elementwise;                           // optional: may run in place
 //   template <class V> void visit(V&&, const std::string& prefix);  // optional: weight, bias
 //   static constexpr index_t flops(index_t batch);               // optional, for benchmarks
-// A "subnet constructor" is a template `template <int In, int Out> class` naming a layer spec,
-// the counterpart of FrEIA's `subnet_constructor(c_in, c_out)`.
+// and, optionally, on the spec itself
+//   static constexpr dims output_shape(dims in);   // bind's `out`, or dims{} (rank 0) if the
+//                                                  // layer does not take `in`
+// which lets a module check a subnet's widths before binding it (see subnet_for).
+//
+// A *subnet constructor*, the counterpart of FrEIA's `subnet_constructor(c_in, c_out)`, is a
+// class with a member template `net<c_in, c_out>` naming a layer spec:
+//
+//   namespace {  // internal linkage: a same-named subnet in another file is another type
+//   struct subnet_fc {  // FrEIA: subnet_constructor(c_in, c_out)
+//       template <int In, int Out>
+//       using net = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU,
+//                                       inn::nn::Linear<512, Out>>;
+//   };
+//   }  // namespace
+//
+// It is a class, not an alias template, because a class has linkage: the networks built from
+// two different `subnet_fc` in two files are two types. Alias templates have none and are
+// mangled by their name alone, so two of them would silently share one network type.
 
+#include <concepts>
 #include <string>
+#include <type_traits>
 
+#include "../core/error_report.hpp"
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
 
 namespace inn::nn {
+
+namespace detail {
+template <template <int, int> class>
+struct takes_two_widths {};
+}  // namespace detail
+
+/// FrEIA's `subnet_constructor(c_in, c_out)`: a class with a member template `net<In, Out>`
+/// (checked without instantiating it). An old-style alias template passed where a module expects
+/// this is rejected by the compiler as "expected a type": wrap it in a struct (docs/tutorial.md).
+template <class T>
+concept SubnetConstructor = requires { typename detail::takes_two_widths<T::template net>; };
 
 template <class L, Scalar S, dims In>
 using bind_layer = typename L::template bind<S, In>;
@@ -51,14 +82,85 @@ void visit_layer(B& layer, V&& visitor, const std::string& prefix) {
     if constexpr (requires { layer.visit(visitor, prefix); }) layer.visit(visitor, prefix);
 }
 
-/// The bound subnet a module builds: `Subnet<c_in, c_out>` on data of shape `in`.
-template <template <int, int> class Subnet, Scalar S, dims In, int OutChannels>
+/// A layer spec that states its output shape without being bound (`output_shape`, above).
+template <class L>
+concept LayerWithOutputShape = requires(dims d) {
+    { L::output_shape(d) } -> std::same_as<dims>;
+};
+
+/// The output shape of layer spec `L` bound to inputs of shape `In`: dims{} (rank 0) if `L`
+/// does not take `In`. A layer without `output_shape` is bound to find out (its own
+/// static_asserts then report a misfit).
+template <class L, Scalar S, dims In>
+constexpr dims layer_output_shape() {
+    if constexpr (LayerWithOutputShape<L>)
+        return L::output_shape(In);
+    else
+        return bind_layer<L, S, In>::out;
+}
+
+namespace detail {
+/// Stands in for a subnet whose widths do not fit, so that the reporter's message is the only
+/// error (binding it would add the layers' own errors to it).
+template <Scalar S, dims Out>
+struct unbuilt_subnet {
+    static constexpr dims out = Out;
+    explicit unbuilt_subnet(generator&) {}
+    void forward(cview<S>, view<S>, index_t, S*) const {}
+};
+struct subnet_fits {};
+}  // namespace detail
+
+}  // namespace inn::nn
+
+namespace inn::error {
+
+// A module's subnet does not fit (see nn::subnet_for). The module (void when the module did not
+// say), the subnet constructor, the input shape the module feeds it, c_out and the output shape
+// are the template arguments, which compilers print.
+template <class Module, class Subnet, class InputShape, int COut>
+struct subnet_does_not_take_its_input {
+    static_assert(check_failed<Module, Subnet, InputShape>,
+                  "inn: a module's subnet does not take the input the module gives it: "
+                  "Subnet::net<c_in, c_out> must accept that shape, c_in being its first extent "
+                  "(module, subnet, input shape and c_out are named above; FrEIA: "
+                  "subnet_constructor(c_in, c_out))");
+};
+template <class Module, class Subnet, class InputShape, int COut, class OutputShape>
+struct subnet_output_has_the_wrong_shape {
+    static_assert(check_failed<Module, Subnet, InputShape, OutputShape>,
+                  "inn: a module's subnet gives an output of the wrong shape: Subnet::net<c_in, "
+                  "c_out> must map (c_in, *S) to (c_out, *S) (module, subnet, input shape, c_out "
+                  "and the subnet's output shape are named above; FrEIA: "
+                  "subnet_constructor(c_in, c_out))");
+};
+
+}  // namespace inn::error
+
+namespace inn::nn {
+
+/// The bound subnet a module builds: `Subnet::net<c_in, c_out>` on data of shape `In` (c_in =
+/// `In.channels()`), mapping it to (c_out, *S). `Module`, the module's spec, only names the
+/// module in the error a misfit gives.
+template <SubnetConstructor Subnet, Scalar S, dims In, int OutChannels, class Module = void>
 struct subnet_for {
-    using spec = Subnet<In.channels(), OutChannels>;
-    using type = bind_layer<spec, S, In>;
-    static_assert(type::out.channels() == OutChannels && type::out.spatial_size() == In.spatial_size(),
-                  "inn: a subnet built by subnet_constructor(c_in, c_out) must map (c_in, *S) to "
-                  "(c_out, *S)");
+    using spec = typename Subnet::template net<In.channels(), OutChannels>;
+    static constexpr dims expected = In.with(0, OutChannels);
+    static constexpr dims got = layer_output_shape<spec, S, In>();
+    static constexpr bool fits = got == expected;
+
+    using type =
+        std::conditional_t<fits, bind_layer<spec, S, In>, detail::unbuilt_subnet<S, expected>>;
+
+    using report = std::conditional_t<
+        fits, detail::subnet_fits,
+        std::conditional_t<
+            got.rank == 0,
+            error::subnet_does_not_take_its_input<Module, Subnet, shape_of<In>, OutChannels>,
+            error::subnet_output_has_the_wrong_shape<Module, Subnet, shape_of<In>, OutChannels,
+                                                     shape_of<(got.rank == 0 ? expected : got)>>>>;
+    static_assert(sizeof(report) > 0);  // instantiates the reporter of a misfit
+    static_assert(type::out == expected, "inn: a layer's output_shape disagrees with its bind");
 };
 
 }  // namespace inn::nn

@@ -12,6 +12,10 @@ template <int In, int Out, bool Bias = true>
 struct Linear {
     static_assert(In >= 0 && Out >= 0, "inn: nn::Linear needs non-negative widths");
 
+    static constexpr dims output_shape(dims d) {
+        return d.rank == 1 && d[0] == In ? make_dims({Out}) : dims{};
+    }
+
     template <Scalar S, dims D>
     struct bind {
         static_assert(D.rank == 1, "inn: nn::Linear applies to vectors; use nn::Conv2d on images");

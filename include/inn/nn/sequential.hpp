@@ -18,6 +18,13 @@ template <class... Layers>
 struct Sequential {
     static_assert(sizeof...(Layers) >= 1, "inn: nn::Sequential needs at least one layer");
 
+    static constexpr dims output_shape(dims d)
+        requires(LayerWithOutputShape<Layers> && ...)
+    {
+        ((d = d.rank == 0 ? d : Layers::output_shape(d)), ...);
+        return d;
+    }
+
     template <Scalar S, dims D>
     struct bind {
         static constexpr std::size_t n = sizeof...(Layers);

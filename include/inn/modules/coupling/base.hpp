@@ -196,8 +196,9 @@ private:
     }
 };
 
-/// The bound subnet of a coupling: `Subnet<In.channels(), Out>` on inputs of shape `In`.
-template <template <int, int> class Subnet, Scalar S, dims In, int Out>
-using coupling_subnet = typename nn::subnet_for<Subnet, S, In, Out>::type;
+/// The bound subnet of a coupling: `Subnet::net<In.channels(), Out>` on inputs of shape `In`;
+/// `Module` (the coupling's spec) is named in the error a misfitting subnet gives.
+template <class Subnet, Scalar S, dims In, int Out, class Module>
+using coupling_subnet = typename nn::subnet_for<Subnet, S, In, Out, Module>::type;
 
 }  // namespace inn::detail

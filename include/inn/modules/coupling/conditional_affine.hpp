@@ -11,7 +11,7 @@
 
 namespace inn {
 
-template <template <int, int> class Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
 struct ConditionalAffineTransform {
     static constexpr std::string_view name = "ConditionalAffineTransform";
 
@@ -28,7 +28,8 @@ struct ConditionalAffineTransform {
         static constexpr int channels = in.channels();
         static constexpr index_t n = in.size();
         static constexpr dims cond_in = in.with(0, Sig.conditions.total_channels());
-        using subnet_t = detail::coupling_subnet<Subnet, S, cond_in, 2 * channels>;
+        using subnet_t =
+            detail::coupling_subnet<Subnet, S, cond_in, 2 * channels, ConditionalAffineTransform>;
 
         subnet_t subnet;
 

@@ -9,14 +9,14 @@
 
 namespace inn {
 
-template <template <int, int> class Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
 struct GINCouplingBlock {
     static constexpr std::string_view name = "GINCouplingBlock";
 
     static constexpr shape_result output_shapes(const signature& s) { return check_coupling(s, O); }
 
     template <Scalar S, signature Sig>
-    using bind = detail::glow_coupling<Subnet, O, true, S, Sig>;
+    using bind = detail::glow_coupling<GINCouplingBlock, Subnet, O, true, S, Sig>;
 };
 
 }  // namespace inn

@@ -13,11 +13,12 @@ namespace inn {
 namespace detail {
 
 /// The bound GLOW block; GINCouplingBlock is the same with `Gin` (centred s, LJD 0).
-template <template <int, int> class Subnet, CouplingOptions O, bool Gin, Scalar S, signature Sig>
-struct glow_coupling : two_sided_coupling<glow_coupling<Subnet, O, Gin, S, Sig>, S, Sig, O> {
+template <class Module, class Subnet, CouplingOptions O, bool Gin, Scalar S, signature Sig>
+struct glow_coupling
+    : two_sided_coupling<glow_coupling<Module, Subnet, O, Gin, S, Sig>, S, Sig, O> {
     using layout = coupling_layout<Sig, O>;
-    using net1_t = coupling_subnet<Subnet, S, layout::in1, 2 * layout::len2>;
-    using net2_t = coupling_subnet<Subnet, S, layout::in2, 2 * layout::len1>;
+    using net1_t = coupling_subnet<Subnet, S, layout::in1, 2 * layout::len2, Module>;
+    using net2_t = coupling_subnet<Subnet, S, layout::in2, 2 * layout::len1, Module>;
     static constexpr bool has_log_det = !Gin;
     static constexpr index_t width = 2 * std::max(layout::n1, layout::n2);
 
@@ -55,14 +56,14 @@ struct glow_coupling : two_sided_coupling<glow_coupling<Subnet, O, Gin, S, Sig>,
 
 }  // namespace detail
 
-template <template <int, int> class Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
 struct GLOWCouplingBlock {
     static constexpr std::string_view name = "GLOWCouplingBlock";
 
     static constexpr shape_result output_shapes(const signature& s) { return check_coupling(s, O); }
 
     template <Scalar S, signature Sig>
-    using bind = detail::glow_coupling<Subnet, O, false, S, Sig>;
+    using bind = detail::glow_coupling<GLOWCouplingBlock, Subnet, O, false, S, Sig>;
 };
 
 }  // namespace inn

@@ -10,7 +10,7 @@
 
 namespace inn {
 
-template <template <int, int> class Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
 struct NICECouplingBlock {
     static constexpr std::string_view name = "NICECouplingBlock";
 
@@ -19,8 +19,10 @@ struct NICECouplingBlock {
     template <Scalar S, signature Sig>
     struct bind : detail::two_sided_coupling<bind<S, Sig>, S, Sig, O> {
         using layout = detail::coupling_layout<Sig, O>;
-        using F_t = detail::coupling_subnet<Subnet, S, layout::in2, layout::len1>;
-        using G_t = detail::coupling_subnet<Subnet, S, layout::in1, layout::len2>;
+        using F_t =
+            detail::coupling_subnet<Subnet, S, layout::in2, layout::len1, NICECouplingBlock>;
+        using G_t =
+            detail::coupling_subnet<Subnet, S, layout::in1, layout::len2, NICECouplingBlock>;
         static constexpr bool has_log_det = false;
         static constexpr index_t width = std::max(layout::n1, layout::n2);
 

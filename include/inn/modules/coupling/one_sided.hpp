@@ -9,7 +9,7 @@
 
 namespace inn {
 
-template <template <int, int> class Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
 struct AffineCouplingOneSided {
     static constexpr std::string_view name = "AffineCouplingOneSided";
 
@@ -19,7 +19,8 @@ struct AffineCouplingOneSided {
     struct bind {
         using layout = detail::coupling_layout<Sig, O>;
         using concat = detail::condition_concat<S, Sig>;
-        using subnet_t = detail::coupling_subnet<Subnet, S, layout::in1, 2 * layout::len2>;
+        using subnet_t = detail::coupling_subnet<Subnet, S, layout::in1, 2 * layout::len2,
+                                                 AffineCouplingOneSided>;
         static constexpr index_t n1 = layout::n1, n2 = layout::n2;
 
         subnet_t subnet;

@@ -11,7 +11,7 @@
 
 namespace inn {
 
-template <template <int, int> class Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
 struct RNVPCouplingBlock {
     static constexpr std::string_view name = "RNVPCouplingBlock";
 
@@ -20,8 +20,10 @@ struct RNVPCouplingBlock {
     template <Scalar S, signature Sig>
     struct bind : detail::two_sided_coupling<bind<S, Sig>, S, Sig, O> {
         using layout = detail::coupling_layout<Sig, O>;
-        using net1_t = detail::coupling_subnet<Subnet, S, layout::in1, layout::len2>;
-        using net2_t = detail::coupling_subnet<Subnet, S, layout::in2, layout::len1>;
+        using net1_t =
+            detail::coupling_subnet<Subnet, S, layout::in1, layout::len2, RNVPCouplingBlock>;
+        using net2_t =
+            detail::coupling_subnet<Subnet, S, layout::in2, layout::len1, RNVPCouplingBlock>;
         static constexpr bool has_log_det = true;
         static constexpr index_t width = std::max(layout::n1, layout::n2);
 

@@ -298,16 +298,15 @@ struct spline_buffers {
 /// The bound BinnedSpline coupling (§4.9.2): FrEIA's two-sided scheme, where — unlike GLOW —
 /// subnet1 reads part 2 and parameterises part 1: subnet1 = f(len2 + cl, len1*P),
 /// subnet2 = f(len1 + cl, len2*P). Children in state_dict order: spline_base, subnet1, subnet2.
-template <class Kind, template <int, int> class Subnet, SplineCouplingOptions O, Scalar S,
-          signature Sig>
+template <class Module, class Kind, class Subnet, SplineCouplingOptions O, Scalar S, signature Sig>
 struct binned_spline_coupling
-    : two_sided_coupling<binned_spline_coupling<Kind, Subnet, O, S, Sig>, S, Sig,
+    : two_sided_coupling<binned_spline_coupling<Module, Kind, Subnet, O, S, Sig>, S, Sig,
                          coupling_options_of(O)> {
     static constexpr SplineOptions spline = spline_options_of(O);
     using layout = coupling_layout<Sig, coupling_options_of(O)>;
     static constexpr int P = spline_slots<spline, Kind::extra_slots(O.bins)>::count;
-    using net1_t = coupling_subnet<Subnet, S, layout::in2, layout::len1 * P>;
-    using net2_t = coupling_subnet<Subnet, S, layout::in1, layout::len2 * P>;
+    using net1_t = coupling_subnet<Subnet, S, layout::in2, layout::len1 * P, Module>;
+    using net2_t = coupling_subnet<Subnet, S, layout::in1, layout::len2 * P, Module>;
     static constexpr bool has_log_det = true;
     static constexpr index_t width = P * std::max(layout::n1, layout::n2);
 
@@ -350,7 +349,7 @@ struct binned_spline_coupling
 /// detail::linear_spline). Shape rule: the coupling family's (one input of rank 1-4, conditions
 /// matching its spatial dims, two non-empty parts; C = 1 -> too_few_channels) and valid spline
 /// options (invalid_option).
-template <class Kind, template <int, int> class Subnet, SplineCouplingOptions O = {}>
+template <class Kind, nn::SubnetConstructor Subnet, SplineCouplingOptions O = {}>
 struct BinnedSpline {
     static constexpr std::string_view name = "BinnedSpline";
 
@@ -361,7 +360,7 @@ struct BinnedSpline {
     }
 
     template <Scalar S, signature Sig>
-    using bind = detail::binned_spline_coupling<Kind, Subnet, O, S, Sig>;
+    using bind = detail::binned_spline_coupling<BinnedSpline, Kind, Subnet, O, S, Sig>;
 };
 
 }  // namespace inn

@@ -20,6 +20,7 @@
 
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "rational_quadratic.hpp"
 
@@ -27,14 +28,11 @@ namespace inn {
 
 namespace detail {
 
-/// The default "no subnet_constructor".
-template <int, int>
-struct no_subnet {};
-
-template <template <int, int> class T>
-inline constexpr bool is_no_subnet = false;
-template <>
-inline constexpr bool is_no_subnet<no_subnet> = true;
+/// The default "no subnet_constructor" (never built: conditions are rejected without a subnet).
+struct no_subnet {
+    template <int, int>
+    struct net;
+};
 
 /// Unconditional: the constrained splines do not depend on the sample, so they are built once
 /// per call (in scratch) and applied to every row.
@@ -97,7 +95,7 @@ private:
 };
 
 /// Conditional: raw parameters = subnet(cat(c...)) per sample.
-template <SplineOptions O, template <int, int> class Subnet, Scalar S, signature Sig>
+template <class Module, SplineOptions O, class Subnet, Scalar S, signature Sig>
 struct erqs_conditional {
     static constexpr dims in = Sig.in();
     static constexpr int C = in.channels();
@@ -105,7 +103,8 @@ struct erqs_conditional {
     static constexpr int P = spline_slots<O, rq_spline::extra_slots(O.bins)>::count;
     static constexpr index_t n_raw = index_t(C) * P * pixels;
     using concat = condition_concat<S, Sig>;
-    using net_t = coupling_subnet<Subnet, S, in.with(0, Sig.conditions.total_channels()), C * P>;
+    using net_t =
+        coupling_subnet<Subnet, S, in.with(0, Sig.conditions.total_channels()), C * P, Module>;
 
     spline_buffers<S, O> base;
     net_t subnet;
@@ -143,19 +142,19 @@ private:
     }
 };
 
-template <SplineOptions O, template <int, int> class Subnet, Scalar S, signature Sig,
+template <class Module, SplineOptions O, class Subnet, Scalar S, signature Sig,
           bool Conditional = Sig.conditional()>
 struct erqs_bind_t {
     using type = erqs_unconditional<O, S, Sig>;
 };
-template <SplineOptions O, template <int, int> class Subnet, Scalar S, signature Sig>
-struct erqs_bind_t<O, Subnet, S, Sig, true> {
-    using type = erqs_conditional<O, Subnet, S, Sig>;
+template <class Module, SplineOptions O, class Subnet, Scalar S, signature Sig>
+struct erqs_bind_t<Module, O, Subnet, S, Sig, true> {
+    using type = erqs_conditional<Module, O, Subnet, S, Sig>;
 };
 
 }  // namespace detail
 
-template <SplineOptions O = {}, template <int, int> class Subnet = detail::no_subnet>
+template <SplineOptions O = {}, nn::SubnetConstructor Subnet = detail::no_subnet>
 struct ElementwiseRationalQuadraticSpline {
     static constexpr std::string_view name = "ElementwiseRationalQuadraticSpline";
 
@@ -163,14 +162,16 @@ struct ElementwiseRationalQuadraticSpline {
         if (auto r = expect_single_input(s); !r.ok()) return r;
         if (!spline_options_valid(O)) return fail(shape_error::invalid_option);
         if (s.conditional()) {
-            if (detail::is_no_subnet<Subnet>) return fail(shape_error::condition_not_accepted);
+            if (std::is_same_v<Subnet, detail::no_subnet>)
+                return fail(shape_error::condition_not_accepted);
             if (auto r = expect_conditions_match_spatial(s); !r.ok()) return r;
         }
         return returns({s.in()});
     }
 
     template <Scalar S, signature Sig>
-    using bind = typename detail::erqs_bind_t<O, Subnet, S, Sig>::type;
+    using bind =
+        typename detail::erqs_bind_t<ElementwiseRationalQuadraticSpline, O, Subnet, S, Sig>::type;
 };
 
 }  // namespace inn

@@ -75,7 +75,7 @@ struct rq_spline {
 
 }  // namespace detail
 
-template <template <int, int> class Subnet, SplineCouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, SplineCouplingOptions O = {}>
 struct RationalQuadraticSpline : BinnedSpline<detail::rq_spline, Subnet, O> {
     static constexpr std::string_view name = "RationalQuadraticSpline";
 };
