@@ -9,6 +9,8 @@
 //   static constexpr bool elementwise;                           // optional: may run in place
 //   template <class V> void visit(V&&, const std::string& prefix);  // optional: weight, bias
 //   static constexpr index_t flops(index_t batch);               // optional, for benchmarks
+//   void backward(const layer_backward_args<S>&) const;          // for training (below)
+//   static constexpr index_t backward_scratch_size(index_t batch);  // optional
 // and, optionally, on the spec itself
 //   static constexpr dims output_shape(dims in);   // bind's `out`, or dims{} (rank 0) if the
 //                                                  // layer does not take `in`
@@ -52,6 +54,35 @@ concept SubnetConstructor = requires { typename detail::takes_two_widths<T::temp
 
 template <class L, Scalar S, dims In>
 using bind_layer = typename L::template bind<S, In>;
+
+/// The vector-Jacobian product of one layer y = f(x; θ): given x, y and dL/dy, writes dL/dx
+/// (unless `gx.data` is null: the layer's input is data nobody differentiates) and, with
+/// `param_grads`, adds dL/dθ into each parameter's gradient (`grad_of(p)`, see
+/// backward_args in core/module.hpp for `grad_shift`). An element-wise layer may be given
+/// gx.data == gy.data (in place).
+template <Scalar S>
+struct layer_backward_args {
+    index_t batch = 0;
+    cview<S> x;
+    cview<S> y;
+    cview<S> gy;
+    view<S> gx;
+    S* scratch = nullptr;
+    bool param_grads = true;
+    index_t grad_shift = 0;
+
+    S* grad_of(const parameter<S>& p) const {
+        return param_grads && p.grad ? p.grad + grad_shift : nullptr;
+    }
+};
+
+template <class B>
+constexpr index_t layer_backward_scratch(index_t batch) {
+    if constexpr (requires { B::backward_scratch_size(batch); })
+        return B::backward_scratch_size(batch);
+    else
+        return 0;
+}
 
 template <class B>
 constexpr index_t layer_scratch(index_t batch) {
