@@ -9,8 +9,8 @@ namespace {
 
 using namespace inn;
 
-template <bool Wrong>
 /// y = exp(a) * x + c * x^2, ljd = sum(a); `Wrong` scales dL/dc by 1.001.
+template <bool Wrong>
 struct AffineSq {
     static constexpr shape_result output_shapes(const signature& s) { return returns({s.in()}); }
     template <Scalar S, signature Sig>
