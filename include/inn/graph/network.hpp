@@ -570,9 +570,10 @@ private:
             return true;
     }
 
-    // Copies inputs and conditions in, checks their sizes, returns the batch size.
-    template <bool Forward, class XT, class CT>
-    index_t load(const XT& xs, const CT& cs) {
+    // Checks the inputs' and conditions' sizes, then `check_destinations(batch)`, and only then
+    // (nothing has been touched if one throws) copies them in; returns the batch size.
+    template <bool Forward, class XT, class CT, class Check>
+    index_t load(const XT& xs, const CT& cs, Check&& check_destinations) {
         static_assert(std::tuple_size_v<XT> == std::size_t(Forward ? plan.n_inputs : plan.n_outputs),
                       "inn: wrong number of input tensors for this network (use inputs(...))");
         static_assert(std::tuple_size_v<CT> == std::size_t(n_conditions),
@@ -606,16 +607,17 @@ private:
             if (s.batch != batch)
                 fail("has batch " + std::to_string(s.batch) + ", the first input has " +
                      std::to_string(batch));
-            // Without an explicit reserve() the buffers follow the largest batch seen; after one,
-            // a larger batch is an error rather than a hidden allocation.
-            if (!reserved_ && batch > capacity()) exec_.reserve(batch);
-            if (batch > capacity())
+            if (reserved_ && batch > capacity())
                 fail("has batch " + std::to_string(batch) + ", more than the " +
                      std::to_string(capacity()) + " reserved (call reserve())");
         };
         for (std::size_t i = 0; i < xsrc.size(); ++i) check(xsrc[i], "input", reading(int(i)).second);
         for (std::size_t j = 0; j < csrc.size(); ++j)
             check(csrc[j], "condition", Desc::node_name(plan.condition_node[j]));
+        check_destinations(batch);
+        // Without an explicit reserve() the buffers follow the largest batch seen; after one, a
+        // larger batch is an error (above) rather than a hidden allocation.
+        if (batch > capacity()) exec_.reserve(batch);
         for (std::size_t i = 0; i < xsrc.size(); ++i) {
             int e = reading(int(i)).first;
             copy_in(xsrc[i], plan.edge_shape[e].size(), exec_.edge(e));
@@ -630,7 +632,7 @@ private:
     template <bool Forward, class X, class... Rest>
     auto run_owned(const X& x, const Rest&... rest) {
         auto cs = conditions_of(rest...);
-        index_t batch = load<Forward>(as_tuple(x), cs);
+        index_t batch = load<Forward>(as_tuple(x), cs, [](index_t) {});
         constexpr int n_written = Forward ? plan.n_outputs : plan.n_inputs;
         vector<S> ljd = vector<S>::Zero(batch);
         exec_.template run<Forward>(batch, jac_of(rest...), ljd.data());
@@ -656,7 +658,6 @@ private:
     template <bool Forward, class X, class Out, class L, class... Rest>
     void run_into(const X& x, Out& out, L& log_jac_det, const Rest&... rest) {
         auto cs = conditions_of(rest...);
-        index_t batch = load<Forward>(as_tuple(x), cs);
         constexpr int n_written = Forward ? plan.n_outputs : plan.n_inputs;
         auto outs = [&] {
             if constexpr (detail::is_outputs<Out>)
@@ -666,31 +667,39 @@ private:
         }();
         static_assert(std::tuple_size_v<decltype(outs)> == std::size_t(n_written),
                       "inn: wrong number of output tensors (use outputs(...))");
-        S* ljd;
-        if constexpr (requires { log_jac_det.resize(batch); }) {
-            if (log_jac_det.size() != batch) log_jac_det.resize(batch);
-            ljd = log_jac_det.data();
-        } else {
-            std::span<S> s(log_jac_det);
-            if (index_t(s.size()) != batch)
-                throw data_error("inn: log_jac_det has " + std::to_string(s.size()) +
-                                 " entries for a batch of " + std::to_string(batch));
-            ljd = s.data();
-        }
+        auto written = [](int i) {  // in this call's direction: buffer, shape and node name
+            int e = Forward ? plan.output_edge[i] : plan.input_edge[i];
+            return std::tuple{e, plan.edge_shape[e],
+                              Desc::node_name(Forward ? plan.output_node[i] : plan.input_node[i])};
+        };
+        // Every destination is checked before anything is loaded, resized, run or written: a
+        // refused call leaves the network and all its arguments as they were.
+        std::array<sink_plan<S>, std::size_t(n_written)> plans;
+        sink_plan<S> ljd_plan;
+        const index_t batch = load<Forward>(as_tuple(x), cs, [&](index_t b) {
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                ((plans[I] = [&] {
+                     auto [e, d, name] = written(int(I));
+                     return plan_sink<S>(std::get<I>(outs), b, d, "output", name);
+                 }()),
+                 ...);
+            }(std::make_index_sequence<std::size_t(n_written)>{});
+            ljd_plan = plan_log_jac_det<S>(log_jac_det, b);
+        });
+        std::array<batch_sink<S>, std::size_t(n_written)> sinks;
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            ((sinks[I] = bind_sink<S>(std::get<I>(outs), plans[I], batch,
+                                      std::get<1>(written(int(I))))),
+             ...);
+        }(std::make_index_sequence<std::size_t(n_written)>{});
+        S* ljd = bind_log_jac_det<S>(log_jac_det, ljd_plan, batch);
         std::fill(ljd, ljd + batch, S(0));
         exec_.template run<Forward>(batch, jac_of(rest...), ljd);
-        [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (
-                [&] {
-                    int e = Forward ? plan.output_edge[I] : plan.input_edge[I];
-                    const dims& d = plan.edge_shape[e];
-                    std::string_view name =
-                        Desc::node_name(Forward ? plan.output_node[I] : plan.input_node[I]);
-                    auto sink = sink_of<S>(std::get<I>(outs), batch, d, "output", name);
-                    copy_out(cview<S>(exec_.edge(e)), batch, d.size(), sink);
-                }(),
-                ...);
-        }(std::make_index_sequence<std::size_t(n_written)>{});
+        for (int i = 0; i < n_written; ++i) {
+            const int e = std::get<0>(written(i));
+            copy_out(cview<S>(exec_.edge(e)), batch, plan.edge_shape[e].size(),
+                     sinks[std::size_t(i)]);
+        }
     }
 
     graph::executor<S, Desc> exec_;
