@@ -138,8 +138,8 @@ private:
                              " samples (give n rows or one)");
         row_matrix<scalar> m(n, d.size());
         for (index_t b = 0; b < n; ++b) {
-            const scalar* r = src.data + (src.batch == 1 ? 0 : b) * src.row_stride;
-            for (index_t k = 0; k < d.size(); ++k) m(b, k) = r[k * src.col_stride];
+            index_t k = 0;
+            src.for_each(src.batch == 1 ? 0 : b, [&](const scalar& v) { m(b, k++) = v; });
         }
         return m;
     }

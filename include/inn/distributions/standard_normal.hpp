@@ -51,15 +51,12 @@ inline S log_sqrt_2pi() {
 
 /// Adds the standard-normal log-density of each of `src.batch` samples of `size` values to lp.
 template <Scalar S>
-void add_standard_normal_log_prob(const batch_source<S>& src, index_t size, S* lp) {
+void add_standard_normal_log_prob(const batch_source<S>& src, index_t /*size: src.sample's*/,
+                                   S* lp) {
     const S c = log_sqrt_2pi<S>();
     for (index_t b = 0; b < src.batch; ++b) {
-        const S* r = src.data + b * src.row_stride;
         S s = 0;
-        for (index_t j = 0; j < size; ++j) {
-            const S z = r[j * src.col_stride];
-            s += -(z * z) / S(2) - c;
-        }
+        src.for_each(b, [&](const S& z) { s += -(z * z) / S(2) - c; });
         lp[b] += s;
     }
 }

@@ -177,8 +177,7 @@ class executor {
     // A moved-from executor keeps no buffers and no workers; the network refuses calls on it.
     executor(executor&& o) noexcept
         : modules_(std::move(o.modules_)), buffer_(std::move(o.buffer_)), offset_(o.offset_),
-          stride_(o.stride_), memory_(o.memory_), ljd_offset_(o.ljd_offset_),
-          scratch_offset_(o.scratch_offset_),
+          stride_(o.stride_), memory_(o.memory_), scratch_offset_(o.scratch_offset_),
           slice_scratch_(o.slice_scratch_), capacity_(std::exchange(o.capacity_, 0)),
           pool_(std::move(o.pool_)), version_(o.version_), prepared_(o.prepared_),
           pending_init_(o.pending_init_) {}
@@ -189,7 +188,6 @@ class executor {
             offset_ = o.offset_;
             stride_ = o.stride_;
             memory_ = o.memory_;
-            ljd_offset_ = o.ljd_offset_;
             scratch_offset_ = o.scratch_offset_;
             slice_scratch_ = o.slice_scratch_;
             capacity_ = std::exchange(o.capacity_, 0);
@@ -251,8 +249,6 @@ class executor {
                 region[std::size_t(memory_->colour[memory_->root[e]])] + memory_->column[e];
             stride_[std::size_t(e)] = memory_->stride(e);
         }
-        ljd_offset_ = total;  // the call's log-determinant, copied to the caller at the end
-        total += round_up(max_batch);
         scratch_offset_ = total;
         // One scratch area per thread, each for the largest slice it can be given.
         const int parts = threads();
@@ -286,9 +282,6 @@ class executor {
             return m;
         }(std::make_index_sequence<std::size_t(n_modules)>{});
     }
-
-    /// `capacity()` scalars for a call's log-determinant.
-    S* ljd_buffer() { return buffer_.data() + ljd_offset_; }
 
     view<S, Space> edge(int e) {
         return {buffer_.data() + offset_[std::size_t(e)], stride_[std::size_t(e)]};
@@ -481,7 +474,6 @@ class executor {
     std::array<index_t, std::size_t(plan.n_edges) + 1> offset_{};
     std::array<index_t, std::size_t(plan.n_edges) + 1> stride_{};
     const memory_plan<plan>* memory_ = &memory;
-    index_t ljd_offset_ = 0;
     index_t scratch_offset_ = 0;
     index_t slice_scratch_ = 0;
     index_t capacity_ = 0;

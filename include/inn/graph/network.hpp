@@ -421,50 +421,30 @@ class network {
         constexpr int n_written = Forward ? plan.n_outputs : plan.n_inputs;
         static_assert(std::tuple_size_v<decltype(outs)> == std::size_t(n_written),
                       "inn: wrong number of output tensors (use outputs(...))");
-        // Destinations: all checked before anything runs or is resized.
+        // Every destination is checked before anything is loaded, resized, run or written: a
+        // refused call leaves the network and all its arguments as they were.
+        std::array<sink_plan<S>, std::size_t(n_written)> plans;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (check_output(std::get<I>(outs), batch, plan.edge_shape[writing_edge<Forward>(int(I))],
-                          writing_name<Forward>(int(I))),
+            ((plans[I] = plan_sink<S>(std::get<I>(outs), batch,
+                                      plan.edge_shape[writing_edge<Forward>(int(I))], "output",
+                                      writing_name<Forward>(int(I)))),
              ...);
         }(std::make_index_sequence<std::size_t(n_written)>{});
-        check_log_jac_det(log_jac_det, batch);
+        const sink_plan<S> ljd_plan = plan_log_jac_det<S>(log_jac_det, batch);
         begin<Forward>(src);
         std::array<batch_sink<S>, std::size_t(n_written)> sinks;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
-            ((sinks[I] = sink_of<S>(std::get<I>(outs), batch,
-                                    plan.edge_shape[writing_edge<Forward>(int(I))], "output",
-                                    writing_name<Forward>(int(I)))),
+            ((sinks[I] = bind_sink<S>(std::get<I>(outs), plans[I], batch,
+                                      plan.edge_shape[writing_edge<Forward>(int(I))])),
              ...);
         }(std::make_index_sequence<std::size_t(n_written)>{});
-        // The modules accumulate into the network's own log-det buffer, copied out at the end.
-        S* acc = exec_.ljd_buffer();
-        std::fill(acc, acc + batch, S(0));
-        exec_.template run<Forward>(batch, detail::jac_flag(rest...), acc);
-        write_log_jac_det(log_jac_det, acc, batch);
+        S* ljd = bind_log_jac_det<S>(log_jac_det, ljd_plan, batch);
+        std::fill(ljd, ljd + batch, S(0));
+        exec_.template run<Forward>(batch, detail::jac_flag(rest...), ljd);
         for (int i = 0; i < n_written; ++i) {
             const int e = writing_edge<Forward>(i);
             copy_out(cview<S>(exec_.edge(e)), batch, plan.edge_shape[e].size(),
                      sinks[std::size_t(i)]);
-        }
-    }
-
-    template <class O>
-    static void check_output(O&, index_t, const dims&, std::string_view) {}
-    template <class L>
-    static void check_log_jac_det(L& l, index_t batch) {
-        if constexpr (requires { l.resize(batch); }) {
-        } else if (index_t(std::span<S>(l).size()) != batch) {
-            throw data_error("inn: log_jac_det has " + std::to_string(std::span<S>(l).size()) +
-                             " entries for a batch of " + std::to_string(batch));
-        }
-    }
-    template <class L>
-    static void write_log_jac_det(L& l, const S* acc, index_t batch) {
-        if constexpr (requires { l.resize(batch); }) {
-            if (l.size() != batch) l.resize(batch);
-            std::copy(acc, acc + batch, l.data());
-        } else {
-            std::copy(acc, acc + batch, std::span<S>(l).data());
         }
     }
 
