@@ -23,17 +23,21 @@
 #include <inn/modules/permute_random.hpp>
 #include <inn/modules/split.hpp>
 
-// Internal linkage: test files reuse names (subnet aliases, node structs) across translation
+// Internal linkage: test files reuse names (subnets, node structs) across translation
 // units.
 namespace {
 
 using namespace inn;
 using Catch::Contains;
 
-template <int I, int O>
-using subnet_conv_bad_input = nn::Sequential<nn::Conv2d<I, 4, 3>, nn::ReLU, nn::Conv2d<4, O, 3>>;
-template <int I, int O>
-using subnet_fc_bad_input = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+struct subnet_conv_bad_input {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 4, 3>, nn::ReLU, nn::Conv2d<4, O, 3>>;
+};
+struct subnet_fc_bad_input {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 8>, nn::ReLU, nn::Linear<8, O>>;
+};
 
 // Samples of shape (2, 3, 4): 24 values. ActNorm first, so that a call that ran shows (it
 // initialises ActNorm from its batch).
