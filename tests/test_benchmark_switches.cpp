@@ -3,7 +3,9 @@
 // executable of its own (tests/CMakeLists.txt): a program must not mix translation units with
 // and without the macro.
 //
-// Each switch off must give the numbers of the fast path (to rounding).
+// Each switch off must give the numbers of the fast path (to rounding), and NaN and ±Inf must
+// pass through every path as in PyTorch, the off paths included (im2col convolutions, Eigen's
+// GEMM, the small MLP layer by layer, activations in a pass of their own).
 
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
@@ -13,6 +15,7 @@
 #endif
 
 #include "support/checks.hpp"
+#include "support/nn_nonfinite.hpp"
 
 #include <initializer_list>
 
@@ -122,6 +125,41 @@ TEST_CASE("switches: every switch off gives the same numbers", "[switches]") {
     check_same_with_off<Keep>(off, 1e-13);
     check_same_with_off<Chain>(off, 1e-13);
     check_same_with_off<Kernels>(off, 1e-13);
+}
+
+// ---- NaN and ±Inf on every path, with each kernel switch off in turn ---------------------------
+
+TEST_CASE("switches: NaN and +-Inf on every path, every switch on", "[switches][nn][nan]") {
+    test::nonfinite::every_path<float>();
+    test::nonfinite::every_path<double>();
+}
+
+TEST_CASE("switches: NaN and +-Inf with gemm off (Eigen's product for every Linear)",
+          "[switches][nn][nan]") {
+    switched_off guard({&sw::gemm});
+    test::nonfinite::every_path<float>();
+    test::nonfinite::every_path<double>();
+}
+
+TEST_CASE("switches: NaN and +-Inf with conv off (im2col and Eigen's product)",
+          "[switches][nn][nan]") {
+    switched_off guard({&sw::conv});
+    test::nonfinite::every_path<float>();
+    test::nonfinite::every_path<double>();
+}
+
+TEST_CASE("switches: NaN and +-Inf with mlp off (the small MLP layer by layer)",
+          "[switches][nn][nan]") {
+    switched_off guard({&sw::mlp});
+    test::nonfinite::every_path<float>();
+    test::nonfinite::every_path<double>();
+}
+
+TEST_CASE("switches: NaN and +-Inf with fuse_activation off (activations in a pass of their own)",
+          "[switches][nn][nan]") {
+    switched_off guard({&sw::fuse_activation});
+    test::nonfinite::every_path<float>();
+    test::nonfinite::every_path<double>();
 }
 
 } // namespace

@@ -77,15 +77,16 @@ template <Scalar S> struct simd {
             return q[0] + q[1];
     }
     /// An element-wise functor applied to every lane. ReLU (a functor with `relu = true`) is one
-    /// max instruction with AVX-512; it gives max(x, 0) exactly as x > 0 ? x : 0 does, NaN and
-    /// -0 included (the second operand, +0, is returned for both).
+    /// max instruction with AVX-512. Its operand order matters: vmaxps returns the second
+    /// operand unless the first is greater, so max(0, x) keeps a NaN x (as PyTorch does) and
+    /// gives exactly the scalar 0 > x ? 0 : x, -0 included.
     template <class F> static vec apply(F f, vec v) {
 #if defined(__AVX512F__)
         if constexpr (requires { F::relu; }) {
             if constexpr (std::is_same_v<S, float>)
-                return _mm512_max_ps(v, vec{});
+                return _mm512_max_ps(vec{}, v);
             else
-                return _mm512_max_pd(v, vec{});
+                return _mm512_max_pd(vec{}, v);
         }
 #endif
         for (int l = 0; l < lanes; ++l)
