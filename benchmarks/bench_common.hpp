@@ -12,10 +12,15 @@
 //   --info     prints one JSON line: FLOPs per sample, parameter bytes, workspace bytes;
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
-//              share_buffers, views, fuse_coupling).
+//              share_buffers, views, fuse_coupling; mutable only with INN_BENCHMARK_SWITCHES,
+//              which benchmarks/CMakeLists.txt defines for every benchmark).
 //
 // The cases are named <model>/<fwd|inv>/batch:<B>/threads:<T>; every call goes through the
 // allocation-free forward_into / inverse_into with the workspace reserved beforehand.
+
+#if !defined(INN_BENCHMARK_SWITCHES)
+#error "the benchmarks need INN_BENCHMARK_SWITCHES for --off (benchmarks/CMakeLists.txt sets it)"
+#endif
 
 #include <benchmark/benchmark.h>
 

@@ -266,7 +266,8 @@ def torch_models():
 
 
 # What each kernel buys: the model and batch each switch is measured on (inn alone, forward,
-# one thread; the switch off for the whole run, see inn::nn::kernels::tuning()).
+# one thread; the switch off for the whole run, see inn::nn::kernels::tuning() in
+# include/inn/nn/kernels/switches.hpp).
 ABLATIONS = {
     "moons": [("mlp", 256), ("mlp", 1)],
     "mnist-cinn": [("gemm", 256), ("fuse_activation", 256), ("share_buffers", 256)],

@@ -211,29 +211,6 @@ constexpr bool is_view() {
     return graph::executor<double, typename Net::description>::memory.is_view[i];
 }
 
-// The network with views, shared buffers and the fused coupling tail switched off gives the
-// same numbers (to rounding: the log-det sums run in another order).
-template <class Net>
-void check_same_without_views() {
-    auto x = test::random_batch(5, Net::input_dims().size(), 3);
-    Net with(7);
-    auto [z, ljd] = with.forward(x);
-    auto& t = nn::kernels::tuning();
-    const auto saved = t;
-    t.views = false;
-    t.share_buffers = false;
-    t.fuse_coupling = false;
-    Net without(7);
-    auto [z2, ljd2] = without.forward(x);
-    auto [x2, ljd_inv] = without.inverse(z2);
-    t = saved;
-    CHECK(test::max_rel_error(z2, z) < 1e-14);
-    CHECK(test::max_rel_error(ljd2, ljd) < 1e-14);
-    auto [x1, ljd_inv1] = with.inverse(z);
-    CHECK(test::max_rel_error(x2, x1) < 1e-13);
-    CHECK(test::max_rel_error(x1, x) < 1e-12);
-    CHECK(test::max_rel_error(ljd_inv1, (-ljd).eval()) < 1e-12);
-}
 }  // namespace views
 
 TEST_CASE("memory plan: Flatten, Reshape, Split and Concat become views where that is safe",
@@ -254,10 +231,7 @@ TEST_CASE("memory plan: Flatten, Reshape, Split and Concat become views where th
     static_assert(Keep::workspace_bytes(1) <
                  Keep::unshared_buffer_bytes(1) +
                      index_t(sizeof(double)) * graph::executor<double, Keep::description>::scratch_size(1));
-    check_same_without_views<Keep>();
-    check_same_without_views<Swap>();
-    check_same_without_views<InPlace>();
-    check_same_without_views<Chain>();
+    // The same numbers with views and sharing switched off: test_benchmark_switches.cpp.
 }
 
 

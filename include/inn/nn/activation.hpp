@@ -25,10 +25,14 @@ struct elementwise_layer {
     };
 };
 
+// NaN in, NaN out, in every activation, as in PyTorch: a NaN weight or input must not turn
+// into finite wrong outputs. (ReLU's comparison puts NaN on the branch that returns x; the
+// others compute NaN from NaN.)
 struct relu_fn {
-    static constexpr bool relu = true;  // kernels may use a vector max
+    static constexpr bool relu = true;  // kernels may use a vector max (kernels/simd.hpp)
+    // max(0, x) as PyTorch's clamp_min and x86's maxps compute it: x unless 0 is greater.
     template <class T>
-    T operator()(T x) const { return x > T(0) ? x : T(0); }
+    T operator()(T x) const { return T(0) > x ? T(0) : x; }
 };
 template <double Slope>
 struct leaky_relu_fn {

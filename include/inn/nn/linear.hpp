@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "kernels.hpp"
+#include "kernels/gemm.hpp"
 #include "layer.hpp"
 
 namespace inn::nn {

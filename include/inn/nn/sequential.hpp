@@ -9,7 +9,9 @@
 #include <array>
 #include <tuple>
 
-#include "kernels.hpp"
+#include "kernels/mlp.hpp"
+#include "kernels/simd.hpp"
+#include "kernels/switches.hpp"
 #include "layer.hpp"
 
 namespace inn::nn {
@@ -134,7 +136,8 @@ struct Sequential {
 
         void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
             if constexpr (small_mlp) {
-                if (!kernels::tuning().mlp) return forward_layers(in, y, batch, scratch);
+                if constexpr (kernels::switchable)
+                    if (!kernels::tuning().mlp) return forward_layers(in, y, batch, scratch);
                 using L0 = bound_t<0>;
                 using L2 = bound_t<2>;
                 using F = typename bound_t<1>::function;
@@ -175,10 +178,15 @@ struct Sequential {
                             }
                             if constexpr (fuses_next<I>()) {
                                 using A = bound_t<I + 1>;
-                                if (kernels::tuning().fuse_activation) {
+                                auto fused = [&] {
                                     std::get<I>(layers).forward_act(cur, dst, batch,
                                                                     layer_scratch_ptr,
                                                                     typename A::function{});
+                                };
+                                if constexpr (!kernels::switchable) {
+                                    fused();
+                                } else if (kernels::tuning().fuse_activation) {
+                                    fused();
                                 } else {  // measuring: the activation as a pass of its own
                                     std::get<I>(layers).forward(cur, dst, batch, layer_scratch_ptr);
                                     std::get<I + 1>(layers).forward(dst, dst, batch, nullptr);
