@@ -51,7 +51,10 @@ using sw = nn::kernels::switches;
 // ---- whole networks: views, shared buffers, fused coupling tails, and every switch off ----------
 
 namespace views {
-template <int I, int O> using subnet = nn::Sequential<nn::Linear<I, 8>, nn::Tanh, nn::Linear<8, O>>;
+struct subnet {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 8>, nn::Tanh, nn::Linear<8, O>>;
+};
 using glow = GLOWCouplingBlock<subnet>;
 
 struct x : InputNode<Shape<8>> {};
@@ -76,10 +79,14 @@ using Chain = SequenceINN<Shape<2, 2, 2>, Flatten, GLOWCouplingBlock<subnet>, Re
                           Flatten>::with_scalar<double>;
 
 // Wider subnets: a 3x3 and a 1x1 convolution, a Linear of 16+ inputs (the tiled product).
-template <int I, int O>
-using conv_subnet = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 1>>;
-template <int I, int O>
-using wide_subnet = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+struct conv_subnet {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Conv2d<I, 8, 3>, nn::ReLU, nn::Conv2d<8, O, 1>>;
+};
+struct wide_subnet {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 32>, nn::ReLU, nn::Linear<32, O>>;
+};
 using Kernels = SequenceINN<Shape<4, 4, 4>, GLOWCouplingBlock<conv_subnet>, Flatten,
                             GLOWCouplingBlock<wide_subnet>>::with_scalar<double>;
 
