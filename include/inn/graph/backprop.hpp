@@ -99,8 +99,7 @@ class backprop {
 
   public:
     static constexpr memory_plan<plan> store_values{exec_t::views.data(), true, false};
-    static constexpr memory_plan<plan> recompute_values{exec_t::views.data(), true, true,
-                                                         kept.data()};
+    static constexpr memory_plan<plan> recompute_values{exec_t::views.data(), true, true, kept};
     static constexpr const memory_plan<plan>& gradients = exec_t::memory;
 
     /// Whether every module can be differentiated; checked when a trainer is made.
