@@ -12,7 +12,8 @@
 //   Tanh       gy * (1 - y * y)
 //   Sigmoid    gy * (1 - y) * y
 // Each states which of x and y it reads (backward_reads_x / backward_reads_y): nn::Sequential
-// keeps only the activations some backward reads.
+// keeps only the activations some backward reads. The functions' `grad(x or y, gy)` is the
+// scalar rule; `backward` over arrays where it is more than a loop of it (ELU's vector exp).
 
 #include <cmath>
 
@@ -45,7 +46,12 @@ struct elementwise_layer {
             if (!a.gx.data) return;
             for (index_t b = 0; b < a.batch; ++b) {
                 const S* in = F::reads_x ? a.x.row(b) : a.y.row(b);
-                F::backward(in, a.gy.row(b), a.gx.row(b), D.size());
+                const S* g = a.gy.row(b);
+                S* gx = a.gx.row(b);
+                if constexpr (requires { F::backward(in, g, gx, D.size()); })
+                    F::backward(in, g, gx, D.size());
+                else
+                    for (index_t i = 0; i < D.size(); ++i) gx[i] = F::grad(in[i], g[i]);
             }
         }
     };
@@ -61,9 +67,7 @@ struct relu_fn {
     T operator()(T x) const { return T(0) > x ? T(0) : x; }
     static constexpr bool reads_x = false;
     template <class T>
-    static void backward(const T* y, const T* gy, T* gx, index_t n) {
-        for (index_t i = 0; i < n; ++i) gx[i] = y[i] <= T(0) ? T(0) : gy[i];
-    }
+    static T grad(T y, T gy) { return y <= T(0) ? T(0) : gy; }
 };
 template <double Slope>
 struct leaky_relu_fn {
@@ -71,9 +75,7 @@ struct leaky_relu_fn {
     T operator()(T x) const { return x > T(0) ? x : T(Slope) * x; }
     static constexpr bool reads_x = true;  // the sign of y is not that of x for a negative slope
     template <class T>
-    static void backward(const T* x, const T* gy, T* gx, index_t n) {
-        for (index_t i = 0; i < n; ++i) gx[i] = x[i] > T(0) ? gy[i] : gy[i] * T(Slope);
-    }
+    static T grad(T x, T gy) { return x > T(0) ? gy : gy * T(Slope); }
 };
 template <double Alpha>
 struct elu_fn {
@@ -81,6 +83,8 @@ struct elu_fn {
     T operator()(T x) const { return x > T(0) ? x : T(Alpha) * std::expm1(x); }
     // From x: alpha * exp(x) recovered as y + alpha would lose its digits where exp(x) is small.
     static constexpr bool reads_x = true;
+    template <class T>
+    static T grad(T x, T gy) { return x <= T(0) ? gy * T(Alpha) * std::exp(x) : gy; }
     template <class T>
     static void backward(const T* x, const T* gy, T* gx, index_t n) {
         // exp a packet at a time (Eigen's vectorised exp), then PyTorch's branch per element.
@@ -92,7 +96,7 @@ struct elu_fn {
             for (int l = 0; l < L; ++l)
                 gx[i + l] = x[i + l] <= T(0) ? gy[i + l] * T(Alpha) * e[l] : gy[i + l];
         }
-        for (; i < n; ++i) gx[i] = x[i] <= T(0) ? gy[i] * T(Alpha) * std::exp(x[i]) : gy[i];
+        for (; i < n; ++i) gx[i] = grad(x[i], gy[i]);
     }
 };
 struct tanh_fn {
@@ -100,18 +104,14 @@ struct tanh_fn {
     T operator()(T x) const { return std::tanh(x); }
     static constexpr bool reads_x = false;
     template <class T>
-    static void backward(const T* y, const T* gy, T* gx, index_t n) {
-        for (index_t i = 0; i < n; ++i) gx[i] = gy[i] * (T(1) - y[i] * y[i]);
-    }
+    static T grad(T y, T gy) { return gy * (T(1) - y * y); }
 };
 struct sigmoid_fn {
     template <class T>
     T operator()(T x) const { return T(1) / (T(1) + std::exp(-x)); }
     static constexpr bool reads_x = false;
     template <class T>
-    static void backward(const T* y, const T* gy, T* gx, index_t n) {
-        for (index_t i = 0; i < n; ++i) gx[i] = gy[i] * (T(1) - y[i]) * y[i];
-    }
+    static T grad(T y, T gy) { return gy * (T(1) - y) * y; }
 };
 }  // namespace detail
 

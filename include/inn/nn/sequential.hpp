@@ -10,6 +10,7 @@
 #include <array>
 #include <tuple>
 
+#include "kernels/grad.hpp"
 #include "kernels/mlp.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/switches.hpp"
@@ -333,15 +334,71 @@ struct Sequential {
             }(std::make_index_sequence<n>{});
         }
 
+        // small_mlp_backward for a small MLP (void otherwise; named only where small_mlp holds).
+        template <bool Small, class = void>
+        struct small_mlp_kernel {
+            using type = void;
+            static constexpr index_t scratch = 0;
+        };
+        template <class Dummy>
+        struct small_mlp_kernel<true, Dummy> {
+            using type = kernels::small_mlp_backward<S, int(bound_t<0>::in_features),
+                                                     int(bound_t<0>::out_features),
+                                                     int(bound_t<2>::out_features),
+                                                     typename bound_t<1>::function>;
+            static constexpr index_t scratch = type::scratch_size;
+        };
+
     public:
         /// The kept activations, two buffers of the widest layer output (temporaries, then
-        /// gradients), and the layers' forward or backward scratch.
+        /// gradients), and the layers' forward or backward scratch; for a small MLP, at least
+        /// the partial sums of small_mlp_backward.
         static constexpr index_t backward_scratch_size(index_t batch) {
-            return (kept_before<n>() + 2 * max_output_width) * batch + layer_work(batch);
+            return std::max((kept_before<n>() + 2 * max_output_width) * batch + layer_work(batch),
+                            small_mlp_kernel<small_mlp>::scratch);
         }
 
+        /// A small MLP (forward's small_mlp) runs small_mlp_backward on whole groups of lanes'
+        /// worth of samples and the layers' backward on the rest; any other Sequential the
+        /// layers' backward (backward_layers).
         void backward(const layer_backward_args<S>& a) const {
             if (!a.gx.data && !(a.param_grads && parameters_below<n>())) return;
+            if constexpr (small_mlp) {
+                bool fused = true;
+                if constexpr (kernels::switchable) fused = kernels::tuning().mlp;
+                if (fused) return backward_small_mlp(a);
+            }
+            backward_layers(a);
+        }
+
+    private:
+        void backward_small_mlp(const layer_backward_args<S>& a) const {
+            constexpr int L = kernels::simd<S>::lanes;
+            using kernel = typename small_mlp_kernel<true>::type;
+            constexpr index_t O = bound_t<2>::out_features;
+            const auto& l0 = std::get<0>(layers);
+            const auto& l2 = std::get<2>(layers);
+            const index_t main = a.batch / L * L;
+            if (main > 0) {
+                kernel::run(a.x.data, a.x.stride, a.gy.data, a.gy.stride, a.gx.data,
+                                          a.gx.stride, l0.weight.data(), l0.bias.data(),
+                                          l2.weight.data(), a.grad_of(l0.weight),
+                                          a.grad_of(l0.bias), a.grad_of(l2.weight), main,
+                                          a.scratch, typename bound_t<1>::function{});
+                if (S* gb = a.grad_of(l2.bias))
+                    kernels::add_row_sums(gb, a.gy.data, a.gy.stride, main, O);
+            }
+            if (main == a.batch) return;
+            layer_backward_args<S> rest = a;
+            rest.batch = a.batch - main;
+            rest.x = a.x.shifted(main * a.x.stride);
+            rest.gy = a.gy.shifted(main * a.gy.stride);
+            if (a.y.data) rest.y = a.y.shifted(main * a.y.stride);
+            if (a.gx.data) rest.gx = a.gx.shifted(main * a.gx.stride);
+            backward_layers(rest);
+        }
+
+        void backward_layers(const layer_backward_args<S>& a) const {
             const index_t batch = a.batch;
             S* slots = a.scratch;
             S* buf = slots + kept_before<n>() * batch;

@@ -26,7 +26,8 @@ void product(CM C, const AM& A, const BM& B) {
     constexpr index_t mc = std::max<index_t>(limit / kc, 1);
     static_assert(kc * mc * index_t(sizeof(S)) <= EIGEN_STACK_ALLOCATION_LIMIT || mc == 1);
     const index_t m = C.rows(), n = C.cols(), k = A.cols();
-    if (m == 0 || n == 0) return;
+    if (m == 0 || n == 0)
+        return;
     if constexpr (!Accumulate)
         if (k == 0) {
             C.setZero();
@@ -49,12 +50,12 @@ void product(CM C, const AM& A, const BM& B) {
 }
 
 /// b[0, n) += Σ_r X[r][0, n) for `rows` rows `ldx` apart.
-template <Scalar S>
-void add_row_sums(S* b, const S* X, index_t ldx, index_t rows, index_t n) {
+template <Scalar S> void add_row_sums(S* b, const S* X, index_t ldx, index_t rows, index_t n) {
     for (index_t r = 0; r < rows; ++r) {
         const S* x = X + r * ldx;
-        for (index_t i = 0; i < n; ++i) b[i] += x[i];
+        for (index_t i = 0; i < n; ++i)
+            b[i] += x[i];
     }
 }
 
-}  // namespace inn::nn::kernels
+} // namespace inn::nn::kernels
