@@ -42,24 +42,23 @@ void check_backward(std::size_t entries, const test::gradcheck_options& o = {}) 
     CHECK(c.worst() == 0);
 }
 
-// ---- fixed matrices: a random M, so that the check is more than an identity ----------------------
+// ---- fixed matrices: a random M, so that the check is more than an identity ---------------------
 
 /// Fills a d x d matrix with I * 2 + N(0, 0.5^2): well away from singular.
 inline Eigen::MatrixXd random_matrix(generator& g, index_t d) {
     Eigen::MatrixXd m(d, d);
     for (index_t i = 0; i < d; ++i)
-        for (index_t j = 0; j < d; ++j) m(i, j) = (i == j ? 2.0 : 0.0) + 0.5 * g.normal<double>();
+        for (index_t j = 0; j < d; ++j)
+            m(i, j) = (i == j ? 2.0 : 0.0) + 0.5 * g.normal<double>();
     return m;
 }
 
 /// FixedLinearTransform given a random M and b (or FrEIA's scalar b) at construction.
-template <bool ScalarB>
-struct RandomFixedLinear {
+template <bool ScalarB> struct RandomFixedLinear {
     static constexpr shape_result output_shapes(const signature& s) {
         return FixedLinearTransform::output_shapes(s);
     }
-    template <Scalar S, signature Sig>
-    struct bind : FixedLinearTransform::bind<S, Sig> {
+    template <Scalar S, signature Sig> struct bind : FixedLinearTransform::bind<S, Sig> {
         explicit bind(generator& g) : FixedLinearTransform::bind<S, Sig>(g) {
             constexpr index_t d = Sig.in()[0];
             const Eigen::MatrixXd m = random_matrix(g, d);
@@ -68,7 +67,8 @@ struct RandomFixedLinear {
                 this->set_scalar_b(S(0.3));
             } else {
                 Eigen::VectorXd b(d);
-                for (index_t i = 0; i < d; ++i) b(i) = g.normal<double>();
+                for (index_t i = 0; i < d; ++i)
+                    b(i) = g.normal<double>();
                 this->set(m, b);
             }
         }
@@ -80,15 +80,14 @@ struct RandomFixed1x1Conv {
     static constexpr shape_result output_shapes(const signature& s) {
         return Fixed1x1Conv::output_shapes(s);
     }
-    template <Scalar S, signature Sig>
-    struct bind : Fixed1x1Conv::bind<S, Sig> {
+    template <Scalar S, signature Sig> struct bind : Fixed1x1Conv::bind<S, Sig> {
         explicit bind(generator& g) : Fixed1x1Conv::bind<S, Sig>(g) {
             this->set(random_matrix(g, Sig.in()[0]));
         }
     };
 };
 
-// ---- ActNorm, PermuteRandom ------------------------------------------------------------------------
+// ---- ActNorm, PermuteRandom ---------------------------------------------------------------------
 
 TEST_CASE("backward: ActNorm, vectors and images", "[grad][actnorm]") {
     // input, log_scale, loc
@@ -111,7 +110,7 @@ TEST_CASE("backward: Flatten and Reshape copy the gradient", "[grad][reshape]") 
 
 TEST_CASE("backward: Split along every dim, all section forms", "[grad][split]") {
     check_backward<Split<>, one(make_dims({5}))>(1);
-    check_backward<Split<{.section_sizes = {3, 4}}>, one(make_dims({9}))>(1);  // slack section
+    check_backward<Split<{.section_sizes = {3, 4}}>, one(make_dims({9}))>(1); // slack section
     check_backward<Split<{.n_sections = 3}>, one(make_dims({7, 2, 2}))>(1);
     check_backward<Split<{.n_sections = 3, .dim = 1}>, one(make_dims({2, 7, 3}))>(1);
     check_backward<Split<{.section_sizes = {2}, .dim = 2}>, one(make_dims({2, 3, 5}))>(1);
@@ -125,7 +124,7 @@ TEST_CASE("backward: Concat along every dim, two and three inputs", "[grad][conc
     check_backward<Concat<{.dim = 2}>, many({make_dims({2, 3, 1}), make_dims({2, 3, 4})})>(2);
 }
 
-// ---- Haar, i-RevNet ------------------------------------------------------------------------------
+// ---- Haar, i-RevNet -----------------------------------------------------------------------------
 
 TEST_CASE("backward: HaarDownsampling / HaarUpsampling, all options", "[grad][haar]") {
     constexpr signature high = one(make_dims({2, 4, 6})), low = one(make_dims({8, 2, 3}));
@@ -147,13 +146,13 @@ TEST_CASE("backward: IRevNetDownsampling / IRevNetUpsampling, both backends", "[
     check_backward<IRevNetUpsampling<{.legacy_backend = true}>, low>(1);
 }
 
-// ---- fixed linear maps ---------------------------------------------------------------------------
+// ---- fixed linear maps --------------------------------------------------------------------------
 
 TEST_CASE("backward: FixedLinearTransform and Fixed1x1Conv (random M)", "[grad][fixed]") {
     check_backward<RandomFixedLinear<false>, one(make_dims({5}))>(1);
     check_backward<RandomFixedLinear<true>, one(make_dims({4}))>(1);
     check_backward<RandomFixed1x1Conv, one(make_dims({3, 2, 3}))>(1);
-    check_backward<FixedLinearTransform, one(make_dims({3}))>(1);  // the identity default
+    check_backward<FixedLinearTransform, one(make_dims({3}))>(1); // the identity default
 }
 
-}  // namespace
+} // namespace

@@ -71,29 +71,28 @@ TEST_CASE("backward: HouseholderPerm, learned reflections and fixed mode", "[gra
     check_backward<HouseholderPerm<{.n_reflections = 3}>, one(make_dims({4}))>(2);
     check_backward<HouseholderPerm<{.n_reflections = 5}>, one(make_dims({5}))>(
         2, {.parameter_noise = 0.5});
-    check_backward<HouseholderPerm<{.n_reflections = 7}>, one(make_dims({3}))>(2);  // n > D
+    check_backward<HouseholderPerm<{.n_reflections = 7}>, one(make_dims({3}))>(2); // n > D
     // Fixed: nothing trainable, only dL/dx.
     check_backward<HouseholderPerm<{.n_reflections = 3, .fixed = true}>, one(make_dims({6}))>(1);
 }
 
 /// GaussianMixtureModel's conditions: normal w, mu, U; the index of sample b is b mod K, so
 /// every component is used.
-template <int K>
-test::gradcheck_options gmm_options(index_t batch) {
+template <int K> test::gradcheck_options gmm_options(index_t batch) {
     return {.batch = batch,
             .condition =
                 [](test::grad_matrix& c, int j) {
                     generator g(std::uint64_t(11 + j));
                     if (j == 3)
-                        for (Eigen::Index b = 0; b < c.rows(); ++b) c(b, 0) = double(b % K);
+                        for (Eigen::Index b = 0; b < c.rows(); ++b)
+                            c(b, 0) = double(b % K);
                     else
                         g.fill_normal(c.data(), std::size_t(c.size()), 0.0, 1.0);
                 },
             .constant_conditions = {3}};
 }
 
-template <int D, int K>
-constexpr signature gmm_signature() {
+template <int D, int K> constexpr signature gmm_signature() {
     return {make_ports({make_dims({D})}),
             make_ports({make_dims({K}), make_dims({K, D}), make_dims({K, D * (D + 1) / 2}),
                         make_dims({1})})};
@@ -116,9 +115,9 @@ TEST_CASE("backward: GaussianMixtureModel names a bad component index", "[grad][
     w.setOnes();
     mu.setZero();
     u.setZero();
-    idx << 1, 2;  // sample 1 is out of range
-    std::vector<cview<double>> in{{x.data(), 2}}, cond{{w.data(), 2}, {mu.data(), 4},
-                                                      {u.data(), 6}, {idx.data(), 1}};
+    idx << 1, 2; // sample 1 is out of range
+    std::vector<cview<double>> in{{x.data(), 2}},
+        cond{{w.data(), 2}, {mu.data(), 4}, {u.data(), 6}, {idx.data(), 1}};
     std::vector<view<double>> gin{{gx.data(), 2}};
     backward_args<double> a;
     a.batch = 2;
@@ -128,8 +127,8 @@ TEST_CASE("backward: GaussianMixtureModel names a bad component index", "[grad][
     a.grad_out = in;
     a.grad_in = gin;
     a.first_sample = 5;
-    CHECK_THROWS_WITH(m.backward(a), Catch::Contains("sample 6") &&
-                                         Catch::Contains("component index is 2"));
+    CHECK_THROWS_WITH(m.backward(a),
+                      Catch::Contains("sample 6") && Catch::Contains("component index is 2"));
 }
 
-}  // namespace
+} // namespace

@@ -8,6 +8,9 @@
 //   * param_grads = false leaves parameter gradients alone and changes nothing else;
 //   * an empty grad_cond (not wanted) changes nothing else.
 //
+// All comparisons are exact: a module sums its contribution apart and adds it once, so what the
+// destination held before shifts the result by exactly that amount.
+//
 //   auto r = inn::test::check_backward_conventions<ActNorm, sig>({});
 //   CHECK(r.worst() == 0);   // INFO(r.describe()) says which rule
 
@@ -27,13 +30,14 @@ inline double max_difference(const double* a, const double* b, index_t n) {
     double d = 0;
     for (index_t i = 0; i < n; ++i) {
         const double e = std::abs(a[i] - b[i]);
-        if (std::isnan(e)) return e;
+        if (std::isnan(e))
+            return e;
         d = std::max(d, e);
     }
     return d;
 }
 
-}  // namespace detail
+} // namespace detail
 
 /// Each entry's error is the largest difference between two runs that must agree exactly.
 template <ModuleSpec Spec, signature Sig>
@@ -52,7 +56,8 @@ gradcheck_report check_backward_conventions(const gradcheck_options& o = {}) {
         const auto& t = params.refs[i];
         for (std::int64_t k = 0; k < t.shape.numel(); ++k)
             t.real[k] += o.parameter_noise * g.normal<double>();
-        if (o.adjust) o.adjust(params.keys[i], t);
+        if (o.adjust)
+            o.adjust(params.keys[i], t);
     }
     prepare_module(m);
 
@@ -77,9 +82,12 @@ gradcheck_report check_backward_conventions(const gradcheck_options& o = {}) {
     {
         std::vector<cview<double>> in, cond;
         std::vector<view<double>> out;
-        for (auto& v : x) in.push_back({v.data(), v.cols()});
-        for (auto& v : c) cond.push_back({v.data(), v.cols()});
-        for (auto& v : y) out.push_back({v.data(), v.cols()});
+        for (auto& v : x)
+            in.push_back({v.data(), v.cols()});
+        for (auto& v : c)
+            cond.push_back({v.data(), v.cols()});
+        for (auto& v : y)
+            out.push_back({v.data(), v.cols()});
         m.forward(run_args<double>{batch, in, out, cond, ljd.data(), true, scratch.data()});
     }
 
@@ -90,8 +98,8 @@ gradcheck_report check_backward_conventions(const gradcheck_options& o = {}) {
     };
     struct call {
         const double* grad_ljd = nullptr;
-        double fill_in = std::nan("");  // what grad_in holds before the call
-        double fill_acc = 0;            // what grad_cond and the parameter gradients hold
+        double fill_in = std::nan(""); // what grad_in holds before the call
+        double fill_acc = 0;           // what grad_cond and the parameter gradients hold
         bool param_grads = true;
         bool cond_wanted = true;
     };
@@ -105,13 +113,19 @@ gradcheck_report check_backward_conventions(const gradcheck_options& o = {}) {
             std::fill(params.grads[p].begin(), params.grads[p].end(), k.fill_acc);
         std::vector<cview<double>> in, out, cond, gout;
         std::vector<view<double>> gin, gcond;
-        for (auto& v : x) in.push_back({v.data(), v.cols()});
-        for (auto& v : y) out.push_back({v.data(), v.cols()});
-        for (auto& v : c) cond.push_back({v.data(), v.cols()});
-        for (auto& v : gy) gout.push_back({v.data(), v.cols()});
-        for (auto& v : r.gx) gin.push_back({v.data(), v.cols()});
+        for (auto& v : x)
+            in.push_back({v.data(), v.cols()});
+        for (auto& v : y)
+            out.push_back({v.data(), v.cols()});
+        for (auto& v : c)
+            cond.push_back({v.data(), v.cols()});
+        for (auto& v : gy)
+            gout.push_back({v.data(), v.cols()});
+        for (auto& v : r.gx)
+            gin.push_back({v.data(), v.cols()});
         if (k.cond_wanted)
-            for (auto& v : r.gc) gcond.push_back({v.data(), v.cols()});
+            for (auto& v : r.gc)
+                gcond.push_back({v.data(), v.cols()});
         backward_args<double> a;
         a.batch = batch;
         a.in = in;
@@ -133,15 +147,18 @@ gradcheck_report check_backward_conventions(const gradcheck_options& o = {}) {
         double d = 0;
         for (int i = 0; i < n_in; ++i) {
             const auto& u = a.gx[std::size_t(i)];
-            d = std::max(d, detail::max_difference(u.data(), b.gx[std::size_t(i)].data(), u.size()));
+            d = std::max(d,
+                         detail::max_difference(u.data(), b.gx[std::size_t(i)].data(), u.size()));
         }
         for (int j = 0; with_cond && j < n_cond; ++j) {
             const grad_matrix v = b.gc[std::size_t(j)].array() + shift;
-            d = std::max(d, detail::max_difference(a.gc[std::size_t(j)].data(), v.data(), v.size()));
+            d = std::max(d,
+                         detail::max_difference(a.gc[std::size_t(j)].data(), v.data(), v.size()));
         }
         for (std::size_t p = 0; with_params && p < params.refs.size(); ++p) {
             std::vector<double> v = b.gp[p];
-            for (double& e : v) e += shift;
+            for (double& e : v)
+                e += shift;
             d = std::max(d, detail::max_difference(a.gp[p].data(), v.data(), index_t(v.size())));
         }
         return d;
@@ -159,16 +176,18 @@ gradcheck_report check_backward_conventions(const gradcheck_options& o = {}) {
         const result r = run({.grad_ljd = zeros.data(), .fill_acc = 3, .param_grads = false});
         double d = compare(r, base, 3, true, false);
         for (std::size_t p = 0; p < params.refs.size(); ++p)
-            for (double e : r.gp[p]) d = std::max(d, std::abs(e - 3));
+            for (double e : r.gp[p])
+                d = std::max(d, std::abs(e - 3));
         report.entries.push_back({"param_grads = false", d});
     }
     {
         const result r = run({.grad_ljd = zeros.data(), .fill_acc = 5, .cond_wanted = false});
         double d = compare(r, base, 5, false, true);
-        for (const auto& v : r.gc) d = std::max(d, (v.array() - 5).abs().maxCoeff());
+        for (const auto& v : r.gc)
+            d = std::max(d, (v.array() - 5).abs().maxCoeff());
         report.entries.push_back({"grad_cond not wanted", d});
     }
     return report;
 }
 
-}  // namespace inn::test
+} // namespace inn::test

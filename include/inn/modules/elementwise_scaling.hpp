@@ -55,8 +55,10 @@ struct LearnedElementwiseScaling {
         // FrEIA: np.log(init_scale) * torch.ones(1, *dims), in the network's dtype.
         explicit bind(generator&) { s.values.setConstant(S(std::log(O.init_scale))); }
 
-        /// exp(±s), computed once per call.
-        static constexpr index_t scratch_size(index_t) { return n; }
+        /// exp(±s), computed once per call; backward also sums dL/ds over the batch there.
+        static constexpr index_t scratch_size(pass p, index_t) {
+            return p == pass::backward ? 2 * n : n;
+        }
 
         void forward(const run_args<S>& a) const { run(a, S(1), S(1)); }
         void inverse(const run_args<S>& a) const {
@@ -70,15 +72,16 @@ struct LearnedElementwiseScaling {
                 a.grad_out[0].matrix(a.batch, n).array().rowwise() * scale.array().transpose();
             S* gs = a.grad_of(s);
             if (!gs) return;
-            S sum_gl = 0;
-            if (a.grad_ljd)
-                for (index_t b = 0; b < a.batch; ++b) sum_gl += a.grad_ljd[b];
-            for (index_t i = 0; i < n; ++i) {
-                S acc = 0;
-                for (index_t b = 0; b < a.batch; ++b)
-                    acc += a.grad_out[0].row(b)[i] * a.in[0].row(b)[i];
-                gs[i] += acc * scale[i] + sum_gl;
+            // Summed apart, then added once to what the gradient holds.
+            using row = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
+            Eigen::Map<vector<S>> sum(a.scratch + n, n);
+            sum.setZero();
+            for (index_t b = 0; b < a.batch; ++b) {
+                // dL/dy · y = dL/dy · x · exp(s)
+                sum.array() += row(a.grad_out[0].row(b), n) * row(a.in[0].row(b), n) * scale.array();
+                if (a.grad_ljd) sum.array() += a.grad_ljd[b];
             }
+            Eigen::Map<vector<S>>(gs, n) += sum;
         }
 
         template <class V>
