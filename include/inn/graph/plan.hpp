@@ -97,7 +97,7 @@ struct dependencies {
 };
 
 /// Kahn's algorithm with a fixed rule (earliest declared ready node first), so module numbering
-/// and log-det summation order are deterministic — unlike FrEIA's set iteration (spec §8.10).
+/// and log-det summation order are deterministic — unlike FrEIA's set iteration.
 /// Returns the number of nodes ordered, or -1 - i for a node i that could not be placed.
 template <int N>
 constexpr int topological_order(const bool (&include)[N], const dependencies<N>& deps,
@@ -298,7 +298,7 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
 
     // 6. Inverse order. Inverting node i produces its input buffers from its output buffers, so
     // it waits for the consumers of its outputs; a condition read from a non-condition node is
-    // the buffer that the *consumer* of that output produces when inverted (spec §2.3.5).
+    // the buffer that the *consumer* of that output produces when inverted (as in FrEIA).
     detail::dependencies<N> waits;
     for (int i = 0; i < N; ++i) {
         if (p.node[i].kind != node_kind::module) continue;

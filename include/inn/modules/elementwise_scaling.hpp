@@ -1,5 +1,5 @@
 #pragma once
-// LearnedElementwiseScaling (FrEIA.modules.LearnedElementwiseScaling, spec §4.16): every element
+// LearnedElementwiseScaling (FrEIA.modules.LearnedElementwiseScaling): every element
 // of the input scaled by its own learned factor, for inputs of any rank.
 //
 //   LearnedElementwiseScaling<>                                      // init_scale = 1
@@ -9,10 +9,10 @@
 // else shape_error::invalid_option: FrEIA would start from NaN or -inf). Forward y = x · exp(s),
 // reverse x = y · exp(−s); no condition.
 //
-// Log-determinant: Σ s forward and −Σ s in reverse. This FIXES FrEIA's bug (spec §8.13): FrEIA
+// Log-determinant: Σ s forward and −Σ s in reverse. This FIXES FrEIA's bug: FrEIA
 // returns +Σ s in reverse too, so its `log_jac_det_rev` (recorded in the fixtures
 // elementwise_scaling_vec / _img) is not the log-det of the inverse; the tests compare our
-// reverse log-det with −log_jac_det instead.
+// reverse log-det with −log_jac_det instead (docs/freia-semantics.md#elementwise-scaling-logdet).
 
 #include <cmath>
 #include <cstddef>
