@@ -57,7 +57,7 @@ CPP_TAGS = {"cpp", "c++", "cxx"}
 WORDS = {"main", "run", "skip", "fail"}
 COMPILE_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 120
-FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)")
+FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)(.*)$")
 MARKER = re.compile(r"^\s*<!--\s*check:(.*?)-->\s*$")
 
 
@@ -91,13 +91,22 @@ def rel(path):
         return str(path)
 
 
+def fence_of(line):
+    """The opening fence of a code block on this line, or None (CommonMark: a backtick fence's
+    info string has no backtick)."""
+    m = FENCE.match(line)
+    if m and m.group(2)[0] == "`" and "`" in m.group(3) + m.group(4):
+        return None
+    return m
+
+
 def parse_page(page):
     """The fenced blocks of a page, with the markers above them."""
     lines = page.read_text(encoding="utf-8").split("\n")
     blocks = []
     i = 0
     while i < len(lines):
-        m = FENCE.match(lines[i])
+        m = fence_of(lines[i])
         if not m:
             i += 1
             continue
@@ -265,7 +274,7 @@ def anchors_of(page):
     found = set(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", text))
     in_code = False
     for line in text.split("\n"):
-        if FENCE.match(line):
+        if fence_of(line):
             in_code = not in_code
         m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
         if m and not in_code:
