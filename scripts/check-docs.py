@@ -35,6 +35,8 @@ Usage (CMake registers one ctest test per checked block, and `docs.links`; label
 docs/ and README.md (code comments included, e.g. docs/freia-semantics.md#actnorm-nan-init), and
 every `(#anchor)` link of a page, names a page that exists and an anchor on it: an explicit
 `<a id="...">` or a heading (GitHub's rule: lower case, punctuation dropped, spaces to '-').
+It also refuses citations of the FrEIA reference document that is not part of the repository
+("spec §8.17", "freia-reference.md"): cite an entry of docs/freia-semantics.md instead.
 
 PAGE defaults to README.md and docs/*.md. The compiler and its flags are those of the CMake
 target inn_docs_check_flags, read from compile_commands.json (--compile-commands, default
@@ -267,6 +269,7 @@ LINK = re.compile(r"([A-Za-z0-9_./-]*\.md)#([A-Za-z0-9_-]+)")
 SELF_LINK = re.compile(r"\]\(#([A-Za-z0-9_-]+)\)")
 LINK_SOURCES = ("include", "tests", "examples", "benchmarks", "docs", "README.md")
 LINK_SUFFIXES = {".hpp", ".h", ".cpp", ".md", ".txt", ".cmake", ".py", ".sh"}
+SPEC_CITATION = re.compile(r"\b(?:[Ss]pec|[Rr]eference|FrEIA)\s*§|freia-reference\.md|spec quirk \d")
 
 
 def anchors_of(page):
@@ -311,6 +314,10 @@ def check_links():
             refs.append((m.start(), page, m.group(1), m.group(2)))
         if f.suffix == ".md":
             refs.extend((m.start(), f, rel(f), m.group(1)) for m in SELF_LINK.finditer(text))
+        for m in SPEC_CITATION.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            bad.append(f"{rel(f)}:{line}: '{m.group(0)}' cites a document that is not in the "
+                       f"repository; link an entry of docs/freia-semantics.md or say it in words")
         for start, page, written, anchor in refs:
             count += 1
             line = text.count("\n", 0, start) + 1
@@ -321,7 +328,7 @@ def check_links():
                 bad.append(f"{rel(f)}:{line}: {written}#{anchor}: {rel(page)} has no anchor '{anchor}'")
     for b in bad:
         print("FAIL " + b)
-    print(f"check-docs: {count - len(bad)} of {count} links to anchors resolve")
+    print(f"check-docs: {count} links to anchors in {len(files)} files, {len(bad)} problems")
     return 1 if bad else 0
 
 
