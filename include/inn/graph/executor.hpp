@@ -365,24 +365,6 @@ class executor {
         constexpr index_t align = 64 / index_t(sizeof(S));
         return (n + align - 1) / align * align;
     }
-    // Samples per slice: an equal share, in multiples of 16 (whole SIMD groups of the
-    // sample-vectorised kernels) once the batch is large enough for that.
-    static constexpr index_t slice_rows(index_t batch, int parts) {
-        const index_t share = (batch + parts - 1) / parts;
-        return batch >= 32 ? (share + 15) / 16 * 16 : share;
-    }
-    // Whether a batch is worth splitting and may be split: small samples need enough of them to
-    // pay for the hand-off; a module may opt out with `batch_parallel = false`.
-    static bool splittable(index_t batch) {
-        if constexpr (!batch_parallel) {
-            return false;
-        } else {
-            constexpr index_t sample =
-                plan.edge_shape[plan.n_inputs > 0 ? plan.input_edge[0] : 0].size();
-            return batch >= 2 && (batch >= 32 || sample >= 256);
-        }
-    }
-
     S* scratch(int part) { return buffer_.data() + scratch_offset_ + part * slice_scratch_; }
     /// Samples [b0, b0 + n) of edge e.
     view<S, Space> edge_rows(int e, index_t b0) {
@@ -410,43 +392,59 @@ class executor {
             for (auto it = undo.rbegin(); it != undo.rend(); ++it) it->restore();
             throw;
         }
-        bool waiting = false;
-        for_each_module_impl([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
-        pending_init_ = waiting;
+        initialisation_done();
     }
 
     template <bool Forward, int Step, bool Initialising>
     void step(index_t b0, index_t batch, bool jac, S* ljd, S* scratch,
               std::vector<tensor_snapshot<S>>* undo = nullptr) {
         constexpr int node = Forward ? plan.forward_order[Step] : plan.inverse_order[Step];
-        constexpr int k = plan.module_index[node];
-        constexpr const graph::node_info& n = plan.node[node];
         if (memory_->is_view[node]) return;  // its outputs are its inputs' memory
-        constexpr int n_out = plan.outs[node].count;
-        // The buffers this direction reads and writes: forward x -> z, inverse z -> x.
+        const auto t = node_tensors<node, Forward>([&](int e) { return edge_rows(e, b0); });
+        call<node, Forward, Initialising>({batch, t.in, t.out, t.cond, ljd, jac, scratch, b0}, undo);
+    }
+
+  public:
+    // ---- one module call, for this executor and the training executor (graph/backprop.hpp) ----
+
+    /// The views of a node's tensors for one call in one direction: `in` what it reads (forward:
+    /// its inputs, inverse: its outputs), `out` what it writes, `cond` its conditions; `edge(e)`
+    /// gives the view of edge e.
+    template <int Node, bool Forward, class Edge>
+    static auto node_tensors(Edge&& edge) {
+        constexpr const graph::node_info& n = plan.node[Node];
+        constexpr int n_out = plan.outs[Node].count;
         constexpr int n_read = Forward ? n.n_in : n_out;
         constexpr int n_write = Forward ? n_out : n.n_in;
-        std::array<cview<S, Space>, std::size_t(n_read)> in;
-        std::array<view<S, Space>, std::size_t(n_write)> out;
-        std::array<cview<S, Space>, std::size_t(n.n_cond)> cond;
+        struct tensors {
+            std::array<cview<S, Space>, std::size_t(n_read)> in;
+            std::array<view<S, Space>, std::size_t(n_write)> out;
+            std::array<cview<S, Space>, std::size_t(n.n_cond)> cond;
+        } t;
         for (int i = 0; i < n.n_in; ++i) {
-            view<S, Space> v = edge_rows(plan.edge_of(n.in[i]), b0);
+            const view<S, Space> v = edge(plan.edge_of(n.in[i]));
             if constexpr (Forward)
-                in[std::size_t(i)] = v;
+                t.in[std::size_t(i)] = v;
             else
-                out[std::size_t(i)] = v;
+                t.out[std::size_t(i)] = v;
         }
         for (int s = 0; s < n_out; ++s) {
-            view<S, Space> v = edge_rows(plan.edge[node][s], b0);
+            const view<S, Space> v = edge(plan.edge[Node][s]);
             if constexpr (Forward)
-                out[std::size_t(s)] = v;
+                t.out[std::size_t(s)] = v;
             else
-                in[std::size_t(s)] = v;
+                t.in[std::size_t(s)] = v;
         }
-        for (int c = 0; c < n.n_cond; ++c)
-            cond[std::size_t(c)] = edge_rows(plan.edge_of(n.cond[c]), b0);
-        run_args<S, Space> args{batch, in, out, cond, ljd, jac, scratch, b0};
-        auto& m = std::get<k>(modules_);
+        for (int c = 0; c < n.n_cond; ++c) t.cond[std::size_t(c)] = edge(plan.edge_of(n.cond[c]));
+        return t;
+    }
+
+    /// Runs the module of `Node` in one direction; while `Initialising`, first initialises it
+    /// from the data if it awaits that, remembering its state in `undo`. A sample_error gets
+    /// the node's name.
+    template <int Node, bool Forward, bool Initialising = false>
+    void call(const run_args<S, Space>& args, std::vector<tensor_snapshot<S>>* undo = nullptr) {
+        auto& m = std::get<plan.module_index[Node]>(modules_);
         try {
             if constexpr (Initialising) {
                 if constexpr (requires { m.initialize(args); }) {
@@ -461,10 +459,47 @@ class executor {
             else
                 std::as_const(m).inverse(args);
         } catch (const sample_error& e) {
-            throw sample_error(e.sample(), e.problem(), where(node));
+            throw sample_error(e.sample(), e.problem(), where(Node));
         }
     }
 
+    /// The bound module of `Node` (for reading; calls go through call()).
+    template <int Node>
+    const auto& module_of() const {
+        return std::get<plan.module_index[Node]>(modules_);
+    }
+
+    /// The memory layout in use (views skip their modules).
+    const memory_plan<plan>& layout() const { return *memory_; }
+    bool pending_initialisation() const { return pending_init_; }
+    /// After a call that ran the modules' initialize(): whether any still awaits data.
+    void initialisation_done() {
+        bool waiting = false;
+        for_each_module_impl([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
+        pending_init_ = waiting;
+    }
+    thread_pool* pool() const { return pool_ ? pool_.operator->() : nullptr; }
+
+    // Samples per slice: an equal share, in multiples of 16 (whole SIMD groups of the
+    // sample-vectorised kernels) once the batch is large enough for that.
+    static constexpr index_t slice_rows(index_t batch, int parts) {
+        const index_t share = (batch + parts - 1) / parts;
+        return batch >= 32 ? (share + 15) / 16 * 16 : share;
+    }
+    // Whether a batch is worth splitting and may be split: small samples need enough of them to
+    // pay for the hand-off; a module may opt out with `batch_parallel = false`.
+    static bool splittable(index_t batch) {
+        if constexpr (!batch_parallel) {
+            return false;
+        } else {
+            constexpr index_t sample =
+                plan.edge_shape[plan.n_inputs > 0 ? plan.input_edge[0] : 0].size();
+            return batch >= 2 && (batch >= 32 || sample >= 256);
+        }
+    }
+
+
+  private:
     static std::string where(int node) {
         return "node '" + std::string(Desc::node_name(node)) + "'";
     }

@@ -44,9 +44,12 @@ template <const auto& plan> struct memory_plan {
     int n_colours = 0;
 
     /// `views[k]`: what module k (forward order) declares; `use_views` / `share` switch the
-    /// two analyses off (to measure what each buys).
-    constexpr memory_plan(const view_kind* views, bool use_views, bool share) {
-        live_ranges();
+    /// two analyses off (to measure what each buys). `keep[e]`: edge e must hold its forward
+    /// value until the inverse walk is done with it (training, graph/backprop.hpp: the inputs
+    /// of modules whose inverse is not exact are kept, not recomputed).
+    constexpr memory_plan(const view_kind* views, bool use_views, bool share,
+                          const bool* keep = nullptr) {
+        live_ranges(keep);
         for (int e = 0; e < plan.n_edges; ++e) {
             root[e] = e;
             extent[e] = size(e);
@@ -83,7 +86,7 @@ template <const auto& plan> struct memory_plan {
     }
 
   private:
-    constexpr void live_ranges() {
+    constexpr void live_ranges(const bool* keep) {
         const int n = plan.n_modules;
         for (int e = 0; e < plan.n_edges; ++e) {
             first_f[e] = first_i[e] = n + 1;
@@ -124,6 +127,11 @@ template <const auto& plan> struct memory_plan {
             first_f[e] = first_i[e] = -1;
             last_f[e] = last_i[e] = n;
         }
+        for (int e = 0; keep && e < plan.n_edges; ++e)
+            if (keep[e]) { // live to the end of the forward walk and from the start of the inverse
+                last_f[e] = n;
+                first_i[e] = -1;
+            }
     }
 
     constexpr bool disjoint_in_time(int a, int b) const {

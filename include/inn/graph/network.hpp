@@ -56,6 +56,8 @@ class network {
     using scalar = S;
     using description = Desc;
     using inverse_type = network<S, Desc, !Reversed>;
+    /// Whether this is the inverse of the network `Desc` describes (inverse_t<Net>).
+    static constexpr bool reversed = Reversed;
     template <Scalar T>
     using with_scalar = network<T, Desc, Reversed>;
 

@@ -298,7 +298,8 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
 
     // 6. Inverse order. Inverting node i produces its input buffers from its output buffers, so
     // it waits for the consumers of its outputs; a condition read from a non-condition node is
-    // the buffer that the *consumer* of that output produces when inverted (as in FrEIA).
+    // the buffer that the *consumer* of that output produces when inverted (FrEIA's reverse
+    // condition routing).
     detail::dependencies<N> waits;
     for (int i = 0; i < N; ++i) {
         if (p.node[i].kind != node_kind::module) continue;
@@ -308,6 +309,11 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
             connection c = p.node[i].cond[k];
             if (p.node[c.node].kind == node_kind::condition) continue;
             if (int j = consumer[c.node][c.slot]; p.node[j].kind == node_kind::module) waits.add(i, j);
+            // The module that produced that buffer is inverted after every module that reads it
+            // as a condition: its buffer is then no longer needed, and walking this order back
+            // (training) adds every condition's gradient into the buffer before its producer
+            // reads it.
+            if (p.node[c.node].kind == node_kind::module) waits.add(c.node, i);
         }
     }
     bool modules[N]{};
