@@ -47,9 +47,13 @@ template <const auto& plan> struct memory_plan {
     /// two analyses off (to measure what each buys). `keep[e]`: edge e must hold its forward
     /// value until the inverse walk is done with it (training, graph/backprop.hpp: the inputs
     /// of modules whose inverse is not exact are kept, not recomputed).
-    constexpr memory_plan(const view_kind* views, bool use_views, bool share,
-                          const bool* keep = nullptr) {
-        live_ranges(keep);
+    /// (Two constructors instead of a `keep` tested for null: GCC 12 with -fsanitize=null does not
+    /// take that test on the address of a static constexpr array as a constant expression.)
+    constexpr memory_plan(const view_kind* views, bool use_views, bool share)
+        : memory_plan(views, use_views, share, nullptr, false) {}
+    constexpr memory_plan(const view_kind* views, bool use_views, bool share, const bool* keep,
+                          bool use_keep = true) {
+        live_ranges(keep, use_keep);
         for (int e = 0; e < plan.n_edges; ++e) {
             root[e] = e;
             extent[e] = size(e);
@@ -86,7 +90,7 @@ template <const auto& plan> struct memory_plan {
     }
 
   private:
-    constexpr void live_ranges(const bool* keep) {
+    constexpr void live_ranges(const bool* keep, bool use_keep) {
         const int n = plan.n_modules;
         for (int e = 0; e < plan.n_edges; ++e) {
             first_f[e] = first_i[e] = n + 1;
@@ -127,7 +131,7 @@ template <const auto& plan> struct memory_plan {
             first_f[e] = first_i[e] = -1;
             last_f[e] = last_i[e] = n;
         }
-        for (int e = 0; keep && e < plan.n_edges; ++e)
+        for (int e = 0; use_keep && e < plan.n_edges; ++e)
             if (keep[e]) { // live to the end of the forward walk and from the start of the inverse
                 last_f[e] = n;
                 first_i[e] = -1;
