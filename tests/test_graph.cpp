@@ -90,7 +90,7 @@ TEST_CASE("graph: module order and state_dict prefixes", "[graph]") {
 }
 
 namespace cond_routing {
-// A node conditioned on a tensor computed inside the graph (FrEIA §2.3.5): the split's second
+// A node conditioned on a tensor computed inside the graph (as in FrEIA): the split's second
 // half conditions the coupling on the first half. In the inverse, the condition is the buffer
 // that the Concat's inverse produces first.
 struct x : InputNode<Shape<6>> {};

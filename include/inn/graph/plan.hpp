@@ -97,7 +97,7 @@ struct dependencies {
 };
 
 /// Kahn's algorithm with a fixed rule (earliest declared ready node first), so module numbering
-/// and log-det summation order are deterministic — unlike FrEIA's set iteration (spec §8.10).
+/// and log-det summation order are deterministic — unlike FrEIA's set iteration.
 /// Returns the number of nodes ordered, or -1 - i for a node i that could not be placed.
 template <int N>
 constexpr int topological_order(const bool (&include)[N], const dependencies<N>& deps,

@@ -13,6 +13,7 @@
 
 #include "../core/type_name.hpp"
 #include "diagnostics.hpp"
+#include "graph_inn.hpp"  // graph::checked_t
 #include "network.hpp"
 
 namespace inn {
