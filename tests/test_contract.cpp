@@ -8,6 +8,9 @@
 #include <atomic>
 #include <thread>
 
+#include <filesystem>
+
+#include <inn/io/state_dict.hpp>
 #include <inn/modules/actnorm.hpp>
 #include <inn/modules/elementwise_scaling.hpp>
 #include <inn/modules/permute_random.hpp>
@@ -150,6 +153,40 @@ TEST_CASE("contract: parameters a module cannot run with are refused, naming nod
     set({1, 2, 0}, {2, 0, 1});
     auto [z, ljd] = net.forward(x);
     CHECK(max_rel_error(net.inverse(z).x, x) < 1e-15);
+}
+
+TEST_CASE("contract: loading a permutation that is not one fails and changes nothing",
+          "[contract][io]") {
+    const auto dir = std::filesystem::temp_directory_path();
+    const auto path = dir / "inn_contract_bad_perm.safetensors";
+    Counted source(7);
+    // A file with a duplicate index (a corrupt or hand-edited checkpoint).
+    source.visit([](const std::string& key, const tensor_ref<double>& t) {
+        if (key == "module_list.1.perm") t.integer[2] = t.integer[0];
+    });
+    save_safetensors(source, path);
+
+    Counted net(1);
+    auto snapshot = [&] {
+        std::vector<double> reals;
+        std::vector<std::int64_t> ints;
+        std::as_const(net).visit([&](const std::string&, const tensor_ref<double>& t) {
+            for (std::int64_t i = 0; i < t.shape.numel(); ++i) {
+                if (t.real) reals.push_back(t.real[i]);
+                if (t.integer) ints.push_back(t.integer[i]);
+            }
+        });
+        return std::pair{reals, ints};
+    };
+    const mat x = test::random_batch(4, 3, 9);
+    const mat before_z = net.forward(x).z;
+    const auto before = snapshot();
+    CHECK_THROWS_AS(load_safetensors(net, path), io_error);
+    CHECK_THROWS_WITH(load_safetensors(net, path),
+                      Catch::Contains("module_list.1.perm") && Catch::Contains("twice"));
+    CHECK(snapshot() == before);
+    CHECK(net.forward(x).z == before_z);
+    std::filesystem::remove(path);
 }
 
 using Normed = SequenceINN<Shape<3>, ActNorm, LearnedElementwiseScaling<>>::with_scalar<double>;

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include <inn/modules/all_in_one_block.hpp>
 #include <inn/modules/gaussian_mixture.hpp>
 #include <inn/modules/orthogonal.hpp>
 #include <inn/modules/permute_random.hpp>
@@ -75,6 +76,11 @@ TEST_CASE("threads: an exception in any slice reaches the caller, with the calle
 }
 
 using PermNet = SequenceINN<Shape<40>, PermuteRandom<>, PermuteRandom<>>::with_scalar<double>;
+struct fc_threads {
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Linear<In, 16>, nn::ReLU, nn::Linear<16, Out>>;
+};
+using AioNet = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_threads>>>::with_scalar<double>;
 using HouseNet =
     SequenceINN<Shape<6>, HouseholderPerm<HouseholderPermOptions{.n_reflections = 3}>>::
         with_scalar<double>;
@@ -90,6 +96,26 @@ TEST_CASE("threads: parameters are checked and caches refreshed before the batch
         const mat x = test::random_batch(64, 40, 4);
         CHECK_THROWS_AS(net.forward(x), parameter_error);
         CHECK_THROWS_WITH(net.forward(x), Catch::Contains("module_list.1.perm"));
+    }
+    SECTION("AllInOneBlock with a NaN global scale: caches refreshed once, before the split") {
+        AioNet one(3), two(3);
+        two.set_threads(2);
+        for (auto* net : {&one, &two})
+            net->visit([](const std::string& key, const tensor_ref<double>& t) {
+                if (key == "module_list.1.global_scale")
+                    t.real[2] = std::numeric_limits<double>::quiet_NaN();
+            });
+        const mat x = test::random_batch(64, 6, 6);
+        for (int call = 0; call < 3; ++call) {
+            const auto [z1, ljd1] = one.forward(x);
+            const auto [z2, ljd2] = two.forward(x);
+            // Channel 2's scale is NaN: its outputs after the second block and every log-det are
+            // NaN (not hidden), the same in both networks.
+            CHECK(ljd1.array().isNaN().all());
+            CHECK(ljd2.array().isNaN().all());
+            CHECK((z1.array().isNaN() == z2.array().isNaN()).all());
+            CHECK(z1.array().isNaN().any());
+        }
     }
     SECTION("a NaN parameter recomputes nothing in the workers (no data race)") {
         HouseNet one(2), two(2);
