@@ -19,6 +19,7 @@
 #include <inn/modules/permute_random.hpp>
 #include <inn/modules/reshape.hpp>
 #include <inn/modules/split.hpp>
+#include <inn/train/optim.hpp>
 
 // The replacements below pair malloc with free by design; GCC cannot see that inlined
 // library code deletes through them and warns.
@@ -183,4 +184,38 @@ TEST_CASE("allocation: forward_into / inverse_into allocate nothing", "[allocati
         net.set_threads(2);
         check_no_allocation(net, 8);
     }
+}
+
+TEST_CASE("allocation: optimiser steps, clipping and schedules allocate nothing", "[allocation]") {
+    SequenceINN<Shape<2>, Repeat<2, AllInOneBlock<subnet_fc>>> net;
+    // Gradient storage as a trainer attaches it (this test needs no backward pass).
+    std::vector<float> grads(std::size_t(net.parameter_count()), 0.01f);
+    std::size_t offset = 0;
+    net.visit([&](const std::string&, const tensor_ref<float>& t) {
+        if (!t.trainable) return;
+        *t.grad_slot = grads.data() + offset;
+        offset += std::size_t(t.shape.numel());
+    });
+    train::Adam adam{net, {.amsgrad = true}};
+    train::AdamW adamw{net};
+    train::SGD sgd{net, {.lr = 0.1, .momentum = 0.9, .nesterov = true}};
+    train::StepLR step_lr{adam, 2};
+    train::ExponentialLR exp_lr{sgd, 0.9};
+    const long n = count_allocations([&] {
+        for (int k = 0; k < 3; ++k) {
+            train::clip_grad_norm(adam.parameters(), 1.0);
+            train::clip_grad_value(adam.parameters(), 0.5);
+            adam.step();
+            adamw.step();
+            sgd.step();
+            step_lr.step();
+            exp_lr.step();
+        }
+        adam.zero_grad();
+    });
+    CHECK(n == 0);
+    CHECK(adam.steps() == 3);
+    net.visit([&](const std::string&, const tensor_ref<float>& t) {
+        if (t.trainable) *t.grad_slot = nullptr;
+    });
 }

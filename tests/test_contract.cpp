@@ -275,6 +275,30 @@ struct SpaceAware {
     };
 };
 
+/// A host-only module given a test_space implementation from outside (space_binding).
+struct HostOnly {
+    static constexpr shape_result output_shapes(const signature& s) { return returns({s.in()}); }
+    template <Scalar S, signature Sig>
+    struct bind {
+        explicit bind(generator&) {}
+        void forward(const run_args<S>&) const {}
+        void inverse(const run_args<S>&) const {}
+    };
+};
+template <Scalar S, signature Sig>
+struct host_only_in_test_space {
+    explicit host_only_in_test_space(generator&) {}
+    void forward(const run_args<S, test_space>&) const {}
+    void inverse(const run_args<S, test_space>&) const {}
+};
+}  // namespace
+template <>
+struct inn::space_binding<HostOnly, test_space> {
+    template <Scalar S, signature Sig>
+    using bind = host_only_in_test_space<S, Sig>;
+};
+namespace {
+
 TEST_CASE("contract: modules are bound for a memory space when they provide it", "[contract]") {
     using Net = SequenceINN<Shape<2>, SpaceAware>;
     using D = Net::description;
@@ -287,6 +311,11 @@ TEST_CASE("contract: modules are bound for a memory space when they provide it",
     static_assert(std::is_same_v<bind_in<CountingScale, float, sig>, CountingScale::bind<float, sig>>);
     static_assert(std::is_void_v<bind_in<CountingScale, float, sig, test_space>>);
     static_assert(BoundModule<CountingScale::bind<float, sig>, float>);
+    // ... or when a backend provides it from outside.
+    static_assert(std::is_same_v<bind_in<HostOnly, float, sig, test_space>,
+                                 host_only_in_test_space<float, sig>>);
+    static_assert(std::is_same_v<bind_in<HostOnly, float, sig>, HostOnly::bind<float, sig>>);
+    static_assert(BoundModule<host_only_in_test_space<float, sig>, float, test_space>);
     SUCCEED();
 }
 

@@ -141,9 +141,28 @@ concept DifferentiableModule =
         b.backward(a);
     };
 
+/// Where a backend (or a user) provides a module's implementation for a memory space without
+/// editing the module: specialise it for the spec (partially, for a family) and the space, with a
+/// member template `bind<S, Sig>`:
+///
+///   template <class Subnet, CouplingOptions O>
+///   struct space_binding<GLOWCouplingBlock<Subnet, O>, cuda::device> {
+///       template <Scalar S, signature Sig> using bind = cuda::glow_coupling<Subnet, O, S, Sig>;
+///   };
+///
+/// A spec's own three-parameter `bind<S, Sig, Space>` is used first.
+template <class Spec, class Space>
+struct space_binding {};
+
 namespace detail {
 template <class Spec, class S, signature Sig, class Space>
 concept binds_for_space = requires { typename Spec::template bind<S, Sig, Space>; };
+// Through an alias: GCC 12 misparses `typename space_binding<...>::template bind<...>` inside a
+// requires-expression.
+template <class Spec, class Space, class S, signature Sig>
+using space_bound_t = typename space_binding<Spec, Space>::template bind<S, Sig>;
+template <class Spec, class S, signature Sig, class Space>
+concept bound_elsewhere = requires { typename space_bound_t<Spec, Space, S, Sig>; };
 template <class Spec, class S, signature Sig>
 concept binds_for_host = requires { typename Spec::template bind<S, Sig>; };
 
@@ -156,8 +175,14 @@ template <class Spec, class S, signature Sig, class Space>
 struct bound_in<Spec, S, Sig, Space> {
     using type = typename Spec::template bind<S, Sig, Space>;
 };
+template <class Spec, class S, signature Sig, class Space>
+    requires(!binds_for_space<Spec, S, Sig, Space>) && bound_elsewhere<Spec, S, Sig, Space>
+struct bound_in<Spec, S, Sig, Space> {
+    using type = space_bound_t<Spec, Space, S, Sig>;
+};
 template <class Spec, class S, signature Sig>
-    requires(!binds_for_space<Spec, S, Sig, host>) && binds_for_host<Spec, S, Sig>
+    requires(!binds_for_space<Spec, S, Sig, host>) && (!bound_elsewhere<Spec, S, Sig, host>) &&
+            binds_for_host<Spec, S, Sig>
 struct bound_in<Spec, S, Sig, host> {
     using type = typename Spec::template bind<S, Sig>;
 };

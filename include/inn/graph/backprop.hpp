@@ -102,8 +102,7 @@ class backprop {
 
   public:
     static constexpr memory_plan<plan> store_values{exec_t::views.data(), true, false};
-    static constexpr memory_plan<plan> recompute_values{exec_t::views.data(), true, true,
-                                                         kept.data()};
+    static constexpr memory_plan<plan> recompute_values{exec_t::views.data(), true, true, kept};
     /// The gradients are laid out like the inverse pass (a function: nvcc rejects a static
     /// reference member here).
     static constexpr const memory_plan<plan>& gradients() { return exec_t::memory; }

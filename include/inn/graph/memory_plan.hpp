@@ -17,6 +17,7 @@
 // reads and writes the same memory.
 
 #include <algorithm>
+#include <array>
 #include <type_traits>
 
 #include "../core/module.hpp"
@@ -48,7 +49,7 @@ template <const auto& plan> struct memory_plan {
     /// value until the inverse walk is done with it (training, graph/backprop.hpp: the inputs
     /// of modules whose inverse is not exact are kept, not recomputed).
     constexpr memory_plan(const view_kind* views, bool use_views, bool share,
-                          const bool* keep = nullptr) {
+                          const std::array<bool, std::size_t(max_edges)>& keep = {}) {
         live_ranges(keep);
         for (int e = 0; e < plan.n_edges; ++e) {
             root[e] = e;
@@ -86,7 +87,7 @@ template <const auto& plan> struct memory_plan {
     }
 
   private:
-    constexpr void live_ranges(const bool* keep) {
+    constexpr void live_ranges(const std::array<bool, std::size_t(max_edges)>& keep) {
         const int n = plan.n_modules;
         for (int e = 0; e < plan.n_edges; ++e) {
             first_f[e] = first_i[e] = n + 1;
@@ -127,8 +128,8 @@ template <const auto& plan> struct memory_plan {
             first_f[e] = first_i[e] = -1;
             last_f[e] = last_i[e] = n;
         }
-        for (int e = 0; keep && e < plan.n_edges; ++e)
-            if (keep[e]) { // live to the end of the forward walk and from the start of the inverse
+        for (int e = 0; e < plan.n_edges; ++e)
+            if (keep[std::size_t(e)]) { // live to the end of the forward walk and from the start of the inverse
                 last_f[e] = n;
                 first_i[e] = -1;
             }

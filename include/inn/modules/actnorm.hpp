@@ -138,6 +138,33 @@ struct ActNorm {
             if (a.jac) add_log_det(a, -log_det_);
         }
 
+        /// Gradients of y = (x - loc) / exp(log_scale), log-det -n_pix Σ log_scale. The data
+        /// initialisation is not differentiated: it sets the parameters, it is not part of f.
+        void backward(const backward_args<S>& a) const {
+            S* g_loc = a.grad_of(loc);
+            S* g_log_scale = a.grad_of(log_scale);
+            S sum_gl = 0;  // dL/d(ljd) summed over the batch
+            if (a.grad_ljd)
+                for (index_t b = 0; b < a.batch; ++b) sum_gl += a.grad_ljd[b];
+            for (index_t c = 0; c < channels; ++c) {
+                const S shift = loc.values[c];
+                const S scale = scale_[c];
+                S sum_g = 0, sum_gy = 0;  // Σ dL/dy and Σ dL/dy · y over this channel
+                for (index_t b = 0; b < a.batch; ++b) {
+                    const S* x = a.in[0].row(b) + c * n_pix;
+                    const S* gy = a.grad_out[0].row(b) + c * n_pix;
+                    S* gx = a.grad_in[0].row(b) + c * n_pix;
+                    for (index_t p = 0; p < n_pix; ++p) {
+                        gx[p] = gy[p] / scale;
+                        sum_g += gy[p];
+                        sum_gy += gy[p] * ((x[p] - shift) / scale);
+                    }
+                }
+                if (g_loc) g_loc[c] -= sum_g / scale;
+                if (g_log_scale) g_log_scale[c] -= sum_gy + S(n_pix) * sum_gl;
+            }
+        }
+
         template <class V>
         void visit(V&& v, const std::string& prefix) {
             v(prefix + "log_scale", log_scale.ref());

@@ -62,6 +62,10 @@ struct Concat {
         void inverse(const run_args<S>& a) const {
             detail::split_sections<S, n_in>(layout, a.batch, a.in[0], a.out.data());
         }
+        /// A copy: dL/dy split back into the inputs' gradients.
+        void backward(const backward_args<S>& a) const {
+            detail::split_sections<S, n_in>(layout, a.batch, a.grad_out[0], a.grad_in.data());
+        }
     };
 };
 

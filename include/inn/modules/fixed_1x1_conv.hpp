@@ -58,6 +58,21 @@ struct Fixed1x1Conv {
         void forward(const run_args<S>& a) const { apply(a, M, S(1)); }
         void inverse(const run_args<S>& a) const { apply(a, M_inv, S(-1)); }
 
+        /// Per pixel dL/dx[i] = Σ_o M_buf[o, i] dL/dy[o]: the transposed kernel. The buffers are
+        /// fixed and the log-det constant.
+        void backward(const backward_args<S>& a) const {
+            for (index_t n = 0; n < a.batch; ++n) {
+                const S* gy = a.grad_out[0].row(n);
+                S* gx = a.grad_in[0].row(n);
+                for (index_t i = 0; i < C; ++i) {
+                    Eigen::Map<plane> gxi(gx + i * P);
+                    gxi = M.data()[i] * Eigen::Map<const plane>(gy);
+                    for (index_t o = 1; o < C; ++o)
+                        gxi += M.data()[o * C + i] * Eigen::Map<const plane>(gy + o * P);
+                }
+            }
+        }
+
         template <class V> void visit(V&& v, const std::string& prefix) {
             v(prefix + "M", M.ref());
             v(prefix + "M_inv", M_inv.ref());

@@ -145,6 +145,16 @@ struct FixedLinearTransform {
                     a.ljd[n] -= logDetM.values[0];
         }
 
+        /// dL/dx = dL/dy · M_bufᵀ; the buffers are fixed and the log-det constant.
+        void backward(const backward_args<S>& a) const {
+            for (index_t n = 0; n < a.batch; ++n) {
+                const S* gy = a.grad_out[0].row(n);
+                S* gx = a.grad_in[0].row(n);
+                for (index_t i = 0; i < d; ++i)
+                    gx[i] = buffer_row(M, i).dot(Eigen::Map<const row>(gy));
+            }
+        }
+
         template <class V> void visit(V&& v, const std::string& prefix) {
             v(prefix + "M", M.ref());
             v(prefix + "M_inv", M_inv.ref());

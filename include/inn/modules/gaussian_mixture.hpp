@@ -26,6 +26,11 @@
 // x = mu_k + U_k^{-1} z by back substitution (FrEIA forms the explicit inverse; same values to
 // rounding), log-det negated. No parameters or buffers (FrEIA's two masks are not state).
 //
+// Gradient (backward): dL/dx = U_kᵀ dL/dz, and into the conditions dL/dmu_k = −dL/dx and dL/dU_k
+// (the log-diagonal entries including dL/d(log-det)); the other components' entries get
+// nothing. The weights w do not enter the map, and the index i is piecewise constant: both get
+// zero gradient (nothing is added to theirs).
+//
 // Not offered: FrEIA's other two modes of `i` — None (all K components at once, output (K, D)
 // with a (B, K) log-det, which FrEIA's own containers cannot sum, fixtures README §7) and an int
 // seed (a random component per call; use `pick_mixture_component` below to choose indices and
@@ -33,6 +38,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -76,7 +82,7 @@ struct GaussianMixtureModel {
 
         void forward(const run_args<S>& a) const {
             for (index_t b = 0; b < a.batch; ++b) {
-                const component c = pick(a, b);
+                const component c = pick(a.cond, a.first_sample, b);
                 const S* x = a.in[0].row(b);
                 S* z = a.out[0].row(b);
                 // z_r = exp(u_rr) (x_r - mu_r) + sum_{j > r} u_rj (x_j - mu_j)
@@ -92,7 +98,7 @@ struct GaussianMixtureModel {
 
         void inverse(const run_args<S>& a) const {
             for (index_t b = 0; b < a.batch; ++b) {
-                const component c = pick(a, b);
+                const component c = pick(a.cond, a.first_sample, b);
                 const S* z = a.in[0].row(b);
                 S* x = a.out[0].row(b);
                 // Back substitution of U v = z (v in x), then x = mu + v.
@@ -107,8 +113,41 @@ struct GaussianMixtureModel {
             }
         }
 
+        void backward(const backward_args<S>& a) const {
+            // Conditions whose gradient is wanted: mu (1) and U (2).
+            const bool want_mu = a.grad_cond.size() > 1 && a.grad_cond[1].data;
+            const bool want_u = a.grad_cond.size() > 2 && a.grad_cond[2].data;
+            for (index_t b = 0; b < a.batch; ++b) {
+                const component c = pick(a.cond, a.first_sample, b);
+                const S* x = a.in[0].row(b);
+                const S* gz = a.grad_out[0].row(b);
+                S* gx = a.grad_in[0].row(b);
+                // gx_j = exp(u_jj) gz_j + sum_{r < j} u_rj gz_r
+                for (index_t j = 0; j < D; ++j) gx[j] = std::exp(c.u[j]) * gz[j];
+                for (index_t r = 0; r < D; ++r) {
+                    const S* upper = c.u + D + upper_offset(r);
+                    for (index_t j = r + 1; j < D; ++j) gx[j] += upper[j - r - 1] * gz[r];
+                }
+                if (want_mu) {
+                    S* gmu = a.grad_cond[1].row(b) + c.k * D;
+                    for (index_t j = 0; j < D; ++j) gmu[j] -= gx[j];
+                }
+                if (want_u) {
+                    S* gu = a.grad_cond[2].row(b) + c.k * T;
+                    const S gl = a.grad_ljd ? a.grad_ljd[b] : S(0);
+                    for (index_t r = 0; r < D; ++r) {
+                        gu[r] += gz[r] * std::exp(c.u[r]) * (x[r] - c.mu[r]) + gl;
+                        S* gupper = gu + D + upper_offset(r);
+                        for (index_t j = r + 1; j < D; ++j)
+                            gupper[j - r - 1] += gz[r] * (x[j] - c.mu[j]);
+                    }
+                }
+            }
+        }
+
     private:
         struct component {
+            index_t k;
             const S* mu;
             const S* u;
         };
@@ -121,16 +160,16 @@ struct GaussianMixtureModel {
             return s;
         }
 
-        static component pick(const run_args<S>& a, index_t b) {
-            const S v = a.cond[3].row(b)[0];
+        static component pick(std::span<const cview<S>> cond, index_t first_sample, index_t b) {
+            const S v = cond[3].row(b)[0];
             const double k = std::nearbyint(double(v));
             if (!(double(v) == k && k >= 0 && k < double(K)))
-                throw sample_error(a.first_sample + b,
+                throw sample_error(first_sample + b,
                                    "the GaussianMixtureModel component index is " +
                                        (std::ostringstream() << double(v)).str() +
                                        ", expected an integer in [0, " + std::to_string(K) + ")");
             const index_t i = index_t(k);
-            return {a.cond[1].row(b) + i * D, a.cond[2].row(b) + i * T};
+            return {i, cond[1].row(b) + i * D, cond[2].row(b) + i * T};
         }
     };
 

@@ -28,6 +28,7 @@
 
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
+#include "detail/space_to_depth.hpp"
 
 namespace inn {
 
@@ -39,57 +40,32 @@ struct HaarOptions {
 namespace detail {
 
 /// The Haar analysis/synthesis between a high-resolution sample (C, H, W) and its components
-/// (4C, H/2, W/2).
-template <index_t C, index_t H, index_t W, bool ByWavelet> struct haar_transform {
-    static constexpr index_t H2 = H / 2, W2 = W / 2, P2 = H2 * W2;
-
-    static constexpr index_t channel(index_t c, index_t k) {
-        return ByWavelet ? k * C + c : 4 * c + k;
-    }
+/// (4C, H/2, W/2). Both are linear and their matrices are each other's transposes (the 4x4
+/// component matrix is symmetric), which is what the backward passes use.
+template <dims High, bool ByWavelet> struct haar_transform {
+    using geometry = space_to_depth<High, ByWavelet>;
 
     /// x (high) -> y (components), scaled by f after the sums (FrEIA: conv, then multiply).
     template <Scalar S> static void analyse(const S* x, S* y, S f) {
-        for (index_t c = 0; c < C; ++c) {
-            S* yA = y + channel(c, 0) * P2;
-            S* yV = y + channel(c, 1) * P2;
-            S* yH = y + channel(c, 2) * P2;
-            S* yD = y + channel(c, 3) * P2;
-            for (index_t i = 0; i < H2; ++i) {
-                const S* r0 = x + c * H * W + 2 * i * W;
-                const S* r1 = r0 + W;
-                for (index_t j = 0; j < W2; ++j) {
-                    const S a = r0[2 * j], b = r0[2 * j + 1], cc = r1[2 * j], d = r1[2 * j + 1];
-                    const index_t o = i * W2 + j;
-                    yA[o] = (a + b + cc + d) * f;
-                    yV[o] = (a - b + cc - d) * f;
-                    yH[o] = (a + b - cc - d) * f;
-                    yD[o] = (a - b - cc + d) * f;
-                }
-            }
-        }
+        geometry::for_each_patch([&](const auto& hi, const auto& lo) {
+            const S a = x[hi[0]], b = x[hi[1]], cc = x[hi[2]], d = x[hi[3]];
+            y[lo[0]] = (a + b + cc + d) * f;
+            y[lo[1]] = (a - b + cc - d) * f;
+            y[lo[2]] = (a + b - cc - d) * f;
+            y[lo[3]] = (a - b - cc + d) * f;
+        });
     }
 
     /// y (components) -> x (high), each component scaled by f before the sums (FrEIA: multiply,
     /// then transposed conv).
     template <Scalar S> static void synthesise(const S* y, S* x, S f) {
-        for (index_t c = 0; c < C; ++c) {
-            const S* yA = y + channel(c, 0) * P2;
-            const S* yV = y + channel(c, 1) * P2;
-            const S* yH = y + channel(c, 2) * P2;
-            const S* yD = y + channel(c, 3) * P2;
-            for (index_t i = 0; i < H2; ++i) {
-                S* r0 = x + c * H * W + 2 * i * W;
-                S* r1 = r0 + W;
-                for (index_t j = 0; j < W2; ++j) {
-                    const index_t o = i * W2 + j;
-                    const S A = yA[o] * f, V = yV[o] * f, Hc = yH[o] * f, D = yD[o] * f;
-                    r0[2 * j] = A + V + Hc + D;
-                    r0[2 * j + 1] = A - V + Hc - D;
-                    r1[2 * j] = A + V - Hc - D;
-                    r1[2 * j + 1] = A - V - Hc + D;
-                }
-            }
-        }
+        geometry::for_each_patch([&](const auto& hi, const auto& lo) {
+            const S A = y[lo[0]] * f, V = y[lo[1]] * f, Hc = y[lo[2]] * f, D = y[lo[3]] * f;
+            x[hi[0]] = A + V + Hc + D;
+            x[hi[1]] = A - V + Hc - D;
+            x[hi[2]] = A + V - Hc - D;
+            x[hi[3]] = A - V - Hc + D;
+        });
     }
 };
 
@@ -106,9 +82,11 @@ template <Scalar S> parameter<S> haar_kernel(index_t channels) {
 }
 
 /// The bound module of both directions; `Down` says which way `forward` goes.
-template <Scalar S, index_t C, index_t H, index_t W, HaarOptions Opt, bool Down> struct haar_bound {
-    using transform = haar_transform<C, H, W, Opt.order_by_wavelet>;
-    static constexpr index_t n = C * H * W; // elements per sample, the same on both sides
+/// `High` is the high-resolution side (C, H, W).
+template <Scalar S, dims High, HaarOptions Opt, bool Down> struct haar_bound {
+    using transform = haar_transform<High, Opt.order_by_wavelet>;
+    static constexpr index_t C = High[0];
+    static constexpr index_t n = transform::geometry::size; // elements per sample, both sides
 
     parameter<S> haar_weights;
 
@@ -123,6 +101,17 @@ template <Scalar S, index_t C, index_t H, index_t W, HaarOptions Opt, bool Down>
 
     void forward(const run_args<S>& a) const { apply<Down>(a); }
     void inverse(const run_args<S>& a) const { apply<!Down>(a); }
+
+    /// The transpose of forward's linear map: analysis scaled by f is undone in the gradient by
+    /// synthesis with the same f, and vice versa. The log-determinant is constant.
+    void backward(const backward_args<S>& a) const {
+        for (index_t b = 0; b < a.batch; ++b) {
+            if constexpr (Down)
+                transform::synthesise(a.grad_out[0].row(b), a.grad_in[0].row(b), fac_fwd_);
+            else
+                transform::analyse(a.grad_out[0].row(b), a.grad_in[0].row(b), fac_rev_);
+        }
+    }
 
     template <class V> void visit(V&& v, const std::string& prefix) {
         v(prefix + "haar_weights", haar_weights.ref());
@@ -152,20 +141,11 @@ template <HaarOptions Opt = HaarOptions{}> struct HaarDownsampling {
     static constexpr HaarOptions options = Opt;
 
     static constexpr shape_result output_shapes(const signature& s) {
-        if (auto r = expect_single_input(s, 3, 3); !r.ok())
-            return r;
-        if (auto r = expect_no_condition(s); !r.ok())
-            return r;
-        if (Opt.rebalance == 0)
-            return fail(shape_error::invalid_option);
-        const dims& d = s.in();
-        if (d[1] % 2 != 0 || d[2] % 2 != 0)
-            return fail(shape_error::odd_spatial_size);
-        return returns({make_dims({4 * d[0], d[1] / 2, d[2] / 2})});
+        return detail::space_to_depth_shapes(s, Opt.rebalance != 0);
     }
 
     template <Scalar S, signature Sig>
-    using bind = detail::haar_bound<S, Sig.in()[0], Sig.in()[1], Sig.in()[2], Opt, /*Down=*/true>;
+    using bind = detail::haar_bound<S, Sig.in(), Opt, /*Down=*/true>;
 };
 
 /// (C, H, W) -> (C/4, 2H, 2W), the exact inverse of HaarDownsampling with the same options (the
@@ -176,21 +156,11 @@ template <HaarOptions Opt = HaarOptions{}> struct HaarUpsampling {
     static constexpr HaarOptions options = Opt;
 
     static constexpr shape_result output_shapes(const signature& s) {
-        if (auto r = expect_single_input(s, 3, 3); !r.ok())
-            return r;
-        if (auto r = expect_no_condition(s); !r.ok())
-            return r;
-        if (Opt.rebalance == 0)
-            return fail(shape_error::invalid_option);
-        const dims& d = s.in();
-        if (d[0] % 4 != 0)
-            return fail(shape_error::channels_not_divisible);
-        return returns({make_dims({d[0] / 4, 2 * d[1], 2 * d[2]})});
+        return detail::depth_to_space_shapes(s, Opt.rebalance != 0);
     }
 
     template <Scalar S, signature Sig>
-    using bind = detail::haar_bound<S, Sig.in()[0] / 4, 2 * Sig.in()[1], 2 * Sig.in()[2], Opt,
-                                    /*Down=*/false>;
+    using bind = detail::haar_bound<S, detail::high_resolution(Sig.in()), Opt, /*Down=*/false>;
 };
 
 } // namespace inn

@@ -67,6 +67,22 @@ struct InvertibleSigmoid {
             }
         }
 
+        /// dL/dx = dL/dy · σ'(x) + dL/d(log-det) · (1 − 2σ(x)), the last factor being
+        /// d ln σ'(x) / dx = −tanh(x / 2); both written without cancellation for large |x|.
+        void backward(const backward_args<S>& a) const {
+            for (index_t b = 0; b < a.batch; ++b) {
+                const S* x = a.in[0].row(b);
+                const S* gy = a.grad_out[0].row(b);
+                S* gx = a.grad_in[0].row(b);
+                const S gl = a.grad_ljd ? a.grad_ljd[b] : S(0);
+                for (index_t i = 0; i < n; ++i) {
+                    const S e = std::exp(-std::abs(x[i]));
+                    const S derivative = e / ((S(1) + e) * (S(1) + e));  // σ'(x) = σ(1 − σ)
+                    gx[i] = gy[i] * derivative - gl * std::tanh(x[i] / S(2));
+                }
+            }
+        }
+
     private:
         // ln σ'(u) = ln(1 / ((1 + e^u)(1 + e^−u))) = −(|u| + 2 ln(1 + e^−|u|)).
         static S log_derivative(S u) {

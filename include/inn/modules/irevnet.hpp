@@ -14,12 +14,14 @@
 // plain index map: it is exact, and unlike the convolution it does not spread an Inf/NaN of one
 // pixel to the other three outputs of its patch (0 * Inf). A loaded kernel is not consulted.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <type_traits>
 
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
+#include "detail/space_to_depth.hpp"
 
 namespace inn {
 
@@ -30,30 +32,20 @@ struct IRevNetOptions {
 namespace detail {
 
 /// The 2x2 space-to-depth map between a high-resolution sample (C, H, W) and its low-resolution
-/// form (4C, H/2, W/2).
-template <index_t C, index_t H, index_t W, bool Legacy> struct irevnet_shuffle {
-    static constexpr index_t H2 = H / 2, W2 = W / 2, P2 = H2 * W2;
-
-    static constexpr index_t channel(index_t c, index_t k) {
-        return Legacy ? k * C + c : 4 * c + k;
-    }
+/// form (4C, H/2, W/2): the value k of a patch is its pixel k = 2 dy + dx.
+template <dims High, bool Legacy> struct irevnet_shuffle {
+    using geometry = space_to_depth<High, Legacy>;
 
     /// ToLow: high -> low (downsampling); otherwise low -> high.
     template <bool ToLow, Scalar S> static void run(const S* src, S* dst) {
-        for (index_t c = 0; c < C; ++c)
-            for (index_t dy = 0; dy < 2; ++dy)
-                for (index_t dx = 0; dx < 2; ++dx) {
-                    const index_t lo = channel(c, 2 * dy + dx) * P2;
-                    const index_t hi = c * H * W + dy * W + dx;
-                    for (index_t i = 0; i < H2; ++i)
-                        for (index_t j = 0; j < W2; ++j) {
-                            const index_t h = hi + 2 * i * W + 2 * j, l = lo + i * W2 + j;
-                            if constexpr (ToLow)
-                                dst[l] = src[h];
-                            else
-                                dst[h] = src[l];
-                        }
-                }
+        geometry::for_each_patch([&](const auto& hi, const auto& lo) {
+            for (std::size_t k = 0; k < 4; ++k) {
+                if constexpr (ToLow)
+                    dst[lo[k]] = src[hi[k]];
+                else
+                    dst[hi[k]] = src[lo[k]];
+            }
+        });
     }
 };
 
@@ -69,9 +61,11 @@ template <Scalar S> parameter<S> irevnet_kernel(index_t channels) {
 struct irevnet_no_kernel {};
 
 /// The bound module of both directions; `Down` says which way `forward` goes.
-template <Scalar S, index_t C, index_t H, index_t W, bool Legacy, bool Down> struct irevnet_bound {
-    using shuffle = irevnet_shuffle<C, H, W, Legacy>;
-    static constexpr index_t n = C * H * W;
+/// `High` is the high-resolution side (C, H, W).
+template <Scalar S, dims High, bool Legacy, bool Down> struct irevnet_bound {
+    using shuffle = irevnet_shuffle<High, Legacy>;
+    static constexpr index_t C = High[0];
+    static constexpr index_t n = shuffle::geometry::size;
 
     // Legacy FrEIA keeps no state.
     [[no_unique_address]] std::conditional_t<Legacy, irevnet_no_kernel, parameter<S>>
@@ -83,6 +77,11 @@ template <Scalar S, index_t C, index_t H, index_t W, bool Legacy, bool Down> str
     }
     void forward(const run_args<S>& a) const { apply<Down>(a); }
     void inverse(const run_args<S>& a) const { apply<!Down>(a); }
+    /// A permutation's transpose is its inverse: the gradient moves back the other way.
+    void backward(const backward_args<S>& a) const {
+        for (index_t b = 0; b < a.batch; ++b)
+            shuffle::template run<!Down>(a.grad_out[0].row(b), a.grad_in[0].row(b));
+    }
     template <class V> void visit(V&& v, const std::string& prefix) {
         if constexpr (!Legacy)
             v(prefix + "downsample_kernel", downsample_kernel.ref());
@@ -104,19 +103,11 @@ template <IRevNetOptions Opt = IRevNetOptions{}> struct IRevNetDownsampling {
     static constexpr IRevNetOptions options = Opt;
 
     static constexpr shape_result output_shapes(const signature& s) {
-        if (auto r = expect_single_input(s, 3, 3); !r.ok())
-            return r;
-        if (auto r = expect_no_condition(s); !r.ok())
-            return r;
-        const dims& d = s.in();
-        if (d[1] % 2 != 0 || d[2] % 2 != 0)
-            return fail(shape_error::odd_spatial_size);
-        return returns({make_dims({4 * d[0], d[1] / 2, d[2] / 2})});
+        return detail::space_to_depth_shapes(s);
     }
 
     template <Scalar S, signature Sig>
-    using bind = detail::irevnet_bound<S, Sig.in()[0], Sig.in()[1], Sig.in()[2], Opt.legacy_backend,
-                                       /*Down=*/true>;
+    using bind = detail::irevnet_bound<S, Sig.in(), Opt.legacy_backend, /*Down=*/true>;
 };
 
 /// (C, H, W) -> (C/4, 2H, 2W), the exact inverse of IRevNetDownsampling; C must be divisible
@@ -127,19 +118,12 @@ template <IRevNetOptions Opt = IRevNetOptions{}> struct IRevNetUpsampling {
     static constexpr IRevNetOptions options = Opt;
 
     static constexpr shape_result output_shapes(const signature& s) {
-        if (auto r = expect_single_input(s, 3, 3); !r.ok())
-            return r;
-        if (auto r = expect_no_condition(s); !r.ok())
-            return r;
-        const dims& d = s.in();
-        if (d[0] % 4 != 0)
-            return fail(shape_error::channels_not_divisible);
-        return returns({make_dims({d[0] / 4, 2 * d[1], 2 * d[2]})});
+        return detail::depth_to_space_shapes(s);
     }
 
     template <Scalar S, signature Sig>
-    using bind = detail::irevnet_bound<S, Sig.in()[0] / 4, 2 * Sig.in()[1], 2 * Sig.in()[2],
-                                       Opt.legacy_backend, /*Down=*/false>;
+    using bind = detail::irevnet_bound<S, detail::high_resolution(Sig.in()), Opt.legacy_backend,
+                                       /*Down=*/false>;
 };
 
 } // namespace inn

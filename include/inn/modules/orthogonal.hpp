@@ -18,14 +18,18 @@
 // its SVD (computed in double; column signs are backend-defined in FrEIA too); bias = 0.05 ·
 // randn(1, D); scaling = 0.02 · randn(1, D).
 // FrEIA re-orthogonalises `weights` from a backward hook every ~correction_interval training
-// steps (spec §8.25). inn does not train yet, so there is no hook: `back_counter` is kept and
-// `orthogonalize_weights()` is FrEIA's Gram–Schmidt correction, for a trainer to call.
+// steps (spec §8.25). That correction is no part of the gradient: `backward` differentiates the
+// forward map above with respect to x, `weights`, `bias` and `scaling` (ℓ through the atan
+// clamp), and `orthogonalize_weights()` is FrEIA's Gram–Schmidt correction, for a trainer to
+// call after its steps (`back_counter` is kept for that).
 // Rejected at compile time: clamp == 0 or NaN (NaN log-scales), correction_interval < 1 (NumPy's
 // randint raises) -> shape_error::invalid_option.
 //
 // HouseholderPerm (spec §4.20), state `Vs` (n_reflections, D):
 //   W = H(v_0) H(v_1) ⋯ H(v_{n−1}),  H(v) = I − 2 v vᵀ / (vᵀv)
 //   forward y = x · W, reverse x = y · Wᵀ, log-det 0.
+// Its gradient with respect to `Vs` (learned mode) differentiates this product of normalised
+// reflections exactly; fixed mode has nothing trainable and only passes dL/dx = dL/dy · Wᵀ.
 // W is computed with FrEIA's blocked WY scheme (`_fast_h`, stride 2) in the network's Scalar, and
 // recomputed whenever `Vs` changed since the last call (a load or a training step). With
 // `fixed = true`, Vs = randn(D, n)ᵀ (else eye(D, n) + 0.1 · randn(D, n), transposed) and W is
@@ -99,7 +103,8 @@ struct OrthogonalTransform {
             scaling.values *= S(0.02);
         }
 
-        /// ℓ and exp(±ℓ) (2 D), plus (y · exp(−ℓ) − bias) of the batch in the reverse pass.
+        /// ℓ and exp(±ℓ) (2 D), plus (y · exp(−ℓ) − bias) of the batch in the reverse pass and
+        /// dL/dy · exp(ℓ) in the backward pass.
         static constexpr index_t scratch_size(index_t batch) { return 2 * D + batch * D; }
 
         void forward(const run_args<S>& a) const {
@@ -118,6 +123,35 @@ struct OrthogonalTransform {
             t.rowwise() -= bias.values.transpose();
             a.out[0].matrix(a.batch, D).noalias() = t * weights.matrix(D, D).transpose();
             if (a.jac) add_log_det(a, -l.sum());
+        }
+
+        /// With u = x · weights + bias, y = u · exp(ℓ): t = dL/dy · exp(ℓ), dL/dx = t · weightsᵀ,
+        /// dL/dweights = xᵀ t, dL/dbias = Σ t, dL/dℓ = Σ (dL/dy · y + dL/d(log-det)), and
+        /// dℓ/dscaling = 0.636 / (1 + (scaling / clamp)²).
+        void backward(const backward_args<S>& a) const {
+            const auto e = log_scale(a.scratch, S(1)).second;
+            matrix_map<S> t(a.scratch + 2 * D, a.batch, D, Eigen::OuterStride<>(D));
+            t = a.grad_out[0].matrix(a.batch, D).array().rowwise() * e.array().transpose();
+            a.grad_in[0].matrix(a.batch, D).noalias() = t * weights.matrix(D, D).transpose();
+            if (S* gw = a.grad_of(weights))
+                Eigen::Map<row_matrix<S>>(gw, D, D).noalias() +=
+                    a.in[0].matrix(a.batch, D).transpose() * t;
+            if (S* gb = a.grad_of(bias))
+                Eigen::Map<vector<S>>(gb, D) += t.colwise().sum().transpose();
+            if (S* gs = a.grad_of(scaling)) {
+                S sum_gl = 0;
+                if (a.grad_ljd)
+                    for (index_t b = 0; b < a.batch; ++b) sum_gl += a.grad_ljd[b];
+                const S factor = S(O.clamp * 0.636);
+                const S clamp = S(O.clamp);
+                const auto gy = a.grad_out[0].matrix(a.batch, D);
+                const auto y = a.out[0].matrix(a.batch, D);
+                for (index_t i = 0; i < D; ++i) {
+                    const S q = scaling.values[i] / clamp;
+                    const S g_l = gy.col(i).dot(y.col(i)) + sum_gl;
+                    gs[i] += g_l * factor / (clamp * (S(1) + q * q));
+                }
+            }
         }
 
         /// FrEIA's `orth_correction`: classical Gram–Schmidt on the rows of `weights` (row 0
@@ -216,6 +250,54 @@ struct HouseholderPerm {
         void inverse(const run_args<S>& a) const {
             a.out[0].matrix(a.batch, D).noalias() =
                 a.in[0].matrix(a.batch, D) * W.matrix(D, D).transpose();
+        }
+
+        /// The running matrix Ḡ_i below (D x D) and one vector.
+        static constexpr index_t scratch_size(pass p, index_t) {
+            return p == pass::backward && !O.fixed ? D * D + D : 0;
+        }
+
+        /// dL/dx = dL/dy · Wᵀ. Learned mode, with W = H_0 ⋯ H_{n−1}, H_i = I − 2 u_i u_iᵀ and
+        /// u_i = V_i / ‖V_i‖: G = dL/dW = xᵀ · dL/dy; dL/dH_i = Ḡ_i = (H_0 ⋯ H_{i−1})ᵀ G
+        /// (H_{i+1} ⋯ H_{n−1})ᵀ, so Ḡ_0 = G H_{n−1} ⋯ H_1 and Ḡ_{i+1} = H_i Ḡ_i H_{i+1}
+        /// (reflections are symmetric and their own inverses); dL/du_i = −2 (Ḡ_i + Ḡ_iᵀ) u_i and
+        /// dL/dV_i = (I − u_i u_iᵀ) dL/du_i / ‖V_i‖. O(n D²) beyond the products with the batch.
+        void backward(const backward_args<S>& a) const {
+            const auto gy = a.grad_out[0].matrix(a.batch, D);
+            a.grad_in[0].matrix(a.batch, D).noalias() = gy * W.matrix(D, D).transpose();
+            if constexpr (!O.fixed) {
+                S* gv = a.grad_of(Vs);
+                if (!gv) return;
+                Eigen::Map<row_matrix<S>> Gi(a.scratch, D, D);
+                Eigen::Map<vector<S>> w(a.scratch + D * D, D);
+                Gi.noalias() = a.in[0].matrix(a.batch, D).transpose() * gy;  // G
+                // M ← M H(u) = M − 2 (M u) uᵀ and M ← H(u) M = M − 2 u (uᵀ M).
+                auto reflect_right = [&](index_t i) {
+                    const auto u = v_.row(i);
+                    w.noalias() = Gi * u.transpose();
+                    Gi.noalias() -= S(2) * w * u;
+                };
+                auto reflect_left = [&](index_t i) {
+                    const auto u = v_.row(i);
+                    w.noalias() = Gi.transpose() * u.transpose();
+                    Gi.noalias() -= S(2) * u.transpose() * w.transpose();
+                };
+                for (index_t i = n - 1; i >= 1; --i) reflect_right(i);
+                auto gvs = Eigen::Map<row_matrix<S>>(gv, n, D);
+                for (index_t i = 0; i < n; ++i) {
+                    if (i > 0) {
+                        reflect_left(i - 1);
+                        reflect_right(i);
+                    }
+                    const auto u = v_.row(i);
+                    // dL/du = −2 (Ḡ u + Ḡᵀ u)
+                    w.noalias() = Gi * u.transpose();
+                    w.noalias() += Gi.transpose() * u.transpose();
+                    w *= S(-2);
+                    const S norm = Vs.matrix(n, D).row(i).norm();
+                    gvs.row(i) += (w.transpose() - u.dot(w.transpose()) * u) / norm;
+                }
+            }
         }
 
         template <class V>

@@ -67,6 +67,17 @@ struct PermuteRandom {
         // x[:, i] = y[:, perm_inv[i]]
         void inverse(const run_args<S>& a) const { gather(a, perm_inv); }
 
+        /// dL/dx[:, perm[i]] = dL/dy[:, i]: the gradient scattered back.
+        void backward(const backward_args<S>& a) const {
+            for (index_t b = 0; b < a.batch; ++b) {
+                const S* gy = a.grad_out[0].row(b);
+                S* gx = a.grad_in[0].row(b);
+                for (index_t i = 0; i < channels; ++i)
+                    std::copy_n(gy + i * n_pix, n_pix,
+                                gx + index_t(perm.values[std::size_t(i)]) * n_pix);
+            }
+        }
+
         template <class V>
         void visit(V&& v, const std::string& prefix) {
             v(prefix + "perm", perm.ref<S>());

@@ -20,6 +20,12 @@ void copy_rows(const run_args<S>& a, index_t n) {
     a.out[0].matrix(a.batch, n) = a.in[0].matrix(a.batch, n);
 }
 
+/// The gradient of a reshape: dL/dy copied as it is.
+template <Scalar S>
+void copy_gradient_rows(const backward_args<S>& a, index_t n) {
+    a.grad_in[0].matrix(a.batch, n) = a.grad_out[0].matrix(a.batch, n);
+}
+
 }  // namespace detail
 
 /// (C, ...) -> (C * ...,): FrEIA's Flatten.
@@ -40,6 +46,7 @@ struct Flatten {
         explicit bind(generator&) {}
         void forward(const run_args<S>& a) const { detail::copy_rows(a, size); }
         void inverse(const run_args<S>& a) const { detail::copy_rows(a, size); }
+        void backward(const backward_args<S>& a) const { detail::copy_gradient_rows(a, size); }
     };
 };
 
@@ -63,6 +70,7 @@ struct Reshape {
         explicit bind(generator&) {}
         void forward(const run_args<S>& a) const { detail::copy_rows(a, size); }
         void inverse(const run_args<S>& a) const { detail::copy_rows(a, size); }
+        void backward(const backward_args<S>& a) const { detail::copy_gradient_rows(a, size); }
     };
 };
 

@@ -9,7 +9,7 @@
 //
 // `dim` counts without the batch, as in FrEIA. Along dim 0 every section is a column block of a
 // row; along a later dim it is a strided gather, done here for any dim as a loop over the outer
-// dims. The inverse concatenates. No parameters, log-determinant 0.
+// dims. The inverse concatenates, and so does the gradient. No parameters, log-determinant 0.
 
 #include <algorithm>
 #include <array>
@@ -141,6 +141,10 @@ struct Split {
         }
         void inverse(const run_args<S>& a) const {
             detail::concat_sections<S, n_out>(layout, a.batch, a.in.data(), a.out[0]);
+        }
+        /// A copy: the pieces' gradients concatenated back into dL/dx.
+        void backward(const backward_args<S>& a) const {
+            detail::concat_sections<S, n_out>(layout, a.batch, a.grad_out.data(), a.grad_in[0]);
         }
     };
 };

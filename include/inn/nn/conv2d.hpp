@@ -5,10 +5,17 @@
 // taps read straight from a zero-padded copy of the sample, no im2col matrix. Bias and a
 // following activation (fused by nn::Sequential) are applied as the output is written.
 // (The im2col + Eigen GEMM formulation is kept for odd sizes and as the reference path.)
+//
+// Backward, per sample: dW += gy colᵀ (col = im2col(x), or x itself for 1x1), db += Σ gy, and gx,
+// the transposed convolution of gy: for a 1x1 kernel Wᵀ gy through gemm_rows; for a larger one
+// a stride-1 convolution of gy zero-padded by Kernel - 1 - Padding with the kernel flipped and
+// its channel axes swapped, through conv_direct; where Padding > Kernel - 1 (the border of the
+// input is never read) Wᵀ gy scattered back onto the input's pixels (col2im).
 
 #include <cmath>
 
 #include "kernels/conv.hpp"
+#include "kernels/grad.hpp"
 #include "kernels/switches.hpp"
 #include "layer.hpp"
 
@@ -121,6 +128,106 @@ struct Conv2d {
                             }
                         }
                     }
+        }
+
+        // The adjoint of im2col: each entry of the patch matrix added back where im2col read it.
+        static void col2im(const S* col, S* x) {
+            std::fill(x, x + index_t(In) * H * W, S(0));
+            for (int c = 0; c < In; ++c)
+                for (int u = 0; u < Kernel; ++u)
+                    for (int v = 0; v < Kernel; ++v) {
+                        const S* row = col + ((index_t(c) * Kernel + u) * Kernel + v) * pixels;
+                        for (int i = 0; i < Ho; ++i) {
+                            const int yy = i + u - Padding;
+                            if (yy < 0 || yy >= H) continue;
+                            const S* src = row + index_t(i) * Wo;
+                            S* dst = x + (index_t(c) * H + yy) * W;
+                            for (int j = 0; j < Wo; ++j) {
+                                const int xx = j + v - Padding;
+                                if (xx >= 0 && xx < W) dst[xx] += src[j];
+                            }
+                        }
+                    }
+        }
+
+        static constexpr bool backward_reads_x = true, backward_reads_y = false;
+        // The input gradient as a convolution (conv_direct) where its padding is not negative.
+        static constexpr bool transposed_direct = !direct && Padding <= Kernel - 1;
+        using transposed_conv =
+            kernels::conv_direct<S, Out, In, Kernel, transposed_direct ? Kernel - 1 - Padding : 0,
+                                 Ho, Wo>;
+        // Wᵀ [In, Out] for the 1x1 product, the flipped kernel [In, Out, K, K] for conv_direct.
+        static constexpr index_t weight_copy =
+            fast_1x1 ? index_t(In) * Out : (transposed_direct ? Out * patch : 0);
+
+        /// The weight copy, then the patch matrix of one sample (or its gradient), or the
+        /// transposed convolution's work space.
+        static constexpr index_t backward_scratch_size(index_t) {
+            return weight_copy +
+                   std::max<index_t>(direct ? 0 : patch * pixels,
+                                     transposed_direct ? transposed_conv::scratch_size : 0);
+        }
+
+        void backward(const layer_backward_args<S>& a) const {
+            using map = Eigen::Map<row_matrix<S>>;
+            using cmap = Eigen::Map<const row_matrix<S>>;
+            if constexpr (Bias)
+                if (S* gb = a.grad_of(bias))
+                    for (index_t n = 0; n < a.batch; ++n)
+                        Eigen::Map<vector<S>>(gb, Out) +=
+                            cmap(a.gy.row(n), Out, pixels).rowwise().sum();
+            S* gw = a.grad_of(weight);
+            S* wcopy = a.scratch;
+            S* work = a.scratch + weight_copy;
+            if (a.gx.data) {
+                const S* w = weight.data();
+                if constexpr (fast_1x1) {
+                    for (int o = 0; o < Out; ++o)
+                        for (int c = 0; c < In; ++c)
+                            wcopy[index_t(c) * Out + o] = w[index_t(o) * In + c];
+                } else if constexpr (transposed_direct) {
+                    constexpr int K = Kernel;
+                    for (int o = 0; o < Out; ++o)
+                        for (int c = 0; c < In; ++c)
+                            for (int u = 0; u < K; ++u)
+                                for (int v = 0; v < K; ++v)
+                                    wcopy[((index_t(c) * Out + o) * K + u) * K + v] =
+                                        w[((index_t(o) * In + c) * K + (K - 1 - u)) * K + K - 1 - v];
+                }
+            }
+            for (index_t n = 0; n < a.batch; ++n) {
+                const S* x = a.x.row(n);
+                const S* g = a.gy.row(n);
+                if (gw) {
+                    if constexpr (direct) {
+                        kernels::product<S, true>(map(gw, Out, In), cmap(g, Out, pixels),
+                                                  cmap(x, In, pixels).transpose());
+                    } else {
+                        im2col(x, work);
+                        kernels::product<S, true>(map(gw, Out, patch), cmap(g, Out, pixels),
+                                                  cmap(work, patch, pixels).transpose());
+                    }
+                }
+                if (!a.gx.data) continue;
+                S* gx = a.gx.row(n);
+                if constexpr (fast_1x1) {
+                    kernels::gemm_rows<S, In, Out>(wcopy, g, pixels, pixels,
+                                                   static_cast<const S*>(nullptr), gx, pixels,
+                                                   kernels::no_act{});
+                } else if constexpr (direct) {
+                    kernels::product<S, false>(map(gx, In, pixels),
+                                               weight.matrix(Out, In).transpose(),
+                                               cmap(g, Out, pixels));
+                } else if constexpr (transposed_direct) {
+                    transposed_conv::run(wcopy, static_cast<const S*>(nullptr), g, gx, work,
+                                         kernels::no_act{});
+                } else {
+                    kernels::product<S, false>(map(work, patch, pixels),
+                                               weight.matrix(Out, patch).transpose(),
+                                               cmap(g, Out, pixels));
+                    col2im(work, gx);
+                }
+            }
         }
 
         static constexpr index_t flops(index_t batch) { return 2 * patch * Out * pixels * batch; }

@@ -11,6 +11,7 @@
 //   static constexpr index_t flops(index_t batch);               // optional, for benchmarks
 //   void backward(const layer_backward_args<S>&) const;          // for training (below)
 //   static constexpr index_t backward_scratch_size(index_t batch);  // optional
+//   static constexpr bool backward_reads_x, backward_reads_y;     // optional, default true
 // and, optionally, on the spec itself
 //   static constexpr dims output_shape(dims in);   // bind's `out`, or dims{} (rank 0) if the
 //                                                  // layer does not take `in`
@@ -59,7 +60,10 @@ using bind_layer = typename L::template bind<S, In>;
 /// (unless `gx.data` is null: the layer's input is data nobody differentiates) and, with
 /// `param_grads`, adds dL/dθ into each parameter's gradient (`grad_of(p)`, see
 /// backward_args in core/module.hpp for `grad_shift`). An element-wise layer may be given
-/// gx.data == gy.data (in place).
+/// gx.data == gy.data (in place); otherwise gx overlaps none of x, y, gy. A layer that declares
+/// `backward_reads_x = false` (`backward_reads_y = false`) may be given a null x.data (y.data):
+/// nn::Sequential keeps only the intermediate results that some backward reads. `scratch` holds
+/// backward_scratch_size(batch) scalars.
 template <Scalar S>
 struct layer_backward_args {
     index_t batch = 0;
@@ -82,6 +86,30 @@ constexpr index_t layer_backward_scratch(index_t batch) {
         return B::backward_scratch_size(batch);
     else
         return 0;
+}
+
+/// Whether a layer's backward reads its input x (its output y); true unless it says otherwise.
+template <class B>
+constexpr bool layer_backward_reads_x() {
+    if constexpr (requires { B::backward_reads_x; })
+        return B::backward_reads_x;
+    else
+        return true;
+}
+template <class B>
+constexpr bool layer_backward_reads_y() {
+    if constexpr (requires { B::backward_reads_y; })
+        return B::backward_reads_y;
+    else
+        return true;
+}
+
+/// Whether a layer may have trainable parameters (it has `visit`).
+template <class B>
+constexpr bool layer_has_parameters() {
+    return requires(B& b, void (*v)(const std::string&, const tensor_ref<double>&)) {
+        b.visit(v, std::string());
+    };
 }
 
 template <class B>

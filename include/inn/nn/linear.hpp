@@ -1,9 +1,11 @@
 #pragma once
 // nn::Linear<In, Out>: y = x Wᵀ + b (torch.nn.Linear), W stored [out, in] as in the state_dict.
+// Backward: dW += gyᵀ x, db += Σ gy, gx = gy W, each one product over the whole batch.
 
 #include <cmath>
 
 #include "kernels/gemm.hpp"
+#include "kernels/grad.hpp"
 #include "layer.hpp"
 
 namespace inn::nn {
@@ -49,6 +51,20 @@ struct Linear {
         static constexpr index_t scratch_size(index_t) { return kernels::gemm_nt_scratch<S, In>(); }
 
         static constexpr index_t flops(index_t batch) { return 2 * index_t(In) * Out * batch; }
+
+        static constexpr bool backward_reads_x = true, backward_reads_y = false;
+        /// Parameter gradients first, then gx: nothing is read after gx is written.
+        void backward(const layer_backward_args<S>& a) const {
+            const auto gy = a.gy.matrix(a.batch, Out);
+            if (S* gw = a.grad_of(weight))
+                kernels::product<S, true>(Eigen::Map<row_matrix<S>>(gw, Out, In), gy.transpose(),
+                                          a.x.matrix(a.batch, In));
+            if constexpr (Bias)
+                if (S* gb = a.grad_of(bias))
+                    kernels::add_row_sums(gb, a.gy.data, a.gy.stride, a.batch, index_t(Out));
+            if (a.gx.data)
+                kernels::product<S, false>(a.gx.matrix(a.batch, In), gy, weight.matrix(Out, In));
+        }
 
         template <class V>
         void visit(V&& v, const std::string& prefix) {

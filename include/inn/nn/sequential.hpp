@@ -4,6 +4,7 @@
 // Intermediate results ping-pong between two scratch regions; element-wise layers run in place,
 // or inside the layer before them (Linear/Conv2d + activation in one pass over the output);
 // Linear -> activation -> Linear with small ends runs as one kernel (kernels::small_mlp).
+// Backward recomputes the intermediate results it needs from x (see backward below).
 
 #include <algorithm>
 #include <array>
@@ -16,6 +17,7 @@
 #include <boost/hana/type.hpp>
 #include <boost/hana/unpack.hpp>
 
+#include "kernels/grad.hpp"
 #include "kernels/mlp.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/switches.hpp"
@@ -219,6 +221,238 @@ struct Sequential {
         void visit(V&& v, const std::string& prefix) {
             [&]<std::size_t... I>(std::index_sequence<I...>) {
                 (visit_layer(std::get<I>(layers), v, prefix + std::to_string(I) + "."), ...);
+            }(std::make_index_sequence<n>{});
+        }
+
+        // ---- Backward ----
+        // Layer I maps a_I to a_{I+1} (a_0 = x, a_n = y). backward recomputes from x the a_i
+        // (0 < i < n) that some layer's backward reads - layer i's input if it reads x, layer
+        // i-1's output if it reads y - each into a slot of its own; the others pass through two
+        // temporaries, with the forward's fusion of Linear/Conv2d + activation where the
+        // activation's input is not kept (Linear + ReLU: only the ReLU's output is). Then the
+        // layers' backward run from the last to the first, the gradients ping-ponging between
+        // the same two buffers (element-wise layers in place), until no layer below wants one.
+
+        static constexpr bool backward_reads_x = true;
+        static constexpr bool backward_reads_y = layer_backward_reads_y<bound_t<n - 1>>();
+
+    private:
+        template <std::size_t I>
+        static constexpr bool kept() {
+            if constexpr (I == 0 || I >= n)
+                return false;
+            else
+                return layer_backward_reads_x<bound_t<I>>() ||
+                       layer_backward_reads_y<bound_t<I - 1>>();
+        }
+        template <std::size_t I>
+        static constexpr index_t activation_width() {
+            if constexpr (I == 0)
+                return D.size();
+            else
+                return bound_t<I - 1>::out.size();
+        }
+        /// Scalars per sample of the slots of the kept a_i, i < I.
+        template <std::size_t I>
+        static constexpr index_t kept_before() {
+            return [&]<std::size_t... J>(std::index_sequence<J...>) {
+                return ((kept<J>() ? activation_width<J>() : 0) + ... + index_t(0));
+            }(std::make_index_sequence<I>{});
+        }
+        static constexpr std::size_t last_kept = [] {
+            std::size_t m = 0;
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                ((m = kept<I>() ? I : m), ...);
+            }(std::make_index_sequence<n>{});
+            return m;
+        }();
+        static constexpr index_t max_output_width = [] {
+            return [&]<std::size_t... I>(std::index_sequence<I...>) {
+                return std::max({index_t(0), bound_t<I>::out.size()...});
+            }(std::make_index_sequence<n>{});
+        }();
+        /// Whether a layer before layer I may have parameters.
+        template <std::size_t I>
+        static constexpr bool parameters_below() {
+            return [&]<std::size_t... J>(std::index_sequence<J...>) {
+                return (layer_has_parameters<bound_t<J>>() || ... || false);
+            }(std::make_index_sequence<I>{});
+        }
+        // Recomputation: layer I writes the activation's output directly when a_{I+1} is not
+        // kept, and the activation is then skipped.
+        template <std::size_t I>
+        static constexpr bool recompute_fuses() {
+            if constexpr (I + 1 >= n)
+                return false;
+            else
+                return fuses_next<I>() && !kept<I + 1>();
+        }
+        template <std::size_t I>
+        static constexpr bool recompute_skipped() {
+            if constexpr (I == 0)
+                return false;
+            else
+                return recompute_fuses<I - 1>() && !recompute_skipped<I - 1>();
+        }
+        template <std::size_t I>
+        static cview<S> kept_activation(const S* slots, index_t batch) {
+            if constexpr (kept<I>())
+                return {slots + kept_before<I>() * batch, activation_width<I>()};
+            else
+                return {nullptr, activation_width<I>()};
+        }
+
+        /// a_1 .. a_last_kept from x: the kept ones into their slots.
+        void recompute(cview<S> x, index_t batch, S* slots, S* tmp, S* work) const {
+            S* t0 = tmp;
+            S* t1 = tmp + max_output_width * batch;
+            cview<S> cur = x;
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                (
+                    [&] {
+                        if constexpr (I < last_kept && !recompute_skipped<I>()) {
+                            constexpr bool fuse = recompute_fuses<I>();
+                            constexpr std::size_t k = fuse ? I + 2 : I + 1;  // a_k is written
+                            constexpr index_t w = activation_width<k>();
+                            using L = bound_t<I>;
+                            const bool cur_is_tmp = cur.data == t0 || cur.data == t1;
+                            view<S> dst;
+                            if constexpr (kept<k>())
+                                dst = {slots + kept_before<k>() * batch, w};
+                            else if (layer_elementwise<L>() && !fuse && cur_is_tmp)
+                                dst = {const_cast<S*>(cur.data), w};  // in place
+                            else
+                                dst = {cur.data == t0 ? t1 : t0, w};
+                            if constexpr (fuse)
+                                std::get<I>(layers).forward_act(cur, dst, batch, work,
+                                                                typename bound_t<I + 1>::function{});
+                            else
+                                std::get<I>(layers).forward(cur, dst, batch, work);
+                            cur = dst;
+                        }
+                    }(),
+                    ...);
+            }(std::make_index_sequence<n>{});
+        }
+
+        static constexpr index_t layer_work(index_t batch) {
+            return [&]<std::size_t... I>(std::index_sequence<I...>) {
+                return std::max({index_t(0), layer_scratch<bound_t<I>>(batch)...,
+                                 layer_backward_scratch<bound_t<I>>(batch)...});
+            }(std::make_index_sequence<n>{});
+        }
+
+        // small_mlp_backward for a small MLP (void otherwise; named only where small_mlp holds).
+        template <bool Small, class = void>
+        struct small_mlp_kernel {
+            using type = void;
+            static constexpr index_t scratch = 0;
+        };
+        template <class Dummy>
+        struct small_mlp_kernel<true, Dummy> {
+            using type = kernels::small_mlp_backward<S, int(bound_t<0>::in_features),
+                                                     int(bound_t<0>::out_features),
+                                                     int(bound_t<2>::out_features),
+                                                     typename bound_t<1>::function>;
+            static constexpr index_t scratch = type::scratch_size;
+        };
+
+    public:
+        /// The kept activations, two buffers of the widest layer output (temporaries, then
+        /// gradients), and the layers' forward or backward scratch; for a small MLP, at least
+        /// the partial sums of small_mlp_backward.
+        static constexpr index_t backward_scratch_size(index_t batch) {
+            return std::max((kept_before<n>() + 2 * max_output_width) * batch + layer_work(batch),
+                            small_mlp_kernel<small_mlp>::scratch);
+        }
+
+        /// A small MLP (forward's small_mlp) runs small_mlp_backward on whole groups of lanes'
+        /// worth of samples and the layers' backward on the rest; any other Sequential the
+        /// layers' backward (backward_layers).
+        void backward(const layer_backward_args<S>& a) const {
+            if (!a.gx.data && !(a.param_grads && parameters_below<n>())) return;
+            if constexpr (small_mlp) {
+                bool fused = true;
+                if constexpr (kernels::switchable) fused = kernels::tuning().mlp;
+                if (fused) return backward_small_mlp(a);
+            }
+            backward_layers(a);
+        }
+
+    private:
+        void backward_small_mlp(const layer_backward_args<S>& a) const {
+            constexpr int L = kernels::simd<S>::lanes;
+            using kernel = typename small_mlp_kernel<true>::type;
+            constexpr index_t O = bound_t<2>::out_features;
+            const auto& l0 = std::get<0>(layers);
+            const auto& l2 = std::get<2>(layers);
+            const index_t main = a.batch / L * L;
+            if (main > 0) {
+                kernel::run(a.x.data, a.x.stride, a.gy.data, a.gy.stride, a.gx.data,
+                                          a.gx.stride, l0.weight.data(), l0.bias.data(),
+                                          l2.weight.data(), a.grad_of(l0.weight),
+                                          a.grad_of(l0.bias), a.grad_of(l2.weight), main,
+                                          a.scratch, typename bound_t<1>::function{});
+                if (S* gb = a.grad_of(l2.bias))
+                    kernels::add_row_sums(gb, a.gy.data, a.gy.stride, main, O);
+            }
+            if (main == a.batch) return;
+            layer_backward_args<S> rest = a;
+            rest.batch = a.batch - main;
+            rest.x = a.x.shifted(main * a.x.stride);
+            rest.gy = a.gy.shifted(main * a.gy.stride);
+            if (a.y.data) rest.y = a.y.shifted(main * a.y.stride);
+            if (a.gx.data) rest.gx = a.gx.shifted(main * a.gx.stride);
+            backward_layers(rest);
+        }
+
+        void backward_layers(const layer_backward_args<S>& a) const {
+            const index_t batch = a.batch;
+            S* slots = a.scratch;
+            S* buf = slots + kept_before<n>() * batch;
+            S* work = buf + 2 * max_output_width * batch;
+            recompute(a.x, batch, slots, buf, work);
+            S* g0 = buf;
+            S* g1 = buf + max_output_width * batch;
+            cview<S> gy = a.gy;
+            bool more = true;
+            [&]<std::size_t... R>(std::index_sequence<R...>) {
+                (
+                    [&] {
+                        constexpr std::size_t I = n - 1 - R;
+                        using L = bound_t<I>;
+                        if (!more) return;
+                        layer_backward_args<S> b;
+                        b.batch = batch;
+                        b.gy = gy;
+                        b.scratch = work;
+                        b.param_grads = a.param_grads;
+                        b.grad_shift = a.grad_shift;
+                        if constexpr (I == 0) {
+                            b.x = a.x;
+                            b.gx = a.gx;
+                        } else {
+                            b.x = kept_activation<I>(slots, batch);
+                            const bool wanted =
+                                a.gx.data || (a.param_grads && parameters_below<I>());
+                            constexpr index_t w = activation_width<I>();
+                            if (!wanted) {
+                                more = false;  // nothing below wants a gradient
+                                if constexpr (!layer_has_parameters<L>()) return;
+                            } else if (layer_elementwise<L>() && (gy.data == g0 || gy.data == g1)) {
+                                b.gx = {const_cast<S*>(gy.data), w};  // in place
+                            } else {
+                                b.gx = {gy.data == g0 ? g1 : g0, w};
+                            }
+                        }
+                        if constexpr (I + 1 == n)
+                            b.y = a.y;
+                        else
+                            b.y = kept_activation<I + 1>(slots, batch);
+                        std::get<I>(layers).backward(b);
+                        gy = b.gx;
+                    }(),
+                    ...);
             }(std::make_index_sequence<n>{});
         }
     };

@@ -76,11 +76,11 @@ class trainer {
     /// Like step() without zeroing first: gradients of several batches add up.
     template <class X, class Loss, class... Rest>
     S accumulate(const X& x, const Loss& loss, const Rest&... rest) {
-        static_assert(((detail::is_conditions<Rest>) && ...),
+        static_assert(((inn::detail::is_conditions<Rest>) && ...),
                       "inn: after the loss, a training step takes conditions(...)");
         Net& net = *net_;
         if (net.moved_from()) throw usage_error("inn: the trainer's network was moved from");
-        const index_t batch = load(detail::input_tuple(x), detail::condition_tuple(rest...));
+        const index_t batch = load(inn::detail::input_tuple(x), inn::detail::condition_tuple(rest...));
         auto& exec = graph::executor_of(net);
         engine_.forward(exec, batch);
         // The loss reads z and log|det J| and writes their gradients.

@@ -3,7 +3,9 @@
 // for small I and O (FrEIA's subnets of low-dimensional data), the hidden layer never leaving
 // registers. Whole groups of samples run sample-vectorised (one SIMD lane per sample, weights
 // broadcast, no horizontal sums); the remainder, batch 1 included, runs hidden-vectorised per
-// sample.
+// sample. Its backward (small_mlp_backward) runs sample-vectorised too.
+
+#include <algorithm>
 
 #include "../../core/config.hpp"
 #include "simd.hpp"
@@ -98,6 +100,113 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp {
             groups<1>(X + b * ldx, ldx, W1, b1, W2, b2, Y + b * ldy, ldy, act);
         for (; b < batch; ++b)
             single(X + b * ldx, W1, b1, W2, b2, Y + b * ldy, act);
+    }
+};
+
+/// The backward of small_mlp for whole groups of L samples: the hidden layer recomputed in
+/// registers as forward computes it, then per hidden unit k
+///   gh = gy W2[:, k],  gp = act'(pre or h) gh,  gx += gp W1[k, :],
+/// and the parameter gradients dW2 += gyᵀ h, db1 += Σ gp, dW1 += gpᵀ x as lane-wise partial
+/// sums in scratch (one sample per lane), summed over the lanes at the end. gx (ldgx) and each
+/// gradient may be null. db2 = Σ gy is the caller's.
+template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
+    using V = simd<S>;
+    using vec = typename V::vec;
+    static constexpr int L = V::lanes;
+    static_assert(H % L == 0, "small_mlp: the hidden width must be a multiple of the lanes");
+    // Partial sums of dW2 [O, H], db1 [H], dW1 [H, I], L lanes each.
+    static constexpr index_t scratch_size = (index_t(O) * H + H + index_t(H) * I) * L;
+
+    static vec grad(vec in, vec g) {
+        if constexpr (requires { F::relu; }) {
+            return in <= vec{} ? vec{} : g;  // as F::grad, lane by lane
+        } else {
+            for (int l = 0; l < L; ++l)
+                g[l] = F::grad(in[l], g[l]);
+            return g;
+        }
+    }
+
+    template <int G>
+    static void groups(const S* X, index_t ldx, const S* GY, index_t ldg, S* GX, index_t ldgx,
+                       const S* W1, const S* b1, const S* W2, S* P2, S* Pb, S* P1, F act) {
+        vec x[G][I > 0 ? I : 1], gy[G][O], gx[G][I > 0 ? I : 1];
+        for (int g = 0; g < G; ++g) {
+            for (int i = 0; i < I; ++i) {
+                gx[g][i] = vec{};
+                for (int l = 0; l < L; ++l)
+                    x[g][i][l] = X[(g * L + l) * ldx + i];
+            }
+            for (int o = 0; o < O; ++o)
+                for (int l = 0; l < L; ++l)
+                    gy[g][o][l] = GY[(g * L + l) * ldg + o];
+        }
+        for (int k = 0; k < H; ++k) {
+            vec h[G], gp[G];
+            for (int g = 0; g < G; ++g) {
+                vec pre = x[g][0] * W1[k * I] + b1[k];  // as small_mlp::groups
+                for (int i = 1; i < I; ++i)
+                    pre += x[g][i] * W1[k * I + i];
+                h[g] = V::apply(act, pre);
+                vec gh = gy[g][0] * W2[k];
+                for (int o = 1; o < O; ++o)
+                    gh += gy[g][o] * W2[o * H + k];
+                gp[g] = grad(F::reads_x ? pre : h[g], gh);
+            }
+            for (int o = 0; o < O; ++o) {
+                vec p = V::load(P2 + (index_t(o) * H + k) * L);
+                for (int g = 0; g < G; ++g)
+                    p += gy[g][o] * h[g];
+                V::store(P2 + (index_t(o) * H + k) * L, p);
+            }
+            vec pb = V::load(Pb + index_t(k) * L);
+            for (int g = 0; g < G; ++g)
+                pb += gp[g];
+            V::store(Pb + index_t(k) * L, pb);
+            for (int i = 0; i < I; ++i) {
+                vec p = V::load(P1 + (index_t(k) * I + i) * L);
+                for (int g = 0; g < G; ++g)
+                    p += gp[g] * x[g][i];
+                V::store(P1 + (index_t(k) * I + i) * L, p);
+            }
+            if (GX)
+                for (int g = 0; g < G; ++g)
+                    for (int i = 0; i < I; ++i)
+                        gx[g][i] += gp[g] * W1[k * I + i];
+        }
+        if (GX)
+            for (int g = 0; g < G; ++g)
+                for (int i = 0; i < I; ++i)
+                    for (int l = 0; l < L; ++l)
+                        GX[(g * L + l) * ldgx + i] = gx[g][i][l];
+    }
+
+    /// `batch` a multiple of L.
+    static void run(const S* X, index_t ldx, const S* GY, index_t ldg, S* GX, index_t ldgx,
+                    const S* W1, const S* b1, const S* W2, S* dW1, S* db1, S* dW2, index_t batch,
+                    S* scratch, F act) {
+        S* P2 = scratch;
+        S* Pb = P2 + index_t(O) * H * L;
+        S* P1 = Pb + index_t(H) * L;
+        std::fill(scratch, scratch + scratch_size, S(0));
+        // Two groups at a time where their registers fit, halving the partial sums' traffic.
+        constexpr bool pairs = 2 * (2 * I + O) <= 24;
+        index_t b = 0;
+        if constexpr (pairs)
+            for (; b + 2 * L <= batch; b += 2 * L)
+                groups<2>(X + b * ldx, ldx, GY + b * ldg, ldg, GX ? GX + b * ldgx : nullptr, ldgx,
+                          W1, b1, W2, P2, Pb, P1, act);
+        for (; b + L <= batch; b += L)
+            groups<1>(X + b * ldx, ldx, GY + b * ldg, ldg, GX ? GX + b * ldgx : nullptr, ldgx, W1,
+                      b1, W2, P2, Pb, P1, act);
+        auto add = [](S* dst, const S* partial, index_t n) {
+            if (dst)
+                for (index_t j = 0; j < n; ++j)
+                    dst[j] += V::sum(V::load(partial + j * L));
+        };
+        add(dW2, P2, index_t(O) * H);
+        add(db1, Pb, H);
+        add(dW1, P1, index_t(H) * I);
     }
 };
 

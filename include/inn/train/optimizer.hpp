@@ -1,0 +1,68 @@
+#pragma once
+// What Adam, AdamW and SGD share: the parameters they update (train/parameter_list.hpp), the
+// number of steps taken, zero_grad(), and the checks of hyper-parameters (torch.optim's, as
+// data_error).
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstdio>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "../core/errors.hpp"
+#include "parameter_list.hpp"
+
+namespace inn::train {
+
+/// An object whose learning rate a schedule sets (train/schedule.hpp).
+template <class Opt>
+concept LearningRateHolder = requires(Opt& o, const Opt& c, double lr) {
+    { c.lr() } -> std::convertible_to<double>;
+    o.set_lr(lr);
+};
+
+// Implementation details live in `internal`, not `detail`: trainer.hpp's unqualified `detail::`
+// must keep meaning inn::detail.
+namespace internal {
+
+/// Throws data_error "inn: <who>: <what>, got <value>" unless `ok`.
+inline void require_option(bool ok, std::string_view who, std::string_view what, double value) {
+    if (!ok) {
+        char buf[40];
+        std::snprintf(buf, sizeof buf, "%.17g", value);
+        throw data_error("inn: " + std::string(who) + ": " + std::string(what) + ", got " + buf);
+    }
+}
+
+/// The parameters, the step count and zero_grad().
+template <Scalar S>
+class optimizer_core {
+  public:
+    using scalar = S;
+
+    /// The trainable parameters this optimiser updates, in visit order.
+    const parameter_list<S>& parameters() const { return params_; }
+    /// Steps taken (torch: state[p]["step"]); restored from checkpoints.
+    std::int64_t steps() const { return steps_; }
+
+    /// Sets every gradient to zero (a trainer's step() zeroes them itself; this is for
+    /// accumulate()). Parameters without gradient storage are skipped, as torch skips those
+    /// whose .grad is None.
+    void zero_grad() {
+        params_.check_usable("zero_grad");
+        for (const auto& e : params_.entries())
+            if (S* g = e.grad()) std::fill_n(g, e.size, S(0));
+    }
+
+  protected:
+    template <TrainableNetwork Net>
+    explicit optimizer_core(Net& net) : params_(net) {}
+
+    parameter_list<S> params_;
+    std::int64_t steps_ = 0;
+};
+
+}  // namespace internal
+}  // namespace inn::train
