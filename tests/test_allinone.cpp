@@ -241,7 +241,7 @@ void check_against_reference(unsigned seed = 5) {
             cb = Eigen::Map<const row_matrix<double>>(c.row(b).data(),
                                                       Net::condition_dims().channels(), pix);
         double total = 0;
-        net.executor().for_each_module([&](auto, auto& m) {
+        graph::executor_of(net).for_each_module([&](auto, auto& m) {
             double l = 0;
             v = reference_forward(m, v, cb, l);
             total += l;

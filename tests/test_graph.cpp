@@ -206,7 +206,7 @@ using Chain = SequenceINN<Shape<2, 2, 2>, Flatten, GLOWCouplingBlock<subnet>, Re
 
 template <class Net, class Node>
 constexpr bool is_view() {
-    constexpr int i = graph::index_in<Node, typename Net::description::nodes>();
+    constexpr int i = graph::index_in<Node, typename Net::description>();
     static_assert(i >= 0);
     return graph::executor<double, typename Net::description>::memory.is_view[i];
 }
