@@ -1,13 +1,22 @@
-// Reverse mode of the splines: RationalQuadraticSpline and LinearSpline (couplings with subnets)
-// and ElementwiseRationalQuadraticSpline (learned parameters or a conditional subnet). Each
-// backward is checked against central finite differences of its forward (tests/support/
-// gradcheck.hpp, double, error <= 1e-6) for every option family — bins, custom domains and
-// minimal bin sizes, identity tails, domain clamping, splits, conditions, images — and against
-// the conventions of backward_args (tests/support/backward_checks.hpp). Inputs are spread so
-// that both the bins and the affine tails are hit (a few values far outside the domain).
+// Reverse mode of the splines, IResNetLayer and the InvAuto layers.
+//
+// Splines: RationalQuadraticSpline and LinearSpline (couplings with subnets) and
+// ElementwiseRationalQuadraticSpline (learned parameters or a conditional subnet), for every
+// option family — bins (one included), custom domains and minimal bin sizes, identity tails,
+// domain clamping, splits, conditions, images. Inputs are spread so that both the bins and the
+// affine tails are hit (a few values far outside the domain).
+// IResNetLayer: exact log-det, and the truncated Hutchinson estimate, whose gradient is defined
+// as the exact gradient of the estimate the forward computed (same probes: the test module
+// re-seeds them before every forward).
+// InvAutoAct / InvAutoActFixed / InvAutoActTwoSided / InvAutoFC / InvAutoConv2D.
+//
+// Each backward is checked against central finite differences of its forward
+// (tests/support/gradcheck.hpp, double, error <= 1e-6) and against the conventions of
+// backward_args (tests/support/backward_checks.hpp).
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -167,6 +176,40 @@ TEST_CASE("backward: ElementwiseRationalQuadraticSpline, conditional subnet", "[
     check_backward_layers<ElementwiseRationalQuadraticSpline<EO{.bins = 4}, conv_grad_spline>,
                           with_conditions(make_dims({2, 2, 3}), {make_dims({1, 2, 3})})>(
         6, {.batch = 2});
+}
+
+// ---- one bin: the forward's knot derivatives ----------------------------------------------------
+
+TEST_CASE("RationalQuadraticSpline with one bin is the tails' affine map everywhere", "[spline]") {
+    // FrEIA's knot derivatives are [scale, scale] for one bin (no inner ones), and the bin's
+    // slope dy/dx is scale = sum(heights) / sum(widths) too: q = 0 and the segment is the line
+    // through the knots, the tails' line. (inn used to read the tail shift as the right knot's
+    // derivative.) Scanned through the whole domain.
+    using M = ElementwiseRationalQuadraticSpline<EO{.bins = 1}>::bind<double, one(make_dims({1}))>;
+    generator g(21);
+    M m(g);
+    for (Eigen::Index i = 0; i < m.spline_parameters.size(); ++i)
+        m.spline_parameters.values[i] = 0.8 * g.normal<double>();
+    prepare_module(m);
+    constexpr index_t n = 4001;
+    const auto count = static_cast<std::size_t>(n);
+    std::vector<double> x(count), y(count), ljd(count, 0.0);
+    for (index_t i = 0; i < n; ++i) x[std::size_t(i)] = -10.0 + 20.0 * double(i) / double(n - 1);
+    std::vector<double> scratch(
+        std::size_t(std::max<index_t>(M::scratch_size(pass::forward, n), 1)));
+    const cview<double> in[1] = {{x.data(), 1}};
+    const view<double> out[1] = {{y.data(), 1}};
+    m.forward(run_args<double>{n, in, out, {}, ljd.data(), true, scratch.data()});
+    // x[0] = -10 lies in the left tail: y = scale x + shift with log(scale) = ljd[0].
+    const double scale = std::exp(ljd[0]);
+    REQUIRE(std::abs(ljd[0]) > 0.05);  // a non-trivial slope
+    double off_slope = 0, off_line = 0;
+    for (std::size_t i = 0; i < std::size_t(n); ++i) {
+        off_slope = std::max(off_slope, std::abs(ljd[i] - ljd[0]));
+        off_line = std::max(off_line, std::abs(y[i] - (y[0] + scale * (x[i] - x[0]))));
+    }
+    CHECK(off_slope <= 1e-12);
+    CHECK(off_line <= 1e-11);
 }
 
 // ---- identity tails: outside the domain the map is the identity ---------------------------------
