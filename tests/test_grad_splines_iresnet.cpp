@@ -20,14 +20,17 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <inn/modules/invauto.hpp>
 #include <inn/modules/iresnet.hpp>
 #include <inn/modules/spline.hpp>
 #include <inn/nn.hpp>
+#include <inn/train/trainer.hpp>
 
 #include "support/backward_checks.hpp"
+#include "support/checks.hpp"
 #include "support/gradcheck.hpp"
 
 namespace {
@@ -418,6 +421,86 @@ TEST_CASE("backward: InvAutoFC and InvAutoConv2D (the forward's linear map)", "[
                           one(make_dims({3, 2, 2}))>(3);
     check_backward_layers<InvAutoConv2D<InvAutoConv2DOptions{.kernel_size = 5, .padding = 2}>,
                           one(make_dims({2, 3, 4}))>(3, {.batch = 2});
+}
+
+// ---- in a network: the training executor -------------------------------------------------------
+
+using TrainChain = SequenceINN<
+    Shape<6>, RationalQuadraticSpline<fc_grad_spline, CO{.bins = 4}>,
+    LinearSpline<fc_grad_spline, CO{.bins = 3, .identity_tails = true}>,
+    ElementwiseRationalQuadraticSpline<EO{.bins = 5}>,
+    IResNetLayer<IRO{.internal_size = 5}>, InvAutoAct<>, InvAutoActTwoSided<>,
+    InvAutoFC<>>::with_scalar<double>;
+
+TEST_CASE("backward in training: splines, IResNetLayer and InvAuto layers in one network",
+          "[grad][train][spline][iresnet][invauto]") {
+    // The trainer's gradients (both memory modes: recompute inverts the splines and the Act
+    // layers, keeps the inputs of IResNetLayer and InvAutoFC) against central finite
+    // differences of FrEIA's maximum-likelihood loss from the network's own forward.
+    using mat = row_matrix<double>;
+    auto nll = [](TrainChain& net, const mat& x) {
+        auto [z, ljd] = net.forward(x);
+        double l = 0;
+        for (Eigen::Index b = 0; b < ljd.size(); ++b)
+            l += 0.5 * z.row(b).squaredNorm() - ljd(b);
+        return l / double(ljd.size() * z.cols());
+    };
+    for (auto mode : {train::store, train::recompute}) {
+        INFO("mode " << (mode == train::store ? "store" : "recompute"));
+        TrainChain net(3);
+        {
+            generator g(4);
+            net.visit([&](const std::string&, const tensor_ref<double>& t) {
+                if (!t.real || !t.trainable) return;
+                for (std::int64_t i = 0; i < t.shape.numel(); ++i)
+                    t.real[i] += 0.1 * g.normal<double>();
+            });
+            net.parameters_changed();
+        }
+        const mat x = 1.5 * test::random_batch(4, 6, 1);
+        train::trainer t(net, {.memory = mode});
+        const double loss = t.step(x, train::max_likelihood);
+        CHECK(loss == Approx(nll(net, x)).epsilon(1e-12));
+        std::vector<double*> params;
+        std::vector<double> grads;
+        std::as_const(net).visit([&](const std::string&, const tensor_ref<double>& t) {
+            if (!t.real || !t.trainable) return;
+            for (std::int64_t i = 0; i < t.shape.numel(); ++i) {
+                params.push_back(t.real + i);
+                grads.push_back(t.grad()[i]);
+            }
+        });
+        CHECK(params.size() > 500);
+        const double h = 1e-6;
+        double worst = 0, scale = 1;
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            const double keep = *params[i];
+            *params[i] = keep + h;
+            net.parameters_changed();
+            const double up = nll(net, x);
+            *params[i] = keep - h;
+            net.parameters_changed();
+            const double down = nll(net, x);
+            *params[i] = keep;
+            net.parameters_changed();
+            const double num = (up - down) / (2 * h);
+            worst = std::max(worst, std::abs(num - grads[i]));
+            scale = std::max(scale, std::abs(num));
+        }
+        CHECK(worst / scale < 1e-7);
+        const mat gx = t.input_gradient();
+        worst = 0;
+        scale = 1;
+        for (Eigen::Index i = 0; i < x.size(); ++i) {
+            mat up = x, down = x;
+            up.data()[i] += h;
+            down.data()[i] -= h;
+            const double num = (nll(net, up) - nll(net, down)) / (2 * h);
+            worst = std::max(worst, std::abs(num - gx.data()[i]));
+            scale = std::max(scale, std::abs(num));
+        }
+        CHECK(worst / scale < 1e-7);
+    }
 }
 
 } // namespace
