@@ -9,6 +9,7 @@
 // as the exact gradient of the estimate the forward computed (same probes: the test module
 // re-seeds them before every forward).
 // InvAutoAct / InvAutoActFixed / InvAutoActTwoSided / InvAutoFC / InvAutoConv2D.
+// All of them in one network, through the trainer (both memory modes).
 //
 // Each backward is checked against central finite differences of its forward
 // (tests/support/gradcheck.hpp, double, error <= 1e-6) and against the conventions of
@@ -197,7 +198,8 @@ TEST_CASE("RationalQuadraticSpline with one bin is the tails' affine map everywh
     constexpr index_t n = 4001;
     const auto count = static_cast<std::size_t>(n);
     std::vector<double> x(count), y(count), ljd(count, 0.0);
-    for (index_t i = 0; i < n; ++i) x[std::size_t(i)] = -10.0 + 20.0 * double(i) / double(n - 1);
+    for (index_t i = 0; i < n; ++i)
+        x[std::size_t(i)] = -10.0 + 20.0 * double(i) / double(n - 1);
     std::vector<double> scratch(
         std::size_t(std::max<index_t>(M::scratch_size(pass::forward, n), 1)));
     const cview<double> in[1] = {{x.data(), 1}};
@@ -205,7 +207,7 @@ TEST_CASE("RationalQuadraticSpline with one bin is the tails' affine map everywh
     m.forward(run_args<double>{n, in, out, {}, ljd.data(), true, scratch.data()});
     // x[0] = -10 lies in the left tail: y = scale x + shift with log(scale) = ljd[0].
     const double scale = std::exp(ljd[0]);
-    REQUIRE(std::abs(ljd[0]) > 0.05);  // a non-trivial slope
+    REQUIRE(std::abs(ljd[0]) > 0.05); // a non-trivial slope
     double off_slope = 0, off_line = 0;
     for (std::size_t i = 0; i < std::size_t(n); ++i) {
         off_slope = std::max(off_slope, std::abs(ljd[i] - ljd[0]));
@@ -425,12 +427,11 @@ TEST_CASE("backward: InvAutoFC and InvAutoConv2D (the forward's linear map)", "[
 
 // ---- in a network: the training executor -------------------------------------------------------
 
-using TrainChain = SequenceINN<
-    Shape<6>, RationalQuadraticSpline<fc_grad_spline, CO{.bins = 4}>,
-    LinearSpline<fc_grad_spline, CO{.bins = 3, .identity_tails = true}>,
-    ElementwiseRationalQuadraticSpline<EO{.bins = 5}>,
-    IResNetLayer<IRO{.internal_size = 5}>, InvAutoAct<>, InvAutoActTwoSided<>,
-    InvAutoFC<>>::with_scalar<double>;
+using TrainChain = SequenceINN<Shape<6>, RationalQuadraticSpline<fc_grad_spline, CO{.bins = 4}>,
+                               LinearSpline<fc_grad_spline, CO{.bins = 3, .identity_tails = true}>,
+                               ElementwiseRationalQuadraticSpline<EO{.bins = 5}>,
+                               IResNetLayer<IRO{.internal_size = 5}>, InvAutoAct<>,
+                               InvAutoActTwoSided<>, InvAutoFC<>>::with_scalar<double>;
 
 TEST_CASE("backward in training: splines, IResNetLayer and InvAuto layers in one network",
           "[grad][train][spline][iresnet][invauto]") {
@@ -451,7 +452,8 @@ TEST_CASE("backward in training: splines, IResNetLayer and InvAuto layers in one
         {
             generator g(4);
             net.visit([&](const std::string&, const tensor_ref<double>& t) {
-                if (!t.real || !t.trainable) return;
+                if (!t.real || !t.trainable)
+                    return;
                 for (std::int64_t i = 0; i < t.shape.numel(); ++i)
                     t.real[i] += 0.1 * g.normal<double>();
             });
@@ -464,7 +466,8 @@ TEST_CASE("backward in training: splines, IResNetLayer and InvAuto layers in one
         std::vector<double*> params;
         std::vector<double> grads;
         std::as_const(net).visit([&](const std::string&, const tensor_ref<double>& t) {
-            if (!t.real || !t.trainable) return;
+            if (!t.real || !t.trainable)
+                return;
             for (std::int64_t i = 0; i < t.shape.numel(); ++i) {
                 params.push_back(t.real + i);
                 grads.push_back(t.grad()[i]);
