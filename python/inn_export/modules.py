@@ -177,6 +177,14 @@ def all_in_one(m, cls, where, ctx):
         if soft and not _is_soft_permutation_from_soft_flag(m):
             notes.append(f"{where}: FrEIA stores its hard permutation as a 0/1 matrix (w_perm "
                          f"{list(w.shape)}); inn's permute_soft form applies that matrix")
+    if affine_clamping_form(m) == "freia_0.2" and float(m.clamp) != 1.0:
+        raise ExportError(
+            f"{where}: this FrEIA's AllInOneBlock clamps its log-scale as affine_clamping * "
+            f"tanh(a) (the PyPI release 0.2); inn follows later FrEIA, affine_clamping * "
+            f"tanh(a / affine_clamping). They agree only for affine_clamping = 1 (here "
+            f"{float(m.clamp)}): install FrEIA from git (pip install "
+            f"git+https://github.com/vislearn/FrEIA) and train with it, or use "
+            f"affine_clamping=1.0")
     gat = global_affine_type(m, where)
     fields = [
         ("affine_clamping", cpp_double(m.clamp, where, "affine_clamping"), "2.0"),
@@ -190,6 +198,28 @@ def all_in_one(m, cls, where, ctx):
     opts = options("inn::AllInOneOptions", fields)
     return Module(template("inn::AllInOneBlock", sub, opts), "inn/modules/all_in_one_block.hpp",
                   notes=notes)
+
+
+def affine_clamping_form(m):
+    """Which log-scale clamp the module's _affine computes: "git" (alpha * tanh(a / alpha), the
+    FrEIA inn follows) or "freia_0.2" (alpha * tanh(a)), found by running it on probe values."""
+    dtype = m.global_scale.dtype
+    len2 = m.splits[1]
+    spatial = [1] * int(m.input_rank)
+    a = torch.linspace(-3.0, 3.0, 2 * len2, dtype=dtype).reshape(1, 2 * len2, *spatial)
+    x = torch.ones(1, len2, *spatial, dtype=dtype)
+    with torch.no_grad():
+        y, _ = m._affine(x, a.clone())
+    alpha = float(m.clamp)
+    forms = {"git": lambda u: alpha * torch.tanh(u / alpha),
+             "freia_0.2": lambda u: alpha * torch.tanh(u)}
+    for name, f in forms.items():
+        s_ = f(0.1 * a[:, :len2])
+        if m.GIN:
+            s_ = s_ - s_.mean(dim=tuple(range(1, s_.dim())), keepdim=True)
+        if torch.allclose(y, torch.exp(s_) + 0.1 * a[:, len2:], rtol=1e-5, atol=0):
+            return name
+    raise ExportError(f"AllInOneBlock: its _affine computes neither FrEIA form of the clamp")
 
 
 def _is_soft_permutation_from_soft_flag(m):

@@ -1,0 +1,153 @@
+"""The models of the export test, built in FrEIA (the installed release) with random weights.
+
+The README's three models (moons, mnist-cinn, conv-cifar: benchmarks/models.hpp) and a GraphINN
+with parallel branches and a condition, which uses most of the remaining FrEIA modules.
+"""
+
+import torch
+import torch.nn as nn
+
+import FrEIA.framework as Ff
+import FrEIA.modules as Fm
+
+
+class MirroredAllInOneBlock(Fm.AllInOneBlock):
+    """FrEIA's AllInOneBlock with the log-scale clamp of FrEIA after its PyPI release 0.2
+    (affine_clamping * tanh(a / affine_clamping), which inn follows; 0.2 computes
+    affine_clamping * tanh(a)). Everything else, state_dict names included, is the installed
+    FrEIA's. Used only where the installed FrEIA is 0.2: the exporter refuses 0.2's block."""
+
+    def _affine(self, x, a, rev=False):
+        a = a * 0.1
+        ch = x.shape[1]
+        sub_jac = self.clamp * torch.tanh(a[:, :ch] / self.clamp)
+        if self.GIN:
+            sub_jac = sub_jac - torch.mean(sub_jac, dim=self.sum_dims, keepdim=True)
+        if not rev:
+            return x * torch.exp(sub_jac) + a[:, ch:], torch.sum(sub_jac, dim=self.sum_dims)
+        return (x - a[:, ch:]) * torch.exp(-sub_jac), -torch.sum(sub_jac, dim=self.sum_dims)
+
+
+def _all_in_one_class():
+    from inn_export.modules import affine_clamping_form
+    probe = Fm.AllInOneBlock([(4,)], subnet_constructor=lambda i, o: nn.Linear(i, o),
+                             affine_clamping=2.0)
+    if affine_clamping_form(probe) == "git":
+        return Fm.AllInOneBlock, None
+    return MirroredAllInOneBlock, (
+        "the installed FrEIA's AllInOneBlock clamps as FrEIA 0.2 does (affine_clamping * tanh(a)), "
+        "which inn_export refuses: the models use MirroredAllInOneBlock (tests/export/models.py), "
+        "FrEIA's block with the later clamp")
+
+
+AllInOneBlock, MIRROR_NOTE = _all_in_one_class()
+
+
+def fc(width):
+    def make(c_in, c_out):
+        return nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, c_out))
+    return make
+
+
+def conv(kernel, width):
+    def make(c_in, c_out):
+        return nn.Sequential(nn.Conv2d(c_in, width, kernel, padding=kernel // 2), nn.ReLU(),
+                             nn.Conv2d(width, c_out, kernel, padding=kernel // 2))
+    return make
+
+
+def moons():
+    m = Ff.SequenceINN(2)
+    for _ in range(8):
+        m.append(AllInOneBlock, subnet_constructor=fc(512), permute_soft=True)
+    return m, {"x": (2,), "c": []}
+
+
+def mnist_cinn():
+    m = Ff.SequenceINN(784)
+    for _ in range(12):
+        m.append(AllInOneBlock, cond=0, cond_shape=(10,), subnet_constructor=fc(512),
+                 permute_soft=True)
+    return m, {"x": (784,), "c": [(10,)]}
+
+
+def conv_cifar():
+    nodes = [Ff.InputNode(3, 32, 32, name="input")]
+    for k in range(4):
+        nodes.append(Ff.Node(nodes[-1], Fm.GLOWCouplingBlock,
+                             {"subnet_constructor": conv(3, 256), "clamp": 1.2},
+                             name=f"conv_high_res_{k}"))
+        nodes.append(Ff.Node(nodes[-1], Fm.PermuteRandom, {"seed": k},
+                             name=f"permute_high_res_{k}"))
+    nodes.append(Ff.Node(nodes[-1], Fm.IRevNetDownsampling, {}, name="downsample"))
+    for k in range(12):
+        sub = conv(1, 256) if k % 2 == 0 else conv(3, 256)
+        nodes.append(Ff.Node(nodes[-1], Fm.GLOWCouplingBlock,
+                             {"subnet_constructor": sub, "clamp": 1.2}, name=f"conv_low_res_{k}"))
+        nodes.append(Ff.Node(nodes[-1], Fm.PermuteRandom, {"seed": k},
+                             name=f"permute_low_res_{k}"))
+    nodes.append(Ff.Node(nodes[-1], Fm.Flatten, {}, name="flatten"))
+    ndim = 3 * 32 * 32
+    split = Ff.Node(nodes[-1], Fm.Split, {"section_sizes": [ndim // 4, 3 * ndim // 4], "dim": 0},
+                    name="split")
+    nodes.append(split)
+    last = (split, 0)
+    for k in range(12):
+        nodes.append(Ff.Node(last, Fm.GLOWCouplingBlock,
+                             {"subnet_constructor": fc(512), "clamp": 2.0},
+                             name=f"fully_connected_{k}"))
+        nodes.append(Ff.Node(nodes[-1], Fm.PermuteRandom, {"seed": k}, name=f"permute_fc_{k}"))
+        last = nodes[-1]
+    nodes.append(Ff.Node([(nodes[-1], 0), (split, 1)], Fm.Concat, {"dim": 0}, name="concat"))
+    nodes.append(Ff.OutputNode(nodes[-1], name="output"))
+    return Ff.GraphINN(nodes), {"x": (3, 32, 32), "c": []}
+
+
+def branches():
+    """Two parallel branches between a Split and a Concat, a condition, two outputs."""
+    x = Ff.InputNode(12, name="x")
+    c = Ff.ConditionNode(4, name="label")
+    norm = Ff.Node(x, Fm.ActNorm, {}, name="norm")
+    split = Ff.Node(norm, Fm.Split, {"section_sizes": [5, 7], "dim": 0}, name="split")
+    a1 = Ff.Node((split, 0), Fm.RNVPCouplingBlock, {"subnet_constructor": fc(32), "clamp": 1.5},
+                 conditions=c, name="branch a rnvp")
+    a2 = Ff.Node(a1, Fm.PermuteRandom, {"seed": 3}, name="branch a perm")
+    a3 = Ff.Node(a2, Fm.NICECouplingBlock, {"subnet_constructor": fc(16)}, name="branch a nice")
+    b1 = Ff.Node((split, 1), Fm.GINCouplingBlock,
+                 {"subnet_constructor": fc(24), "clamp": 1.0, "clamp_activation": "TANH"},
+                 name="branch b gin")
+    b2 = Ff.Node(b1, AllInOneBlock,
+                 {"subnet_constructor": fc(20), "affine_clamping": 1.5,
+                  "global_affine_type": "SIGMOID", "reverse_permutation": True},
+                 conditions=c, name="branch b all in one")
+    b3 = Ff.Node(b2, Fm.InvAutoAct, {}, name="branch b invauto")
+    b4 = Ff.Node(b3, Fm.AffineCouplingOneSided, {"subnet_constructor": fc(16)},
+                 name="branch b one sided")
+    cat = Ff.Node([(a3, 0), (b4, 0)], Fm.Concat, {"dim": 0}, name="concat")
+    glow = Ff.Node(cat, Fm.GLOWCouplingBlock,
+                   {"subnet_constructor": fc(32), "clamp_activation": "SIGMOID"},
+                   conditions=c, name="glow")
+    out_split = Ff.Node(glow, Fm.Split, {"section_sizes": [4, 8], "dim": 0}, name="split out")
+    o1 = Ff.OutputNode((out_split, 0), name="z1")
+    o2 = Ff.OutputNode((out_split, 1), name="z2")
+    nodes = [x, c, norm, split, a1, a2, a3, b1, b2, b3, b4, cat, glow, out_split, o1, o2]
+    return Ff.GraphINN(nodes), {"x": (12,), "c": [(4,)]}
+
+
+MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
+          "branches": branches}
+# Models the C++ test also trains and saves, for FrEIA to load back.
+TRAINED_IN_CPP = ["moons", "branches"]
+BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16}
+
+
+def randomize(model, generator):
+    """Random weights: every trainable parameter moves by a random amount (FrEIA zeroes some
+    subnets' last layers, which would hide their weights' order and layout), scaled by
+    1/sqrt(fan-in) so that deep models keep their outputs of order one."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad and p.is_floating_point():
+                fan_in = p[0].numel() if p.dim() >= 2 else 1
+                p.add_(0.1 / fan_in ** 0.5 *
+                       torch.randn(p.shape, generator=generator, dtype=p.dtype))
