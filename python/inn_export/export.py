@@ -189,6 +189,7 @@ def _sequence(model, ctx, condition_shapes):
         spec.index = i
         spec.prefix = where
         spec.node = None
+        spec.freia_name = None
         modules.append((m, spec))
         c = conds[i]
         blocks.append(spec.cpp if c is None else f"inn::Conditioned<{spec.cpp}, {c}>")
@@ -275,6 +276,7 @@ def _graph(model, ctx, condition_shapes):
         spec.index = k
         spec.prefix = f"module_list.{k}"
         spec.node = names[id(node)]
+        spec.freia_name = node.name
         modules.append((m, spec))
         inputs = [_connection(src, slot, names, where) for src, slot in node.inputs]
         arg = inputs[0] if len(inputs) == 1 else "inn::inputs<" + ", ".join(inputs) + ">"
@@ -303,7 +305,8 @@ def _graph(model, ctx, condition_shapes):
                                  "shape": list(_shape(n.dims))} for n in conds],
             "output_nodes": [{"name": n.name, "cpp": names[id(n)],
                               "shape": list(_shape(n.input_dims[0]))} for n in outs],
-            "modules": [{"name": s.node, "prefix": s.prefix} for _, s in modules]}
+            "modules": [{"name": s.node, "freia": s.freia_name, "prefix": s.prefix}
+                        for _, s in modules]}
     return body, modules, info
 
 
@@ -465,12 +468,45 @@ def export(model, name, out_dir=".", condition_shapes=None, scalar="float", dtyp
 
 # ---- the way back -------------------------------------------------------------------------------
 
-def load_state_dict(model, path, strict=True):
+def _renumber(model, tensors, exported):
+    """FrEIA numbers a GraphINN's modules (module_list.K) in an order that depends on the
+    process (its topological sort iterates over sets of nodes), so the same graph built again
+    may number them otherwise than the model export() saw. The export's file records each
+    node's name and prefix; the keys move to the prefixes of the same-named nodes here."""
+    _, metadata = read_safetensors(exported)
+    info = json.loads(metadata.get("inn_export", "{}"))
+    if info.get("container") != "graph":
+        return tensors
+    index = {id(m): k for k, m in enumerate(model.module_list)}
+    here = {}
+    for node in model.node_list:
+        m = getattr(node, "module", None)
+        if m is not None and id(m) in index:
+            here[node.name] = f"module_list.{index[id(m)]}"
+    moved = {}
+    for entry in info["modules"]:
+        if entry["freia"] not in here:
+            raise ExportError(f"{exported} names node '{entry['freia']}', which this GraphINN "
+                              f"does not have")
+        moved[entry["prefix"] + "."] = here[entry["freia"]] + "."
+    out = {}
+    for key, t in tensors.items():
+        head = key.split(".", 2)
+        old = ".".join(head[:2]) + "."
+        out[moved[old] + key[len(old):] if old in moved else key] = t
+    return out
+
+
+def load_state_dict(model, path, strict=True, exported=None):
     """Loads a state_dict that inn saved (`inn::save_safetensors(net, path)`) into the FrEIA
     model, with torch's load_state_dict(strict=strict), after translating inn's (git FrEIA's)
     layout to the installed FrEIA's where they differ (FrEIA 0.2: ActNorm's scale/bias,
-    FixedLinearTransform without b). Returns torch's result."""
+    FixedLinearTransform without b). `exported`: the .safetensors export() wrote for the C++
+    type; for a GraphINN built anew in another process, it gives each node's prefix by name
+    (FrEIA's module numbering is not the same in every process). Returns torch's result."""
     tensors, _ = read_safetensors(path)
+    if exported is not None:
+        tensors = _renumber(model, tensors, exported)
     target = model.state_dict()
     prefixes = {}
     flags = {}

@@ -43,16 +43,27 @@ def _all_in_one_class():
 AllInOneBlock, MIRROR_NOTE = _all_in_one_class()
 
 
+def last_layer_zero(net):
+    """The usual INN initialisation (the block starts as the identity); randomize() then moves
+    it a little, which keeps the 28 couplings of conv_cifar from amplifying to 1e10."""
+    with torch.no_grad():
+        net[-1].weight.zero_()
+        net[-1].bias.zero_()
+    return net
+
+
 def fc(width):
     def make(c_in, c_out):
-        return nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, c_out))
+        return last_layer_zero(
+            nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, c_out)))
     return make
 
 
 def conv(kernel, width):
     def make(c_in, c_out):
-        return nn.Sequential(nn.Conv2d(c_in, width, kernel, padding=kernel // 2), nn.ReLU(),
-                             nn.Conv2d(width, c_out, kernel, padding=kernel // 2))
+        return last_layer_zero(
+            nn.Sequential(nn.Conv2d(c_in, width, kernel, padding=kernel // 2), nn.ReLU(),
+                          nn.Conv2d(width, c_out, kernel, padding=kernel // 2)))
     return make
 
 
