@@ -84,7 +84,8 @@ def main():
     expect_refusal("not a FrEIA container", nn.Sequential(nn.Linear(2, 2)),
                    "SequenceINN or GraphINN")
 
-    # The command line: FILE.py:FUNCTION, then the header and the weights are there.
+    # The command line as the README shows it: FILE.py:FUNCTION builds the model, --weights
+    # loads a state_dict saved after training; the exported weights are those.
     src = os.path.join(WORK, "tiny_model.py")
     with open(src, "w") as f:
         f.write(textwrap.dedent(f"""\
@@ -99,13 +100,27 @@ def main():
                 m.append(Fm.PermuteRandom, seed=1)
                 return m
             """))
+    sys.path.insert(0, WORK)
+    import tiny_model
+    trained = tiny_model.build()
+    with torch.no_grad():
+        for p in trained.parameters():
+            if p.is_floating_point():
+                p.add_(torch.rand(p.shape, dtype=p.dtype))
+    torch.save(trained.state_dict(), os.path.join(WORK, "tiny.pt"))
     env = dict(os.environ, PYTHONPATH=os.path.abspath(PYTHON_DIR))
-    run = subprocess.run([sys.executable, "-m", "inn_export", f"{src}:build", "--name", "tiny",
-                          "--out-dir", WORK], env=env, capture_output=True, text=True)
-    wrote = all(os.path.exists(os.path.join(WORK, f)) for f in ("tiny.hpp", "tiny.safetensors"))
-    if run.returncode != 0 or not wrote:
+    run = subprocess.run([sys.executable, "-m", "inn_export", f"{src}:build", "--weights",
+                          os.path.join(WORK, "tiny.pt"), "--name", "tiny", "--out-dir", WORK],
+                         env=env, capture_output=True, text=True)
+    weights = os.path.join(WORK, "tiny.safetensors")
+    if run.returncode != 0 or not os.path.exists(os.path.join(WORK, "tiny.hpp")):
         failures_add(f"python3 -m inn_export: exit {run.returncode}, {run.stdout}{run.stderr}")
     else:
+        saved, _ = inn_export.read_safetensors(weights)
+        same = saved.keys() == trained.state_dict().keys() and all(
+            torch.equal(saved[k], v) for k, v in trained.state_dict().items())
+        if not same:
+            failures_add("python3 -m inn_export --weights: the file does not hold those weights")
         print(f"  command line: {run.stdout.strip()}")
     print(f"refusals: {'FAILED' if failures else 'passed'}")
     return 1 if failures else 0

@@ -12,6 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$(realpath -m "${1:-$root/build-export}")
 python=/usr/bin/python3  # Debian's, for which python3-torch is installed
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 
 if ! "$python" -c "import torch, FrEIA" >/dev/null 2>&1; then
     echo "tests/export/run.sh: torch or FrEIA is missing; run: bash scripts/install-export-deps.sh" >&2
