@@ -1,6 +1,6 @@
 #pragma once
-// The "invertible autoencoder" layers of FrEIA (FrEIA.modules.inv_auto_layers, spec §4.14,
-// §4.15, §4.17, §4.18):
+// The "invertible autoencoder" layers of FrEIA (FrEIA.modules.inv_auto_layers;
+// docs/freia-semantics.md#invauto):
 //
 //   InvAutoAct<{.slope_init = 2.0, .learnable = true}>             leaky-ReLU-like, slopes e^±α
 //   InvAutoActTwoSided<{.init_pos = 2.0, .init_neg = 0.5}>         separate slopes per side
@@ -25,7 +25,7 @@
 // `inversion = inverse_kind::approximate`, so `static_assert(Net::inversion ==
 // inverse_kind::exact)` rejects a network containing them. Their log-det is 0 in both
 // directions, as in FrEIA (the true log|det W| is not computed); FrEIA also warns on every
-// jac=True call and InvAutoFC prints its parameter shapes at construction (spec §8.22) — here
+// jac=True call and InvAutoFC prints its parameter shapes at construction — here
 // the `inversion` trait carries that warning and nothing is printed.
 //
 // Deliberate differences from FrEIA (compile-time shape errors instead of runtime trouble):
@@ -33,7 +33,7 @@
 //     (dims_out with other channels, or a kernel_size / padding that changes H, W) are not
 //     bijective in any sense -> shape_error::invalid_option. So are slopes <= 0 (FrEIA: log of a
 //     non-positive number, NaN or -inf parameters), kernel_size < 1 and padding < 0.
-//   * InvAutoActFixed (deprecated in FrEIA, not actually fixed: spec §8.22) is kept as a
+//   * InvAutoActFixed (deprecated in FrEIA, and not actually fixed there) is kept as a
 //     deprecated subclass with identical behaviour and its own class name.
 
 #include <algorithm>
@@ -153,7 +153,7 @@ struct InvAutoAct {
 };
 
 /// Deprecated in FrEIA ("please use InvAutoAct with the learnable=False argument"): identical to
-/// InvAutoAct with the same options; despite its name the slopes stay learnable (spec §8.22).
+/// InvAutoAct with the same options; despite its name the slopes stay learnable.
 template <InvAutoActOptions O = InvAutoActOptions{}>
 struct [[deprecated("inn: InvAutoActFixed is deprecated (as in FrEIA) and not fixed; use "
                     "InvAutoAct<InvAutoActOptions{.learnable = false}>")]] InvAutoActFixed

@@ -1,5 +1,5 @@
 #pragma once
-// IResNetLayer (freia-reference.md §4.13, fixtures README §5.15): an invertible residual layer
+// IResNetLayer (FrEIA.modules.IResNetLayer, fixtures README §5.15): an invertible residual layer
 // y = x + g(x) (Behrmann et al., i-ResNet), invertible while g is a contraction.
 //
 //   SequenceINN<Shape<6>, IResNetLayer<{.internal_size = 14}>>
@@ -41,7 +41,7 @@
 // in FrEIA), hence a network built from the same seed gives the same estimates.
 // `seed_probes(s)` re-seeds it. jac = false skips the log-det (and draws nothing).
 //
-// Spec §8.17 quirks, fixed (documented choices):
+// FrEIA's quirks, fixed (documented choices, docs/freia-semantics.md#iresnet-reverse-logdet):
 //   * FrEIA's reverse log-det is minus the estimate evaluated at the reverse *input* z, which is
 //     not the log-det of the inverse map. Here the reverse log-det is -log|det(I + J_g(x))| at the
 //     reconstructed x, the true log|det| of the inverse map at z. `freia_reverse_logdet = true`
@@ -92,7 +92,7 @@ struct IResNetLayerOptions {
     /// Early stop of the inverse when max |x_k - x_{k-1}| <= tolerance; 0 = never (FrEIA).
     double fixed_point_tolerance = 0.0;
     iresnet_logdet logdet = iresnet_logdet::automatic;
-    /// Reverse log-det at the reverse input z, as FrEIA (spec §8.17), instead of at x.
+    /// Reverse log-det at the reverse input z, as FrEIA does, instead of at x.
     bool freia_reverse_logdet = false;
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// FrEIA's binned splines (freia-reference.md §4.9): the parameter handling of BinnedSplineBase
+// FrEIA's binned splines: the parameter handling of BinnedSplineBase
 // (options, buffers, splitting and constraining raw parameters, knots, tails, bin search) and
 // the coupling wrapper BinnedSpline shared by RationalQuadraticSpline and LinearSpline.
 //
@@ -7,19 +7,19 @@
 //   LinearSpline<subnet, SplineCouplingOptions{.split_len = 0.3, .domain_clamping = 4}>
 //   ElementwiseRationalQuadraticSpline<SplineOptions{.bins = 6}>        (elementwise_rq.hpp)
 //
-// Per transformed scalar the raw parameters are P numbers in FrEIA's slot order (§8.6):
+// Per transformed scalar the raw parameters are P numbers in FrEIA's slot order:
 // `widths (bins), heights (bins), bottom, left [, deltas (bins - 1)]`, or with identity tails
 // `widths, heights, total_width [, deltas]`. A subnet output (B, n*P, *S) is read channel-major:
 // raw channel k*P + p is slot position p of transformed channel k.
 //
-// Numerics (deliberate, documented choices):
+// Numerics (deliberate, documented choices; docs/freia-semantics.md#spline-discriminant):
 //  * Bins are left-open/right-closed as in FrEIA: a value exactly on the left domain edge takes
 //    the affine tail, one exactly on the right edge the last bin. Everything outside, ±Inf
 //    included, takes the affine tail y = scale * x + shift (identity with identity_tails), so
 //    ±Inf maps to ±Inf with a finite log-det and no NaN arises from the spline formulas.
-//  * The rational-quadratic inverse uses the stable root xi = 2c / (-b - sqrt(b^2 - 4ac)) of the
-//    spec and nflows. A discriminant that rounding makes slightly negative is clamped to 0;
-//    FrEIA raises RuntimeError("Discriminant must be positive") instead (spec §8.26). The root is
+//  * The rational-quadratic inverse uses the stable root xi = 2c / (-b - sqrt(b^2 - 4ac)) of
+//    FrEIA and nflows. A discriminant that rounding makes slightly negative is clamped to 0;
+//    FrEIA raises RuntimeError("Discriminant must be positive") instead. The root is
 //    also clamped to the bin (xi in [0, 1]) where rounding leaves it just outside, which would
 //    make the log-derivative NaN (rational_quadratic.hpp). Both are no-ops on FrEIA's numbers.
 //  * The buffers `min_bin_sizes`, `default_domain`, `default_width` are used as stored (a loaded
@@ -97,7 +97,7 @@ inline S softplus(S v) {
 /// np.log(np.e - 1): softplus(0 + this) = 1, so zero raw outputs give unit derivatives/width.
 inline constexpr double log_e_minus_1 = 0.5413248546129181;
 
-/// Parameter slots of one transformed scalar (§4.9.1) for a spline kind with `Extra` slots
+/// Parameter slots of one transformed scalar for a spline kind with `Extra` slots
 /// (RationalQuadraticSpline: deltas, bins - 1; LinearSpline: none).
 template <SplineOptions O, int Extra>
 struct spline_slots {
@@ -295,7 +295,7 @@ struct spline_buffers {
     }
 };
 
-/// The bound BinnedSpline coupling (§4.9.2): FrEIA's two-sided scheme, where — unlike GLOW —
+/// The bound BinnedSpline coupling: FrEIA's two-sided scheme, where — unlike GLOW —
 /// subnet1 reads part 2 and parameterises part 1: subnet1 = f(len2 + cl, len1*P),
 /// subnet2 = f(len1 + cl, len2*P). Children in state_dict order: spline_base, subnet1, subnet2.
 template <class Module, class Kind, class Subnet, SplineCouplingOptions O, Scalar S, signature Sig>

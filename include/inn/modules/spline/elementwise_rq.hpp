@@ -1,5 +1,5 @@
 #pragma once
-// ElementwiseRationalQuadraticSpline (freia-reference.md §4.9.5): every scalar of the input goes
+// ElementwiseRationalQuadraticSpline (FrEIA): every scalar of the input goes
 // through its own rational-quadratic spline with affine tails (not a coupling).
 //
 //   ElementwiseRationalQuadraticSpline<>                                   // learned, bins = 10

@@ -1,5 +1,5 @@
 #pragma once
-// LinearSpline (freia-reference.md §4.9.4): a two-sided coupling whose halves go through
+// LinearSpline (FrEIA): a two-sided coupling whose halves go through
 // monotone piecewise-linear splines with affine tails.
 //
 //   LinearSpline<subnet>                                                  // bins = 10

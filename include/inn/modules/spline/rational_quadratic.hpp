@@ -1,5 +1,5 @@
 #pragma once
-// RationalQuadraticSpline (freia-reference.md §4.9.3): a two-sided coupling whose halves go
+// RationalQuadraticSpline (FrEIA): a two-sided coupling whose halves go
 // through monotone rational-quadratic splines (Durkan et al. 2019) with affine tails.
 //
 //   RationalQuadraticSpline<subnet>                                              // bins = 10
@@ -9,10 +9,10 @@
 // BinnedSplineBase slots (binned.hpp) then `deltas` (bins - 1), the inner knot derivatives
 // softplus(raw + ln(e - 1)); the boundary derivatives equal the tail slope, so the map is C1.
 //
-// The inverse is the closed-form root of the spec (exact up to rounding). Two guards where
+// The inverse is FrEIA's closed-form root (exact up to rounding). Two guards where
 // rounding leaves the exact-arithmetic domain (both are no-ops otherwise, so FrEIA's numbers are
 // unchanged): a discriminant made slightly negative is clamped to 0 where FrEIA raises
-// RuntimeError (spec §8.26), and the root is clamped to the bin, xi in [0, 1], where FrEIA would
+// RuntimeError, and the root is clamped to the bin, xi in [0, 1], where FrEIA would
 // return a point just outside the bin and possibly a NaN log-derivative.
 
 #include <algorithm>
