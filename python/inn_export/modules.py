@@ -389,9 +389,12 @@ def invauto_conv(m, cls, where, ctx):
 
 
 def elementwise_scaling(m, cls, where, ctx):
-    return Module("inn::LearnedElementwiseScaling<>", "inn/modules/elementwise_scaling.hpp",
-                  notes=[f"{where}: inn's inverse log-det of LearnedElementwiseScaling is -sum(s) "
-                         f"(FrEIA returns +sum(s); .freia_reverse_logdet = true gives FrEIA's)"])
+    # FrEIA's inverse log-det is +sum(s), not the inverse map's -sum(s); the export reproduces
+    # FrEIA's numbers, so it asks for FrEIA's.
+    return Module("inn::LearnedElementwiseScaling<inn::LearnedElementwiseScalingOptions{"
+                  ".freia_reverse_logdet = true}>", "inn/modules/elementwise_scaling.hpp",
+                  notes=[f"{where}: inverse log-det +sum(s) as FrEIA's "
+                         f"(.freia_reverse_logdet = true; the inverse map's own is -sum(s))"])
 
 
 def orthogonal(m, cls, where, ctx):

@@ -21,6 +21,7 @@
 #include "conv_cifar.hpp"
 #include "mnist_cinn.hpp"
 #include "moons.hpp"
+#include "zoo.hpp"
 
 namespace {
 
@@ -158,6 +159,18 @@ void branches_test(const fs::path& dir) {
           {{"z0", z2[0]}, {"z1", z2[1]}, {"log_jac_det", column(ljd2)}});
 }
 
+void zoo_test(const fs::path& dir) {
+    const tensors io(dir / "zoo.io.safetensors");
+    auto net = std::make_unique<zoo::net>(zoo::load(dir / "zoo.safetensors"));
+    const matrix c = io["c0"];
+    auto [z, ljd] = net->forward(io["x"], inn::conditions(c));
+    check("zoo", "z", z, io["z0"]);
+    check("zoo", "log_jac_det", column(ljd), io["log_jac_det"]);
+    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"], inn::conditions(c));
+    check("zoo", "inverse x", x_inv, io["x_inv"]);
+    check("zoo", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -171,6 +184,7 @@ int main(int argc, char** argv) {
         mnist_test(dir);
         conv_test(dir);
         branches_test(dir);
+        zoo_test(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_test: %s\n", e.what());
         return 1;

@@ -145,11 +145,65 @@ def branches():
     return Ff.GraphINN(nodes), {"x": (12,), "c": [(4,)]}
 
 
+def well_conditioned(n, g):
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g))
+    return q + 0.1 * torch.randn(n, n, generator=g)
+
+
+def zoo():
+    """One of nearly every other module of FrEIA's release and subnet layer inn has."""
+    g = torch.Generator().manual_seed(7)
+
+    def conv_leaky(c_in, c_out):
+        return last_layer_zero(nn.Sequential(
+            nn.Conv2d(c_in, 16, 3, padding=1, bias=False), nn.LeakyReLU(0.2),
+            nn.Conv2d(16, c_out, 3, padding=1)))
+
+    def conv_1x1(c_in, c_out):
+        return last_layer_zero(nn.Sequential(nn.Conv2d(c_in, 8, 1), nn.ELU(0.5),
+                                             nn.Conv2d(8, c_out, 1)))
+
+    def fc_mixed(c_in, c_out):
+        return last_layer_zero(nn.Sequential(
+            nn.Linear(c_in, 32), nn.Tanh(), nn.Linear(32, 24, bias=False), nn.ELU(),
+            nn.Linear(24, 16), nn.Sigmoid(), nn.Linear(16, c_out)))
+
+    m = Ff.SequenceINN(2, 8, 8)
+    m.append(Fm.ActNorm)
+    m.append(Fm.HaarDownsampling, order_by_wavelet=True, rebalance=0.5)            # 8x4x4
+    m.append(Fm.Fixed1x1Conv, M=well_conditioned(8, g))
+    m.append(Fm.GLOWCouplingBlock, subnet_constructor=conv_leaky, clamp_activation="TANH",
+             split_len=0.25)
+    m.append(Fm.IRevNetUpsampling)                                                 # 2x8x8
+    m.append(AllInOneBlock, subnet_constructor=conv_1x1, gin_block=True,
+             global_affine_type="EXP")
+    m.append(Fm.IRevNetDownsampling)                                               # 8x4x4
+    m.append(Fm.HaarUpsampling)                                                    # 2x8x8
+    m.append(Fm.Reshape, output_dims=(8, 16))
+    m.append(Fm.Flatten)                                                           # 128
+    m.append(Fm.FixedLinearTransform, M=well_conditioned(128, g),
+             b=0.1 * torch.randn(128, generator=g))
+    m.append(Fm.OrthogonalTransform, correction_interval=100, clamp=4.0)
+    m.append(Fm.HouseholderPerm, n_reflections=3)
+    m.append(Fm.InvAutoActTwoSided)
+    m.append(Fm.InvAutoFC)
+    m.append(Fm.LearnedElementwiseScaling)
+    m.append(Fm.GINCouplingBlock, subnet_constructor=fc_mixed, clamp=1.5)
+    m.append(Fm.ConditionalAffineTransform, cond=0, cond_shape=(4,),
+             subnet_constructor=fc(16), clamp_activation="SIGMOID")
+    m.append(Fm.RNVPCouplingBlock, subnet_constructor=fc(16), split_len=50)
+    m.append(Fm.NICECouplingBlock, subnet_constructor=fc(16))
+    m.append(Fm.AffineCouplingOneSided, subnet_constructor=fc(16), clamp=1.0)
+    m.append(Fm.InvAutoAct, learnable=False)
+    m.append(Fm.PermuteRandom, seed=5)
+    return m, {"x": (2, 8, 8), "c": [(4,)]}
+
+
 MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
-          "branches": branches}
+          "branches": branches, "zoo": zoo}
 # Models the C++ test also trains and saves, for FrEIA to load back.
 TRAINED_IN_CPP = ["moons", "branches"]
-BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16}
+BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16, "zoo": 8}
 
 
 def randomize(model, generator):
