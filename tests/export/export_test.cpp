@@ -169,6 +169,11 @@ void zoo_test(const fs::path& dir) {
     auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"], inn::conditions(c));
     check("zoo", "inverse x", x_inv, io["x_inv"]);
     check("zoo", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+
+    change_parameters(*net);
+    inn::save_safetensors(*net, dir / "zoo.cpp.safetensors");
+    auto [z2, ljd2] = net->forward(io["x"], inn::conditions(c));
+    write(dir / "zoo.cpp.io.safetensors", {{"z0", z2}, {"log_jac_det", column(ljd2)}});
 }
 
 } // namespace

@@ -202,7 +202,7 @@ def zoo():
 MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
           "branches": branches, "zoo": zoo}
 # Models the C++ test also trains and saves, for FrEIA to load back.
-TRAINED_IN_CPP = ["moons", "branches"]
+TRAINED_IN_CPP = ["moons", "branches", "zoo"]
 BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16, "zoo": 8}
 
 
