@@ -44,7 +44,7 @@ def main(out_dir):
             z, ljd = model(x, c=c)
         zs = generate.as_list(z)
         got = {f"z{j}": generate.flat(t) for j, t in enumerate(zs)}
-        got["log_jac_det"] = ljd.detach().reshape(-1, 1).expand(x.shape[0], 1)
+        got["log_jac_det"] = ljd.detach().reshape(-1, 1).expand(generate.as_list(x)[0].shape[0], 1)
         for key, value in got.items():
             d = float((value - want[key].reshape(value.shape)).abs().max())
             worst = max(worst, d)

@@ -21,6 +21,7 @@
 #include "conv_cifar.hpp"
 #include "mnist_cinn.hpp"
 #include "moons.hpp"
+#include "topology.hpp"
 #include "zoo.hpp"
 
 namespace {
@@ -176,6 +177,21 @@ void zoo_test(const fs::path& dir) {
     write(dir / "zoo.cpp.io.safetensors", {{"z0", z2}, {"log_jac_det", column(ljd2)}});
 }
 
+void topology_test(const fs::path& dir) {
+    const tensors io(dir / "topology.io.safetensors");
+    auto net = std::make_unique<topology::net>(topology::load(dir / "topology.safetensors"));
+    const matrix a = io["x0"], b = io["x1"];
+    auto [z, ljd] = net->forward(inn::inputs(a, b));
+    check("topology", "out_a", z[0], io["z0"]);
+    check("topology", "out_b", z[1], io["z1"]);
+    check("topology", "log_jac_det", column(ljd), io["log_jac_det"]);
+    const matrix zi0 = io["z_inv0"], zi1 = io["z_inv1"];
+    auto [x_inv, ljd_inv] = net->inverse(inn::inputs(zi0, zi1));
+    check("topology", "inverse a", x_inv[0], io["x_inv0"]);
+    check("topology", "inverse b", x_inv[1], io["x_inv1"]);
+    check("topology", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -190,6 +206,7 @@ int main(int argc, char** argv) {
         conv_test(dir);
         branches_test(dir);
         zoo_test(dir);
+        topology_test(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_test: %s\n", e.what());
         return 1;

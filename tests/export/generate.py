@@ -33,7 +33,10 @@ def build(name):
     model = model.double()
     g = torch.Generator().manual_seed(seed_of(name) + 1)
     batch = models.BATCH[name]
-    x = torch.randn((batch,) + shapes["x"], generator=g, dtype=torch.float64)
+    if isinstance(shapes["x"], list):  # several inputs
+        x = [torch.randn((batch,) + s, generator=g, dtype=torch.float64) for s in shapes["x"]]
+    else:
+        x = torch.randn((batch,) + shapes["x"], generator=g, dtype=torch.float64)
     c = [one_hot_ish(batch, s, g) for s in shapes["c"]]
     with torch.no_grad():
         model(x, c=c)  # initialises ActNorm from data, as a first training batch would
@@ -63,15 +66,21 @@ def main(out_dir):
         with torch.no_grad():
             z, ljd = model(x, c=c)
             zs = as_list(z)
-            z_inv = [torch.randn(t.shape, generator=g, dtype=torch.float64) for t in zs]
+            draw = models.LATENTS.get(name, lambda shape, g: torch.randn(
+                shape, generator=g, dtype=torch.float64))
+            z_inv = [draw(t.shape, g) for t in zs]
             x_inv, ljd_inv = model(z_inv if len(z_inv) > 1 else z_inv[0], c=c, rev=True)
-        io = {"x": flat(x)}
+        xs = as_list(x)
+        io = {"x": flat(xs[0])}
+        io.update({f"x{j}": flat(t) for j, t in enumerate(xs)})
         io.update({f"c{j}": flat(t) for j, t in enumerate(c)})
         io.update({f"z{j}": flat(t) for j, t in enumerate(zs)})
-        io["log_jac_det"] = ljd.detach().reshape(-1).expand(x.shape[0]).contiguous()
+        io["log_jac_det"] = ljd.detach().reshape(-1).expand(xs[0].shape[0]).contiguous()
         io.update({f"z_inv{j}": flat(t) for j, t in enumerate(z_inv)})
         io["x_inv"] = flat(as_list(x_inv)[0])
-        io["log_jac_det_inv"] = ljd_inv.detach().reshape(-1).expand(x.shape[0]).contiguous()
+        io.update({f"x_inv{j}": flat(t) for j, t in enumerate(as_list(x_inv))})
+        batch = xs[0].shape[0]
+        io["log_jac_det_inv"] = ljd_inv.detach().reshape(-1).expand(batch).contiguous()
         inn_export.write_safetensors(os.path.join(out_dir, f"{name}.io.safetensors"), io)
         print(f"generate: {name}: {done.header}, {done.weights}, {name}.io.safetensors")
         for n in done.notes:

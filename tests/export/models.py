@@ -199,11 +199,34 @@ def zoo():
     return m, {"x": (2, 8, 8), "c": [(4,)]}
 
 
+def topology():
+    """Two inputs, two outputs; Split and Concat by section count, by sizes and along dim 1;
+    InvertibleSigmoid (its inverse needs latents in (0, 1): LATENTS)."""
+    a = Ff.InputNode(9, name="a")
+    b = Ff.InputNode(4, 3, 3, name="b")
+    thirds = Ff.Node(a, Fm.Split, {"n_sections": 3}, name="thirds")
+    squash = Ff.Node((thirds, 1), Fm.InvertibleSigmoid, {}, name="squash")
+    scale = Ff.Node((thirds, 2), Fm.LearnedElementwiseScaling, {}, name="scale")
+    joined = Ff.Node([(thirds, 0), (squash, 0), (scale, 0)], Fm.Concat, {}, name="joined")
+    channels = Ff.Node(b, Fm.Split, {"section_sizes": [1, 3], "dim": 0}, name="channels")
+    rows = Ff.Node((channels, 1), Fm.Split, {"section_sizes": [2, 1], "dim": 1}, name="rows")
+    back = Ff.Node([(rows, 1), (rows, 0)], Fm.Concat, {"dim": 1}, name="back")
+    swapped = Ff.Node([(back, 0), (channels, 0)], Fm.Concat, {"dim": 0}, name="swapped")
+    out_a = Ff.OutputNode(joined, name="out_a")
+    out_b = Ff.OutputNode(swapped, name="out_b")
+    nodes = [a, b, thirds, squash, scale, joined, channels, rows, back, swapped, out_a, out_b]
+    return Ff.GraphINN(nodes), {"x": [(9,), (4, 3, 3)], "c": []}
+
+
 MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
-          "branches": branches, "zoo": zoo}
+          "branches": branches, "zoo": zoo, "topology": topology}
+# Latents for the inverse check where standard normal ones leave the inverse's domain.
+LATENTS = {"topology": lambda shape, g: 0.1 + 0.8 * torch.rand(shape, generator=g,
+                                                                 dtype=torch.float64)}
 # Models the C++ test also trains and saves, for FrEIA to load back.
 TRAINED_IN_CPP = ["moons", "branches", "zoo"]
-BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16, "zoo": 8}
+BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16, "zoo": 8,
+         "topology": 8}
 
 
 def randomize(model, generator):
