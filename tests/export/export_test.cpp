@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <inn/io/reader.hpp>
@@ -21,6 +22,7 @@
 #include "conv_cifar.hpp"
 #include "mnist_cinn.hpp"
 #include "moons.hpp"
+#include "tiny.hpp"
 #include "topology.hpp"
 #include "zoo.hpp"
 
@@ -48,8 +50,7 @@ struct tensors {
     }
 };
 
-template <class A, class B>
-double max_abs_diff(const A& a, const B& b) {
+template <class A, class B> double max_abs_diff(const A& a, const B& b) {
     const matrix ma = a, mb = b;
     if (ma.rows() != mb.rows() || ma.cols() != mb.cols()) {
         throw std::runtime_error("shapes differ: " + std::to_string(ma.rows()) + "x" +
@@ -85,8 +86,7 @@ void write(const fs::path& path, const std::vector<std::pair<std::string, matrix
 // Parameters changed in C++ (a step along a fixed direction, standing in for training: inn's
 // coupling blocks have no backward() yet, so no optimiser can train these models), so that
 // what FrEIA gets back differs from what it gave.
-template <class Net>
-void change_parameters(Net& net) {
+template <class Net> void change_parameters(Net& net) {
     double phase = 0;
     net.visit([&](const std::string&, const inn::tensor_ref<double>& t) {
         if (!t.trainable || t.real == nullptr) {
@@ -117,8 +117,7 @@ void moons_test(const fs::path& dir) {
 
 void mnist_test(const fs::path& dir) {
     const tensors io(dir / "mnist_cinn.io.safetensors");
-    auto net =
-        std::make_unique<mnist_cinn::net>(mnist_cinn::load(dir / "mnist_cinn.safetensors"));
+    auto net = std::make_unique<mnist_cinn::net>(mnist_cinn::load(dir / "mnist_cinn.safetensors"));
     const matrix c = io["c0"];
     auto [z, ljd] = net->forward(io["x"], inn::conditions(c));
     check("mnist_cinn", "z", z, io["z0"]);
@@ -130,8 +129,7 @@ void mnist_test(const fs::path& dir) {
 
 void conv_test(const fs::path& dir) {
     const tensors io(dir / "conv_cifar.io.safetensors");
-    auto net =
-        std::make_unique<conv_cifar::net>(conv_cifar::load(dir / "conv_cifar.safetensors"));
+    auto net = std::make_unique<conv_cifar::net>(conv_cifar::load(dir / "conv_cifar.safetensors"));
     auto [z, ljd] = net->forward(io["x"]);
     check("conv_cifar", "z", z, io["z0"]);
     check("conv_cifar", "log_jac_det", column(ljd), io["log_jac_det"]);
@@ -192,6 +190,26 @@ void topology_test(const fs::path& dir) {
     check("topology", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
 }
 
+// The command line's export of a float32 model (refusals.py): the default scalar, float.
+void tiny_test(const fs::path& dir) {
+    static_assert(std::is_same_v<tiny::net::scalar, float>);
+    const tensors io(dir / "tiny.io.safetensors");
+    auto net = std::make_unique<tiny::net>(tiny::load(dir / tiny::weights_file));
+    const inn::row_matrix<float> x = io["x"].cast<float>();
+    auto [z, ljd] = net->forward(x);
+    // float: FrEIA and inn round differently; 1e-5 relative is a few float32 ulps per block
+    const matrix z_want = io["z0"], ljd_want = io["log_jac_det"];
+    const double dz =
+        max_abs_diff(z.cast<double>(), z_want) / std::max(1.0, z_want.cwiseAbs().maxCoeff());
+    const double dl = max_abs_diff(matrix(ljd.cast<double>()), ljd_want) /
+                      std::max(1.0, ljd_want.cwiseAbs().maxCoeff());
+    const bool ok = dz <= 1e-5 && dl <= 1e-5;
+    failures += ok ? 0 : 1;
+    std::printf(
+        "  %-12s %-22s max |inn - FrEIA| / max(1, |FrEIA|) = %.3g (z), %.3g (log_jac_det)%s\n",
+        "tiny", "float32, command line", dz, dl, ok ? "" : "   FAILED (> 1e-5)");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -207,6 +225,7 @@ int main(int argc, char** argv) {
         branches_test(dir);
         zoo_test(dir);
         topology_test(dir);
+        tiny_test(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_test: %s\n", e.what());
         return 1;

@@ -1,5 +1,8 @@
 """What inn_export must refuse, with a message that names the module and what to do, and the
-command line on a small model: python3 tests/export/refusals.py WORK_DIR"""
+command line on a small float32 model: python3 tests/export/refusals.py WORK_DIR
+
+The command line writes WORK_DIR/tiny.hpp and tiny.safetensors (float, as trained) and this
+script FrEIA's outputs, tiny.io.safetensors, which export_test compares in float."""
 
 import os
 import subprocess
@@ -106,7 +109,7 @@ def main():
     with torch.no_grad():
         for p in trained.parameters():
             if p.is_floating_point():
-                p.add_(torch.rand(p.shape, dtype=p.dtype))
+                p.add_(0.1 * torch.rand(p.shape, dtype=p.dtype))
     torch.save(trained.state_dict(), os.path.join(WORK, "tiny.pt"))
     env = dict(os.environ, PYTHONPATH=os.path.abspath(PYTHON_DIR))
     run = subprocess.run([sys.executable, "-m", "inn_export", f"{src}:build", "--weights",
@@ -122,6 +125,14 @@ def main():
         if not same:
             failures_add("python3 -m inn_export --weights: the file does not hold those weights")
         print(f"  command line: {run.stdout.strip()}")
+        # FrEIA's outputs of the float32 model, for export_test to compare with tiny::net (float)
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(5, 4, generator=g)
+        with torch.no_grad():
+            z, ljd = trained(x)
+        inn_export.write_safetensors(os.path.join(WORK, "tiny.io.safetensors"),
+                                     {"x": x, "z0": z, "log_jac_det": ljd.reshape(-1).expand(5)
+                                      .contiguous()})
     print(f"refusals: {'FAILED' if failures else 'passed'}")
     return 1 if failures else 0
 

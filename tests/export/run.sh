@@ -5,7 +5,7 @@
 #   bash scripts/install-export-deps.sh   # once: python3-torch, FrEIA (installs nothing here)
 #   bash tests/export/run.sh [BUILD_DIR]  # default build-export/
 #
-# Steps: tests/export/refusals.py (what the exporter must refuse, and the command line);
+# Steps: tests/export/refusals.py (what the exporter must refuse; the command line writes tiny.*);
 # generate.py writes BUILD_DIR/generated/<model>.{hpp,safetensors,io.safetensors}; CMake builds
 # tests/export/export_test.cpp against them and runs it; check_back.py loads what it saved.
 set -euo pipefail
@@ -21,7 +21,7 @@ fi
 cd "$root"
 generated="$build/generated"
 rm -rf "$generated"
-"$python" tests/export/refusals.py "$build/refusals"
+"$python" tests/export/refusals.py "$generated"
 "$python" tests/export/generate.py "$generated"
 launcher=()
 if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
