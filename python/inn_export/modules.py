@@ -498,7 +498,12 @@ HANDLERS = {
 
 
 def freia_class(module):
-    """The FrEIA class a module is (deprecated aliases are subclasses with their own names)."""
+    """The FrEIA class a module is (deprecated aliases are subclasses with their own names).
+    A class with `freia_mirror_of = "Name"` stands for FrEIA's Name: a plain-PyTorch mirror
+    with FrEIA's attributes and state_dict, for a FrEIA release that lacks the class."""
+    mirror = getattr(type(module), "freia_mirror_of", None)
+    if mirror in HANDLERS:
+        return mirror
     for klass in type(module).__mro__:
         if klass.__module__.startswith("FrEIA.") and klass.__name__ in HANDLERS:
             if klass.__name__ in ("SplitChannel", "Split1D"):

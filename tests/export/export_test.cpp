@@ -22,6 +22,7 @@
 #include "conv_cifar.hpp"
 #include "mnist_cinn.hpp"
 #include "moons.hpp"
+#include "splines.hpp"
 #include "tiny.hpp"
 #include "topology.hpp"
 #include "zoo.hpp"
@@ -190,6 +191,17 @@ void topology_test(const fs::path& dir) {
     check("topology", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
 }
 
+void splines_test(const fs::path& dir) {
+    const tensors io(dir / "splines.io.safetensors");
+    auto net = std::make_unique<splines::net>(splines::load(dir / "splines.safetensors"));
+    auto [z, ljd] = net->forward(io["x"]);
+    check("splines", "z", z, io["z0"]);
+    check("splines", "log_jac_det", column(ljd), io["log_jac_det"]);
+    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"]);
+    check("splines", "inverse x", x_inv, io["x_inv"]);
+    check("splines", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+}
+
 // The command line's export of a float32 model (refusals.py): the default scalar, float.
 void tiny_test(const fs::path& dir) {
     static_assert(std::is_same_v<tiny::net::scalar, float>);
@@ -225,6 +237,7 @@ int main(int argc, char** argv) {
         branches_test(dir);
         zoo_test(dir);
         topology_test(dir);
+        splines_test(dir);
         tiny_test(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_test: %s\n", e.what());

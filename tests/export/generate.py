@@ -58,8 +58,9 @@ def flat(t):
 
 def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
-    if models.MIRROR_NOTE:
-        print(f"generate: note: {models.MIRROR_NOTE}")
+    for note in (models.MIRROR_NOTE, models.SPLINE_NOTE):
+        if note:
+            print(f"generate: note: {note}")
     for name in models.MODELS:
         model, x, c, g = build(name)
         done = inn_export.export(model, name, out_dir, scalar="double")

@@ -10,6 +10,8 @@ import torch.nn as nn
 import FrEIA.framework as Ff
 import FrEIA.modules as Fm
 
+import spline_mirror
+
 
 class MirroredAllInOneBlock(Fm.AllInOneBlock):
     """FrEIA's AllInOneBlock with the log-scale clamp of FrEIA after its PyPI release 0.2
@@ -218,15 +220,33 @@ def topology():
     return Ff.GraphINN(nodes), {"x": [(9,), (4, 3, 3)], "c": []}
 
 
+def splines():
+    """FrEIA's spline couplings (from spline_mirror.py where the installed FrEIA lacks them)."""
+    rq = getattr(Fm, "RationalQuadraticSpline", None) or spline_mirror.RationalQuadraticSpline
+    linear = getattr(Fm, "LinearSpline", None) or spline_mirror.LinearSpline
+    m = Ff.SequenceINN(6)
+    m.append(rq, subnet_constructor=fc(16), bins=6, default_domain=(-2.5, 3.0, -3.0, 2.0))
+    m.append(Fm.PermuteRandom, seed=2)
+    m.append(rq, subnet_constructor=fc(16), bins=5, identity_tails=True, split_len=2)
+    m.append(linear, subnet_constructor=fc(16), bins=4, min_bin_sizes=(0.2, 0.05))
+    m.append(linear, subnet_constructor=fc(16), bins=3, identity_tails=True)
+    return m, {"x": (6,), "c": []}
+
+
+SPLINE_NOTE = None if hasattr(Fm, "RationalQuadraticSpline") else (
+    "the installed FrEIA has no splines (the PyPI release 0.2): the splines model uses "
+    "spline_mirror.py's RationalQuadraticSpline and LinearSpline (plain PyTorch, FrEIA's names)")
+
+
 MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
-          "branches": branches, "zoo": zoo, "topology": topology}
+          "branches": branches, "zoo": zoo, "topology": topology, "splines": splines}
 # Latents for the inverse check where standard normal ones leave the inverse's domain.
 LATENTS = {"topology": lambda shape, g: 0.1 + 0.8 * torch.rand(shape, generator=g,
                                                                  dtype=torch.float64)}
 # Models the C++ test also trains and saves, for FrEIA to load back.
 TRAINED_IN_CPP = ["moons", "branches", "zoo"]
 BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16, "zoo": 8,
-         "topology": 8}
+         "topology": 8, "splines": 16}
 
 
 def randomize(model, generator):
