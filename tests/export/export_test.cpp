@@ -194,12 +194,18 @@ void topology_test(const fs::path& dir) {
 void splines_test(const fs::path& dir) {
     const tensors io(dir / "splines.io.safetensors");
     auto net = std::make_unique<splines::net>(splines::load(dir / "splines.safetensors"));
-    auto [z, ljd] = net->forward(io["x"]);
+    const matrix c = io["c0"];
+    auto [z, ljd] = net->forward(io["x"], inn::conditions(c));
     check("splines", "z", z, io["z0"]);
     check("splines", "log_jac_det", column(ljd), io["log_jac_det"]);
-    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"]);
+    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"], inn::conditions(c));
     check("splines", "inverse x", x_inv, io["x_inv"]);
     check("splines", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+
+    change_parameters(*net);
+    inn::save_safetensors(*net, dir / "splines.cpp.safetensors");
+    auto [z2, ljd2] = net->forward(io["x"], inn::conditions(c));
+    write(dir / "splines.cpp.io.safetensors", {{"z0", z2}, {"log_jac_det", column(ljd2)}});
 }
 
 // The command line's export of a float32 model (refusals.py): the default scalar, float.

@@ -230,12 +230,18 @@ def splines():
     m.append(rq, subnet_constructor=fc(16), bins=5, identity_tails=True, split_len=2)
     m.append(linear, subnet_constructor=fc(16), bins=4, min_bin_sizes=(0.2, 0.05))
     m.append(linear, subnet_constructor=fc(16), bins=3, identity_tails=True)
-    return m, {"x": (6,), "c": []}
+    elementwise = getattr(Fm, "ElementwiseRationalQuadraticSpline", None) or \
+        spline_mirror.ElementwiseRationalQuadraticSpline
+    m.append(elementwise, bins=4)
+    m.append(elementwise, cond=0, cond_shape=(3,), subnet_constructor=fc(8), bins=5,
+             identity_tails=True)
+    return m, {"x": (6,), "c": [(3,)]}
 
 
 SPLINE_NOTE = None if hasattr(Fm, "RationalQuadraticSpline") else (
     "the installed FrEIA has no splines (the PyPI release 0.2): the splines model uses "
-    "spline_mirror.py's RationalQuadraticSpline and LinearSpline (plain PyTorch, FrEIA's names)")
+    "spline_mirror.py's RationalQuadraticSpline, LinearSpline and "
+    "ElementwiseRationalQuadraticSpline (plain PyTorch, FrEIA's names and state_dict)")
 
 
 MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
@@ -244,7 +250,7 @@ MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
 LATENTS = {"topology": lambda shape, g: 0.1 + 0.8 * torch.rand(shape, generator=g,
                                                                  dtype=torch.float64)}
 # Models the C++ test also trains and saves, for FrEIA to load back.
-TRAINED_IN_CPP = ["moons", "branches", "zoo"]
+TRAINED_IN_CPP = ["moons", "branches", "zoo", "splines"]
 BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16, "zoo": 8,
          "topology": 8, "splines": 16}
 

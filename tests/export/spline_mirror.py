@@ -53,10 +53,13 @@ class _BinnedSpline(Fm.InvertibleModule):
     def output_dims(self, input_dims):
         return input_dims
 
+    def _base(self):
+        return self.spline_base
+
     def _constrain(self, raw, n):
         b = self.n_bins
         p = raw.reshape(raw.shape[0], n, self.P)
-        sb = self.spline_base
+        sb = self._base()
         dd, mb = sb.default_domain, sb.min_bin_sizes
         rw, rh = p[..., :b], p[..., b:2 * b]
         if self.tails:
@@ -154,3 +157,39 @@ class LinearSpline(_BinnedSpline):
         shift = yk - s * xk
         out = (v - shift) / s if rev else s * v + shift
         return out, torch.log(yk1 - yk) - torch.log(xk1 - xk)
+
+
+class ElementwiseRationalQuadraticSpline(RationalQuadraticSpline):
+    """Every scalar its own rational-quadratic spline: parameters `spline_parameters` (C·P), or
+    from `subnet(cat(c...))` when conditioned; FrEIA's buffers on the module itself."""
+    freia_mirror_of = "ElementwiseRationalQuadraticSpline"
+
+    def __init__(self, dims_in, dims_c=None, subnet_constructor=None, bins=10,
+                 min_bin_sizes=(0.1, 0.1), default_domain=(-3.0, 3.0, -3.0, 3.0),
+                 identity_tails=False):
+        Fm.InvertibleModule.__init__(self, dims_in, dims_c or [])
+        channels = dims_in[0][0]
+        self.n_bins = bins
+        self.tails = identity_tails
+        self.P = 2 * bins + (1 if identity_tails else 2) + bins - 1
+        self.conditional = bool(dims_c)
+        if self.conditional:
+            self.subnet = subnet_constructor(sum(d[0] for d in dims_c), channels * self.P)
+        else:
+            self.spline_parameters = nn.Parameter(torch.zeros(channels * self.P))
+        base = BinnedSplineBase(bins, min_bin_sizes, default_domain, identity_tails)
+        for name, buffer in base.named_buffers():
+            self.register_buffer(name, buffer)
+        self.domain_clamping = None
+
+    def _base(self):
+        return self
+
+    def forward(self, x, c=[], rev=False, jac=True):
+        x = x[0]
+        if self.conditional:
+            raw = self.subnet(torch.cat(list(c), 1))
+        else:
+            raw = self.spline_parameters.unsqueeze(0).expand(x.shape[0], -1)
+        y, j = self._spline(x, raw, rev)
+        return (y,), j
