@@ -177,6 +177,7 @@ def zoo():
     m.append(Fm.GLOWCouplingBlock, subnet_constructor=conv_leaky, clamp_activation="TANH",
              split_len=0.25)
     m.append(Fm.IRevNetUpsampling)                                                 # 2x8x8
+    m.append(Fm.InvAutoConv2D, dims_out=(2, 8, 8), kernel_size=3, padding=1)
     m.append(AllInOneBlock, subnet_constructor=conv_1x1, gin_block=True,
              global_affine_type="EXP")
     m.append(Fm.IRevNetDownsampling)                                               # 8x4x4
@@ -189,6 +190,8 @@ def zoo():
     m.append(Fm.HouseholderPerm, n_reflections=3)
     m.append(Fm.InvAutoActTwoSided)
     m.append(Fm.InvAutoFC)
+    m.append(AllInOneBlock, subnet_constructor=fc(16), permute_soft=True,
+             learned_householder_permutation=2, affine_clamping=1.0)
     m.append(Fm.LearnedElementwiseScaling)
     m.append(Fm.GINCouplingBlock, subnet_constructor=fc_mixed, clamp=1.5)
     m.append(Fm.ConditionalAffineTransform, cond=0, cond_shape=(4,),
