@@ -20,6 +20,7 @@
 
 #include "branches.hpp"
 #include "conv_cifar.hpp"
+#include "iresnet.hpp"
 #include "mnist_cinn.hpp"
 #include "moons.hpp"
 #include "splines.hpp"
@@ -208,6 +209,16 @@ void splines_test(const fs::path& dir) {
     write(dir / "splines.cpp.io.safetensors", {{"z0", z2}, {"log_jac_det", column(ljd2)}});
 }
 
+// FrEIA's IResNetLayer log-det is a random estimate (inn's is exact): z and the inverse only.
+void iresnet_test(const fs::path& dir) {
+    const tensors io(dir / "iresnet.io.safetensors");
+    auto net = std::make_unique<iresnet::net>(iresnet::load(dir / "iresnet.safetensors"));
+    auto [z, ljd] = net->forward(io["x"]);
+    check("iresnet", "z", z, io["z0"]);
+    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"]);
+    check("iresnet", "inverse x", x_inv, io["x_inv"]);
+}
+
 // The command line's export of a float32 model (refusals.py): the default scalar, float.
 void tiny_test(const fs::path& dir) {
     static_assert(std::is_same_v<tiny::net::scalar, float>);
@@ -244,6 +255,7 @@ int main(int argc, char** argv) {
         zoo_test(dir);
         topology_test(dir);
         splines_test(dir);
+        iresnet_test(dir);
         tiny_test(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_test: %s\n", e.what());

@@ -38,10 +38,16 @@ def build(name):
     else:
         x = torch.randn((batch,) + shapes["x"], generator=g, dtype=torch.float64)
     c = [one_hot_ish(batch, s, g) for s in shapes["c"]]
-    with torch.no_grad():
+    with grad_mode(name):
         model(x, c=c)  # initialises ActNorm from data, as a first training batch would
     models.randomize(model, g)
+    models.after_randomize(model)
     return model, x, c, g
+
+
+def grad_mode(name):
+    """No autograd, except where FrEIA's log-det estimate needs it (IResNetLayer)."""
+    return torch.enable_grad() if name in models.STOCHASTIC_LOGDET else torch.no_grad()
 
 
 def one_hot_ish(batch, shape, g):
@@ -64,7 +70,7 @@ def main(out_dir):
     for name in models.MODELS:
         model, x, c, g = build(name)
         done = inn_export.export(model, name, out_dir, scalar="double")
-        with torch.no_grad():
+        with grad_mode(name):
             z, ljd = model(x, c=c)
             zs = as_list(z)
             draw = models.LATENTS.get(name, lambda shape, g: torch.randn(

@@ -247,15 +247,41 @@ SPLINE_NOTE = None if hasattr(Fm, "RationalQuadraticSpline") else (
     "ElementwiseRationalQuadraticSpline (plain PyTorch, FrEIA's names and state_dict)")
 
 
+def iresnet():
+    """IResNetLayer: z and the fixed-point inverse are compared; FrEIA's log-det is a random
+    (Hutchinson) estimate, inn's is exact, so it is not (STOCHASTIC_LOGDET)."""
+    m = Ff.SequenceINN(6)
+    m.append(Fm.IResNetLayer, internal_size=12, n_internal_layers=2, fixed_point_iterations=60)
+    m.append(Fm.PermuteRandom, seed=4)
+    m.append(Fm.IResNetLayer)
+    return m, {"x": (6,), "c": []}
+
+
+STOCHASTIC_LOGDET = {"iresnet"}
+
+
+def after_randomize(model):
+    """IResNetLayer's contraction (Lipschitz < 1, spectral_norm_max) after the random moves."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # FrEIA 0.2 draws its power-iteration vectors in it
+    try:
+        for m in model.module_list:
+            if hasattr(m, "lipschitz_correction"):
+                m.lipschitz_correction()
+    finally:
+        torch.set_default_dtype(default)
+
+
 MODELS = {"moons": moons, "mnist_cinn": mnist_cinn, "conv_cifar": conv_cifar,
-          "branches": branches, "zoo": zoo, "topology": topology, "splines": splines}
+          "branches": branches, "zoo": zoo, "topology": topology, "splines": splines,
+          "iresnet": iresnet}
 # Latents for the inverse check where standard normal ones leave the inverse's domain.
 LATENTS = {"topology": lambda shape, g: 0.1 + 0.8 * torch.rand(shape, generator=g,
                                                                  dtype=torch.float64)}
 # Models the C++ test also trains and saves, for FrEIA to load back.
 TRAINED_IN_CPP = ["moons", "branches", "zoo", "splines"]
 BATCH = {"moons": 16, "mnist_cinn": 8, "conv_cifar": 2, "branches": 16, "zoo": 8,
-         "topology": 8, "splines": 16}
+         "topology": 8, "splines": 16, "iresnet": 8}
 
 
 def randomize(model, generator):
