@@ -23,7 +23,7 @@ struct subnet_fc {
 }  // namespace
 
 using MoonsINN = inn::SequenceINN<inn::Shape<2>,
-    inn::Repeat<8, inn::AllInOneBlock<subnet_fc, {.permute_soft = true}>>>;
+    inn::Repeat<8, inn::AllInOneBlock<subnet_fc, inn::AllInOneOptions{.permute_soft = true}>>>;
 
 // Two interleaved half circles with noise (scikit-learn's make_moons).
 inn::row_matrix<float> make_moons(int n, std::uint64_t seed) {

@@ -1,5 +1,5 @@
 #pragma once
-// AllInOneBlock (FrEIA.modules.AllInOneBlock, freia-reference.md §4.8): a one-sided affine
+// AllInOneBlock (FrEIA.modules.AllInOneBlock): a one-sided affine
 // coupling with soft clamping, a learned global per-channel affine map and a fixed (or learned
 // Householder) channel permutation, in one module.
 //
@@ -23,7 +23,7 @@
 // and the inverse in the opposite order. Every constant is rounded to the Scalar first, as
 // PyTorch does with Python scalars, so a float network follows FrEIA's float32 arithmetic.
 // The initial pre-activation g0 is computed in double and rounded to the Scalar (float gives
-// FrEIA's values, spec §9); a double network is FrEIA built under float64 (g0 and randn in
+// FrEIA's values); a double network is FrEIA built under float64 (g0 and randn in
 // double).
 //
 // Permutations (state_dict after global_scale, global_offset; then subnet.*):
@@ -38,9 +38,10 @@
 //     recomputed whenever those tensors change (checked per call against a copy, so loads and
 //     training steps are seen without hooks); P^-1 uses W^T.
 //
-// Deliberate differences from FrEIA, reported as shape errors at compile time:
+// Deliberate differences from FrEIA (docs/freia-semantics.md#allinoneblock), reported as shape
+// errors at compile time:
 //   * learned_householder_permutation > 0 without permute_soft: FrEIA crashes
-//     (UnboundLocalError, spec §8.15) -> shape_error::invalid_option. So do K < 0,
+//     (UnboundLocalError) -> shape_error::invalid_option. So do K < 0,
 //     affine_clamping == 0 (or NaN) and a global_affine_init outside the activation's range
 //     (FrEIA would start from a NaN global scale).
 //   * permute_soft with C = 1 (SciPy's ValueError) -> shape_error::too_few_channels.

@@ -1,5 +1,5 @@
 #pragma once
-// Shared machinery of the coupling family (freia-reference.md §4.1):
+// Shared machinery of FrEIA's coupling family (docs/freia-semantics.md#coupling-blocks):
 //   * coupling_layout   - the split (len1 | len2) and subnet input shapes of a signature;
 //   * condition_concat  - the subnet input cat(part, c...) per sample, built in scratch;
 //   * affine_coupling   - soft-clamped affine map of one part (RNVP, GLOW, GIN, one-sided, CAT);
@@ -38,7 +38,7 @@ struct coupling_layout {
     static constexpr dims in2 = in.with(0, len2 + cond_channels);
 };
 
-/// The subnet input cat(part, c_0, c_1, ...) along channels (§3.3). Channels-first samples make
+/// The subnet input cat(part, c_0, c_1, ...) along channels. Channels-first samples make
 /// this a concatenation of whole per-sample blocks.
 template <Scalar S, signature Sig>
 struct condition_concat {
@@ -146,7 +146,7 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
         S* sb = s.row(b);
         for (index_t i = 0; i < n; ++i) sb[i] = soft_clamp(sb[i], O.clamp, O.activation);
         if constexpr (Center) {
-            // Per pixel: the mean over dim 1 only (FrEIA's GINCouplingBlock, §4.5).
+            // Per pixel: the mean over dim 1 only (FrEIA's GINCouplingBlock).
             for (index_t p = 0; p < pixels; ++p) {
                 S sum = 0;
                 for (index_t c = 0; c < len; ++c) sum += sb[c * pixels + p];
@@ -277,7 +277,7 @@ constexpr index_t subnet_work(index_t batch) {
     return std::max(nn::layer_scratch<Net>(batch), nn::layer_backward_scratch<Net>(batch));
 }
 
-/// FrEIA's `_BaseCouplingBlock` forward/reverse (§4.1) over a derived bound module `D` that
+/// FrEIA's `_BaseCouplingBlock` forward/reverse over a derived bound module `D` that
 /// provides
 ///   static constexpr bool has_log_det;            // false: NICE, GIN (LJD 0)
 ///   static constexpr index_t work_size(index_t batch);  // its own scratch (subnet outputs, ...)

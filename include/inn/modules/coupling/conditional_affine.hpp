@@ -1,5 +1,5 @@
 #pragma once
-// ConditionalAffineTransform (freia-reference.md §4.7): an affine map of the whole input whose
+// ConditionalAffineTransform (FrEIA): an affine map of the whole input whose
 // [s | t] come from the conditions alone: a = subnet(cat(c_0, c_1, ...)) (cl -> 2*C),
 //   y = exp(clamp*g(a[:C])) * x + a[C:]         reverse x = (y - t) * exp(-s)
 // Needs at least one condition (shape_error::condition_required). `split_len` is validated as

@@ -1,5 +1,5 @@
 #pragma once
-// GLOWCouplingBlock (freia-reference.md §4.4): affine coupling, one subnet per side producing
+// GLOWCouplingBlock (FrEIA): affine coupling, one subnet per side producing
 // [s | t]. subnet1 reads part 1 (len1 + cl -> 2*len2), subnet2 reads part 2 (len2 + cl -> 2*len1).
 //   a = subnet2(cat(x2, c)): y1 = exp(clamp*g(a[:len1])) * x1 + a[len1:]
 //   a = subnet1(cat(y1, c)): y2 = exp(clamp*g(a[:len2])) * x2 + a[len2:]

@@ -1,5 +1,5 @@
 #pragma once
-// NICECouplingBlock (freia-reference.md §4.2): additive coupling, no clamp, LJD 0.
+// NICECouplingBlock (FrEIA): additive coupling, no clamp, LJD 0.
 //   y1 = x1 + F(cat(x2, c)),  y2 = x2 + G(cat(y1, c))
 // Subnets F: len2 + cl -> len1 and G: len1 + cl -> len2, built in that order; keys F.*, G.*.
 // Only `split_len` / `split_channels` of the options are used (FrEIA has no clamp here).

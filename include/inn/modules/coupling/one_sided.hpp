@@ -1,5 +1,5 @@
 #pragma once
-// AffineCouplingOneSided (freia-reference.md §4.6): part 1 passes unchanged and conditions the
+// AffineCouplingOneSided (FrEIA): part 1 passes unchanged and conditions the
 // affine map of part 2 through one `subnet` (len1 + cl -> 2*len2, output [s | t]):
 //   y = cat(x1, x2 * exp(clamp*g(s)) + t)        reverse x2 = (y2 - t) * exp(-s), LJD -sum(s)
 

@@ -1,5 +1,5 @@
 #pragma once
-// RNVPCouplingBlock (freia-reference.md §4.3): affine coupling with separate s- and t-subnets.
+// RNVPCouplingBlock (FrEIA): affine coupling with separate s- and t-subnets.
 //   y1 = exp(s2) * x1 + t2  (s2 = clamp*g(subnet_s2(u)), t2 = subnet_t2(u), u = cat(x2, c))
 //   y2 = exp(s1) * x2 + t1  (from u = cat(y1, c))
 // Subnets in construction order subnet_s1, subnet_t1 (len1 + cl -> len2), subnet_s2, subnet_t2
