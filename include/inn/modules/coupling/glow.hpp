@@ -47,6 +47,30 @@ struct glow_coupling
                                      j);
     }
 
+    // The subnet output [s | t] recomputed, its gradient, then the subnets' own scratch.
+    static constexpr index_t backward_work_size(index_t batch) {
+        return 2 * width * batch + std::max(subnet_work<net1_t>(batch), subnet_work<net2_t>(batch));
+    }
+
+    template <int Side>
+    void couple_backward(cview<S> active, cview<S> u, view<S> g, view<S> gu, const S* gl,
+                         index_t batch, S* work, const backward_args<S>& args) const {
+        constexpr int len = Side == 1 ? layout::len1 : layout::len2;
+        constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
+        const view<S> a{work, 2 * n}, ga{work + width * batch, 2 * n};
+        S* sub = work + 2 * width * batch;
+        auto run = [&](const auto& net) {
+            net.forward(u, a, batch, sub);
+            affine_coupling_backward<O, Gin>(active, a, g, ga.shifted(n), ga, gl, len,
+                                             layout::pixels, batch);
+            subnet_backward(net, u, a, ga, gu, batch, sub, args);
+        };
+        if constexpr (Side == 1)
+            run(subnet2);
+        else
+            run(subnet1);
+    }
+
     template <class V>
     void visit(V&& v, const std::string& prefix) {
         nn::visit_layer(subnet1, v, prefix + "subnet1.");

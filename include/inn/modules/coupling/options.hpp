@@ -46,6 +46,28 @@ inline S soft_clamp(S raw, double clamp, clamp_activation activation) {
     return S(clamp) * g;
 }
 
+/// d soft_clamp / d raw: clamp * g'(raw).
+template <Scalar S>
+inline S soft_clamp_derivative(S raw, double clamp, clamp_activation activation) {
+    S d;
+    switch (activation) {
+        case clamp_activation::atan:
+            d = S(0.636) / (S(1) + raw * raw);
+            break;
+        case clamp_activation::tanh: {
+            const S t = std::tanh(raw);
+            d = S(1) - t * t;
+            break;
+        }
+        default: {  // sigmoid
+            const S sg = S(1) / (S(1) + std::exp(-raw));
+            d = S(2.0) * sg * (S(1) - sg);
+            break;
+        }
+    }
+    return S(clamp) * d;
+}
+
 namespace detail {
 
 /// Python's round() of a non-negative value: half to even.
