@@ -23,11 +23,11 @@ struct handwritten_moons {
 
     explicit handwritten_moons(bench::Moons& net) {
         [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (take(blocks[K], net.module<int(K)>()), ...);
+            (take(blocks[K], *net.module<int(K)>()), ...);
         }
         (std::make_index_sequence<8>{});
     }
-    template <class M> static void take(block& b, M& m) {
+    template <class M> static void take(block& b, const M& m) {
         const auto& l0 = std::get<0>(m.subnet.layers);
         const auto& l2 = std::get<2>(m.subnet.layers);
         b.w1 = Eigen::Map<const Eigen::Matrix<float, 512, 1>>(l0.weight.data());

@@ -4,8 +4,9 @@
 #   inn_target_options(<target> [OPTIMIZE <flag>...])
 #
 # adds -Wall -Wextra -Wpedantic (and -Werror with INN_WERROR=ON), the sanitizer flags with
-# INN_SANITIZE=ON (ASan + UBSan) or INN_TSAN=ON (ThreadSanitizer), and the given optimisation flags last, so that they win over the flags of
-# CMAKE_BUILD_TYPE (e.g. -O3 of Release; -DNDEBUG of Release stays).
+# INN_SANITIZE=ON (ASan + UBSan) or INN_TSAN=ON (ThreadSanitizer), and the given optimisation
+# flags last, so that they win over the flags of CMAKE_BUILD_TYPE (e.g. -O3 of Release;
+# -DNDEBUG of Release stays).
 
 include_guard(GLOBAL)
 

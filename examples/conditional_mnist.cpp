@@ -18,8 +18,9 @@ struct subnet_fc {  // FrEIA: subnet_fc(c_in, c_out)
 };
 }  // namespace
 
+using block = inn::AllInOneBlock<subnet_fc, inn::AllInOneOptions{.permute_soft = true}>;
 using cINN = inn::SequenceINN<inn::Shape<784>, inn::Conditions<inn::Shape<10>>,
-    inn::Repeat<12, inn::Conditioned<inn::AllInOneBlock<subnet_fc, {.permute_soft = true}>, 0>>>;
+                              inn::Repeat<12, inn::Conditioned<block, 0>>>;
 
 int main() {
     auto net = std::make_unique<cINN>(0);

@@ -21,9 +21,8 @@
 
 #include "example_util.hpp"
 
-using namespace inn;
-
 namespace {  // FrEIA: subnet_conv(c_in, c_out), subnet_conv_1x1, subnet_fc
+namespace nn = inn::nn;
 struct subnet_conv {
     template <int In, int Out>
     using net = nn::Sequential<nn::Conv2d<In, 256, 3, 1>, nn::ReLU, nn::Conv2d<256, Out, 3, 1>>;
@@ -40,54 +39,62 @@ struct subnet_fc {
 
 constexpr int ndim_x = 3 * 32 * 32;
 
-struct input : InputNode<Shape<3, 32, 32>> {};
+// Options are spelled with their type (inn::CouplingOptions{.clamp = 1.2}), which every compiler
+// takes, nvcc included (docs/tutorial.md, "Sequences").
+using glow_conv = inn::GLOWCouplingBlock<subnet_conv, inn::CouplingOptions{.clamp = 1.2}>;
+using glow_conv_1x1 = inn::GLOWCouplingBlock<subnet_conv_1x1, inn::CouplingOptions{.clamp = 1.2}>;
+using glow_fc = inn::GLOWCouplingBlock<subnet_fc, inn::CouplingOptions{.clamp = 2.0}>;
+template <int K>
+using permute = inn::PermuteRandom<inn::PermuteRandomOptions{.seed = K}>;
+
+struct input : inn::InputNode<inn::Shape<3, 32, 32>> {};
 
 // Higher resolution convolutional part.
 template <int K> struct permute_high_res;
 template <int K>
-struct conv_high_res : Node<GLOWCouplingBlock<subnet_conv, {.clamp = 1.2}>,
-                            std::conditional_t<K == 0, input, permute_high_res<K - 1>>> {};
+struct conv_high_res
+    : inn::Node<glow_conv, std::conditional_t<K == 0, input, permute_high_res<K - 1>>> {};
 template <int K>
-struct permute_high_res : Node<PermuteRandom<{.seed = K}>, conv_high_res<K>> {};
+struct permute_high_res : inn::Node<permute<K>, conv_high_res<K>> {};
 
-struct downsample : Node<IRevNetDownsampling<>, permute_high_res<3>> {};
+struct downsample : inn::Node<inn::IRevNetDownsampling<>, permute_high_res<3>> {};
 
 // Lower resolution convolutional part: 1x1 subnets on even k, 3x3 on odd k.
 template <int K> struct permute_low_res;
 template <int K>
-struct conv_low_res
-    : Node<std::conditional_t<K % 2 == 0, GLOWCouplingBlock<subnet_conv_1x1, {.clamp = 1.2}>,
-                              GLOWCouplingBlock<subnet_conv, {.clamp = 1.2}>>,
-           std::conditional_t<K == 0, downsample, permute_low_res<K - 1>>> {};
+struct conv_low_res : inn::Node<std::conditional_t<K % 2 == 0, glow_conv_1x1, glow_conv>,
+                                std::conditional_t<K == 0, downsample, permute_low_res<K - 1>>> {};
 template <int K>
-struct permute_low_res : Node<PermuteRandom<{.seed = K}>, conv_low_res<K>> {};
+struct permute_low_res : inn::Node<permute<K>, conv_low_res<K>> {};
 
 // Flatten, then split off a quarter for the fully connected part.
-struct flatten : Node<Flatten, permute_low_res<11>> {};
-struct split : Node<Split<{.section_sizes = {ndim_x / 4, 3 * ndim_x / 4}}>, flatten> {};
+struct flatten : inn::Node<inn::Flatten, permute_low_res<11>> {};
+struct split
+    : inn::Node<inn::Split<inn::SplitOptions{.section_sizes = {ndim_x / 4, 3 * ndim_x / 4}}>,
+                flatten> {};
 
 template <int K> struct permute_fc;
 template <int K>
-struct fully_connected : Node<GLOWCouplingBlock<subnet_fc, {.clamp = 2.0}>,
-                              std::conditional_t<K == 0, out<split, 0>, permute_fc<K - 1>>> {};
+struct fully_connected
+    : inn::Node<glow_fc, std::conditional_t<K == 0, inn::out<split, 0>, permute_fc<K - 1>>> {};
 template <int K>
-struct permute_fc : Node<PermuteRandom<{.seed = K}>, fully_connected<K>> {};
+struct permute_fc : inn::Node<permute<K>, fully_connected<K>> {};
 
 // Concatenate the fully connected part and the skip connection into a single output.
-struct concat : Node<Concat<>, inputs<permute_fc<11>, out<split, 1>>> {};
-struct output : OutputNode<concat> {};
+struct concat : inn::Node<inn::Concat<>, inn::inputs<permute_fc<11>, inn::out<split, 1>>> {};
+struct output : inn::OutputNode<concat> {};
 
-using ConvINN = GraphINN<input,
-                         repeat_nodes<conv_high_res, 4>, repeat_nodes<permute_high_res, 4>,
-                         downsample,
-                         repeat_nodes<conv_low_res, 12>, repeat_nodes<permute_low_res, 12>,
-                         flatten, split,
-                         repeat_nodes<fully_connected, 12>, repeat_nodes<permute_fc, 12>,
-                         concat, output>;
+using ConvINN = inn::GraphINN<input,
+    inn::repeat_nodes<conv_high_res, 4>, inn::repeat_nodes<permute_high_res, 4>,
+    downsample,
+    inn::repeat_nodes<conv_low_res, 12>, inn::repeat_nodes<permute_low_res, 12>,
+    flatten, split,
+    inn::repeat_nodes<fully_connected, 12>, inn::repeat_nodes<permute_fc, 12>,
+    concat, output>;
 
-static_assert(ConvINN::output_shape<downsample> == Shape<12, 16, 16>{});
-static_assert(ConvINN::output_shape<split, 0> == Shape<768>{});
-static_assert(ConvINN::output_shape<output> == Shape<ndim_x>{});
+static_assert(ConvINN::output_shape<downsample> == inn::Shape<12, 16, 16>{});
+static_assert(ConvINN::output_shape<split, 0> == inn::Shape<768>{});
+static_assert(ConvINN::output_shape<output> == inn::Shape<ndim_x>{});
 
 int main() {
     auto net = std::make_unique<ConvINN>(0);

@@ -6,22 +6,21 @@
 #include "custom_modules.hpp"
 #include "example_util.hpp"
 
-using namespace inn;
 using example::ConditionalSwap;
 using example::FixedRandomElementwiseMultiply;
 
-struct in1 : InputNode<Shape<2>> {};
-struct in2 : InputNode<Shape<2>> {};
-struct cond : ConditionNode<Shape<1>> {};
-struct mult1 : Node<FixedRandomElementwiseMultiply, in1> {};
-struct swap : Node<ConditionalSwap, inputs<mult1, in2>, conditions<cond>> {};
-struct mult2 : Node<FixedRandomElementwiseMultiply, out<swap, 1>> {};
-struct out1 : OutputNode<out<swap, 0>> {};
-struct out2 : OutputNode<mult2> {};
+struct in1 : inn::InputNode<inn::Shape<2>> {};
+struct in2 : inn::InputNode<inn::Shape<2>> {};
+struct cond : inn::ConditionNode<inn::Shape<1>> {};
+struct mult1 : inn::Node<FixedRandomElementwiseMultiply, in1> {};
+struct swap : inn::Node<ConditionalSwap, inn::inputs<mult1, in2>, inn::conditions<cond>> {};
+struct mult2 : inn::Node<FixedRandomElementwiseMultiply, inn::out<swap, 1>> {};
+struct out1 : inn::OutputNode<inn::out<swap, 0>> {};
+struct out2 : inn::OutputNode<mult2> {};
 
 int main() {
     // In a chain.
-    SequenceINN<Shape<2>, Repeat<3, FixedRandomElementwiseMultiply>> chain(0);
+    inn::SequenceINN<inn::Shape<2>, inn::Repeat<3, FixedRandomElementwiseMultiply>> chain(0);
     auto x = example::randn(8, 2, 1);
     auto [z, ljd] = chain.forward(x);
     auto [x_rev, ljd_rev] = chain.inverse(z);
@@ -29,11 +28,11 @@ int main() {
                 example::max_abs_diff(x, x_rev), double(ljd[0]));
 
     // In a graph.
-    GraphINN<in1, in2, cond, mult1, swap, mult2, out1, out2> graph(0);
+    inn::GraphINN<in1, in2, cond, mult1, swap, mult2, out1, out2> graph(0);
     std::printf("%s\n", graph.summary().c_str());
     auto a = example::randn(8, 2, 2), b = example::randn(8, 2, 3), c = example::randn(8, 1, 4);
-    auto [zs, l] = graph.forward(inputs(a, b), conditions(c));
-    auto [xs, l_rev] = graph.inverse(inputs(zs[0], zs[1]), conditions(c));
+    auto [zs, l] = graph.forward(inn::inputs(a, b), inn::conditions(c));
+    auto [xs, l_rev] = graph.inverse(inn::inputs(zs[0], zs[1]), inn::conditions(c));
     std::printf("graph: max |x1 - x1_rev| %.3g, max |x2 - x2_rev| %.3g\n",
                 example::max_abs_diff(a, xs[0]), example::max_abs_diff(b, xs[1]));
     example::print_log_det("graph log|det J|", l);

@@ -12,41 +12,39 @@
 
 namespace example {
 
-using namespace inn;
-
 /// Multiplies each channel by a fixed random factor in {1, 2} (FrEIA README:
 /// `self.random_factor = torch.randint(1, 3, size=(1, dims_in[0][0]))`).
 struct FixedRandomElementwiseMultiply {
     static constexpr std::string_view name = "FixedRandomElementwiseMultiply";
 
     // FrEIA's output_dims: the shape is unchanged. Vectors only, as the README's broadcast.
-    static constexpr shape_result output_shapes(const signature& s) {
-        if (auto r = expect_single_input(s, 1, 1); !r.ok()) return r;
-        if (auto r = expect_no_condition(s); !r.ok()) return r;
-        return returns({s.in()});
+    static constexpr inn::shape_result output_shapes(const inn::signature& s) {
+        if (auto r = inn::expect_single_input(s, 1, 1); !r.ok()) return r;
+        if (auto r = inn::expect_no_condition(s); !r.ok()) return r;
+        return inn::returns({s.in()});
     }
 
-    template <Scalar S, signature Sig>
+    template <inn::Scalar S, inn::signature Sig>
     struct bind {
-        static constexpr index_t C = Sig.in().size();
-        vector<S> factor = vector<S>(C);  // not part of the state_dict, as in FrEIA
+        static constexpr inn::index_t C = Sig.in().size();
+        inn::vector<S> factor = inn::vector<S>(C);  // not part of the state_dict, as in FrEIA
         S log_det = 0;
 
-        explicit bind(generator& g) {
-            for (index_t i = 0; i < C; ++i) factor[i] = S(1 + g.next_u32() % 2);
+        explicit bind(inn::generator& g) {
+            for (inn::index_t i = 0; i < C; ++i) factor[i] = S(1 + g.next_u32() % 2);
             log_det = factor.array().log().sum();
         }
 
-        void forward(const run_args<S>& a) const {
+        void forward(const inn::run_args<S>& a) const {
             a.out[0].matrix(a.batch, C) = a.in[0].matrix(a.batch, C).array().rowwise() *
                                           factor.array().transpose();
             // The log-det is trivial, so it is returned even when jac is false (as in FrEIA).
-            for (index_t b = 0; b < a.batch; ++b) a.ljd[b] += log_det;
+            for (inn::index_t b = 0; b < a.batch; ++b) a.ljd[b] += log_det;
         }
-        void inverse(const run_args<S>& a) const {
+        void inverse(const inn::run_args<S>& a) const {
             a.out[0].matrix(a.batch, C) = a.in[0].matrix(a.batch, C).array().rowwise() /
                                           factor.array().transpose();
-            for (index_t b = 0; b < a.batch; ++b) a.ljd[b] -= log_det;
+            for (inn::index_t b = 0; b < a.batch; ++b) a.ljd[b] -= log_det;
         }
     };
 };
@@ -56,21 +54,21 @@ struct FixedRandomElementwiseMultiply {
 struct ConditionalSwap {
     static constexpr std::string_view name = "ConditionalSwap";
 
-    static constexpr shape_result output_shapes(const signature& s) {
-        if (s.inputs.count != 2) return fail(shape_error::wrong_input_count, 0, 0, 0, 2);
-        if (s.inputs[0] != s.inputs[1]) return fail(shape_error::concat_mismatch, 0, 1);
-        if (s.conditions.count != 1) return fail(shape_error::condition_required);
-        return returns({s.inputs[0], s.inputs[1]});
+    static constexpr inn::shape_result output_shapes(const inn::signature& s) {
+        if (s.inputs.count != 2) return inn::fail(inn::shape_error::wrong_input_count, 0, 0, 0, 2);
+        if (s.inputs[0] != s.inputs[1]) return inn::fail(inn::shape_error::concat_mismatch, 0, 1);
+        if (s.conditions.count != 1) return inn::fail(inn::shape_error::condition_required);
+        return inn::returns({s.inputs[0], s.inputs[1]});
     }
 
-    template <Scalar S, signature Sig>
+    template <inn::Scalar S, inn::signature Sig>
     struct bind {
-        static constexpr index_t n = Sig.inputs[0].size();
+        static constexpr inn::index_t n = Sig.inputs[0].size();
 
-        explicit bind(generator&) {}
+        explicit bind(inn::generator&) {}
 
-        void forward(const run_args<S>& a) const {
-            for (index_t b = 0; b < a.batch; ++b) {
+        void forward(const inn::run_args<S>& a) const {
+            for (inn::index_t b = 0; b < a.batch; ++b) {
                 bool keep = a.cond[0].row(b)[0] > S(0);
                 const S* x1 = a.in[keep ? 0 : 1].row(b);
                 const S* x2 = a.in[keep ? 1 : 0].row(b);
@@ -78,7 +76,7 @@ struct ConditionalSwap {
                 std::copy(x2, x2 + n, a.out[1].row(b));
             }
         }
-        void inverse(const run_args<S>& a) const { forward(a); }
+        void inverse(const inn::run_args<S>& a) const { forward(a); }
     };
 };
 

@@ -17,33 +17,35 @@
 
 #include "example_util.hpp"
 
-using namespace inn;
-
 namespace {
 struct subnet_fc {  // FrEIA: subnet_fc(c_in, c_out)
     template <int In, int Out>
-    using net = nn::Sequential<nn::Linear<In, 256>, nn::ReLU, nn::Linear<256, Out>>;
+    using net = inn::nn::Sequential<inn::nn::Linear<In, 256>, inn::nn::ReLU,
+                                    inn::nn::Linear<256, Out>>;
 };
 }  // namespace
 
-struct in1     : InputNode<Shape<100>> {};
-struct in2     : InputNode<Shape<20>> {};
-struct cond    : ConditionNode<Shape<42>> {};
-struct perm    : Node<PermuteRandom<>, in1> {};
-struct split1  : Node<Split<>, perm> {};
-struct split2  : Node<Split<>, out<split1, 1>> {};
-struct actnorm : Node<ActNorm, out<split2, 1>> {};
-struct concat1 : Node<Concat<>, inputs<actnorm, in2>> {};
-struct affine  : Node<AffineCouplingOneSided<subnet_fc>, concat1, conditions<cond>> {};
-struct concat2 : Node<Concat<>, inputs<out<split2, 0>, affine>> {};
-struct output1 : OutputNode<out<split1, 0>> {};
-struct output2 : OutputNode<concat2> {};
+// Names are spelled inn::... rather than brought in with `using namespace inn`: a node of your
+// own named `out` (or `nodes`, `inputs`) would otherwise collide with inn's.
+struct in1     : inn::InputNode<inn::Shape<100>> {};
+struct in2     : inn::InputNode<inn::Shape<20>> {};
+struct cond    : inn::ConditionNode<inn::Shape<42>> {};
+struct perm    : inn::Node<inn::PermuteRandom<>, in1> {};
+struct split1  : inn::Node<inn::Split<>, perm> {};
+struct split2  : inn::Node<inn::Split<>, inn::out<split1, 1>> {};
+struct actnorm : inn::Node<inn::ActNorm, inn::out<split2, 1>> {};
+struct concat1 : inn::Node<inn::Concat<>, inn::inputs<actnorm, in2>> {};
+struct affine  : inn::Node<inn::AffineCouplingOneSided<subnet_fc>, concat1,
+                           inn::conditions<cond>> {};
+struct concat2 : inn::Node<inn::Concat<>, inn::inputs<inn::out<split2, 0>, affine>> {};
+struct output1 : inn::OutputNode<inn::out<split1, 0>> {};
+struct output2 : inn::OutputNode<concat2> {};
 
-using ExampleINN = GraphINN<in1, in2, cond, perm, split1, split2, actnorm,
-                            concat1, affine, concat2, output1, output2>;
+using ExampleINN = inn::GraphINN<in1, in2, cond, perm, split1, split2, actnorm,
+                                 concat1, affine, concat2, output1, output2>;
 
-static_assert(ExampleINN::output_shape<output2> == Shape<70>{});  // shape inference
-using Sampler = inverse_t<ExampleINN>;  // the inverse as a network of its own
+static_assert(ExampleINN::output_shape<output2> == inn::Shape<70>{});  // shape inference
+using Sampler = inn::inverse_t<ExampleINN>;  // the inverse as a network of its own
 
 int main() {
     ExampleINN net{0};
@@ -54,8 +56,8 @@ int main() {
     auto c = example::randn(batch, 42, 3);
 
     // The first call initialises ActNorm from this batch (FrEIA's data-dependent init).
-    auto [z, ljd] = net.forward(inputs(x1, x2), conditions(c));
-    auto [x, ljd_rev] = net.inverse(inputs(z[0], z[1]), conditions(c));
+    auto [z, ljd] = net.forward(inn::inputs(x1, x2), inn::conditions(c));
+    auto [x, ljd_rev] = net.inverse(inn::inputs(z[0], z[1]), inn::conditions(c));
     std::printf("outputs: %ld x %ld and %ld x %ld\n", long(z[0].rows()), long(z[0].cols()),
                 long(z[1].rows()), long(z[1].cols()));
     std::printf("max |x1 - x1_rev|                %.3g\n", example::max_abs_diff(x1, x[0]));
@@ -65,7 +67,7 @@ int main() {
 
     // A sampler holds the same parameters and compiles only the inverse code.
     Sampler sampler(net);
-    auto [xs, ljd_s] = sampler.forward(inputs(z[0], z[1]), conditions(c));
+    auto [xs, ljd_s] = sampler.forward(inn::inputs(z[0], z[1]), inn::conditions(c));
     std::printf("sampler reproduces the inverse:  %.3g\n", example::max_abs_diff(xs[0], x[0]));
     return example::max_abs_diff(x1, x[0]) < 1e-3 ? 0 : 1;
 }

@@ -27,7 +27,7 @@ struct subnet_fc {
 };
 
 using MoonsINN = inn::SequenceINN<inn::Shape<2>,
-    inn::Repeat<8, inn::AllInOneBlock<subnet_fc, {.permute_soft = true}>>>;
+    inn::Repeat<8, inn::AllInOneBlock<subnet_fc, inn::AllInOneOptions{.permute_soft = true}>>>;
 
 // Two scatter plots side by side: data (left) and samples (right), both in [-1.5, 2.5] x [-1, 1.5].
 void write_svg(const std::string& path, const inn::row_matrix<float>& data,

@@ -14,6 +14,7 @@ packages=(
     catch2                 # Catch2 v2.13 (<catch2/catch.hpp>)
     libbenchmark-dev       # Google Benchmark (INN_BUILD_BENCHMARKS=ON)
     time                   # /usr/bin/time -v (scripts/measure-compile.sh)
+    python3                # scripts/check-docs.py (ctest -L docs)
     clang-14               # the fuzzer (tests/fuzz) ...
     libclang-rt-14-dev     # ... and its libFuzzer/sanitizer runtimes
 )

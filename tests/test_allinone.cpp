@@ -1,5 +1,5 @@
-// AllInOneBlock (spec §4.8): round trips, log-determinants against finite differences, an
-// independent per-sample reference of the forward formula, FrEIA's initial values (§9), the RNG
+// AllInOneBlock: round trips, log-determinants against finite differences, an
+// independent per-sample reference of the forward formula, FrEIA's initial values, the RNG
 // order at construction, state_dict layout, shape errors and run-time buffer replacement.
 // Parity with the recorded FrEIA files is a separate test (the aio_* fixtures).
 
@@ -164,7 +164,7 @@ void check_network(Eigen::Index batch, bool volume_preserving = false, unsigned 
     CHECK(max_rel_error(ljdf, ljd) < 1e-4);
 }
 
-// ---- an independent reference of §4.8, one sample at a time, in plain loops ----------------
+// ---- an independent reference of FrEIA's formula, one sample at a time, in plain loops -----
 
 using mat = Eigen::MatrixXd;
 
@@ -241,7 +241,7 @@ void check_against_reference(unsigned seed = 5) {
             cb = Eigen::Map<const row_matrix<double>>(c.row(b).data(),
                                                       Net::condition_dims().channels(), pix);
         double total = 0;
-        net.executor().for_each_module([&](auto, auto& m) {
+        graph::executor_of(net).for_each_module([&](auto, auto& m) {
             double l = 0;
             v = reference_forward(m, v, cb, l);
             total += l;
@@ -310,7 +310,7 @@ TEST_CASE("AllInOneBlock forward equals an independent reference of the formula"
     SECTION("image condition") { check_against_reference<ImageCondNet>(); }
 }
 
-TEST_CASE("AllInOneBlock global scale: Psi(g0) equals the init (spec 9)", "[allinone]") {
+TEST_CASE("AllInOneBlock global scale: Psi(g0) equals the init", "[allinone]") {
     struct row {
         global_affine_type type;
         double init;
@@ -348,7 +348,7 @@ TEST_CASE("AllInOneBlock global scale: Psi(g0) equals the init (spec 9)", "[alli
 
 TEST_CASE("AllInOneBlock draws from the generator in FrEIA's order", "[allinone]") {
     using block = fc_block<>::bind<double, vector_signature(6)>;
-    SECTION("hard: randperm(C) first; seed 0, C = 6 gives spec §9's permutation") {
+    SECTION("hard: randperm(C) first; seed 0, C = 6 gives FrEIA's permutation") {
         generator g(0);
         block m(g);
         CHECK(m.w_perm.values == std::vector<std::int64_t>{2, 5, 3, 0, 1, 4});

@@ -1,4 +1,4 @@
-// The coupling family (freia-reference.md §3, §4.1-§4.7): NICE, RNVP, GLOW, GIN,
+// FrEIA's coupling family: NICE, RNVP, GLOW, GIN,
 // AffineCouplingOneSided, ConditionalAffineTransform.
 //
 // Every module runs in four configurations (vector/image, conditional or not, C = 5 and 7, each
@@ -353,7 +353,7 @@ std::vector<std::string> keys(std::initializer_list<std::string> subnets_and_sha
 // ---- options, split rule, shape errors ----------------------------------------------------------
 
 TEST_CASE("CouplingOptions: split rule, soft clamp and shape errors", "[coupling]") {
-    // Round half to even of C * split_len (§3.2).
+    // Round half to even of C * split_len (docs/freia-semantics.md#channel-splits).
     static_assert(coupling_split_len1(5, {}) == 2 && coupling_split_len1(7, {}) == 4);
     static_assert(coupling_split_len1(3, {}) == 2 && coupling_split_len1(9, {}) == 4);
     static_assert(coupling_split_len1(11, {}) == 6 && coupling_split_len1(45, {}) == 22);

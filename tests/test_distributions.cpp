@@ -1,4 +1,4 @@
-// StandardNormal and PushForward (spec §5, §8.18). Independent truths: the closed-form normal
+// StandardNormal and PushForward (FrEIA's bugs fixed). Independent truths: the closed-form normal
 // density; networks whose data density is a known Gaussian (FixedLinearTransform:
 // x = M^-1 (z - b); GaussianMixtureModel: N(mu_k, (U_k^T U_k)^-1)); numerical integration of
 // the density of a conditional coupling network; sample moments against the density's moments.
@@ -212,7 +212,7 @@ TEST_CASE("PushForward: several inputs and outputs of a graph (sum over outputs)
     const mat x = test::random_batch(8, 3, 6);
     const mat x1 = x.leftCols(2), x2 = x.rightCols(1);
     // The joint density of (x1, x2). A GraphINN with jac=false gives a zero log-det: FrEIA's
-    // PushForwardDistribution bug (spec §8.18) would drop log|det M| here.
+    // PushForwardDistribution bug would drop log|det M| here.
     CHECK(max_rel_error(flow.log_prob(inputs(x1, x2)), gaussian_log_density(x, mu, sigma)) < 1e-13);
     CHECK(max_abs_of(net.forward(inputs(x1, x2), false).log_jac_det) == 0.0);
 

@@ -1,7 +1,7 @@
-// Elementwise, orthogonal and "invertible autoencoder" modules (freia-reference.md §4.14-§4.20,
-// §4.24; quirks §8.13, 8.14, 8.16, 8.22, 8.25): InvAutoAct, InvAutoActFixed, InvAutoActTwoSided,
-// InvAutoFC, InvAutoConv2D, LearnedElementwiseScaling, OrthogonalTransform, HouseholderPerm,
-// InvertibleSigmoid.
+// Elementwise, orthogonal and "invertible autoencoder" modules of FrEIA (quirks:
+// docs/freia-semantics.md#invauto and the entries around it): InvAutoAct, InvAutoActFixed,
+// InvAutoActTwoSided, InvAutoFC, InvAutoConv2D, LearnedElementwiseScaling, OrthogonalTransform,
+// HouseholderPerm, InvertibleSigmoid.
 //
 // Independent truths: FrEIA's golden files (double and float), exact inverses, finite-difference
 // log-dets, a naive Householder product, direct convolution / transposed-convolution loops and
@@ -268,7 +268,7 @@ TEST_CASE("InvAutoFC / InvAutoConv2D match FrEIA (reverse = transpose)", "[eleme
 }
 
 TEST_CASE("LearnedElementwiseScaling matches FrEIA, reverse log-det fixed", "[elementwise][parity]") {
-    // FrEIA returns +Σ s in reverse too (spec §8.13); we return −Σ s, so the reverse log-det is
+    // FrEIA returns +Σ s in reverse too; we return −Σ s, so the reverse log-det is
     // compared with −test.log_jac_det instead of the recorded test.log_jac_det_rev.
     const inn::test::tolerance fixed_reverse{.ljd_rev_is_minus_forward = true};
     SECTION("elementwise_scaling_vec") {
@@ -394,7 +394,7 @@ TEST_CASE("Shape rules: ranks, conditions and options", "[elementwise][shapes]")
     static_assert(error_of<InvAutoConv2D<>>(sig({4, 8, 8, 8})) == E::wrong_rank);
 
     // No module takes a condition (FrEIA's forward has no `c`; HouseholderPerm's conditional
-    // mode crashes in FrEIA, spec §8.16).
+    // mode crashes in FrEIA).
     static_assert(error_of<InvAutoAct<>>(sig_cond({4}, {2})) == E::condition_not_accepted);
     static_assert(error_of<InvAutoActTwoSided<>>(sig_cond({4}, {2})) == E::condition_not_accepted);
     static_assert(error_of<InvAutoFC<>>(sig_cond({4}, {2})) == E::condition_not_accepted);
@@ -518,7 +518,7 @@ TEST_CASE("Exact elementwise modules on odd images: round trips and log-dets",
     }
 }
 
-TEST_CASE("InvertibleSigmoid: log-det summed over all dims of an image (spec §8.14 fixed)",
+TEST_CASE("InvertibleSigmoid: log-det summed over all dims of an image (FrEIA's bug fixed)",
           "[elementwise][sigmoid]") {
     in_double<SigmoidImg> net;
     const mat x = random_batch(4, 18, 21);
@@ -578,7 +578,7 @@ TEST_CASE("InvAutoAct / InvAutoActTwoSided: slopes, zeros, initial values, learn
     CHECK(std::isnan(ljdn(0)));
     CHECK(zn(0, 0) == Approx(2.0));
 
-    // learnable = false only marks the parameter; InvAutoActFixed stays learnable (spec §8.22).
+    // learnable = false only marks the parameter; InvAutoActFixed stays learnable.
     in_double<ActImgFixed> fixed_img;
     in_double<ActFixedClass> fixed_class;
     auto s1 = state_of(fixed_img);
@@ -761,7 +761,7 @@ TEST_CASE("HouseholderPerm: initialisation, fixed mode and its doubled state_dic
         CHECK(st[2].first == "module_list.0.weight");
         CHECK(st[1].second.shape == tensor_shape{6, 6});
         CHECK(st[1].second.data == st[2].second.data);  // registered twice, as in FrEIA
-        CHECK_FALSE(st[0].second.trainable);            // FrEIA leaves Vs trainable (§8.16)
+        CHECK_FALSE(st[0].second.trainable);            // FrEIA leaves Vs trainable
         CHECK_FALSE(st[1].second.trainable);
         const mat w = tensor_of(net, "module_list.0.W", 6);
         CHECK((w - householder_product(vs)).cwiseAbs().maxCoeff() < 1e-14);

@@ -90,7 +90,7 @@ TEST_CASE("graph: module order and state_dict prefixes", "[graph]") {
 }
 
 namespace cond_routing {
-// A node conditioned on a tensor computed inside the graph (FrEIA §2.3.5): the split's second
+// A node conditioned on a tensor computed inside the graph (as in FrEIA): the split's second
 // half conditions the coupling on the first half. In the inverse, the condition is the buffer
 // that the Concat's inverse produces first.
 struct x : InputNode<Shape<6>> {};
@@ -206,7 +206,7 @@ using Chain = SequenceINN<Shape<2, 2, 2>, Flatten, GLOWCouplingBlock<subnet>, Re
 
 template <class Net, class Node>
 constexpr bool is_view() {
-    constexpr int i = graph::index_in<Node, typename Net::description::nodes>();
+    constexpr int i = graph::index_in<Node, typename Net::description>();
     static_assert(i >= 0);
     return graph::executor<double, typename Net::description>::memory.is_view[i];
 }

@@ -1,4 +1,4 @@
-// IResNetLayer (spec §4.13, §8.17) and GaussianMixtureModel (spec §4.25).
+// IResNetLayer (docs/freia-semantics.md#iresnet-reverse-logdet) and GaussianMixtureModel.
 // Independent truths: the FrEIA fixtures (z, x_rev, and the exact log-dets FrEIA's generator
 // computed with autograd), finite-difference log-dets, the statistics of the Hutchinson
 // estimator around the exact value, singular values from an SVD for the Lipschitz correction,
@@ -112,7 +112,7 @@ TEST_CASE("IResNetLayer: FrEIA parity of iresnet_vec and iresnet_img", "[iresnet
     SECTION("images") { test::check_parity_both<IResImgFreia>("iresnet_img", "iresnet", tol); }
 }
 
-TEST_CASE("IResNetLayer: the reverse log-det is taken at the reconstructed x (spec §8.17 fix)",
+TEST_CASE("IResNetLayer: the reverse log-det is taken at the reconstructed x (FrEIA's bug fixed)",
           "[iresnet]") {
     auto check = [](auto& net, const std::string& name) {
         test::fixture f(name);

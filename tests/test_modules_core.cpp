@@ -1,6 +1,6 @@
 // Core modules: PermuteRandom, Split, Concat, Flatten, Reshape, ActNorm. Round trips in double and
-// float, log-dets against finite differences, FrEIA's worked values (spec §9), section rules of
-// Split (§4.11), ActNorm's data-dependent initialisation in both directions (§4.12), state_dict
+// float, log-dets against finite differences, FrEIA's worked values, section rules of
+// Split, ActNorm's data-dependent initialisation in both directions, state_dict
 // keys and shapes, and the shape rules' error codes.
 
 #include <catch2/catch.hpp>
@@ -168,7 +168,7 @@ auto at(const M& m, Eigen::Index b, int c, int h, int w, int height, int width) 
 
 // ==== PermuteRandom ==============================================================================
 
-TEST_CASE("PermuteRandom: seed 3 on 5 channels gives FrEIA's permutation (spec §9)",
+TEST_CASE("PermuteRandom: seed 3 on 5 channels gives FrEIA's permutation",
           "[modules][permute]") {
     using Net =
         SequenceINN<Shape<5>, PermuteRandom<PermuteRandomOptions{.seed = 3}>>::with_scalar<double>;
@@ -185,7 +185,7 @@ TEST_CASE("PermuteRandom: seed 3 on 5 channels gives FrEIA's permutation (spec �
     CHECK(net.forward(x).log_jac_det.isZero());
 }
 
-TEST_CASE("PermuteRandom: a seed re-seeds the NumPy state for later modules (spec §8.11)",
+TEST_CASE("PermuteRandom: a seed re-seeds the NumPy state for later modules",
           "[modules][permute]") {
     using Net = SequenceINN<Shape<6>, PermuteRandom<PermuteRandomOptions{.seed = 3}>,
                             PermuteRandom<>, PermuteRandom<PermuteRandomOptions{.seed = 3}>>;
@@ -279,7 +279,7 @@ TEST_CASE("PermuteRandom: state_dict keys and loaded permutations are used at ru
 
 // ==== Split / Concat =============================================================================
 
-TEST_CASE("Split: explicit unequal sections get a slack section (spec §4.11)", "[modules][split]") {
+TEST_CASE("Split: explicit unequal sections get a slack section", "[modules][split]") {
     static_assert(SectionsGraph::n_outputs == 3);
     static_assert(SectionsGraph::output_shape<sec_out0> == Shape<3>{});
     static_assert(SectionsGraph::output_shape<sec_out1> == Shape<4>{});
@@ -582,7 +582,7 @@ TEST_CASE("ActNorm: initialisation from the inverse direction uses the latent ba
 TEST_CASE("ActNorm: batches that cannot initialise are refused", "[modules][actnorm]") {
     SequenceINN<Shape<4>, ActNorm>::with_scalar<double> net;
     net.reserve(16);  // the first call would otherwise size the buffers for batch 1
-    SECTION("one value per channel (FrEIA silently gives NaN, spec §8.21)") {
+    SECTION("one value per channel (FrEIA silently gives NaN)") {
         CHECK_THROWS_WITH(net.forward(random_batch(1, 4, 1)),
                           Catch::Contains("ActNorm") && Catch::Contains("1 value"));
         CHECK_FALSE(net.module<0>()->initialized());

@@ -166,7 +166,7 @@ TEST_CASE("parity: reduced convolutional INN graph", "[parity][nets]") {
 }
 
 TEST_CASE("parity: mixed sequence with two conditions", "[parity][nets]") {
-    // LearnedElementwiseScaling's reverse log-det is −Σ s here, +Σ s in FrEIA (spec §8.13): the
+    // LearnedElementwiseScaling's reverse log-det is −Σ s here, +Σ s in FrEIA: the
     // whole inverse log-det is compared with −test.log_jac_det instead of the recorded one.
     check_parity_both<Mixed>("net_mixed_sequence", "nets",
                              inn::test::tolerance{.ljd_rev_is_minus_forward = true});

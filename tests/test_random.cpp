@@ -6,7 +6,7 @@
 // * NumPy/SciPy: computed with NumPy 1.24.4 and SciPy 1.10.1 (the Python line is given with each
 //   value). NumPy's legacy values were also confirmed with NumPy 2.4; SciPy >= 1.11 uses another
 //   special_ortho_group algorithm, so its SO(n) values differ from FrEIA-era SciPy.
-// * PyTorch: freia-reference.md §9 (randperm) and widely published printouts of
+// * PyTorch: FrEIA's worked values (randperm) and widely published printouts of
 //   torch.rand/torch.randn after torch.manual_seed(0) (4 decimals).
 
 #include <inn/core/random.hpp>
@@ -90,7 +90,7 @@ TEST_CASE("random: generator seeds modulo 2^32 like torch.manual_seed", "[random
 }
 
 TEST_CASE("random: numpy permutation", "[random]") {
-    // np.random.seed(3); np.random.permutation(5)  (reference §9, PermuteRandom(seed=3))
+    // np.random.seed(3); np.random.permutation(5)  (FrEIA's PermuteRandom(seed=3))
     inn::numpy_random_state s3(3U);
     CHECK(s3.permutation(5) == std::vector<int>{3, 4, 1, 0, 2});
     // np.random.seed(7); np.random.permutation(20)
@@ -252,11 +252,11 @@ TEST_CASE("random: special_ortho_group is orthogonal with determinant +1", "[ran
 }
 
 TEST_CASE("random: torch randperm", "[random]") {
-    // torch.manual_seed(0); torch.randperm(6)  (reference §9, AllInOneBlock w_perm)
+    // torch.manual_seed(0); torch.randperm(6)  (FrEIA's AllInOneBlock w_perm)
     inn::generator gen(0U);
     const std::vector<std::int64_t> perm = gen.randperm(6);
     CHECK(perm == std::vector<std::int64_t>{2, 5, 3, 0, 1, 4});
-    // argsort gives w_perm_inv = [3, 4, 0, 2, 5, 1] (reference §9)
+    // argsort gives w_perm_inv = [3, 4, 0, 2, 5, 1] (FrEIA's)
     std::vector<std::int64_t> inv(perm.size());
     for (std::size_t i = 0; i < perm.size(); ++i) {
         inv[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);

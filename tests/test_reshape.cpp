@@ -1,6 +1,6 @@
 // Reshaping and fixed linear modules: IRevNetDownsampling/Upsampling, HaarDownsampling/Upsampling,
 // FixedLinearTransform, Fixed1x1Conv. Round trips, log-dets against finite differences, the
-// worked values of the reference (spec §9), state_dict keys and shapes, shape rules.
+// worked values of FrEIA, state_dict keys and shapes, shape rules.
 
 #include <catch2/catch.hpp>
 
@@ -188,7 +188,7 @@ TEST_CASE("IRevNetDownsampling: round trip, log-det 0, odd channels, batch 1", "
     CHECK(a == b);
 }
 
-TEST_CASE("IRevNetDownsampling: worked values of the reference (spec 9)", "[modules]") {
+TEST_CASE("IRevNetDownsampling: worked values of FrEIA", "[modules]") {
     // x of shape (1, 2, 4, 4) holding 0..31; output (8, 2, 2), pixel (0, 0) is entry 4 * channel.
     row_matrix<double> x(1, 32);
     for (int i = 0; i < 32; ++i)
@@ -284,7 +284,7 @@ TEST_CASE("HaarDownsampling: log-det values N * j", "[modules]") {
     CHECK(f32.forward(xf, false).log_jac_det.isZero(0)); // jac = false adds nothing
 }
 
-TEST_CASE("HaarDownsampling: worked values of the reference (spec 9)", "[modules]") {
+TEST_CASE("HaarDownsampling: worked values of FrEIA", "[modules]") {
     // The patch [[0, 1], [4, 5]]: components (A, V, H, D) * 0.5 * rebalance.
     const row_matrix<double> patch = (row_matrix<double>(1, 4) << 0, 1, 4, 5).finished();
     SequenceINN<Shape<1, 2, 2>, HaarDownsampling<>>::with_scalar<double> net;
@@ -326,7 +326,7 @@ TEST_CASE("HaarUpsampling: exact inverse of HaarDownsampling", "[modules]") {
     CHECK(ljd2(0) == Approx(48 * std::log(0.25)).epsilon(1e-14));
 }
 
-TEST_CASE("HaarDownsampling: inputs are not modified (spec quirk 12 fixed)", "[modules]") {
+TEST_CASE("HaarDownsampling: inputs are not modified (FrEIA's bug fixed)", "[modules]") {
     // FrEIA scales the input of its reverse in place; here the caller's data stay as they were.
     SequenceINN<Shape<12, 2, 2>, HaarUpsampling<{.rebalance = 2.0}>>::with_scalar<double> up;
     const row_matrix<double> z = test::random_batch(2, 48);

@@ -1,9 +1,9 @@
-// The spline modules (freia-reference.md §4.9): RationalQuadraticSpline, LinearSpline,
+// FrEIA's spline modules: RationalQuadraticSpline, LinearSpline,
 // ElementwiseRationalQuadraticSpline.
 //
 //  * parity with every spline fixture recorded from FrEIA, in double and float, and the
 //    state_dict key order against the fixture's;
-//  * a transcription of the spec's element formulas (constrain, knots, tails, RQ segment) as an
+//  * a transcription of FrEIA's element formulas (constrain, knots, tails, RQ segment) as an
 //    independent reference for the tails: exact domain bounds (left edge -> tail, right edge ->
 //    last bin), far outside, ±Inf in both directions, continuity at the bounds;
 //  * the inverse root: random segments, including points where the discriminant rounds below 0;
@@ -170,7 +170,7 @@ std::vector<double> spline_parameters(Net& net) {
     return r;
 }
 
-// ---- the spec's element formulas, transcribed (fixtures README §5.8) --------------------------
+// ---- FrEIA's element formulas, transcribed (fixtures README §5.8) ----------------------------
 
 struct ref_spline {
     std::vector<double> kx, ky, d;
@@ -205,7 +205,7 @@ ref_spline ref_constrain(const double* p, const SplineOptions& o) {
         softmax(p + B, h);
         next = 2 * B + 1;
     } else {
-        bottom = p[2 * B] + dd2;  // bottom before left (§8.6)
+        bottom = p[2 * B] + dd2;  // bottom before left, as FrEIA
         left = p[2 * B + 1] + dd0;
         const double mw = f32(o.min_bin_sizes[0]), mh = f32(o.min_bin_sizes[1]);
         const double xs = std::log(std::exp((dd1 - dd0) / B - mw) - 1);
@@ -775,7 +775,7 @@ TEST_CASE("Spline shape rules, options and state_dict", "[splines]") {
     CHECK(ElementwiseRationalQuadraticSpline<EO{.bins = 0}>::output_shapes(vec5).error ==
           shape_error::invalid_option);
 
-    // P per transformed scalar (§4.9.1).
+    // P per transformed scalar.
     constexpr EO normal{.bins = 7}, identity{.bins = 7, .identity_tails = true};
     static_assert(detail::spline_slots<normal, 6>::count == 22);    // RQ: 3 bins + 1
     static_assert(detail::spline_slots<identity, 6>::count == 21);  // RQ: 3 bins

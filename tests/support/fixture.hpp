@@ -66,7 +66,7 @@ struct fixture {
 struct tolerance {
     double z = 1e-10, x_rev = 1e-10, ljd = 1e-10, ljd_rev = 1e-10;
     /// Compare the inverse log-det with −test.log_jac_det instead of test.log_jac_det_rev: for a
-    /// module whose FrEIA reverse log-det is a bug we fix (LearnedElementwiseScaling, spec §8.13).
+    /// module whose FrEIA reverse log-det is a bug we fix (LearnedElementwiseScaling).
     bool ljd_rev_is_minus_forward = false;
     static tolerance for_float() { return {2e-4, 2e-4, 2e-4, 2e-4}; }
 };

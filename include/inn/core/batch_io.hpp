@@ -519,14 +519,6 @@ batch_sink<S> bind_sink(X& x, const sink_plan<S>& p, index_t batch, const dims& 
     }
 }
 
-/// `plan_sink` and `bind_sink` in one step, for a caller with a single destination.
-template <Scalar S, class X>
-batch_sink<S> sink_of(X& x, index_t batch, const dims& d, std::string_view what,
-                      std::string_view name) {
-    const sink_plan<S> p = plan_sink<S>(x, batch, d, what, name);
-    return bind_sink<S>(x, p, batch, d);
-}
-
 /// Checks that `l` can take the `batch` values of log|det J|, changing nothing. The network adds
 /// into it in place, so it must be contiguous: resizable owning vectors (std::vector, Eigen
 /// vectors of dynamic size, xt::xarray / xt::xtensor<S, 1>) or exactly `batch` contiguous values

@@ -120,7 +120,4 @@ struct index_buffer {
     }
 };
 
-template <class V, class S>
-concept TensorVisitor = requires(V v, const std::string& key, const tensor_ref<S>& t) { v(key, t); };
-
 }  // namespace inn

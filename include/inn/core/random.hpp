@@ -1,7 +1,7 @@
 #pragma once
-// Deterministic random number generation for the inn library.
+// Deterministic random number generation (docs/freia-semantics.md#random-generators).
 //
-// FrEIA draws from two global generators (reference §7): PyTorch's CPU generator and NumPy's
+// FrEIA draws from two global generators: PyTorch's CPU generator and NumPy's
 // legacy RandomState. Both are MT19937 seeded with the standard init_genrand recurrence, so
 // std::mt19937 (whose seeding and output are fixed by the C++ standard) reproduces their raw
 // 32-bit streams.
@@ -148,7 +148,7 @@ class numpy_random_state {
     }
 
     // scipy.stats.special_ortho_group.rvs(n) as implemented in SciPy <= 1.10 (Householder
-    // product, reference §7). Newer SciPy versions use a QR-based algorithm with other values.
+    // product). Newer SciPy versions use a QR-based algorithm with other values.
     Eigen::MatrixXd special_ortho_group(int n) {
         if (n < 2) {
             throw std::invalid_argument("special_ortho_group: dimension must be at least 2, got " +

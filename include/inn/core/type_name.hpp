@@ -1,5 +1,7 @@
 #pragma once
 // The name of a type as a compile-time string, for node names in summaries and error messages.
+// GCC and Clang only (__PRETTY_FUNCTION__), like the rest of the library (nn/kernels/simd.hpp
+// uses their vector extensions).
 
 #include <string_view>
 
@@ -7,11 +9,7 @@ namespace inn::detail {
 
 template <class T>
 constexpr std::string_view raw_type_name() {
-#if defined(__clang__) || defined(__GNUC__)
     return __PRETTY_FUNCTION__;
-#else
-    return __FUNCSIG__;
-#endif
 }
 
 template <class T>
@@ -21,13 +19,10 @@ constexpr std::string_view type_name() {
     constexpr std::string_view key = "T = ";
     auto b = s.find(key) + key.size();
     auto e = s.rfind(']');
-#elif defined(__GNUC__)
+#else
     constexpr std::string_view key = "T = ";
     auto b = s.find(key) + key.size();
     auto e = s.find_first_of(";]", b);
-#else
-    auto b = s.find("type_name<") + 10;
-    auto e = s.rfind(">(void)");
 #endif
     s = s.substr(b, e - b);
     // Node names are the user's struct names: drop the namespaces of the declaring scope.

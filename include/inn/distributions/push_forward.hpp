@@ -12,7 +12,7 @@
 //
 // log p(x) = log N(f(x); 0, I) + log|det J_f(x)|, computed by ONE forward pass with jac = true.
 // (FrEIA's PushForwardDistribution.log_prob passes jac=False, which gives a zero log-det for a
-// GraphINN — spec §5, §8.18; not reproduced.) `sample` draws z from the generator (as
+// GraphINN; not reproduced.) `sample` draws z from the generator (as
 // torch.randn(n, *shape), output by output in the network's output order) and runs the inverse
 // with jac = false: the same generator state gives the same samples. For a network whose modules
 // invert iteratively (IResNetLayer), samples are as exact as that iteration.

@@ -1,5 +1,5 @@
 #pragma once
-// StandardNormal<Shape> (FrEIA.distributions.StandardNormalDistribution, spec §5): independent
+// StandardNormal<Shape> (FrEIA.distributions.StandardNormalDistribution): independent
 // N(0, 1) values over an event of shape `Shape`.
 //
 //   StandardNormal<Shape<3, 8, 8>> base;

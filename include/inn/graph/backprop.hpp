@@ -34,10 +34,15 @@
 #include <utility>
 #include <vector>
 
+#include <boost/hana/fold_left.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/unpack.hpp>
+
 #include "../core/errors.hpp"
 #include "../core/module.hpp"
 #include "../core/workspace.hpp"
 #include "executor.hpp"
+#include "network.hpp"  // executor_of, for the trainer
 
 namespace inn::train {
 
@@ -71,19 +76,17 @@ class backprop {
     static constexpr int max_edges = exec_t::memory.max_edges;
 
     // The inputs of modules whose inverse is not exact: kept through the forward pass.
-    static constexpr std::array<bool, std::size_t(max_edges)> kept =
-        []<std::size_t... K>(std::index_sequence<K...>) {
-            std::array<bool, std::size_t(max_edges)> keep{};
-            (
-                [&] {
-                    constexpr int node = plan.forward_order[K];
-                    if constexpr (inversion_of<module_at<S, Desc, int(K)>>() != inverse_kind::exact)
-                        for (int i = 0; i < plan.node[node].n_in; ++i)
-                            keep[std::size_t(plan.edge_of(plan.node[node].in[i]))] = true;
-                }(),
-                ...);
-            return keep;
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+    static constexpr std::array<bool, std::size_t(max_edges)> kept = [] {
+        std::array<bool, std::size_t(max_edges)> keep{};
+        hana::for_each(module_positions<Desc>, [&](auto k) {
+            constexpr int node = plan.forward_order[decltype(k)::value];
+            if constexpr (inversion_of<module_at<S, Desc, decltype(k)::value>>() !=
+                          inverse_kind::exact)
+                for (int i = 0; i < plan.node[node].n_in; ++i)
+                    keep[std::size_t(plan.edge_of(plan.node[node].in[i]))] = true;
+        });
+        return keep;
+    }();
 
     // Each module must be differentiable; a reporter names the node that is not.
     template <int K>
@@ -100,12 +103,14 @@ class backprop {
   public:
     static constexpr memory_plan<plan> store_values{exec_t::views.data(), true, false};
     static constexpr memory_plan<plan> recompute_values{exec_t::views.data(), true, true, kept};
-    static constexpr const memory_plan<plan>& gradients = exec_t::memory;
+    /// The gradients are laid out like the inverse pass (a function: nvcc rejects a static
+    /// reference member here).
+    static constexpr const memory_plan<plan>& gradients() { return exec_t::memory; }
 
     /// Whether every module can be differentiated; checked when a trainer is made.
-    static constexpr bool differentiable = []<std::size_t... K>(std::index_sequence<K...>) {
-        return (check_differentiable<int(K)>() && ...);
-    }(std::make_index_sequence<std::size_t(n_modules)>{});
+    static constexpr bool differentiable = hana::unpack(module_positions<Desc>, [](auto... k) {
+        return (check_differentiable<decltype(k)::value>() && ...);
+    });
 
     explicit backprop(train::memory_mode mode) : mode_(mode) {}
 
@@ -124,7 +129,7 @@ class backprop {
         index_t total = 0;
         place(values_layout(), value_offset_, value_stride_, total);
         value_bytes_ = total;
-        place(gradients, grad_offset_, grad_stride_, total);
+        place(gradients(), grad_offset_, grad_stride_, total);
         ljd_offset_ = total;
         total += 2 * round_up(capacity_);  // log|det J| and its gradient per sample
         scratch_offset_ = total;
@@ -217,23 +222,19 @@ class backprop {
     }
 
     static constexpr index_t scratch_size(index_t batch) {
-        return []<std::size_t... K>(index_t b, std::index_sequence<K...>) {
-            index_t m = 0;
-            ((m = std::max({m, scratch_size_of<module_at<S, Desc, int(K)>>(pass::forward, b),
-                            scratch_size_of<module_at<S, Desc, int(K)>>(pass::inverse, b),
-                            scratch_size_of<module_at<S, Desc, int(K)>>(pass::backward, b)})),
-             ...);
-            return m;
-        }(batch, std::make_index_sequence<std::size_t(n_modules)>{});
+        return hana::fold_left(exec_t::module_types, index_t(0), [&](index_t m, auto t) {
+            using B = typename decltype(t)::type;
+            return std::max({m, scratch_size_of<B>(pass::forward, batch),
+                             scratch_size_of<B>(pass::inverse, batch),
+                             scratch_size_of<B>(pass::backward, batch)});
+        });
     }
 
     S* scratch(int part) { return buffer_.data() + scratch_offset_ + part * slice_scratch_; }
 
     template <class F>
     static void for_steps(F&& f) {
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (f(std::integral_constant<std::size_t, K>{}), ...);
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+        hana::for_each(module_positions<Desc>, f);
     }
 
     // Runs f(first sample, samples, part) on one slice per thread (or the whole batch).
@@ -313,7 +314,7 @@ class backprop {
             std::fill(dummy_ljd, dummy_ljd + batch, S(0));
             exec.template call<node, false>({batch, t.in, t.out, t.cond, dummy_ljd, false, scratch, b0});
         }
-        if (gradients.is_view[node]) return;  // its gradients are its neighbours' memory
+        if (gradients().is_view[node]) return;  // its gradients are its neighbours' memory
         const auto v = exec_t::template node_tensors<node, true>([&](int e) { return value_rows(e, b0); });
         const auto g = exec_t::template node_tensors<node, true>([&](int e) { return gradient_rows(e, b0); });
         std::array<view<S>, v.in.size()> grad_in;

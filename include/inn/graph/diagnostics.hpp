@@ -7,7 +7,14 @@
 //   In instantiation of 'struct inn::error::output_consumed_twice<split2, 0, concat2, bad>':
 //   error: static assertion failed: inn: an output of a node is consumed twice ...
 
+#include <string>
+#include <string_view>
 #include <tuple>
+#include <type_traits>
+
+#include <boost/hana/at.hpp>
+#include <boost/hana/tuple.hpp>
+#include <boost/hana/type.hpp>
 
 #include "../core/error_report.hpp"
 #include "plan.hpp"
@@ -77,6 +84,57 @@ struct node_cannot_be_inverted_in_order {
 template <class Network = void>
 struct graph_has_no_output_node {
     static_assert(check_failed<Network>, "inn: the network has no OutputNode");
+};
+
+// ---- FeedForwardNode -------------------------------------------------------------------------
+
+template <class Node, class FeedForwardSource>
+struct feed_forward_node_used_as_an_input {
+    static_assert(check_failed<Node, FeedForwardSource>,
+                  "inn: a FeedForwardNode's output can only be used as a condition, not as an "
+                  "input (the node and the FeedForwardNode are named above)");
+};
+template <class FeedForward>
+struct feed_forward_node_never_used {
+    static_assert(check_failed<FeedForward>, "inn: a FeedForwardNode conditions no node");
+};
+template <class FeedForward, class User>
+struct feed_forward_node_needs_a_value_computed_after_its_user {
+    static_assert(check_failed<FeedForward, User>,
+                  "inn: a FeedForwardNode reads a value that is only computed after a node it "
+                  "conditions (the FeedForwardNode and that node are named above)");
+};
+template <class FeedForward, class User>
+struct feed_forward_input_known_only_after_its_user_in_the_inverse {
+    static_assert(check_failed<FeedForward, User>,
+                  "inn: in the inverse direction, a FeedForwardNode's source is only known after "
+                  "a node that needs the FeedForwardNode's output (both named above), so the "
+                  "network cannot be inverted; read a condition or a tensor that the inverse "
+                  "produces earlier");
+};
+template <class FeedForward>
+struct feed_forward_node_has_no_source {
+    static_assert(check_failed<FeedForward>,
+                  "inn: a FeedForwardNode needs at least one source (conditions<...>)");
+};
+template <class FeedForward, class FirstSourceShape, class OtherSourceShape>
+struct feed_forward_sources_differ_outside_the_channel_dim {
+    static_assert(check_failed<FeedForward, FirstSourceShape, OtherSourceShape>,
+                  "inn: a FeedForwardNode's sources are concatenated along the channel dim, so "
+                  "they must agree in every other dim (the node and both shapes are named above)");
+};
+template <class FeedForward, class Layer>
+struct feed_forward_layer_states_no_output_shape {
+    static_assert(check_failed<FeedForward, Layer>,
+                  "inn: a FeedForwardNode's layer must state its output shape (a static "
+                  "constexpr dims output_shape(dims) on the layer spec, as every inn::nn layer "
+                  "has)");
+};
+template <class FeedForward, class Layer, class SourceShape>
+struct feed_forward_layer_does_not_take_its_input {
+    static_assert(check_failed<FeedForward, Layer, SourceShape>,
+                  "inn: a FeedForwardNode's layer does not take the shape of its sources (node, "
+                  "layer and source shape are named above)");
 };
 
 // ---- a module rejects the shapes it is given -------------------------------------------------
@@ -149,8 +207,10 @@ struct node_has_an_invalid_option {
 
 namespace inn::graph {
 
+namespace hana = boost::hana;
+
 template <int I, class... T>
-using nth_t = std::tuple_element_t<static_cast<std::size_t>(I), std::tuple<T...>>;
+using nth_t = typename decltype(+hana::at_c<std::size_t(I)>(hana::tuple_t<T...>))::type;
 
 template <class List, int I>
 struct connection_at;
@@ -158,6 +218,28 @@ template <template <class...> class L, class... C, int I>
 struct connection_at<L<C...>, I> {
     using type = typename nth_t<I, C...>::node;
 };
+
+/// The reporter for a FeedForwardNode whose shape rule failed (graph/feed_forward.hpp says
+/// which codes it uses).
+template <class Node, shape_result R, signature Sig>
+constexpr void diagnose_feed_forward() {
+    using S = shape_error;
+    using Layer = typename Node::layer;
+    // Named constants first: class-type template arguments computed in place crash GCC 12.
+    constexpr dims first = Sig.conditions[0];
+    constexpr dims other = Sig.conditions[R.port_b];
+    constexpr dims source = Node::module::source_shape(Sig);
+    if constexpr (R.error == S::condition_required) {
+        error::feed_forward_node_has_no_source<Node>{};
+    } else if constexpr (R.error == S::condition_spatial_mismatch) {
+        error::feed_forward_sources_differ_outside_the_channel_dim<Node, shape_of<first>,
+                                                                    shape_of<other>>{};
+    } else if constexpr (!Node::module::states_output_shape) {
+        error::feed_forward_layer_states_no_output_shape<Node, Layer>{};
+    } else {
+        error::feed_forward_layer_does_not_take_its_input<Node, Layer, shape_of<source>>{};
+    }
+}
 
 /// Instantiates the reporter for `Plan`'s error, if any; true when the plan is valid.
 template <auto& Plan, class... Nodes>
@@ -200,6 +282,17 @@ constexpr bool diagnose() {
             error::condition_node_never_used<A>{};
         } else if constexpr (p.error == E::not_invertible) {
             error::node_cannot_be_inverted_in_order<A>{};
+        } else if constexpr (p.error == E::feed_forward_as_input) {
+            error::feed_forward_node_used_as_an_input<A, B>{};
+        } else if constexpr (p.error == E::feed_forward_unused) {
+            error::feed_forward_node_never_used<A>{};
+        } else if constexpr (p.error == E::feed_forward_needs_its_user) {
+            error::feed_forward_node_needs_a_value_computed_after_its_user<A, B>{};
+        } else if constexpr (p.error == E::feed_forward_after_its_user) {
+            error::feed_forward_input_known_only_after_its_user_in_the_inverse<A, B>{};
+        } else if constexpr (p.error == E::module_rejects_shapes &&
+                             A::kind == node_kind::feed_forward) {
+            diagnose_feed_forward<A, p.shape, p.sig[p.node_a]>();
         } else if constexpr (p.error == E::module_rejects_shapes) {
             using S = shape_error;
             constexpr shape_result r = p.shape;
@@ -238,5 +331,20 @@ constexpr bool diagnose() {
         return false;
     }
 }
+
+/// Stands in for a network whose plan failed, so one wiring mistake gives one error.
+struct invalid_description {
+    static constexpr auto nodes = hana::tuple_t<>;
+    static constexpr graph_plan<1> plan = [] {
+        graph_plan<1> p;
+        p.n_edges = 0;
+        return p;
+    }();
+    static std::string_view node_name(int) { return {}; }
+    static std::string default_prefix(int) { return {}; }
+};
+
+template <class D>
+using checked_t = std::conditional_t<D::valid, D, invalid_description>;
 
 }  // namespace inn::graph

@@ -22,6 +22,17 @@
 #include <utility>
 #include <vector>
 
+#include <boost/hana/at.hpp>
+#include <boost/hana/equal.hpp>
+#include <boost/hana/fold_left.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/index_if.hpp>
+#include <boost/hana/optional.hpp>
+#include <boost/hana/range.hpp>
+#include <boost/hana/tuple.hpp>
+#include <boost/hana/type.hpp>
+#include <boost/hana/unpack.hpp>
+
 #include "../core/errors.hpp"
 #include "../core/module.hpp"
 #include "../core/parameters.hpp"
@@ -55,9 +66,12 @@ struct module_does_not_satisfy_BoundModule {
 
 namespace inn::graph {
 
+namespace hana = boost::hana;
+
+/// The node type at forward position K (Desc::nodes is a hana tuple of the node types).
 template <class Desc, int K>
-using node_at = std::tuple_element_t<static_cast<std::size_t>(Desc::plan.forward_order[K]),
-                                     typename Desc::nodes>;
+using node_at =
+    typename decltype(+hana::at_c<std::size_t(Desc::plan.forward_order[K])>(Desc::nodes))::type;
 template <class Desc, int K>
 using module_spec_at = typename node_at<Desc, K>::module;
 
@@ -93,37 +107,33 @@ struct module_at_impl {
 template <Scalar S, class Desc, int K, MemorySpace Space = host>
 using module_at = typename module_at_impl<S, Desc, K, Space>::type;
 
-template <Scalar S, class Desc, class Space, class Seq>
-struct module_tuple;
-template <Scalar S, class Desc, class Space, std::size_t... K>
-struct module_tuple<S, Desc, Space, std::index_sequence<K...>> {
-    using type = std::tuple<module_at<S, Desc, static_cast<int>(K), Space>...>;
-    static type make(generator& g) {
-        // Braced initialisation evaluates left to right: modules draw from `g` in FrEIA's order.
-        return type{module_at<S, Desc, static_cast<int>(K), Space>(g)...};
-    }
-};
+/// 0, 1, ..., n_modules - 1 of a description, as hana integral constants.
+template <class Desc>
+constexpr auto module_positions =
+    hana::make_range(hana::int_c<0>, hana::int_c<Desc::plan.n_modules>);
 
-/// Position of type T in a std::tuple of node types, -1 if absent.
-template <class T, class Tuple>
-struct index_in_impl;
-template <class T, class... All>
-struct index_in_impl<T, std::tuple<All...>> {
-    static constexpr int value = [] {
-        int i = 0, found = -1;
-        ((std::is_same_v<T, All> ? (found = found < 0 ? i : found, ++i) : ++i), ...);
-        return found;
-    }();
-};
-template <class T, class Tuple>
+/// The bound module types in forward order, as a hana tuple of types.
+template <Scalar S, class Desc, MemorySpace Space>
+constexpr auto module_types = hana::unpack(module_positions<Desc>, [](auto... k) {
+    return hana::tuple_t<module_at<S, Desc, decltype(k)::value, Space>...>;
+});
+
+/// Position of node type T in a hana tuple of node types, -1 if absent.
+template <class T, class Nodes>
+constexpr int position_in(const Nodes& nodes) {
+    return hana::maybe(-1, [](auto i) { return int(i); },
+                       hana::index_if(nodes, hana::equal.to(hana::type_c<T>)));
+}
+/// Position of node type T in the node list of a description, -1 if absent.
+template <class T, class Desc>
 constexpr int index_in() {
-    return index_in_impl<T, Tuple>::value;
+    return position_in<T>(Desc::nodes);
 }
 
 /// The shape of output `Slot` of `Node` (for an OutputNode: the shape it receives).
 template <class Desc, class Node, int Slot>
 struct node_output {
-    static constexpr int i = index_in<Node, typename Desc::nodes>();
+    static constexpr int i = index_in<Node, Desc>();
     static_assert(i >= 0, "inn: output_shape of a node that is not in this network");
     static constexpr dims value =
         Desc::plan.node[i].kind == node_kind::output
@@ -167,10 +177,16 @@ class executor {
   public:
     static constexpr const auto& plan = Desc::plan;
     static constexpr int n_modules = plan.n_modules;
-    using module_list = module_tuple<S, Desc, Space, std::make_index_sequence<std::size_t(n_modules)>>;
-    using modules_type = typename module_list::type;
+    static constexpr auto module_types = graph::module_types<S, Desc, Space>;
+    using modules_type =
+        typename decltype(hana::unpack(module_types, hana::template_<hana::tuple>))::type;
 
-    explicit executor(generator& g) : modules_(module_list::make(g)) {}
+    explicit executor(generator& g)
+        : modules_(hana::unpack(module_types, [&](auto... m) {
+              // Braced initialisation evaluates left to right: modules draw from `g` in
+              // FrEIA's order.
+              return modules_type{typename decltype(m)::type(g)...};
+          })) {}
 
     executor(const executor&) = default;
     executor& operator=(const executor&) = default;
@@ -274,13 +290,11 @@ class executor {
 
     /// Scalars of scratch one thread needs for `batch` samples (the largest any module asks).
     static constexpr index_t scratch_size(index_t batch) {
-        return [&]<std::size_t... K>(std::index_sequence<K...>) {
-            index_t m = 0;
-            ((m = std::max({m, scratch_size_of<module_at<S, Desc, int(K), Space>>(pass::forward, batch),
-                            scratch_size_of<module_at<S, Desc, int(K), Space>>(pass::inverse, batch)})),
-             ...);
-            return m;
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+        return hana::fold_left(module_types, index_t(0), [&](index_t m, auto t) {
+            using B = typename decltype(t)::type;
+            return std::max({m, scratch_size_of<B>(pass::forward, batch),
+                             scratch_size_of<B>(pass::inverse, batch)});
+        });
     }
 
     view<S, Space> edge(int e) {
@@ -288,16 +302,16 @@ class executor {
     }
 
     /// Whether threads may split a batch: no module declares `batch_parallel = false`.
-    static constexpr bool batch_parallel = []<std::size_t... K>(std::index_sequence<K...>) {
-        return (batch_parallel_of<module_at<S, Desc, int(K), Space>>() && ...);
-    }(std::make_index_sequence<std::size_t(n_modules)>{});
+    static constexpr bool batch_parallel = hana::unpack(module_types, [](auto... t) {
+        return (batch_parallel_of<typename decltype(t)::type>() && ...);
+    });
 
     /// What each module declares of itself as a view, in forward order.
     static constexpr std::array<view_kind, std::size_t(n_modules)> views =
-        []<std::size_t... K>(std::index_sequence<K...>) {
+        hana::unpack(module_types, [](auto... t) {
             return std::array<view_kind, std::size_t(n_modules)>{
-                view_of<module_at<S, Desc, int(K), Space>>()...};
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+                view_of<typename decltype(t)::type>()...};
+        });
     /// Where the buffers between modules live (graph/memory_plan.hpp), computed at compile
     /// time; `layouts[views][sharing]` with either analysis off, for measuring them.
     static constexpr memory_plan<plan> memory{views.data(), true, true};
@@ -339,8 +353,8 @@ class executor {
             &ctx);
     }
 
-    /// Applies `f(index, module)` to every module in forward order (index: integral_constant).
-    /// The non-const form marks the parameters changed.
+    /// Applies `f(index, module)` to every module in forward order (index: an integral
+    /// constant). The non-const form marks the parameters changed.
     template <class F>
     void for_each_module(F&& f) {
         parameters_changed();
@@ -348,17 +362,13 @@ class executor {
     }
     template <class F>
     void for_each_module(F&& f) const {
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (f(std::integral_constant<int, int(K)>{}, std::get<K>(modules_)), ...);
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+        hana::for_each(module_positions<Desc>, [&](auto k) { f(k, hana::at(modules_, k)); });
     }
 
   private:
     template <class F>
     void for_each_module_impl(F&& f) {
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (f(std::integral_constant<int, int(K)>{}, std::get<K>(modules_)), ...);
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+        hana::for_each(module_positions<Desc>, [&](auto k) { f(k, hana::at(modules_, k)); });
     }
 
     static constexpr index_t round_up(index_t n) {
@@ -374,9 +384,9 @@ class executor {
 
     template <bool Forward>
     void run_rows(index_t b0, index_t batch, bool jac, S* ljd, S* scratch) {
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (step<Forward, int(K), false>(b0, batch, jac, ljd, scratch), ...);
-        }(std::make_index_sequence<std::size_t(n_modules)>{});
+        hana::for_each(module_positions<Desc>, [&](auto k) {
+            step<Forward, decltype(k)::value, false>(b0, batch, jac, ljd, scratch);
+        });
     }
 
     // The first call after construction (or after loading an uninitialised state) of a network
@@ -385,9 +395,9 @@ class executor {
     void run_initialising(index_t batch, bool jac, S* ljd) {
         std::vector<tensor_snapshot<S>> undo;
         try {
-            [&]<std::size_t... K>(std::index_sequence<K...>) {
-                (step<Forward, int(K), true>(0, batch, jac, ljd, scratch(0), &undo), ...);
-            }(std::make_index_sequence<std::size_t(n_modules)>{});
+            hana::for_each(module_positions<Desc>, [&](auto k) {
+                step<Forward, decltype(k)::value, true>(0, batch, jac, ljd, scratch(0), &undo);
+            });
         } catch (...) {
             for (auto it = undo.rbegin(); it != undo.rend(); ++it) it->restore();
             throw;
@@ -400,12 +410,25 @@ class executor {
               std::vector<tensor_snapshot<S>>* undo = nullptr) {
         constexpr int node = Forward ? plan.forward_order[Step] : plan.inverse_order[Step];
         if (memory_->is_view[node]) return;  // its outputs are its inputs' memory
-        const auto t = node_tensors<node, Forward>([&](int e) { return edge_rows(e, b0); });
-        call<node, Forward, Initialising>({batch, t.in, t.out, t.cond, ljd, jac, scratch, b0}, undo);
+        // A FeedForwardNode is not inverted: in both directions it computes its output (a
+        // condition) from its sources.
+        constexpr bool computes = Forward || plan.node[node].kind == node_kind::feed_forward;
+        const auto t = node_tensors<node, computes>([&](int e) { return edge_rows(e, b0); });
+        call<node, computes, Initialising>({batch, t.in, t.out, t.cond, ljd, jac, scratch, b0},
+                                           undo);
     }
 
   public:
     // ---- one module call, for this executor and the training executor (graph/backprop.hpp) ----
+
+    /// The views of one node's tensors for one call (a class of its own: nvcc's front end
+    /// crashes on a local class here).
+    template <std::size_t NRead, std::size_t NWrite, std::size_t NCond>
+    struct node_views {
+        std::array<cview<S, Space>, NRead> in;
+        std::array<view<S, Space>, NWrite> out;
+        std::array<cview<S, Space>, NCond> cond;
+    };
 
     /// The views of a node's tensors for one call in one direction: `in` what it reads (forward:
     /// its inputs, inverse: its outputs), `out` what it writes, `cond` its conditions; `edge(e)`
@@ -416,11 +439,7 @@ class executor {
         constexpr int n_out = plan.outs[Node].count;
         constexpr int n_read = Forward ? n.n_in : n_out;
         constexpr int n_write = Forward ? n_out : n.n_in;
-        struct tensors {
-            std::array<cview<S, Space>, std::size_t(n_read)> in;
-            std::array<view<S, Space>, std::size_t(n_write)> out;
-            std::array<cview<S, Space>, std::size_t(n.n_cond)> cond;
-        } t;
+        node_views<std::size_t(n_read), std::size_t(n_write), std::size_t(n.n_cond)> t;
         for (int i = 0; i < n.n_in; ++i) {
             const view<S, Space> v = edge(plan.edge_of(n.in[i]));
             if constexpr (Forward)
@@ -444,7 +463,7 @@ class executor {
     /// the node's name.
     template <int Node, bool Forward, bool Initialising = false>
     void call(const run_args<S, Space>& args, std::vector<tensor_snapshot<S>>* undo = nullptr) {
-        auto& m = std::get<plan.module_index[Node]>(modules_);
+        auto& m = hana::at_c<std::size_t(plan.module_index[Node])>(modules_);
         try {
             if constexpr (Initialising) {
                 if constexpr (requires { m.initialize(args); }) {
@@ -466,7 +485,7 @@ class executor {
     /// The bound module of `Node` (for reading; calls go through call()).
     template <int Node>
     const auto& module_of() const {
-        return std::get<plan.module_index[Node]>(modules_);
+        return hana::at_c<std::size_t(plan.module_index[Node])>(modules_);
     }
 
     /// The memory layout in use (views skip their modules).

@@ -7,16 +7,26 @@
 // network's tensors (as in FrEIA); the order of the other nodes only breaks ties in execution.
 
 #include <string>
-#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <boost/hana/tuple.hpp>
+#include <boost/hana/type.hpp>
 
 #include "../core/type_name.hpp"
 #include "diagnostics.hpp"
+#include "feed_forward.hpp"
 #include "network.hpp"
 
 namespace inn {
 
 namespace graph {
 
+namespace hana = boost::hana;
+
+/// Position of node type T in the list All, -1 if absent (a connection to a node missing from
+/// the list). A fold, not hana::index_if: it runs once per connection, and index_if's linear
+/// recursion added 130 MiB and about 0.3 s to the largest example (docs/compile-cost.md).
 template <class T, class... All>
 constexpr int index_of() {
     int i = 0, found = -1;
@@ -48,13 +58,13 @@ constexpr node_info describe() {
         ins::fill(n.in);
         conds::fill(n.cond);
     }
-    if constexpr (N::kind == node_kind::module) n.rule = &N::module::output_shapes;
+    if constexpr (runs(N::kind)) n.rule = &N::module::output_shapes;
     return n;
 }
 
 template <class... Nodes>
 struct graph_description {
-    using nodes = std::tuple<Nodes...>;
+    static constexpr auto nodes = hana::tuple_t<Nodes...>;
     static constexpr int size = sizeof...(Nodes);
     static constexpr node_info infos[size] = {describe<Nodes, Nodes...>()...};
     static constexpr graph_plan<size> plan = make_plan(infos);
@@ -67,25 +77,12 @@ struct graph_description {
     static std::string default_prefix(int module) { return "module_list." + std::to_string(module); }
 };
 
-/// Stands in for a network whose plan failed, so one wiring mistake gives one error.
-struct invalid_description {
-    using nodes = std::tuple<>;
-    static constexpr graph_plan<1> plan = [] {
-        graph_plan<1> p;
-        p.n_edges = 0;
-        return p;
-    }();
-    static std::string_view node_name(int) { return {}; }
-    static std::string default_prefix(int) { return {}; }
-};
-
-template <class D>
-using checked_t = std::conditional_t<D::valid, D, invalid_description>;
-
 template <class... T>
 struct node_pack {};
 
-// Flattens node_packs into one list of nodes.
+// Flattens node_packs into one list of nodes, in order (packs may nest). Partial
+// specialisations, not hana::flatten: on the largest example hana's version cost 50 MiB more
+// (docs/compile-cost.md).
 template <class Out, class... In>
 struct flatten_nodes;
 template <class... Out>
@@ -100,13 +97,11 @@ template <class... Out, class N, class... In>
 struct flatten_nodes<node_pack<Out...>, N, In...> {
     using type = typename flatten_nodes<node_pack<Out..., N>, In...>::type;
 };
+template <class... Nodes>
+using description_of = typename flatten_nodes<node_pack<>, Nodes...>::type;
 
-template <template <int> class Node, class Seq>
-struct indexed_nodes;
-template <template <int> class Node, std::size_t... K>
-struct indexed_nodes<Node, std::index_sequence<K...>> {
-    using type = node_pack<Node<int(K)>...>;
-};
+template <template <int> class Node, int... K>
+node_pack<Node<K>...> indexed_nodes(std::integer_sequence<int, K...>);
 
 }  // namespace graph
 
@@ -115,12 +110,11 @@ template <class... Nodes>
 using nodes = graph::node_pack<Nodes...>;
 /// `Node<0>, ..., Node<N-1>` for a node template indexed by an int: repeated stages of a graph.
 template <template <int> class Node, int N>
-using repeat_nodes = typename graph::indexed_nodes<Node, std::make_index_sequence<std::size_t(N)>>::type;
+using repeat_nodes = decltype(graph::indexed_nodes<Node>(std::make_integer_sequence<int, N>{}));
 
 /// A graph of nodes in float; `GraphINN<...>::with_scalar<double>` for double precision. The list
 /// may contain `nodes<...>` and `repeat_nodes<...>` packs, which are flattened in place.
 template <class... Nodes>
-using GraphINN =
-    network<float, graph::checked_t<typename graph::flatten_nodes<graph::node_pack<>, Nodes...>::type>>;
+using GraphINN = graph::network<float, graph::checked_t<graph::description_of<Nodes...>>>;
 
 }  // namespace inn

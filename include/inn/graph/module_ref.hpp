@@ -27,8 +27,9 @@ struct module_assigned_from_a_node_whose_input_shape_differs {
 
 }  // namespace inn::error
 
-namespace inn {
+namespace inn::graph {
 
+/// What `net.module<K>()` returns (a tool, see graph/network.hpp).
 template <class Node, class Spec, class Bound>
 class module_ref {
   public:
@@ -64,4 +65,4 @@ class module_ref {
     Bound* m_;
 };
 
-}  // namespace inn
+}  // namespace inn::graph

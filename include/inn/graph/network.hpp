@@ -1,11 +1,12 @@
 #pragma once
 // A planned network's public face: construction, forward/inverse in their owned and
 // allocation-free forms, parameters by state_dict key, threads, summary. SequenceINN and
-// GraphINN are both descriptions (`Desc`) turned into this one class; `inverse_t<Net>` is the
-// same class with the directions swapped. The work happens in graph/executor.hpp.
+// GraphINN are both descriptions (`Desc`) turned into this one class, graph::network (users
+// name it through those aliases); `inverse_t<Net>` is the same class with the directions
+// swapped. The work happens in graph/executor.hpp.
 //
 // Desc provides
-//   using nodes = std::tuple<node types...>;           // names and module specs
+//   static constexpr auto nodes = hana::tuple_t<node types...>;  // names and module specs
 //   static constexpr graph_plan<N> plan;                // graph/plan.hpp
 //   static std::string_view node_name(int node);        // for summaries and messages
 //   static std::string default_prefix(int module);      // FrEIA state_dict prefix of a module
@@ -20,6 +21,9 @@
 #include <string>
 #include <tuple>
 #include <utility>
+
+#include <boost/hana/at.hpp>
+#include <boost/hana/fold_left.hpp>
 
 #include "../core/batch_io.hpp"
 #include "../core/errors.hpp"
@@ -45,12 +49,18 @@ struct inverse_result {
     vector<S> log_jac_det;
 };
 
+namespace graph {
+
 /// An invertible network planned from `Desc`. With `Reversed`, forward and inverse swap roles
 /// (`inverse_t<Net>`): a sampler that holds the same parameters and runs only the inverse code.
 template <Scalar S, class Desc, bool Reversed = false>
 class network {
     static constexpr const auto& plan = Desc::plan;
-    using executor_type = graph::executor<S, Desc>;
+    using executor_type = executor<S, Desc>;
+    template <Scalar S2, class D2, bool R2>
+    friend executor<S2, D2>& executor_of(network<S2, D2, R2>&);
+    template <Scalar S2, class D2, bool R2>
+    friend const executor<S2, D2>& executor_of(const network<S2, D2, R2>&);
 
   public:
     using scalar = S;
@@ -77,14 +87,13 @@ class network {
     /// `static_assert(Net::output_shape<output2> == Shape<70>{})`. For an OutputNode, the shape it
     /// receives.
     template <class Node, int Slot = 0>
-    static constexpr auto output_shape = typename graph::node_output<Desc, Node, Slot>::shape{};
+    static constexpr auto output_shape = typename node_output<Desc, Node, Slot>::shape{};
 
     /// Whether the whole network inverts exactly, iteratively or only approximately.
-    static constexpr inverse_kind inversion = []<std::size_t... K>(std::index_sequence<K...>) {
-        inverse_kind r = inverse_kind::exact;
-        ((r = combine(r, inversion_of<graph::module_at<S, Desc, int(K)>>())), ...);
-        return r;
-    }(std::make_index_sequence<std::size_t(n_modules)>{});
+    static constexpr inverse_kind inversion = hana::fold_left(
+        executor_type::module_types, inverse_kind::exact, [](inverse_kind r, auto t) {
+            return combine(r, inversion_of<typename decltype(t)::type>());
+        });
 
     /// Parameters initialised as FrEIA's modules and PyTorch's layers would, from `seed`.
     explicit network(std::uint64_t seed = 0) : network(generator(seed)) {}
@@ -93,7 +102,7 @@ class network {
     }
     /// The same parameters seen from the other direction.
     explicit network(const inverse_type& other)
-        : exec_(other.executor()), prefix_(other.prefixes()), moved_from_(other.moved_from()) {}
+        : exec_(executor_of(other)), prefix_(other.prefixes()), moved_from_(other.moved_from()) {}
 
     network(const network&) = default;
     network& operator=(const network&) = default;
@@ -210,9 +219,10 @@ class network {
     /// Sets the prefix of the module of `Node` (a GraphINN node type).
     template <class Node>
     void set_state_dict_prefix(std::string prefix) {
-        constexpr int i = graph::index_in<Node, typename Desc::nodes>();
-        static_assert(i >= 0 && plan.node[i < 0 ? 0 : i].kind == node_kind::module,
-                      "inn: set_state_dict_prefix<Node>: Node is not a module node of this network");
+        constexpr int i = index_in<Node, Desc>();
+        static_assert(i >= 0 && runs(plan.node[i < 0 ? 0 : i].kind),
+                      "inn: set_state_dict_prefix<Node>: Node is not a node of this network that "
+                      "holds a module (a Node or a FeedForwardNode)");
         prefix_[std::size_t(plan.module_index[i])] = std::move(prefix);
     }
     /// The name of the node that holds module `k` (forward order).
@@ -254,9 +264,13 @@ class network {
                 for (int i = 0; i < p.count; ++i) s += (i ? ", " : "") + to_string(p[i]);
                 return s + "]";
             };
-            os << (Reversed ? list(plan.outs[node]) : list(sig.inputs)) << " -> "
-               << (Reversed ? list(sig.inputs) : list(plan.outs[node]));
-            if (sig.conditions.count) os << " | conditions " << list(sig.conditions);
+            if (plan.node[node].kind == node_kind::feed_forward)  // the same in both directions
+                os << "feed-forward " << list(sig.conditions) << " -> " << list(plan.outs[node]);
+            else
+                os << (Reversed ? list(plan.outs[node]) : list(sig.inputs)) << " -> "
+                   << (Reversed ? list(sig.inputs) : list(plan.outs[node]));
+            if (sig.conditions.count && plan.node[node].kind != node_kind::feed_forward)
+                os << " | conditions " << list(sig.conditions);
             os << "  params " << counts[std::size_t(k)] << "\n";
         }
         std::int64_t total = 0;
@@ -265,23 +279,21 @@ class network {
         return os.str();
     }
 
-    /// The executor (buffers, modules, threads): for tools and tests, not for ordinary use.
-    executor_type& executor() { return exec_; }
-    const executor_type& executor() const { return exec_; }
-    /// The bound module at forward position K, through a reference that names its node (for
-    /// tests, tools and custom initialisation). Counts as a change of the parameters.
+    /// A tool, not needed for ordinary use (custom initialisation, tests, inspecting a
+    /// module): the bound module at forward position K, through a reference that names its
+    /// node. Counts as a change of the parameters.
     template <int K>
     auto module() {
         static_assert(K >= 0 && K < n_modules, "inn: module<K>(): K is not a module position");
-        using node = graph::node_at<Desc, K>;
-        auto& m = std::get<K>(exec_.modules());
+        using node = node_at<Desc, K>;
+        auto& m = hana::at_c<std::size_t(K)>(exec_.modules());
         return module_ref<node, typename node::module, std::remove_reference_t<decltype(m)>>(m);
     }
     template <int K>
     auto module() const {
         static_assert(K >= 0 && K < n_modules, "inn: module<K>(): K is not a module position");
-        using node = graph::node_at<Desc, K>;
-        const auto& m = std::get<K>(exec_.modules());
+        using node = node_at<Desc, K>;
+        const auto& m = hana::at_c<std::size_t(K)>(exec_.modules());
         return module_ref<node, typename node::module, const std::remove_reference_t<decltype(m)>>(m);
     }
 
@@ -340,10 +352,11 @@ class network {
                                  "' has batch " + std::to_string(batch) + ", more than the " +
                                  std::to_string(capacity()) + " reserved (call reserve())");
         };
-        for (std::size_t i = 0; i < src.x.size(); ++i)
-            check(src.x[i], "input", reading_name<Forward>(int(i)));
-        for (std::size_t j = 0; j < src.c.size(); ++j)
-            check(src.c[j], "condition", Desc::node_name(plan.condition_node[j]));
+        // int counters: nvcc warns about `j < size()` with an unsigned size that is 0.
+        for (int i = 0; i < int(src.x.size()); ++i)
+            check(src.x[std::size_t(i)], "input", reading_name<Forward>(i));
+        for (int j = 0; j < int(src.c.size()); ++j)
+            check(src.c[std::size_t(j)], "condition", Desc::node_name(plan.condition_node[j]));
         src.batch = std::max<index_t>(batch, 0);
         return src;
     }
@@ -370,27 +383,28 @@ class network {
     void begin(const Src& src) {
         if (src.batch > capacity()) exec_.reserve(src.batch);
         prepare();
-        for (std::size_t i = 0; i < src.x.size(); ++i) {
-            const int e = reading_edge<Forward>(int(i));
-            copy_in(src.x[i], plan.edge_shape[e].size(), exec_.edge(e));
+        for (int i = 0; i < int(src.x.size()); ++i) {
+            const int e = reading_edge<Forward>(i);
+            copy_in(src.x[std::size_t(i)], plan.edge_shape[e].size(), exec_.edge(e));
         }
-        for (std::size_t j = 0; j < src.c.size(); ++j) {
+        for (int j = 0; j < int(src.c.size()); ++j) {
             const int e = plan.condition_edge[j];
-            copy_in(src.c[j], plan.edge_shape[e].size(), exec_.edge(e));
+            copy_in(src.c[std::size_t(j)], plan.edge_shape[e].size(), exec_.edge(e));
         }
     }
 
     template <bool Forward, class X, class... Rest>
     auto run_owned(const X& x, const Rest&... rest) {
-        static_assert(detail::valid_trailing_arguments<Rest...>,
+        static_assert(inn::detail::valid_trailing_arguments<Rest...>,
                       "inn: after the inputs, a call takes conditions(...) and/or a bool (jac)");
         check_usable();
-        detail::call_guard::scope busy(guard_);
-        const auto src = read_sources<Forward>(detail::input_tuple(x), detail::condition_tuple(rest...));
+        inn::detail::call_guard::scope busy(guard_);
+        const auto src = read_sources<Forward>(inn::detail::input_tuple(x),
+                                               inn::detail::condition_tuple(rest...));
         const index_t batch = src.batch;
         begin<Forward>(src);
         vector<S> ljd = vector<S>::Zero(batch);
-        exec_.template run<Forward>(batch, detail::jac_flag(rest...), ljd.data());
+        exec_.template run<Forward>(batch, inn::detail::jac_flag(rest...), ljd.data());
         constexpr int n_written = Forward ? plan.n_outputs : plan.n_inputs;
         auto fetch = [&](int i) {
             const int e = writing_edge<Forward>(i);
@@ -413,13 +427,14 @@ class network {
 
     template <bool Forward, class X, class Out, class L, class... Rest>
     void run_into(const X& x, Out& out, L& log_jac_det, const Rest&... rest) {
-        static_assert(detail::valid_trailing_arguments<Rest...>,
+        static_assert(inn::detail::valid_trailing_arguments<Rest...>,
                       "inn: after the inputs, a call takes conditions(...) and/or a bool (jac)");
         check_usable();
-        detail::call_guard::scope busy(guard_);
-        const auto src = read_sources<Forward>(detail::input_tuple(x), detail::condition_tuple(rest...));
+        inn::detail::call_guard::scope busy(guard_);
+        const auto src = read_sources<Forward>(inn::detail::input_tuple(x),
+                                               inn::detail::condition_tuple(rest...));
         const index_t batch = src.batch;
-        auto outs = detail::output_tuple(out);
+        auto outs = inn::detail::output_tuple(out);
         constexpr int n_written = Forward ? plan.n_outputs : plan.n_inputs;
         static_assert(std::tuple_size_v<decltype(outs)> == std::size_t(n_written),
                       "inn: wrong number of output tensors (use outputs(...))");
@@ -442,7 +457,7 @@ class network {
         }(std::make_index_sequence<std::size_t(n_written)>{});
         S* ljd = bind_log_jac_det<S>(log_jac_det, ljd_plan, batch);
         std::fill(ljd, ljd + batch, S(0));
-        exec_.template run<Forward>(batch, detail::jac_flag(rest...), ljd);
+        exec_.template run<Forward>(batch, inn::detail::jac_flag(rest...), ljd);
         for (int i = 0; i < n_written; ++i) {
             const int e = writing_edge<Forward>(i);
             copy_out(cview<S>(exec_.edge(e)), batch, plan.edge_shape[e].size(),
@@ -454,8 +469,21 @@ class network {
     std::array<std::string, std::size_t(n_modules)> prefix_;
     bool reserved_ = false;
     bool moved_from_ = false;
-    detail::call_guard guard_;
+    inn::detail::call_guard guard_;
 };
+
+/// The executor of a network (buffers, bound modules, threads): for tools such as the trainer
+/// and for tests. Not a member of the network, so that it stays out of the network's API.
+template <Scalar S, class Desc, bool R>
+executor<S, Desc>& executor_of(network<S, Desc, R>& net) {
+    return net.exec_;
+}
+template <Scalar S, class Desc, bool R>
+const executor<S, Desc>& executor_of(const network<S, Desc, R>& net) {
+    return net.exec_;
+}
+
+}  // namespace graph
 
 /// The inverse of a network as a network of its own: `using Sampler = inverse_t<Net>;`.
 template <class Net>

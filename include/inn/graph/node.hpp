@@ -9,6 +9,14 @@
 //
 // A connection is `out<node, slot>`; a bare node means its output 0 (FrEIA's `node` vs
 // `node.out1`); several inputs are listed with `inputs<...>`, conditions with `conditions<...>`.
+// A FeedForwardNode computes a condition through an ordinary (non-invertible) network:
+//
+//   struct feat : FeedForwardNode<nn::Sequential<nn::Linear<42, 32>, nn::ReLU, nn::Linear<32, 8>>,
+//                                 conditions<cond>> {};
+//   struct affine : Node<AffineCouplingOneSided<subnet>, out<split1, 1>, conditions<feat>> {};
+//
+// The node types and the connection lists are public (namespace inn); what the containers make
+// of them (inn::graph) is not.
 
 #include <tuple>
 #include <type_traits>
@@ -18,7 +26,12 @@
 
 namespace inn {
 
-enum class node_kind { input, condition, module, output };
+namespace graph {
+enum class node_kind { input, condition, module, feed_forward, output };
+/// The module spec of a FeedForwardNode: runs `Layer` on its sources (graph/feed_forward.hpp).
+template <class Layer>
+struct feed_forward;
+}  // namespace graph
 
 /// Output `Slot` of node `N` (FrEIA's `N.out<Slot>`).
 template <class N, int Slot = 0>
@@ -47,7 +60,7 @@ struct conditions {
 template <class... T>
 conditions(const T&...) -> conditions<T...>;
 
-namespace detail {
+namespace graph {
 template <class C>
 struct as_connection {
     using type = out<C, 0>;
@@ -69,12 +82,12 @@ template <class... C>
 struct connection_list<conditions<C...>> {
     using type = inputs<typename as_connection<C>::type...>;
 };
-}  // namespace detail
+}  // namespace graph
 
 /// A network input of the given per-sample shape.
 template <ShapeType InputShape>
 struct InputNode {
-    static constexpr node_kind kind = node_kind::input;
+    static constexpr graph::node_kind kind = graph::node_kind::input;
     static constexpr dims shape = InputShape::value;
     using input_connections = inputs<>;
     using condition_connections = inputs<>;
@@ -83,7 +96,7 @@ struct InputNode {
 /// A condition (FrEIA's ConditionNode): fed at run time, usable only as a condition.
 template <ShapeType ConditionShape>
 struct ConditionNode {
-    static constexpr node_kind kind = node_kind::condition;
+    static constexpr graph::node_kind kind = graph::node_kind::condition;
     static constexpr dims shape = ConditionShape::value;
     using input_connections = inputs<>;
     using condition_connections = inputs<>;
@@ -93,25 +106,44 @@ struct ConditionNode {
 /// `conditions<...>`.
 template <ModuleSpec Module, class In, class Cond = conditions<>>
 struct Node {
-    static constexpr node_kind kind = node_kind::module;
+    static constexpr graph::node_kind kind = graph::node_kind::module;
     using module = Module;
-    using input_connections = typename detail::connection_list<In>::type;
-    using condition_connections = typename detail::connection_list<Cond>::type;
+    using input_connections = typename graph::connection_list<In>::type;
+    using condition_connections = typename graph::connection_list<Cond>::type;
+};
+
+/// FrEIA's FeedForwardNode: a non-invertible helper that computes a new *condition* from its
+/// `Sources` (a node, `out<node, i>` or `conditions<...>`: ConditionNodes, other
+/// FeedForwardNodes or any tensor of the graph) through an ordinary network `Layer`, an `nn`
+/// layer spec such as `nn::Sequential<nn::Linear<10, 32>, nn::ReLU, nn::Linear<32, 8>>`. Several
+/// sources are concatenated along the channel dim first. The output shape is the layer's
+/// (FrEIA's `output_dims`, inferred here). It runs in both directions, wherever its sources are
+/// known, contributes no log-det, and takes a `module_list` index like any node with a module;
+/// its output can only be used as a condition.
+template <class Layer, class Sources>
+struct FeedForwardNode {
+    static constexpr graph::node_kind kind = graph::node_kind::feed_forward;
+    using layer = Layer;
+    using module = graph::feed_forward<Layer>;
+    using input_connections = inputs<>;
+    using condition_connections = typename graph::connection_list<Sources>::type;
 };
 
 /// A network output: exactly one connection.
 template <class In>
 struct OutputNode {
-    static constexpr node_kind kind = node_kind::output;
-    using input_connections = typename detail::connection_list<In>::type;
+    static constexpr graph::node_kind kind = graph::node_kind::output;
+    using input_connections = typename graph::connection_list<In>::type;
     using condition_connections = inputs<>;
 };
 
+namespace graph {
 template <class N>
 concept GraphNode = requires {
     { N::kind } -> std::convertible_to<node_kind>;
     typename N::input_connections;
     typename N::condition_connections;
 };
+}  // namespace graph
 
 }  // namespace inn

@@ -22,7 +22,7 @@ struct node_info {
     connection in[max_ports]{};
     int n_cond = 0;
     connection cond[max_ports]{};
-    shape_result (*rule)(const signature&) = nullptr;  // module nodes
+    shape_result (*rule)(const signature&) = nullptr;  // module and feed-forward nodes
 };
 
 enum class graph_error {
@@ -41,7 +41,14 @@ enum class graph_error {
     condition_unused,              // a ConditionNode conditions nothing
     not_invertible,                // no inverse order exists (a node conditioned on its own input)
     no_output,                     // a graph without OutputNode
+    feed_forward_as_input,         // a FeedForwardNode feeding an input (node_b: the FF node)
+    feed_forward_unused,           // a FeedForwardNode conditions nothing
+    feed_forward_needs_its_user,   // forward: its source comes after a node it conditions
+    feed_forward_after_its_user,   // inverse: its source is only known after a node it conditions
 };
+
+/// Nodes that hold a module and run: Nodes and FeedForwardNodes (FrEIA's module_list).
+constexpr bool runs(node_kind k) { return k == node_kind::module || k == node_kind::feed_forward; }
 
 template <int N>
 struct graph_plan {
@@ -49,7 +56,8 @@ struct graph_plan {
     signature sig[N]{};
     port_list outs[N]{};
 
-    // Execution: indices of module nodes, forward order and inverse order.
+    // Execution: indices of the nodes that run (module and feed-forward nodes), forward order
+    // and inverse order.
     int n_modules = 0;
     int forward_order[N]{};
     int inverse_order[N]{};
@@ -84,11 +92,12 @@ struct graph_plan {
 
 namespace detail {
 
-/// Dependencies of each node on others (at most 2 * max_ports each).
+/// Dependencies of each node on others (in the inverse order a module waits for every reader
+/// of its outputs, so there is no smaller bound than N).
 template <int N>
 struct dependencies {
     int count[N]{};
-    int on[N][2 * max_ports]{};
+    int on[N][N]{};
     constexpr void add(int i, int j) {
         for (int k = 0; k < count[i]; ++k)
             if (on[i][k] == j) return;
@@ -97,11 +106,11 @@ struct dependencies {
 };
 
 /// Kahn's algorithm with a fixed rule (earliest declared ready node first), so module numbering
-/// and log-det summation order are deterministic — unlike FrEIA's set iteration (spec §8.10).
-/// Returns the number of nodes ordered, or -1 - i for a node i that could not be placed.
+/// and log-det summation order are deterministic — unlike FrEIA's set iteration.
+/// Returns the number of nodes ordered; `stuck` marks the included nodes it could not place.
 template <int N>
 constexpr int topological_order(const bool (&include)[N], const dependencies<N>& deps,
-                                int (&order)[N]) {
+                                int (&order)[N], bool (&stuck)[N]) {
     int waiting[N]{};
     int users_count[N]{};
     int users[N][N]{};
@@ -132,14 +141,53 @@ constexpr int topological_order(const bool (&include)[N], const dependencies<N>&
                 break;
             }
     }
-    if (count < wanted) {
-        // Name the node that waits for itself if there is one; else the first one stuck.
-        for (int i = 0; i < N; ++i)
-            if (include[i] && !placed[i] && waiting[i] >= (1 << 20)) return -1 - i;
-        for (int i = 0; i < N; ++i)
-            if (include[i] && !placed[i]) return -1 - i;
-    }
+    for (int i = 0; i < N; ++i) stuck[i] = include[i] && !placed[i];
     return count;
+}
+
+/// Whom to name when no order exists: `node` (one that waits for itself, else the first one
+/// stuck); or, when a FeedForwardNode is on a cycle, that node and the node that waits for it
+/// there (preferably one it conditions).
+struct stuck_report {
+    int node = -1;
+    int feed_forward = -1;
+    int user = -1;
+};
+
+template <int N>
+constexpr stuck_report explain_stuck(const node_info (&nodes)[N], const bool (&stuck)[N],
+                                     const dependencies<N>& deps) {
+    stuck_report r;
+    for (int i = 0; i < N && r.node < 0; ++i)
+        if (stuck[i])
+            for (int k = 0; k < deps.count[i]; ++k)
+                if (deps.on[i][k] == i) r.node = i;
+    for (int i = 0; i < N && r.node < 0; ++i)
+        if (stuck[i]) r.node = i;
+    // Every stuck node waits for a stuck node, so N steps along such waits end on a cycle.
+    auto next = [&](int i) {
+        for (int k = 0; k < deps.count[i]; ++k)
+            if (stuck[deps.on[i][k]]) return deps.on[i][k];
+        return i;
+    };
+    int on_cycle = r.node;
+    for (int step = 0; step < N; ++step) on_cycle = next(on_cycle);
+    auto conditions = [&](int user, int ff) {
+        for (int k = 0; k < nodes[user].n_cond; ++k)
+            if (nodes[user].cond[k].node == ff) return true;
+        return false;
+    };
+    int i = on_cycle;
+    do {
+        const int j = next(i);  // i waits for j
+        if (nodes[j].kind == node_kind::feed_forward &&
+            (r.feed_forward < 0 || (!conditions(r.user, r.feed_forward) && conditions(i, j)))) {
+            r.feed_forward = j;
+            r.user = i;
+        }
+        i = j;
+    } while (i != on_cycle);
+    return r;
 }
 
 }  // namespace detail
@@ -177,6 +225,10 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
                 p.fail(graph_error::condition_node_as_input, i, 0, c.node);
                 return p;
             }
+            if (is_input && src == node_kind::feed_forward) {
+                p.fail(graph_error::feed_forward_as_input, i, 0, c.node);
+                return p;
+            }
         }
     }
 
@@ -189,8 +241,13 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
     bool all[N]{};
     for (int i = 0; i < N; ++i) all[i] = true;
     int order[N]{};
-    if (int r = detail::topological_order<N>(all, feeds, order); r < 0) {
-        p.fail(graph_error::cycle, -1 - r);
+    bool stuck[N]{};
+    if (detail::topological_order<N>(all, feeds, order, stuck) < N) {
+        const detail::stuck_report r = detail::explain_stuck(p.node, stuck, feeds);
+        if (r.feed_forward >= 0)
+            p.fail(graph_error::feed_forward_needs_its_user, r.feed_forward, 0, r.user);
+        else
+            p.fail(graph_error::cycle, r.node);
         return p;
     }
 
@@ -246,9 +303,11 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
     }
     for (int i = 0; i < N; ++i) {
         if (p.node[i].kind == node_kind::output) continue;
-        if (p.node[i].kind == node_kind::condition) {
+        if (p.node[i].kind == node_kind::condition || p.node[i].kind == node_kind::feed_forward) {
             if (cond_uses[i] == 0) {
-                p.fail(graph_error::condition_unused, i);
+                p.fail(p.node[i].kind == node_kind::condition ? graph_error::condition_unused
+                                                              : graph_error::feed_forward_unused,
+                       i);
                 return p;
             }
             continue;
@@ -291,7 +350,7 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
         return p;
     }
     for (int oi = 0; oi < N; ++oi)
-        if (int i = order[oi]; p.node[i].kind == node_kind::module) {
+        if (int i = order[oi]; runs(p.node[i].kind)) {
             p.module_index[i] = p.n_modules;
             p.forward_order[p.n_modules++] = i;
         }
@@ -299,28 +358,39 @@ constexpr graph_plan<N> make_plan(const node_info (&nodes)[N]) {
     // 6. Inverse order. Inverting node i produces its input buffers from its output buffers, so
     // it waits for the consumers of its outputs; a condition read from a non-condition node is
     // the buffer that the *consumer* of that output produces when inverted (FrEIA's reverse
-    // condition routing).
+    // condition routing). A FeedForwardNode computes its output in the inverse as in the forward
+    // pass: it waits for its sources like a reader of conditions, and its readers wait for it.
     detail::dependencies<N> waits;
     for (int i = 0; i < N; ++i) {
-        if (p.node[i].kind != node_kind::module) continue;
+        if (!runs(p.node[i].kind)) continue;
         for (int s = 0; s < p.outs[i].count; ++s)
-            if (int j = consumer[i][s]; p.node[j].kind == node_kind::module) waits.add(i, j);
+            if (int j = consumer[i][s]; j >= 0 && p.node[j].kind == node_kind::module)
+                waits.add(i, j);
         for (int k = 0; k < p.node[i].n_cond; ++k) {
             connection c = p.node[i].cond[k];
-            if (p.node[c.node].kind == node_kind::condition) continue;
+            const node_kind src = p.node[c.node].kind;
+            if (src == node_kind::condition) continue;
+            if (src == node_kind::feed_forward) {
+                waits.add(i, c.node);
+                continue;
+            }
             if (int j = consumer[c.node][c.slot]; p.node[j].kind == node_kind::module) waits.add(i, j);
-            // The module that produced that buffer is inverted after every module that reads it
+            // The module that produced that buffer is inverted after every node that reads it
             // as a condition: its buffer is then no longer needed, and walking this order back
             // (training) adds every condition's gradient into the buffer before its producer
             // reads it.
-            if (p.node[c.node].kind == node_kind::module) waits.add(c.node, i);
+            if (src == node_kind::module) waits.add(c.node, i);
         }
     }
-    bool modules[N]{};
-    for (int i = 0; i < N; ++i) modules[i] = p.node[i].kind == node_kind::module;
+    bool running[N]{};
+    for (int i = 0; i < N; ++i) running[i] = runs(p.node[i].kind);
     int inv[N]{};
-    if (int r = detail::topological_order<N>(modules, waits, inv); r < 0) {
-        p.fail(graph_error::not_invertible, -1 - r);
+    if (detail::topological_order<N>(running, waits, inv, stuck) < p.n_modules) {
+        const detail::stuck_report r = detail::explain_stuck(p.node, stuck, waits);
+        if (r.feed_forward >= 0)
+            p.fail(graph_error::feed_forward_after_its_user, r.feed_forward, 0, r.user);
+        else
+            p.fail(graph_error::not_invertible, r.node);
         return p;
     }
     for (int k = 0; k < p.n_modules; ++k) p.inverse_order[k] = inv[k];

@@ -1,7 +1,8 @@
 #pragma once
 // SequenceINN: a chain of single-input, single-output blocks (FrEIA's SequenceINN).
 //
-//   using Net = SequenceINN<Shape<2>, Repeat<8, AllInOneBlock<subnet, {.permute_soft = true}>>>;
+//   using Net = SequenceINN<Shape<2>,
+//       Repeat<8, AllInOneBlock<subnet, AllInOneOptions{.permute_soft = true}>>>;
 //   using cINN = SequenceINN<Shape<784>, Conditions<Shape<10>>,
 //                            Repeat<12, Conditioned<AllInOneBlock<subnet>, 0>>>;
 //
@@ -9,10 +10,18 @@
 
 #include <array>
 #include <string>
-#include <tuple>
+#include <utility>
+
+#include <boost/hana/concat.hpp>
+#include <boost/hana/flatten.hpp>
+#include <boost/hana/replicate.hpp>
+#include <boost/hana/tuple.hpp>
+#include <boost/hana/type.hpp>
+#include <boost/hana/unpack.hpp>
 
 #include "../core/type_name.hpp"
 #include "diagnostics.hpp"
+#include "graph_inn.hpp"  // graph::checked_t
 #include "network.hpp"
 
 namespace inn {
@@ -31,44 +40,26 @@ struct Conditions {};
 
 namespace graph {
 
-template <class... T>
-struct type_list {};
+namespace hana = boost::hana;
 
+/// One block of the chain: its module spec and the condition it reads (-1: none).
 template <class Spec, int Cond>
 struct sequence_entry {};
 
-template <class... L>
-struct concat_lists;
-template <>
-struct concat_lists<> {
-    using type = type_list<>;
-};
-template <class... A>
-struct concat_lists<type_list<A...>> {
-    using type = type_list<A...>;
-};
-template <class... A, class... B, class... Rest>
-struct concat_lists<type_list<A...>, type_list<B...>, Rest...> {
-    using type = typename concat_lists<type_list<A..., B...>, Rest...>::type;
-};
-
-template <class B>
-struct flatten {
-    using type = type_list<sequence_entry<B, -1>>;
-};
-template <class B, int I>
-struct flatten<Conditioned<B, I>> {
-    using type = type_list<sequence_entry<B, I>>;
-};
-template <int N, class... Bs>
-struct flatten<Repeat<N, Bs...>> {
-    using once = typename concat_lists<typename flatten<Bs>::type...>::type;
-    template <std::size_t>
-    using copy = once;
-    using type = decltype([]<std::size_t... I>(std::index_sequence<I...>) {
-        return typename concat_lists<copy<I>...>::type{};
-    }(std::make_index_sequence<std::size_t(N)>{}));
-};
+/// The entries a SequenceINN argument stands for, in order, as a hana tuple of types.
+template <class Block>
+constexpr auto entries(hana::basic_type<Block>) {
+    return hana::tuple_t<sequence_entry<Block, -1>>;
+}
+template <class Block, int I>
+constexpr auto entries(hana::basic_type<Conditioned<Block, I>>) {
+    return hana::tuple_t<sequence_entry<Block, I>>;
+}
+template <int N, class... Blocks>
+constexpr auto entries(hana::basic_type<Repeat<N, Blocks...>>) {
+    constexpr auto once = hana::flatten(hana::make_tuple(entries(hana::type_c<Blocks>)...));
+    return hana::flatten(hana::replicate<hana::tuple_tag>(once, hana::size_c<std::size_t(N)>));
+}
 
 /// Node types of a sequence: their names are what diagnostics and summaries print.
 template <ShapeType S>
@@ -88,25 +79,21 @@ struct sequence_output {
     using condition_connections = inputs<>;
 };
 
-template <class Input, class Conds, class Entries>
+template <class Input, class Conds, class... Entries>
 struct sequence_description;
 
 template <ShapeType In, ShapeType... CondShapes, class... Specs, int... Cond>
-struct sequence_description<In, Conditions<CondShapes...>,
-                            type_list<sequence_entry<Specs, Cond>...>> {
+struct sequence_description<In, Conditions<CondShapes...>, sequence_entry<Specs, Cond>...> {
     static constexpr int n_cond = sizeof...(CondShapes);
     static constexpr int n_blocks = sizeof...(Specs);
     static constexpr int size = 2 + n_cond + n_blocks;
 
-    template <class Seq>
-    struct make_nodes;
-    template <std::size_t... J, std::size_t... K>
-    struct make_nodes<std::pair<std::index_sequence<J...>, std::index_sequence<K...>>> {
-        using type = std::tuple<sequence_input<In>, sequence_condition<int(J), CondShapes>...,
-                                sequence_block<int(K), Specs>..., sequence_output>;
-    };
-    using nodes = typename make_nodes<std::pair<std::make_index_sequence<std::size_t(n_cond)>,
-                                                std::make_index_sequence<std::size_t(n_blocks)>>>::type;
+    static constexpr auto nodes = []<std::size_t... J, std::size_t... K>(
+                                      std::index_sequence<J...>, std::index_sequence<K...>) {
+        return hana::tuple_t<sequence_input<In>, sequence_condition<int(J), CondShapes>...,
+                             sequence_block<int(K), Specs>..., sequence_output>;
+    }(std::make_index_sequence<std::size_t(n_cond)>{},
+      std::make_index_sequence<std::size_t(n_blocks)>{});
 
     static constexpr graph_plan<size> plan = [] {
         node_info n[size]{};
@@ -140,14 +127,14 @@ struct sequence_description<In, Conditions<CondShapes...>,
     static_assert(conditions_exist,
                   "inn: a Conditioned<Block, Index> block refers to a condition index that the "
                   "SequenceINN's Conditions<...> does not have");
-    template <class... N>
-    static constexpr bool check(std::tuple<N...>*) {
+    static constexpr bool valid = [] {
         if constexpr (!conditions_exist)
             return false;
         else
-            return diagnose<plan, N...>();
-    }
-    static constexpr bool valid = check(static_cast<nodes*>(nullptr));
+            return hana::unpack(nodes, []<class... N>(hana::basic_type<N>...) {
+                return diagnose<plan, N...>();
+            });
+    }();
 
     static std::string_view node_name(int node) {
         static const std::array<std::string, std::size_t(size)> names = [] {
@@ -166,20 +153,22 @@ struct sequence_description<In, Conditions<CondShapes...>,
     static std::string default_prefix(int module) { return "module_list." + std::to_string(module); }
 };
 
-template <class... Args>
-struct sequence_args {
-    using conds = Conditions<>;
-    using entries = typename concat_lists<typename flatten<Args>::type...>::type;
-};
-template <class... C, class... Rest>
-struct sequence_args<Conditions<C...>, Rest...> {
-    using conds = Conditions<C...>;
-    using entries = typename concat_lists<typename flatten<Rest>::type...>::type;
-};
+/// The description of a chain on `In` with conditions `Conds` and the blocks `Args`.
+template <class In, class Conds, class... Args>
+using chain_description = typename decltype(hana::unpack(
+    hana::concat(hana::tuple_t<In, Conds>,
+                 hana::flatten(hana::make_tuple(entries(hana::type_c<Args>)...))),
+    hana::template_<sequence_description>))::type;
 
+/// The description of `SequenceINN<In, Args...>`: optional Conditions<...> first, then blocks.
 template <class In, class... Args>
-using sequence_description_of = sequence_description<In, typename sequence_args<Args...>::conds,
-                                                     typename sequence_args<Args...>::entries>;
+struct sequence_of {
+    using type = chain_description<In, Conditions<>, Args...>;
+};
+template <class In, class... C, class... Args>
+struct sequence_of<In, Conditions<C...>, Args...> {
+    using type = chain_description<In, Conditions<C...>, Args...>;
+};
 
 }  // namespace graph
 
@@ -188,6 +177,7 @@ using sequence_description_of = sequence_description<In, typename sequence_args<
 /// `Conditioned<block, index>`.
 template <ShapeType InputShape, class... Blocks>
 using SequenceINN =
-    network<float, graph::checked_t<graph::sequence_description_of<InputShape, Blocks...>>>;
+    graph::network<float,
+                   graph::checked_t<typename graph::sequence_of<InputShape, Blocks...>::type>>;
 
 }  // namespace inn

@@ -119,7 +119,7 @@ inline std::string module_prefix(std::string_view key) {
     return dot == std::string_view::npos ? std::string() : std::string(key.substr(0, dot + 1));
 }
 
-/// State_dict keys of FrEIA's modules, by their first component (reference §4): a module whose
+/// State_dict keys of FrEIA's modules, by their first component: a module whose
 /// keys have exactly these first components is probably that module.
 struct known_module {
     std::string_view name;

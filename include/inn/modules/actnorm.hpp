@@ -1,5 +1,5 @@
 #pragma once
-// ActNorm (FrEIA §4.12): a per-channel affine map, y = (x - loc) / exp(log_scale), whose
+// ActNorm (FrEIA): a per-channel affine map, y = (x - loc) / exp(log_scale), whose
 // parameters are set from the data the first time it runs.
 //
 //   SequenceINN<Shape<3, 16, 16>, ActNorm, ...>

@@ -1,5 +1,5 @@
 #pragma once
-// AllInOneBlock (FrEIA.modules.AllInOneBlock, freia-reference.md §4.8): a one-sided affine
+// AllInOneBlock (FrEIA.modules.AllInOneBlock): a one-sided affine
 // coupling with soft clamping, a learned global per-channel affine map and a fixed (or learned
 // Householder) channel permutation, in one module.
 //
@@ -23,7 +23,7 @@
 // and the inverse in the opposite order. Every constant is rounded to the Scalar first, as
 // PyTorch does with Python scalars, so a float network follows FrEIA's float32 arithmetic.
 // The initial pre-activation g0 is computed in double and rounded to the Scalar (float gives
-// FrEIA's values, spec §9); a double network is FrEIA built under float64 (g0 and randn in
+// FrEIA's values); a double network is FrEIA built under float64 (g0 and randn in
 // double).
 //
 // Permutations (state_dict after global_scale, global_offset; then subnet.*):
@@ -38,9 +38,10 @@
 //     recomputed whenever those tensors change (checked per call against a copy, so loads and
 //     training steps are seen without hooks); P^-1 uses W^T.
 //
-// Deliberate differences from FrEIA, reported as shape errors at compile time:
+// Deliberate differences from FrEIA (docs/freia-semantics.md#allinoneblock), reported as shape
+// errors at compile time:
 //   * learned_householder_permutation > 0 without permute_soft: FrEIA crashes
-//     (UnboundLocalError, spec §8.15) -> shape_error::invalid_option. So do K < 0,
+//     (UnboundLocalError) -> shape_error::invalid_option. So do K < 0,
 //     affine_clamping == 0 (or NaN) and a global_affine_init outside the activation's range
 //     (FrEIA would start from a NaN global scale).
 //   * permute_soft with C = 1 (SciPy's ValueError) -> shape_error::too_few_channels.
@@ -60,10 +61,12 @@
 #include <Eigen/Core>
 
 #include "../core/module.hpp"
-#include "detail/permutation.hpp"
 #include "../core/parameters.hpp"
 #include "../nn/kernels.hpp"
+#include "../nn/kernels/grad.hpp"
 #include "../nn/layer.hpp"
+#include "coupling/base.hpp"
+#include "detail/permutation.hpp"
 
 namespace inn {
 
@@ -118,6 +121,23 @@ inline S aio_global_scale_activation(global_affine_type type, S a) {
     }
 }
 
+/// dPsi/da, for the gradient of `global_scale`.
+template <Scalar S>
+inline S aio_global_scale_derivative(global_affine_type type, S a) {
+    switch (type) {
+        case global_affine_type::sigmoid: {
+            const S sg = S(1) / (S(1) + std::exp(-(a - S(2))));
+            return S(10) * sg * (S(1) - sg);
+        }
+        case global_affine_type::exp:
+            return std::exp(a);
+        default: {  // 0.1 * sigmoid(beta * a), 0.1 beyond Softplus's threshold (linear there)
+            const S beta = S(0.5);
+            return a * beta > S(20) ? S(0.1) : S(0.1) / (S(1) + std::exp(-a * beta));
+        }
+    }
+}
+
 template <nn::SubnetConstructor Subnet, AllInOneOptions O = AllInOneOptions{}>
 struct AllInOneBlock {
     static constexpr std::string_view name = "AllInOneBlock";
@@ -141,16 +161,20 @@ struct AllInOneBlock {
     template <Scalar S, signature Sig>
     struct bind {
         static constexpr AllInOneOptions options = O;
+        // The coupling family's geometry with len1 = C - C/2 passive (the larger half).
+        static constexpr CouplingOptions split = {
+            .split_channels = Sig.in().channels() - Sig.in().channels() / 2};
+        using geometry = detail::coupling_layout<Sig, split>;
+        using concat = detail::condition_concat<S, Sig>;
         static constexpr dims in = Sig.in();
-        static constexpr int channels = in.channels();
-        static constexpr int len1 = channels - channels / 2;  // passive, the larger half
-        static constexpr int len2 = channels / 2;
-        static constexpr index_t n_pix = in.spatial_size();
+        static constexpr int channels = geometry::channels;
+        static constexpr int len1 = geometry::len1;  // passive
+        static constexpr int len2 = geometry::len2;
+        static constexpr index_t n_pix = geometry::pixels;
         static constexpr index_t size = in.size();
-        static constexpr index_t n1 = len1 * n_pix, n2 = len2 * n_pix;
+        static constexpr index_t n1 = geometry::n1, n2 = geometry::n2;
         static constexpr int n_cond = Sig.conditions.count;
-        static constexpr int cond_channels = Sig.conditions.total_channels();
-        static constexpr dims subnet_in = in.with(0, len1 + cond_channels);
+        static constexpr dims subnet_in = geometry::in1;
         static constexpr index_t n_sub_in = subnet_in.size();
         static constexpr index_t n_a = 2 * n2;  // subnet output [s | t] per sample
         static constexpr int K = O.learned_householder_permutation;
@@ -190,8 +214,12 @@ struct AllInOneBlock {
         }
 
         static constexpr index_t scratch_size(index_t batch) {
-            return batch * (2 * n_a + 1 + cat_size + index_t(buffers) * size) +
+            return batch * (2 * n_a + 1 + index_t(buffers) * size) +
+                   concat::scratch_size(n1, batch) +
                    std::max(nn::layer_scratch<subnet_type>(batch), pack_size);
+        }
+        static constexpr index_t scratch_size(pass p, index_t batch) {
+            return p == pass::backward ? backward_scratch_size(batch) : scratch_size(batch);
         }
 
         void forward(const run_args<S>& a) const {
@@ -231,11 +259,47 @@ struct AllInOneBlock {
             nn::visit_layer(subnet, v, prefix + "subnet.");
         }
 
+        /// The reverse mode of forward: dL/dx, dL/dc, and the gradients of global_scale,
+        /// global_offset, vk_householder and the subnet. The subnet input cat(x1, c...) is
+        /// known from x, so the subnet's output is recomputed (nothing is inverted).
+        void backward(const backward_args<S>& a) const {
+            const index_t batch = a.batch;
+            const bwork w = backward_layout(a.scratch, batch);
+            cview<S> x = a.in[0];
+            view<S> gx = a.grad_in[0];
+            if constexpr (reverse) {  // x = P^-1(x0); its gradient goes back through P^-T
+                permute<true>(x, {w.x, size}, batch, w.subnet);
+                x = cview<S>(w.x, size);
+                gx = view<S>(w.gx, size);
+            }
+            // a = subnet(cat(x1, c...)); s' = alpha tanh(0.1 a_s / alpha) into w.d, then
+            // ds'/da_s over it; e = exp(s) (s centred with GIN).
+            const cview<S> u = concat::make(x, n1, a.cond, batch, w.cat);
+            subnet.forward(u, view<S>{w.a, n_a}, batch, w.subnet);
+            backward_coefficients(w, batch);
+            // dL/dv for v = u * sigma + offset, the pre-permutation values.
+            if constexpr (soft) mix<true>(w_perm.data(), a.grad_out[0], {w.gv, size}, batch,
+                                          w.subnet);
+            couple_backward(a, x, gx, w);
+            // dL/d cat(x1, c...) through the subnet: x1's part onto gx, the rest to conditions.
+            subnet_backward_call(a, u, w);
+            gx.matrix(batch, n1) += cview<S>(w.gu, n_sub_in).matrix(batch, n1);
+            concat::add_condition_gradient(a.grad_cond, batch, w.gu, n1);
+            if constexpr (reverse) {
+                if constexpr (householder)  // P^-1 = W^T
+                    mix<false>(w_perm.data(), gx, a.grad_in[0], batch, w.subnet);
+                else if constexpr (soft)
+                    mix<true>(w_perm_inv.data(), gx, a.grad_in[0], batch, w.subnet);
+                else  // the gather by w_perm_inv, transposed: the gather by w_perm
+                    permute<false>(gx, a.grad_in[0], batch, w.subnet);
+            }
+            parameter_gradients(a, x, gx, w);
+        }
+
     private:
         // Scratch: [subnet output | exp(+-s) | sum(s) | cat(x1, c...) | buf1 | buf2 | subnet
         // scratch]. buf1 holds P^-1(x) (reverse_permutation) or the pre-permutation values
         // (soft); both need buf2.
-        static constexpr index_t cat_size = n_cond > 0 ? n_sub_in : 0;
         // The permutation matrix's product packs its input through the subnet's scratch.
         static constexpr index_t pack_size = nn::kernels::gemm_nt_scratch<S, channels>();
         static constexpr int buffers = int(soft) + int(reverse);
@@ -255,7 +319,7 @@ struct AllInOneBlock {
             w.e = w.a + args.batch * n_a;
             w.j = w.e + args.batch * n_a;
             w.cat = w.j + args.batch;
-            w.buf1 = w.cat + args.batch * cat_size;
+            w.buf1 = w.cat + concat::scratch_size(n1, args.batch);
             w.buf2 = buffers == 2 ? w.buf1 + args.batch * size : w.buf1;  // only with both
             w.subnet = w.buf1 + args.batch * size * buffers;
             return w;
@@ -412,17 +476,8 @@ struct AllInOneBlock {
 
         // a = subnet(cat(x1, c...)), unscaled, into w.a.
         void run_subnet(const run_args<S>& args, cview<S> x1, const work& w) const {
-            cview<S> input = x1;
-            if constexpr (n_cond > 0) {
-                for (index_t b = 0; b < args.batch; ++b) {
-                    S* dst = std::copy_n(x1.row(b), n1, w.cat + b * n_sub_in);
-                    for (int j = 0; j < n_cond; ++j)
-                        dst = std::copy_n(args.cond[std::size_t(j)].row(b),
-                                          Sig.conditions[j].size(), dst);
-                }
-                input = cview<S>(w.cat, n_sub_in);
-            }
-            subnet.forward(input, view<S>{w.a, n_a}, args.batch, w.subnet);
+            subnet.forward(concat::make(x1, n1, args.cond, args.batch, w.cat), view<S>{w.a, n_a},
+                           args.batch, w.subnet);
         }
 
         // The subnet outputs [a_s | a_t] of the batch (w.a) become: t = 0.1 a_t in place, and
@@ -567,6 +622,267 @@ struct AllInOneBlock {
                 }
                 if (args.jac) args.ljd[b] += -j[b] + log_term;
             }
+        }
+
+        // ---- backward ----
+        // Scratch: [subnet output a | ds'/da_s | exp(s) | dL/da | cat(x1, c...) | dL/d cat |
+        // x, dL/dx (reverse_permutation) | dL/dv (soft) | v (Householder) | dL/dlog-scale,
+        // dL/doffset (, Householder: two C x C matrices, a vector, dL/dvk) | subnet scratch].
+        static constexpr index_t householder_size =
+            householder ? 2 * index_t(channels) * channels + channels + K * channels : 0;
+        static constexpr index_t per_sample_backward =
+            3 * n_a + n2 + n_sub_in +
+            size * (2 * index_t(reverse) + index_t(soft) + index_t(householder));
+
+        static constexpr index_t backward_scratch_size(index_t batch) {
+            return batch * per_sample_backward + concat::scratch_size(n1, batch) +
+                   2 * index_t(channels) + householder_size +
+                   std::max(detail::subnet_work<subnet_type>(batch), pack_size);
+        }
+
+        struct bwork {
+            S* a;
+            S* d;
+            S* e;
+            S* ga;
+            S* cat;
+            S* gu;
+            S* x;
+            S* gx;
+            S* gv;
+            S* v;
+            S* acc;  // dL/d(global_scale) before Psi', dL/d(global_offset)
+            S* hh;   // Householder: N, M, vector, dL/dvk
+            S* subnet;
+        };
+        static bwork backward_layout(S* scratch, index_t batch) {
+            bwork w;
+            w.a = scratch;
+            w.d = w.a + batch * n_a;
+            w.e = w.d + batch * n_a;
+            w.ga = w.e + batch * n2;
+            w.cat = w.ga + batch * n_a;
+            w.gu = w.cat + concat::scratch_size(n1, batch);
+            w.x = w.gu + batch * n_sub_in;
+            w.gx = w.x + (reverse ? batch * size : 0);
+            w.gv = w.gx + (reverse ? batch * size : 0);
+            w.v = w.gv + (soft ? batch * size : 0);
+            w.acc = w.v + (householder ? batch * size : 0);
+            w.hh = w.acc + 2 * channels;
+            w.subnet = w.hh + householder_size;
+            return w;
+        }
+
+        // out[:, i] = sum_j M[i, j] in[:, j] (M^T with Transposed) without allocating: small
+        // matrices as the forward, larger ones through the blocked product of nn's backward.
+        template <bool Transposed>
+        static void mix(const S* W, cview<S> x, view<S> y, index_t batch, S* pack) {
+            constexpr index_t C = channels;
+            if constexpr (C * C <= 256) {
+                apply_matrix<Transposed>(W, x, y, batch, pack);
+            } else {
+                using cmap = Eigen::Map<const row_matrix<S>>;
+                using map = Eigen::Map<row_matrix<S>>;
+                const cmap M(W, C, C);
+                if constexpr (n_pix == 1) {
+                    if constexpr (Transposed)
+                        nn::kernels::product<S, false>(y.matrix(batch, C), x.matrix(batch, C), M);
+                    else
+                        nn::kernels::product<S, false>(y.matrix(batch, C), x.matrix(batch, C),
+                                                       M.transpose());
+                } else {
+                    for (index_t b = 0; b < batch; ++b) {
+                        if constexpr (Transposed)
+                            nn::kernels::product<S, false>(map(y.row(b), C, n_pix), M.transpose(),
+                                                           cmap(x.row(b), C, n_pix));
+                        else
+                            nn::kernels::product<S, false>(map(y.row(b), C, n_pix), M,
+                                                           cmap(x.row(b), C, n_pix));
+                    }
+                }
+            }
+        }
+
+        // From the subnet output w.a: ds'/da_s = 0.1 (1 - (s'/alpha)^2) into w.d (the t half
+        // unused) and exp(s) into w.e (n2 per sample), vectorised as the forward's coefficients.
+        static void backward_coefficients(const bwork& w, index_t batch) {
+            const S alpha = S(O.affine_clamping), tenth = S(0.1);
+            const bool per_sample = n2 >= 16 || batch * n_a < nn::kernels::simd<S>::lanes;
+            if (per_sample) {
+                for (index_t b = 0; b < batch; ++b)
+                    nn::kernels::tanh_clamp(w.a + b * n_a, w.d + b * n_a, n2, alpha, tenth);
+            } else {
+                nn::kernels::tanh_clamp(w.a, w.d, batch * n_a, alpha, tenth);
+            }
+            for (index_t b = 0; b < batch; ++b) {
+                S* d = w.d + b * n_a;
+                S* e = w.e + b * n2;
+                std::copy_n(d, n2, e);
+                if constexpr (gin && n2 > 0) {
+                    S sum = 0;
+                    for (index_t i = 0; i < n2; ++i) sum += e[i];
+                    const S mean = sum / S(n2);
+                    for (index_t i = 0; i < n2; ++i) e[i] -= mean;
+                }
+                for (index_t i = 0; i < n2; ++i) {
+                    const S q = d[i] / alpha;
+                    d[i] = tenth * (S(1) - q * q);
+                }
+            }
+            nn::kernels::exp_inplace(w.e, batch * n2, false);
+        }
+
+        // Through the permutation, the global affine map and the coupling: dL/dx into gx,
+        // dL/da into w.ga, the sums for global_scale and global_offset into w.acc, and v
+        // (Householder) into w.v.
+        void couple_backward(const backward_args<S>& args, cview<S> x, view<S> gx,
+                             const bwork& w) const {
+            const S tenth = S(0.1);
+            const S* const off = global_offset.data();
+            const S* const sig = sigma_.data();
+            S* const gsc = w.acc;
+            S* const goff = w.acc + channels;
+            std::fill_n(w.acc, 2 * channels, S(0));
+            for (index_t b = 0; b < args.batch; ++b) {
+                const S* xr = x.row(b);
+                S* gxr = gx.row(b);
+                const S* at = w.a + b * n_a + n2;  // raw t
+                const S* d = w.d + b * n_a;
+                const S* e = w.e + b * n2;
+                S* ga = w.ga + b * n_a;
+                S* vr = w.v + b * size;
+                const S gl = args.grad_ljd ? args.grad_ljd[b] : S(0);
+                // dL/dv of channel k: soft from the mixed gradient, hard gathered from dL/dy.
+                auto gv_of = [&](index_t k) -> const S* {
+                    if constexpr (soft)
+                        return w.gv + b * size + k * n_pix;
+                    else
+                        return args.grad_out[0].row(b) +
+                               index_t(w_perm_inv.values[std::size_t(k)]) * n_pix;
+                };
+                for (index_t k = 0; k < len1; ++k) {
+                    const S* gv = gv_of(k);
+                    S ss = 0, so = 0;
+                    for (index_t p = 0; p < n_pix; ++p) {
+                        const index_t q = k * n_pix + p;
+                        ss += gv[p] * xr[q];
+                        so += gv[p];
+                        gxr[q] = gin ? gv[p] : gv[p] * sig[k];
+                        if constexpr (householder)
+                            vr[q] = gin ? xr[q] + off[k] : xr[q] * sig[k] + off[k];
+                    }
+                    gsc[k] += ss;
+                    goff[k] += so;
+                }
+                for (index_t k = len1; k < channels; ++k) {
+                    const S* gv = gv_of(k);
+                    S ss = 0, so = 0;
+                    for (index_t p = 0; p < n_pix; ++p) {
+                        const index_t q = k * n_pix + p, r = q - n1;
+                        const S gu = gin ? gv[p] : gv[p] * sig[k];
+                        const S xe = xr[q] * e[r];
+                        const S uq = xe + tenth * at[r];
+                        ss += gv[p] * uq;
+                        so += gv[p];
+                        gxr[q] = gu * e[r];
+                        ga[r] = gu * xe + gl;  // dL/ds, then dL/da_s below
+                        ga[n2 + r] = gu * tenth;
+                        if constexpr (householder)
+                            vr[q] = gin ? uq + off[k] : uq * sig[k] + off[k];
+                    }
+                    gsc[k] += ss;
+                    goff[k] += so;
+                }
+                if constexpr (gin && n2 > 0) {  // s = s' - mean(s'): dL/ds' = dL/ds - mean
+                    S sum = 0;
+                    for (index_t r = 0; r < n2; ++r) sum += ga[r];
+                    const S mean = sum / S(n2);
+                    for (index_t r = 0; r < n2; ++r) ga[r] -= mean;
+                }
+                for (index_t r = 0; r < n2; ++r) ga[r] *= d[r];
+            }
+        }
+
+        void subnet_backward_call(const backward_args<S>& args, cview<S> u,
+                                  const bwork& w) const {
+            detail::subnet_backward(subnet, u, cview<S>(w.a, n_a), cview<S>(w.ga, n_a),
+                                    view<S>{w.gu, n_sub_in}, args.batch, w.subnet, args);
+        }
+
+        // global_scale, global_offset and vk_householder, each summed apart and added once.
+        void parameter_gradients(const backward_args<S>& args, cview<S> x, cview<S> gx,
+                                 const bwork& w) const {
+            if (S* g = args.grad_of(global_offset))
+                for (index_t c = 0; c < channels; ++c) g[c] += w.acc[channels + c];
+            if constexpr (!gin) {
+                if (S* g = args.grad_of(global_scale)) {
+                    S gl = 0;
+                    if (args.grad_ljd)
+                        for (index_t b = 0; b < args.batch; ++b) gl += args.grad_ljd[b];
+                    // ljd holds n_pix * sum_c log Psi(g_c).
+                    for (index_t c = 0; c < channels; ++c) {
+                        const S dpsi = aio_global_scale_derivative<S>(O.global_affine_type,
+                                                                      global_scale.values[c]);
+                        g[c] += dpsi * (w.acc[c] + S(n_pix) * gl / sigma_[c]);
+                    }
+                }
+            }
+            if constexpr (householder)
+                if (S* g = args.grad_of(vk_householder)) householder_gradient(args, x, gx, w, g);
+        }
+
+        // W = w_0 H_0 ... H_{K-1} with y = W v per pixel (and x = W^T x0 with
+        // reverse_permutation): dL/dW = G, and dL/dH_k = A_k^T G B_k^T for the prefix A_k and
+        // suffix B_k around H_k. As A_k = W B_k^T H_k, that is H_k R_k with
+        // R_k = B_k (W^T G) B_k^T: R_{K-1} = W^T G = sum gv v^T (+ sum x gx^T), and
+        // R_{k-1} = H_k R_k H_k, each step a pair of rank-one updates.
+        void householder_gradient(const backward_args<S>& args, cview<S> x, cview<S> gx,
+                                  const bwork& w, S* grad) const {
+            constexpr index_t C = channels;
+            using map = Eigen::Map<row_matrix<S>>;
+            using cmap = Eigen::Map<const row_matrix<S>>;
+            using vmap = Eigen::Map<vector<S>>;
+            map R(w.hh, C, C), M(w.hh + C * C, C, C);
+            vmap z(w.hh + 2 * C * C, C);
+            map gvk(w.hh + 2 * C * C + C, K, C);
+            const index_t batch = args.batch;
+            // R = sum over samples and pixels of gv v^T (+ x gx^T).
+            if constexpr (n_pix == 1) {
+                nn::kernels::product<S, false>(R, cview<S>(w.gv, size).matrix(batch, C).transpose(),
+                                               cview<S>(w.v, size).matrix(batch, C));
+                if constexpr (reverse)
+                    nn::kernels::product<S, true>(R, x.matrix(batch, C).transpose(),
+                                                  gx.matrix(batch, C));
+            } else {
+                R.setZero();
+                for (index_t b = 0; b < batch; ++b) {
+                    nn::kernels::product<S, true>(R, cmap(w.gv + b * size, C, n_pix),
+                                                  cmap(w.v + b * size, C, n_pix).transpose());
+                    if constexpr (reverse)
+                        nn::kernels::product<S, true>(R, cmap(x.row(b), C, n_pix),
+                                                      cmap(gx.row(b), C, n_pix).transpose());
+                }
+            }
+            const cmap V(vk_householder.data(), K, C);
+            for (int k = K - 1; k >= 0; --k) {
+                const auto v = V.row(k).transpose();
+                const S dot = v.squaredNorm();
+                // M = H_k R = R - (2 / dot) v (R^T v)^T
+                z.noalias() = R.transpose() * v;
+                M = R;
+                M.noalias() -= (S(2) / dot) * v * z.transpose();
+                // d<M, H(v)>/dv = -2 (M + M^T) v / dot + 4 (v^T M v) v / dot^2
+                z.noalias() = M * v;
+                const S vmv = v.dot(z);
+                z.noalias() += M.transpose() * v;
+                gvk.row(k) = (S(-2) / dot * z + S(4) * vmv / (dot * dot) * v).transpose();
+                if (k > 0) {  // R = M H_k = M - (2 / dot) (M v) v^T
+                    z.noalias() = M * v;
+                    R = M;
+                    R.noalias() -= (S(2) / dot) * z * v.transpose();
+                }
+            }
+            Eigen::Map<row_matrix<S>>(grad, K, C) += gvk;
         }
 
         void unscale(S* v, index_t c) const {

@@ -1,5 +1,5 @@
 #pragma once
-// Concat (FrEIA §4.11): two or more tensors in, their concatenation along one dim out.
+// Concat (FrEIA): two or more tensors in, their concatenation along one dim out.
 //
 //   struct cat : Node<Concat<>, inputs<out<split, 1>, a>> {};          // along channels
 //   struct cat_h : Node<Concat<{.dim = 1}>, inputs<top, bottom>> {};   // along the height

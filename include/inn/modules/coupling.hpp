@@ -1,5 +1,5 @@
 #pragma once
-// The coupling family of FrEIA (freia-reference.md §4.1-§4.7), with their options.
+// The coupling family of FrEIA, with their options.
 #include "coupling/conditional_affine.hpp"
 #include "coupling/gin.hpp"
 #include "coupling/glow.hpp"

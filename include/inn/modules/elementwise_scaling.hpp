@@ -1,5 +1,5 @@
 #pragma once
-// LearnedElementwiseScaling (FrEIA.modules.LearnedElementwiseScaling, spec §4.16): every element
+// LearnedElementwiseScaling (FrEIA.modules.LearnedElementwiseScaling): every element
 // of the input scaled by its own learned factor, for inputs of any rank.
 //
 //   LearnedElementwiseScaling<>                                      // init_scale = 1
@@ -10,12 +10,12 @@
 // else shape_error::invalid_option: FrEIA would start from NaN or -inf). Forward y = x · exp(s),
 // reverse x = y · exp(−s); no condition.
 //
-// Log-determinant: Σ s forward and −Σ s in reverse. This FIXES FrEIA's bug (spec §8.13): FrEIA
+// Log-determinant: Σ s forward and −Σ s in reverse. This FIXES FrEIA's bug: FrEIA
 // returns +Σ s in reverse too, so its `log_jac_det_rev` (recorded in the fixtures
-// elementwise_scaling_vec / _img) is not the log-det of the inverse. `.freia_reverse_logdet =
-// true` reproduces FrEIA's +Σ s in reverse (as IResNetLayer's option of the same name), for
-// numbers that must match a FrEIA model; the forward map, and so its gradient, is the same
-// either way.
+// elementwise_scaling_vec / _img) is not the log-det of the inverse
+// (docs/freia-semantics.md#elementwise-scaling-logdet). `.freia_reverse_logdet = true` reproduces
+// FrEIA's +Σ s in reverse (as IResNetLayer's option of the same name), for numbers that must
+// match a FrEIA model; the forward map, and so its gradient, is the same either way.
 //
 // Gradient (backward): dL/dx = dL/dy · exp(s), dL/ds = Σ_batch (dL/dy · y + dL/d(log-det)).
 

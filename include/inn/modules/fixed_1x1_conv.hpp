@@ -7,7 +7,7 @@
 //   M_inv    (C, C, 1, 1) = inverse(Mᵀ)
 //   logDetM  ()           = log|det M|
 // Forward is conv2d with the stored kernel: per pixel y[o] = Σ_i M_buf[o, i] x[i], i.e. y = Mᵀ x
-// for the constructor's M (spec quirk 7: FixedLinearTransform applies M itself). Reverse is the
+// for the constructor's M (as FrEIA; FixedLinearTransform applies M itself). Reverse is the
 // same with M_inv. The buffers are used as stored, so a loaded state_dict gives FrEIA's numbers.
 
 #include <string>

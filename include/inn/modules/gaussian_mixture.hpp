@@ -1,5 +1,5 @@
 #pragma once
-// GaussianMixtureModel (freia-reference.md §4.25, fixtures README §5.24): maps data x to the
+// GaussianMixtureModel (FrEIA, fixtures README §5.24): maps data x to the
 // standard-normal latent of one chosen component of a Gaussian mixture whose parameters arrive
 // as conditions, z = U_k (x - mu_k), with U_k the upper-triangular Cholesky factor of component
 // k's precision matrix.

@@ -18,7 +18,7 @@
 // They are exposed (not trainable) so that state_dicts load; the computation uses the formulas
 // above and never reads them.
 //
-// Deliberate fix (spec quirk 12): FrEIA's reverse without `order_by_wavelet` (and so
+// Deliberate fix: FrEIA's reverse without `order_by_wavelet` (and so
 // HaarUpsampling's forward) scales the caller's input tensor in place by f_rev. Here inputs are
 // never modified.
 

@@ -1,5 +1,5 @@
 #pragma once
-// InvertibleSigmoid (FrEIA.modules.InvertibleSigmoid, spec §4.24): the logistic function,
+// InvertibleSigmoid (FrEIA.modules.InvertibleSigmoid): the logistic function,
 // elementwise on inputs of any rank; no parameters, no condition.
 //
 //   SequenceINN<Shape<6>, InvertibleSigmoid>
@@ -9,7 +9,7 @@
 //   log|det J| = Σ ln(1 / ((1 + exp(u)) (1 + exp(−u))))   at the x-side value u (the input
 //                forward, the recovered x in reverse), negated in reverse.
 //
-// Deliberate differences from FrEIA (spec §8.14):
+// Deliberate differences from FrEIA (docs/freia-semantics.md#invertible-sigmoid):
 //   * FrEIA sums the log-det over dim 1 only, which for rank > 1 returns a (B, *spatial) tensor
 //     instead of one value per sample. Here it is summed over all non-batch dims (the log-det of
 //     the whole map); for vectors (FrEIA's only working case, fixture invertible_sigmoid) both

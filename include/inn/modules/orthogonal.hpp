@@ -7,7 +7,7 @@
 //   HouseholderPerm<HouseholderPermOptions{.n_reflections = 3}>
 //   HouseholderPerm<HouseholderPermOptions{.n_reflections = 3, .fixed = true}>
 //
-// OrthogonalTransform (spec §4.19), state `weights` (D, D), `bias` (1, D), `scaling` (1, D):
+// OrthogonalTransform (FrEIA), state `weights` (D, D), `bias` (1, D), `scaling` (1, D):
 //   ℓ = (clamp · 0.636) · atan(scaling / clamp)   (clamp · 0.636 folded in double, then rounded
 //                                                  to the Scalar, as Python/PyTorch do)
 //   forward  y = (x · weights + bias) · exp(ℓ),       log|det J| = Σ ℓ
@@ -18,14 +18,14 @@
 // its SVD (computed in double; column signs are backend-defined in FrEIA too); bias = 0.05 ·
 // randn(1, D); scaling = 0.02 · randn(1, D).
 // FrEIA re-orthogonalises `weights` from a backward hook every ~correction_interval training
-// steps (spec §8.25). That correction is no part of the gradient: `backward` differentiates the
+// steps. That correction is no part of the gradient: `backward` differentiates the
 // forward map above with respect to x, `weights`, `bias` and `scaling` (ℓ through the atan
 // clamp), and `orthogonalize_weights()` is FrEIA's Gram–Schmidt correction, for a trainer to
 // call after its steps (`back_counter` is kept for that).
 // Rejected at compile time: clamp == 0 or NaN (NaN log-scales), correction_interval < 1 (NumPy's
 // randint raises) -> shape_error::invalid_option.
 //
-// HouseholderPerm (spec §4.20), state `Vs` (n_reflections, D):
+// HouseholderPerm (FrEIA), state `Vs` (n_reflections, D):
 //   W = H(v_0) H(v_1) ⋯ H(v_{n−1}),  H(v) = I − 2 v vᵀ / (vᵀv)
 //   forward y = x · W, reverse x = y · Wᵀ, log-det 0.
 // Its gradient with respect to `Vs` (learned mode) differentiates this product of normalised
@@ -36,7 +36,7 @@
 // computed once and stored; FrEIA registers that one tensor twice, so the state_dict has `Vs`,
 // `W`, `weight` — both keys name the same storage here too (loading writes `W` then `weight`
 // into it, as PyTorch does), and the run uses it as stored.
-// Deliberate differences from FrEIA (spec §8.16):
+// Deliberate differences from FrEIA (docs/freia-semantics.md#householder-perm):
 //   * n_reflections < 2 is rejected as in FrEIA (ValueError there), so the default
 //     HouseholderPerm<> does not compile: shape_error::invalid_option.
 //   * the conditional mode (reflection vectors from a condition) crashes in FrEIA (`mm` with
@@ -209,7 +209,7 @@ struct HouseholderPerm {
 
     static constexpr shape_result output_shapes(const signature& s) {
         if (auto r = expect_single_input(s, 1, 1); !r.ok()) return r;
-        // FrEIA's conditional mode is broken (spec §8.16): not offered.
+        // FrEIA's conditional mode is broken: not offered.
         if (auto r = expect_no_condition(s); !r.ok()) return r;
         if (O.n_reflections < 2) return fail(shape_error::invalid_option, 0, 0, 0, 2);
         return returns({s.in()});

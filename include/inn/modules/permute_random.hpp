@@ -6,7 +6,7 @@
 //   PermuteRandom<PermuteRandomOptions{.seed = 3}>          // the same; clang 14 needs this form
 //
 // Like FrEIA, a seed re-seeds the NumPy state (`g.numpy()`) before drawing, which changes every
-// later NumPy-based draw of the network (spec §8.11); without a seed the permutation is the next
+// later NumPy-based draw of the network; without a seed the permutation is the next
 // draw from that state. The permutation lives in the int64 buffers `perm` / `perm_inv`, read at
 // run time, so loading a state_dict replaces it.
 

@@ -1,5 +1,5 @@
 #pragma once
-// Flatten and Reshape (FrEIA §4.10): row-major reshapes of each sample, log-determinant 0.
+// Flatten and Reshape (FrEIA): row-major reshapes of each sample, log-determinant 0.
 //
 //   SequenceINN<Shape<4, 8, 8>, Flatten, Reshape<Shape<8, 32>>, Reshape<Shape<4, 8, 8>>>
 //

@@ -1,5 +1,5 @@
 #pragma once
-// FrEIA's splines (freia-reference.md §4.9): RationalQuadraticSpline and LinearSpline
+// FrEIA's splines: RationalQuadraticSpline and LinearSpline
 // (couplings, options SplineCouplingOptions) and ElementwiseRationalQuadraticSpline
 // (options SplineOptions). Parameter handling and numerics: spline/binned.hpp.
 #include "spline/binned.hpp"

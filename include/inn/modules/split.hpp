@@ -1,5 +1,5 @@
 #pragma once
-// Split (FrEIA §4.11): one tensor in, its consecutive sections along one dim out.
+// Split (FrEIA): one tensor in, its consecutive sections along one dim out.
 //
 //   Split<>                                    // two halves of dim 0, the first one larger
 //   Split<{.n_sections = 3}>                   // L % 3 sections get one extra element

@@ -10,6 +10,13 @@
 #include <array>
 #include <tuple>
 
+#include <boost/hana/at.hpp>
+#include <boost/hana/fold_left.hpp>
+#include <boost/hana/prepend.hpp>
+#include <boost/hana/tuple.hpp>
+#include <boost/hana/type.hpp>
+#include <boost/hana/unpack.hpp>
+
 #include "kernels/grad.hpp"
 #include "kernels/mlp.hpp"
 #include "kernels/simd.hpp"
@@ -17,6 +24,39 @@
 #include "layer.hpp"
 
 namespace inn::nn {
+
+namespace hana = boost::hana;
+
+namespace detail {
+/// Layer specs bound in order, each to the output shape of the one before (the first to `In`),
+/// as a hana tuple of types. (A function at namespace scope:
+/// nvcc mistypes a static member built with a lambda.)
+template <Scalar S, dims In>
+constexpr auto bind_layers() {
+    return hana::tuple_t<>;
+}
+template <Scalar S, dims In, class L, class... Rest>
+constexpr auto bind_layers() {
+    using B = bind_layer<L, S, In>;
+    return hana::prepend(bind_layers<S, B::out, Rest...>(), hana::type_c<B>);
+}
+
+/// Bound layer L can apply the activation of element-wise layer A as it writes its output.
+/// (A concept of its own: nvcc rejects this requires-expression inside the class.)
+template <class L, class A, class S>
+concept fuses_activation = requires { typename A::function; } &&
+                           requires(const L& l, cview<S> x, view<S> y, index_t b, S* w) {
+                               l.forward_act(x, y, b, w, typename A::function{});
+                           };
+
+/// The largest output size of the bound layers in `bound` (a hana tuple of types).
+template <class Bound>
+constexpr index_t widest_output(Bound bound) {
+    return hana::fold_left(bound, index_t(0), [](index_t w, auto t) {
+        return std::max(w, decltype(t)::type::out.size());
+    });
+}
+}  // namespace detail
 
 template <class... Layers>
 struct Sequential {
@@ -33,61 +73,32 @@ struct Sequential {
     struct bind {
         static constexpr std::size_t n = sizeof...(Layers);
 
-        template <std::size_t I, dims In, class... Ls>
-        struct chain;
-
-        // Binds layer I to the output of layer I-1.
-        template <std::size_t I, dims In, class L, class... Rest>
-        struct chain<I, In, L, Rest...> {
-            using type = bind_layer<L, S, In>;
-            using next = chain<I + 1, type::out, Rest...>;
-            static constexpr dims out = next::out;
-            static constexpr index_t max_width = std::max(type::out.size(), next::max_width);
-            static constexpr index_t max_scratch(index_t b) {
-                return std::max(layer_scratch<type>(b), next::max_scratch(b));
-            }
-        };
-        template <std::size_t I, dims In>
-        struct chain<I, In> {
-            static constexpr dims out = In;
-            static constexpr index_t max_width = 0;
-            static constexpr index_t max_scratch(index_t) { return 0; }
-        };
-        using chain_t = chain<0, D, Layers...>;
-
-        template <std::size_t I, class C>
-        struct nth {
-            using type = typename nth<I - 1, typename C::next>::type;
-            using link = typename nth<I - 1, typename C::next>::link;
-        };
-        template <class C>
-        struct nth<0, C> {
-            using type = typename C::type;
-            using link = C;
-        };
+        // The layers bound in order, each to the output shape of the one before (the first to
+        // D), as a hana tuple of types.
+        // (A type, not a static constexpr auto member: nvcc loses the type of such a member
+        // inside the class.)
+        using bound_types = decltype(detail::bind_layers<S, D, Layers...>());
+        using layers_t =
+            typename decltype(hana::unpack(bound_types{}, hana::template_<std::tuple>))::type;
         template <std::size_t I>
-        using bound_t = typename nth<I, chain_t>::type;
+        using bound_t = std::tuple_element_t<I, layers_t>;
 
-        template <class Seq>
-        struct tuple_of;
-        template <std::size_t... I>
-        struct tuple_of<std::index_sequence<I...>> {
-            using type = std::tuple<bound_t<I>...>;
-        };
-        using layers_t = typename tuple_of<std::make_index_sequence<n>>::type;
-
-        static constexpr dims out = chain_t::out;
-        static constexpr index_t width = chain_t::max_width;
+        static constexpr dims out = bound_t<n - 1>::out;
+        // The widest output of any layer: the size of each of the two ping-pong regions.
+        static constexpr index_t width = detail::widest_output(bound_types{});
 
         layers_t layers;
 
         explicit bind(generator& g)
-            : layers([&]<std::size_t... I>(std::index_sequence<I...>) {
-                  return layers_t{bound_t<I>(g)...};  // left to right: PyTorch's init order
-              }(std::make_index_sequence<n>{})) {}
+            : layers(hana::unpack(bound_types{}, [&](auto... t) {
+                  return layers_t{typename decltype(t)::type(g)...};  // left to right: PyTorch's
+              })) {}                                                  // init order
 
         static constexpr index_t scratch_size(index_t batch) {
-            return 2 * width * batch + chain_t::max_scratch(batch);
+            return 2 * width * batch +
+                   hana::fold_left(bound_types{}, index_t(0), [&](index_t m, auto t) {
+                       return std::max(m, layer_scratch<typename decltype(t)::type>(batch));
+                   });
         }
 
         // Layer I hands its output through a following element-wise layer (Linear + ReLU):
@@ -99,10 +110,7 @@ struct Sequential {
             } else {
                 using L = bound_t<I>;
                 using A = bound_t<I + 1>;
-                return layer_elementwise<A>() && requires { typename A::function; } &&
-                       requires(const L& l, cview<S> x, view<S> y, index_t b, S* w) {
-                           l.forward_act(x, y, b, w, typename A::function{});
-                       };
+                return layer_elementwise<A>() && detail::fuses_activation<L, A, S>;
             }
         }
         template <std::size_t I>

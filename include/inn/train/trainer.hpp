@@ -81,7 +81,7 @@ class trainer {
         Net& net = *net_;
         if (net.moved_from()) throw usage_error("inn: the trainer's network was moved from");
         const index_t batch = load(inn::detail::input_tuple(x), inn::detail::condition_tuple(rest...));
-        auto& exec = net.executor();
+        auto& exec = graph::executor_of(net);
         engine_.forward(exec, batch);
         // The loss reads z and log|det J| and writes their gradients.
         std::array<cview<S>, std::size_t(plan.n_outputs)> z;

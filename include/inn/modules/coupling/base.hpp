@@ -1,11 +1,14 @@
 #pragma once
-// Shared machinery of the coupling family (freia-reference.md §4.1):
+// Shared machinery of FrEIA's coupling family (docs/freia-semantics.md#coupling-blocks):
 //   * coupling_layout   - the split (len1 | len2) and subnet input shapes of a signature;
 //   * condition_concat  - the subnet input cat(part, c...) per sample, built in scratch;
 //   * affine_coupling   - soft-clamped affine map of one part (RNVP, GLOW, GIN, one-sided, CAT);
-//   * two_sided_coupling - FrEIA's generic two-sided forward/reverse (NICE, RNVP, GLOW, GIN).
+//   * affine_coupling_backward - its reverse mode (through the soft clamp and the log-det);
+//   * two_sided_coupling - FrEIA's generic two-sided forward/reverse (NICE, RNVP, GLOW, GIN) and
+//     the reverse mode of its forward.
 //
-// Scratch of a two-sided block: [j1 | j2 | concatenated subnet input | module work area].
+// Scratch of a two-sided block: forward/inverse [j1 | j2 | concatenated subnet input | module
+// work area]; backward [concatenated subnet input | dL/du1 | dL/du2 | module work area].
 
 #include <algorithm>
 #include <span>
@@ -35,7 +38,7 @@ struct coupling_layout {
     static constexpr dims in2 = in.with(0, len2 + cond_channels);
 };
 
-/// The subnet input cat(part, c_0, c_1, ...) along channels (§3.3). Channels-first samples make
+/// The subnet input cat(part, c_0, c_1, ...) along channels. Channels-first samples make
 /// this a concatenation of whole per-sample blocks.
 template <Scalar S, signature Sig>
 struct condition_concat {
@@ -66,6 +69,32 @@ struct condition_concat {
             }
         }
         return {buf, width};
+    }
+
+    /// grad_cond[j] += the condition columns of `gu` (a subnet input's gradient, per sample
+    /// [part | c_0 | c_1 ...], `part_size + cond_size` wide), plus those of `gu2` when given:
+    /// both gradients summed first and added once (accumulation adds exactly what this module
+    /// contributes). Nothing when the condition gradients are not wanted.
+    static void add_condition_gradient(std::span<const view<S>> grad_cond, index_t batch,
+                                       const S* gu, index_t part_size, const S* gu2 = nullptr,
+                                       index_t part_size2 = 0) {
+        if (grad_cond.empty()) return;
+        const index_t width = part_size + cond_size, width2 = part_size2 + cond_size;
+        for (index_t b = 0; b < batch; ++b) {
+            const S* src = gu + b * width + part_size;
+            const S* src2 = gu2 ? gu2 + b * width2 + part_size2 : nullptr;
+            for (int j = 0; j < n_cond; ++j) {
+                const index_t n = Sig.conditions[j].size();
+                S* dst = grad_cond[std::size_t(j)].row(b);
+                if (src2) {
+                    for (index_t i = 0; i < n; ++i) dst[i] += src[i] + src2[i];
+                    src2 += n;
+                } else {
+                    for (index_t i = 0; i < n; ++i) dst[i] += src[i];
+                }
+                src += n;
+            }
+        }
     }
 };
 
@@ -117,7 +146,7 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
         S* sb = s.row(b);
         for (index_t i = 0; i < n; ++i) sb[i] = soft_clamp(sb[i], O.clamp, O.activation);
         if constexpr (Center) {
-            // Per pixel: the mean over dim 1 only (FrEIA's GINCouplingBlock, §4.5).
+            // Per pixel: the mean over dim 1 only (FrEIA's GINCouplingBlock).
             for (index_t p = 0; p < pixels; ++p) {
                 S sum = 0;
                 for (index_t c = 0; c < len; ++c) sum += sb[c * pixels + p];
@@ -142,7 +171,113 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
     }
 }
 
-/// FrEIA's `_BaseCouplingBlock` forward/reverse (§4.1) over a derived bound module `D` that
+/// The reverse mode of affine_coupling's forward map y = exp(s) * x + t, j = sum(s) (s from the
+/// subnet's raw output `raw` through the soft clamp, centred with `Center`): `g` holds dL/dy and
+/// is overwritten with dL/dx; dL/draw goes to `graw` and, when `gt.data` is set, dL/dt (= dL/dy)
+/// to `gt` (before g changes). `gl` is dL/dj per sample (null: 0); GIN's j is not a log-det and
+/// gets none. `raw` and `x` may not overlap the outputs.
+template <CouplingOptions O, bool Center = false, Scalar S>
+void affine_coupling_backward(std::type_identity_t<cview<S>> x,
+                              std::type_identity_t<cview<S>> raw, view<S> g, view<S> gt,
+                              view<S> graw, const S* gl, index_t len, index_t pixels,
+                              index_t batch) {
+    const index_t n = len * pixels;
+    if constexpr (!Center) {
+        // One pass per sample, a SIMD packet at a time, as the forward's fused path: the clamp
+        // and its derivative are scalar, exp and the products vectorised.
+        constexpr int L = nn::kernels::simd<S>::lanes;
+        using A = Eigen::Array<S, L, 1>;
+        using map = Eigen::Map<A>;
+        using cmap = Eigen::Map<const A>;
+        const index_t whole = n - n % L;
+        for (index_t b = 0; b < batch; ++b) {
+            const S* rb = raw.row(b);
+            const S* xb = x.row(b);
+            S* gb = g.row(b);
+            S* tb = gt.data ? gt.row(b) : nullptr;
+            S* sb = graw.row(b);
+            const S lb = gl ? gl[b] : S(0);
+            for (index_t i = 0; i < whole; i += L) {
+                A sv, dv;
+                for (int l = 0; l < L; ++l) {
+                    sv[l] = soft_clamp(rb[i + l], O.clamp, O.activation);
+                    dv[l] = soft_clamp_derivative(rb[i + l], O.clamp, O.activation);
+                }
+                const A gy = cmap(gb + i);
+                if (tb) map(tb + i) = gy;
+                const A ge = gy * sv.exp();
+                map(sb + i) = (ge * cmap(xb + i) + lb) * dv;
+                map(gb + i) = ge;
+            }
+            for (index_t i = whole; i < n; ++i) {
+                const S si = soft_clamp(rb[i], O.clamp, O.activation);
+                const S gy = gb[i];
+                if (tb) tb[i] = gy;
+                const S ge = gy * std::exp(si);
+                sb[i] = (ge * xb[i] + lb) * soft_clamp_derivative(rb[i], O.clamp, O.activation);
+                gb[i] = ge;
+            }
+        }
+    } else {
+        // GIN: s = s' - mean_c(s') per pixel, so dL/ds' = dL/ds - mean_c(dL/ds).
+        (void)gl;
+        for (index_t b = 0; b < batch; ++b) {
+            const S* rb = raw.row(b);
+            const S* xb = x.row(b);
+            S* gb = g.row(b);
+            S* tb = gt.data ? gt.row(b) : nullptr;
+            S* sb = graw.row(b);
+            for (index_t i = 0; i < n; ++i) sb[i] = soft_clamp(rb[i], O.clamp, O.activation);
+            for (index_t p = 0; p < pixels; ++p) {
+                S sum = 0;
+                for (index_t c = 0; c < len; ++c) sum += sb[c * pixels + p];
+                const S mean = sum / S(len);
+                S gsum = 0;
+                for (index_t c = 0; c < len; ++c) {
+                    const index_t q = c * pixels + p;
+                    const S gy = gb[q];
+                    if (tb) tb[q] = gy;
+                    const S ge = gy * std::exp(sb[q] - mean);
+                    gb[q] = ge;
+                    sb[q] = ge * xb[q];
+                    gsum += sb[q];
+                }
+                const S gmean = gsum / S(len);
+                for (index_t c = 0; c < len; ++c) {
+                    const index_t q = c * pixels + p;
+                    sb[q] = (sb[q] - gmean) *
+                            soft_clamp_derivative(rb[q], O.clamp, O.activation);
+                }
+            }
+        }
+    }
+}
+
+/// The backward call of a subnet `net` on input `u` (output `y`, where its last layer reads it),
+/// given dL/dy `gy`: dL/du into `gu` (null data: not wanted), parameter gradients as `a` asks.
+template <class Net, Scalar S, class Args>
+void subnet_backward(const Net& net, std::type_identity_t<cview<S>> u,
+                     std::type_identity_t<cview<S>> y, std::type_identity_t<cview<S>> gy,
+                     view<S> gu, index_t batch, S* scratch, const Args& a) {
+    nn::layer_backward_args<S> la;
+    la.batch = batch;
+    la.x = u;
+    la.y = y;
+    la.gy = gy;
+    la.gx = gu;
+    la.scratch = scratch;
+    la.param_grads = a.param_grads;
+    la.grad_shift = a.grad_shift;
+    net.backward(la);
+}
+
+/// Scratch of a subnet's recomputed forward and of its backward.
+template <class Net>
+constexpr index_t subnet_work(index_t batch) {
+    return std::max(nn::layer_scratch<Net>(batch), nn::layer_backward_scratch<Net>(batch));
+}
+
+/// FrEIA's `_BaseCouplingBlock` forward/reverse over a derived bound module `D` that
 /// provides
 ///   static constexpr bool has_log_det;            // false: NICE, GIN (LJD 0)
 ///   static constexpr index_t work_size(index_t batch);  // its own scratch (subnet outputs, ...)
@@ -150,22 +285,64 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
 ///   void couple(cview<S> active, cview<S> u, view<S> result, index_t batch, S* j, S* work) const;
 /// Side 1 transforms part 1 with a subnet of u = cat(part 2, c...), side 2 part 2 with a subnet
 /// of u = cat(new part 1, c...). Forward runs side 1 then side 2, reverse the opposite order.
+///
+/// For backward, D provides
+///   static constexpr index_t backward_work_size(index_t batch);
+///   template <int Side>
+///   void couple_backward(cview<S> active, cview<S> u, view<S> g, view<S> gu, const S* gl,
+///                        index_t batch, S* work, const backward_args<S>& a) const;
+/// which, g holding dL/d(result), overwrites g with dL/d(active) and writes dL/du into gu
+/// (`len + cond_size` per sample); `gl` is dL/d(log-det) (null: 0), parameter gradients as `a`
+/// asks. The subnet inputs are known from x and y (side 1 reads cat(x2, c), side 2 cat(y1, c)),
+/// so backward runs side 2 then side 1 without inverting anything.
 template <class D, Scalar S, signature Sig, CouplingOptions O>
 struct two_sided_coupling {
     using layout = coupling_layout<Sig, O>;
     using concat = condition_concat<S, Sig>;
 
     static constexpr index_t scratch_size(index_t batch) {
-        return 2 * batch +
-               std::max(concat::scratch_size(layout::n1, batch),
-                        concat::scratch_size(layout::n2, batch)) +
-               D::work_size(batch);
+        return 2 * batch + cat_size(batch) + D::work_size(batch);
+    }
+    static constexpr index_t scratch_size(pass p, index_t batch) {
+        if (p != pass::backward) return scratch_size(batch);
+        return cat_size(batch) + (layout::n1 + layout::n2 + 2 * concat::cond_size) * batch +
+               D::backward_work_size(batch);
     }
 
     void forward(const run_args<S>& a) const { run<false>(a); }
     void inverse(const run_args<S>& a) const { run<true>(a); }
 
+    void backward(const backward_args<S>& a) const {
+        constexpr index_t n1 = layout::n1, n2 = layout::n2, nc = concat::cond_size;
+        const index_t batch = a.batch;
+        const S* gl = D::has_log_det ? a.grad_ljd : nullptr;
+        S* cat = a.scratch;
+        S* gu1 = cat + cat_size(batch);  // dL/d cat(y1, c), from side 2's subnet
+        S* gu2 = gu1 + (n1 + nc) * batch;  // dL/d cat(x2, c), from side 1's subnet
+        S* work = gu2 + (n2 + nc) * batch;
+        const D& d = static_cast<const D&>(*this);
+
+        const cview<S> x1 = a.in[0], x2 = a.in[0].shifted(n1), y1 = a.out[0];
+        const view<S> g1 = a.grad_in[0], g2 = a.grad_in[0].shifted(n1);
+        g1.matrix(batch, n1) = a.grad_out[0].matrix(batch, n1);
+        g2.matrix(batch, n2) = a.grad_out[0].shifted(n1).matrix(batch, n2);
+        // Side 2: y2 = f(x2; cat(y1, c)); y1 gets the subnet's input gradient on top of dL/dy1.
+        d.template couple_backward<2>(x2, concat::make(y1, n1, a.cond, batch, cat), g2,
+                                      view<S>{gu1, n1 + nc}, gl, batch, work, a);
+        g1.matrix(batch, n1) += cview<S>{gu1, n1 + nc}.matrix(batch, n1);
+        // Side 1: y1 = f(x1; cat(x2, c)).
+        d.template couple_backward<1>(x1, concat::make(x2, n2, a.cond, batch, cat), g1,
+                                      view<S>{gu2, n2 + nc}, gl, batch, work, a);
+        g2.matrix(batch, n2) += cview<S>{gu2, n2 + nc}.matrix(batch, n2);
+        concat::add_condition_gradient(a.grad_cond, batch, gu1, n1, gu2, n2);
+    }
+
 private:
+    static constexpr index_t cat_size(index_t batch) {
+        return std::max(concat::scratch_size(layout::n1, batch),
+                        concat::scratch_size(layout::n2, batch));
+    }
+
     template <bool Rev>
     void run(const run_args<S>& a) const {
         constexpr index_t n1 = layout::n1, n2 = layout::n2;

@@ -1,5 +1,5 @@
 #pragma once
-// GINCouplingBlock (freia-reference.md §4.5): GLOW's subnets and data flow (subnet1, subnet2),
+// GINCouplingBlock (FrEIA): GLOW's subnets and data flow (subnet1, subnet2),
 // but after clamping s <- s - mean(s over channels), per sample and pixel (not over pixels, as
 // AllInOneBlock's gin_block does). Every pixel is volume preserving: LJD 0 in both directions.
 

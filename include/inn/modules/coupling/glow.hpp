@@ -1,5 +1,5 @@
 #pragma once
-// GLOWCouplingBlock (freia-reference.md §4.4): affine coupling, one subnet per side producing
+// GLOWCouplingBlock (FrEIA): affine coupling, one subnet per side producing
 // [s | t]. subnet1 reads part 1 (len1 + cl -> 2*len2), subnet2 reads part 2 (len2 + cl -> 2*len1).
 //   a = subnet2(cat(x2, c)): y1 = exp(clamp*g(a[:len1])) * x1 + a[len1:]
 //   a = subnet1(cat(y1, c)): y2 = exp(clamp*g(a[:len2])) * x2 + a[len2:]
@@ -45,6 +45,30 @@ struct glow_coupling
             subnet1.forward(u, a, batch, work + width * batch);
         affine_coupling<O, Rev, Gin>(active, a, a.shifted(n), result, len, layout::pixels, batch,
                                      j);
+    }
+
+    // The subnet output [s | t] recomputed, its gradient, then the subnets' own scratch.
+    static constexpr index_t backward_work_size(index_t batch) {
+        return 2 * width * batch + std::max(subnet_work<net1_t>(batch), subnet_work<net2_t>(batch));
+    }
+
+    template <int Side>
+    void couple_backward(cview<S> active, cview<S> u, view<S> g, view<S> gu, const S* gl,
+                         index_t batch, S* work, const backward_args<S>& args) const {
+        constexpr int len = Side == 1 ? layout::len1 : layout::len2;
+        constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
+        const view<S> a{work, 2 * n}, ga{work + width * batch, 2 * n};
+        S* sub = work + 2 * width * batch;
+        auto run = [&](const auto& net) {
+            net.forward(u, a, batch, sub);
+            affine_coupling_backward<O, Gin>(active, a, g, ga.shifted(n), ga, gl, len,
+                                             layout::pixels, batch);
+            subnet_backward(net, u, a, ga, gu, batch, sub, args);
+        };
+        if constexpr (Side == 1)
+            run(subnet2);
+        else
+            run(subnet1);
     }
 
     template <class V>

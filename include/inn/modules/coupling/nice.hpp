@@ -1,5 +1,5 @@
 #pragma once
-// NICECouplingBlock (freia-reference.md §4.2): additive coupling, no clamp, LJD 0.
+// NICECouplingBlock (FrEIA): additive coupling, no clamp, LJD 0.
 //   y1 = x1 + F(cat(x2, c)),  y2 = x2 + G(cat(y1, c))
 // Subnets F: len2 + cl -> len1 and G: len1 + cl -> len2, built in that order; keys F.*, G.*.
 // Only `split_len` / `split_channels` of the options are used (FrEIA has no clamp here).
@@ -51,6 +51,34 @@ struct NICECouplingBlock {
                 r = active.matrix(batch, n) + shift.matrix(batch, n);
             else
                 r = active.matrix(batch, n) - shift.matrix(batch, n);
+        }
+
+        // The subnet output (recomputed only for a subnet whose backward reads it), then the
+        // subnets' own scratch.
+        static constexpr index_t backward_work_size(index_t batch) {
+            return width * batch + std::max(detail::subnet_work<F_t>(batch),
+                                            detail::subnet_work<G_t>(batch));
+        }
+
+        // y = x + F(u): dL/dx = dL/dy (g stays), dL/du = F'(u)^T dL/dy.
+        template <int Side>
+        void couple_backward(cview<S>, cview<S> u, view<S> g, view<S> gu, const S*,
+                             index_t batch, S* work, const backward_args<S>& args) const {
+            constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
+            S* sub = work + width * batch;
+            auto run = [&](const auto& net) {
+                using net_t = std::decay_t<decltype(net)>;
+                cview<S> y{};
+                if constexpr (nn::layer_backward_reads_y<net_t>()) {
+                    net.forward(u, view<S>{work, n}, batch, sub);
+                    y = cview<S>{work, n};
+                }
+                detail::subnet_backward(net, u, y, g, gu, batch, sub, args);
+            };
+            if constexpr (Side == 1)
+                run(F);
+            else
+                run(G);
         }
 
         template <class V>

@@ -1,11 +1,11 @@
 #pragma once
-// AffineCouplingOneSided (freia-reference.md §4.6): part 1 passes unchanged and conditions the
+// AffineCouplingOneSided (FrEIA): part 1 passes unchanged and conditions the
 // affine map of part 2 through one `subnet` (len1 + cl -> 2*len2, output [s | t]):
 //   y = cat(x1, x2 * exp(clamp*g(s)) + t)        reverse x2 = (y2 - t) * exp(-s), LJD -sum(s)
 
 #include <string_view>
 
-#include "base.hpp"
+#include "../detail/one_sided_affine.hpp"
 
 namespace inn {
 
@@ -16,50 +16,14 @@ struct AffineCouplingOneSided {
     static constexpr shape_result output_shapes(const signature& s) { return check_coupling(s, O); }
 
     template <Scalar S, signature Sig>
-    struct bind {
+    struct bind
+        : detail::one_sided_affine<
+              detail::coupling_subnet<Subnet, S, detail::coupling_layout<Sig, O>::in1,
+                                      2 * detail::coupling_layout<Sig, O>::len2,
+                                      AffineCouplingOneSided>,
+              O, S, Sig, detail::coupling_layout<Sig, O>::len1> {
         using layout = detail::coupling_layout<Sig, O>;
-        using concat = detail::condition_concat<S, Sig>;
-        using subnet_t = detail::coupling_subnet<Subnet, S, layout::in1, 2 * layout::len2,
-                                                 AffineCouplingOneSided>;
-        static constexpr index_t n1 = layout::n1, n2 = layout::n2;
-
-        subnet_t subnet;
-
-        explicit bind(generator& g) : subnet(g) {}
-
-        // [j | cat(x1, c) | [s | t] | subnet scratch]
-        static constexpr index_t scratch_size(index_t batch) {
-            return batch + concat::scratch_size(n1, batch) + 2 * n2 * batch +
-                   nn::layer_scratch<subnet_t>(batch);
-        }
-
-        void forward(const run_args<S>& a) const { run<false>(a); }
-        void inverse(const run_args<S>& a) const { run<true>(a); }
-
-        template <class V>
-        void visit(V&& v, const std::string& prefix) {
-            nn::visit_layer(subnet, v, prefix + "subnet.");
-        }
-
-    private:
-        template <bool Rev>
-        void run(const run_args<S>& a) const {
-            const index_t batch = a.batch;
-            S* j = a.jac ? a.scratch : nullptr;
-            S* cat = a.scratch + batch;
-            const view<S> st{cat + concat::scratch_size(n1, batch), 2 * n2};
-            S* sub = st.data + 2 * n2 * batch;
-
-            // Part 1 is the same on both sides: copy it and condition on the input's copy.
-            const cview<S> in1 = a.in[0];
-            a.out[0].matrix(batch, n1) = in1.matrix(batch, n1);
-            subnet.forward(concat::make(in1, n1, a.cond, batch, cat), st, batch, sub);
-            detail::affine_coupling<O, Rev>(a.in[0].shifted(n1), st, st.shifted(n2),
-                                            a.out[0].shifted(n1), layout::len2, layout::pixels,
-                                            batch, j);
-            if (j)
-                for (index_t b = 0; b < batch; ++b) a.ljd[b] += j[b];
-        }
+        using bind::one_sided_affine::one_sided_affine;
     };
 };
 

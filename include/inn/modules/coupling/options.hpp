@@ -6,7 +6,7 @@
 //   RNVPCouplingBlock<subnet, {.split_len = 0.3}>
 //   NICECouplingBlock<subnet, {.split_channels = 2}>      // FrEIA's int split_len=2
 //
-// Spec: freia-reference.md §3.2 (split), §3.3 (conditions), §3.4 (soft clamp).
+// FrEIA's rules (split, conditions, clamp): docs/freia-semantics.md#channel-splits and after.
 
 #include <cmath>
 
@@ -27,7 +27,7 @@ struct CouplingOptions {
     int split_channels = -1;
 };
 
-/// The log-scale `s = clamp * g(raw)` of §3.4. g(raw) is evaluated first and then multiplied by
+/// FrEIA's soft-clamped log-scale `s = clamp * g(raw)`: g(raw) first, then multiplied by
 /// clamp, each constant rounded to S, as PyTorch does with Python scalars: FrEIA's float parity.
 template <Scalar S>
 inline S soft_clamp(S raw, double clamp, clamp_activation activation) {
@@ -46,6 +46,28 @@ inline S soft_clamp(S raw, double clamp, clamp_activation activation) {
     return S(clamp) * g;
 }
 
+/// d soft_clamp / d raw: clamp * g'(raw).
+template <Scalar S>
+inline S soft_clamp_derivative(S raw, double clamp, clamp_activation activation) {
+    S d;
+    switch (activation) {
+        case clamp_activation::atan:
+            d = S(0.636) / (S(1) + raw * raw);
+            break;
+        case clamp_activation::tanh: {
+            const S t = std::tanh(raw);
+            d = S(1) - t * t;
+            break;
+        }
+        default: {  // sigmoid
+            const S sg = S(1) / (S(1) + std::exp(-raw));
+            d = S(2.0) * sg * (S(1) - sg);
+            break;
+        }
+    }
+    return S(clamp) * d;
+}
+
 namespace detail {
 
 /// Python's round() of a non-negative value: half to even.
@@ -59,7 +81,7 @@ constexpr int round_half_even(double v) {
 
 }  // namespace detail
 
-/// Channels of the first part, `len1` (§3.2); `len2 = C - len1`. C=5 -> 2|3, C=7 -> 4|3.
+/// Channels of the first part, `len1`; `len2 = C - len1`. C=5 -> 2|3, C=7 -> 4|3.
 constexpr int coupling_split_len1(int channels, const CouplingOptions& o) {
     if (o.split_channels >= 0) return o.split_channels;
     return detail::round_half_even(double(channels) * o.split_len);  // product in double
@@ -73,7 +95,7 @@ constexpr bool coupling_options_valid(int channels, const CouplingOptions& o) {
 }
 
 /// The constructor checks of the coupling family, in order: one input of rank 1-4, valid
-/// options, every condition with the input's non-channel dims (§3.3), and - when the module
+/// options, every condition with the input's non-channel dims, and - when the module
 /// splits its input (`splits`) - two non-empty parts.
 ///
 /// Deliberate difference: FrEIA builds zero-width subnets when a part is empty (C = 1 always
