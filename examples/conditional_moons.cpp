@@ -21,8 +21,8 @@
 namespace {
 struct subnet_fc {
     template <int In, int Out>
-    using net = inn::nn::Sequential<inn::nn::Linear<In, 256>, inn::nn::ReLU,
-                                    inn::nn::Linear<256, Out>>;
+    using net = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU,
+                                    inn::nn::Linear<512, Out>>;
 };
 
 constexpr int n_angles = 4;
@@ -88,11 +88,11 @@ int main(int argc, char** argv) {
     inn::train::Adam optimizer{net, {.lr = 1e-3}};
 
     const auto start = std::chrono::steady_clock::now();
-    for (int step = 1; step <= 1000; ++step) {
+    for (int step = 1; step <= 3000; ++step) {
         const auto [x, c] = rotated_moons(100, g);
         const double loss = trainer.step(x, inn::train::max_likelihood, inn::conditions(c));
         optimizer.step();
-        if (step % 100 == 0) {
+        if (step % 300 == 0) {
             const std::chrono::duration<double> t = std::chrono::steady_clock::now() - start;
             std::printf("step %4d  loss %7.4f  %6.0f steps/s\n", step, loss, step / t.count());
         }
