@@ -5,9 +5,11 @@
 //
 //   for d in 8 64; do for m in store recompute; do ./build/benchmarks/train_memory $d $m; done; done
 //
-// Prints the trainer's own buffers (workspace_bytes: values kept for backward, gradients of the
-// edges, scratch) and the process's peak RSS, of which a baseline (RSS before the network was
-// built) is subtracted.
+// Prints the values the trainer keeps for the backward pass (value_bytes: linear in depth in
+// store mode, flat in recompute mode), all its buffers (workspace_bytes: those values, the
+// edges' gradients, the modules' scratch - the subnets' hidden layers, shared by all blocks),
+// the parameters (their gradients take as much again) and the process's peak RSS, also above a
+// baseline taken before the network was built.
 
 #include <sys/resource.h>
 
@@ -46,9 +48,10 @@ int run(inn::train::memory_mode mode, const char* mode_name) {
     net.set_threads(1);  // one gradient arena: the numbers do not depend on the machine's cores
     inn::train::trainer t{net, {.memory = mode}};
     const double loss = t.step(x, inn::train::max_likelihood);
-    std::printf("blocks %3d  %-9s  trainer buffers %8.2f MiB  parameters %6.2f MiB  "
-                "peak RSS %7.2f MiB (above baseline %6.2f MiB)  loss %.4f\n",
-                Depth, mode_name, double(t.workspace_bytes()) / (1 << 20),
+    std::printf("blocks %3d  %-9s  kept values %7.1f KiB  trainer buffers %6.2f MiB  "
+                "parameters %5.2f MiB  peak RSS %6.2f MiB (above baseline %5.2f MiB)  loss %.4f\n",
+                Depth, mode_name, double(t.value_bytes()) / 1024,
+                double(t.workspace_bytes()) / (1 << 20),
                 double(t.parameter_scalars()) * sizeof(float) / (1 << 20), peak_rss_mib(),
                 peak_rss_mib() - baseline, loss);
     return 0;
