@@ -1,7 +1,7 @@
 #pragma once
-// The bound module shared by AffineCouplingOneSided and ConditionalAffineTransform
-// (freia-reference.md §4.6, §4.7): the first `Passive` channels pass unchanged and, with the
-// conditions, feed one subnet whose output [s | t] scales and shifts the other channels:
+// The bound module shared by AffineCouplingOneSided and ConditionalAffineTransform: the first
+// `Passive` channels pass unchanged and, with the conditions, feed one subnet whose output
+// [s | t] scales and shifts the other channels:
 //   a = subnet(cat(x1, c...)),  y = cat(x1, exp(clamp*g(a_s)) * x2 + a_t),  LJD sum(s)
 // ConditionalAffineTransform is the case Passive = 0 (the subnet reads the conditions alone).
 //
