@@ -3,7 +3,7 @@
 // recompute modes. One configuration per process, so that the peak RSS (getrusage) belongs to
 // it alone:
 //
-//   for d in 8 64; do for m in store recompute; do ./build/benchmarks/train_memory $d $m; done; done
+//   for d in 8 64; do for m in store recompute; do build/benchmarks/train_memory $d $m; done; done
 //
 // Prints the values the trainer keeps for the backward pass (value_bytes: linear in depth in
 // store mode, flat in recompute mode), all its buffers (workspace_bytes: those values, the
@@ -36,16 +36,15 @@ using Moons = inn::SequenceINN<
 double peak_rss_mib() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
-    return double(u.ru_maxrss) / 1024.0;  // Linux: kibibytes
+    return double(u.ru_maxrss) / 1024.0; // Linux: kibibytes
 }
 
-template <int Depth>
-int run(inn::train::memory_mode mode, const char* mode_name) {
+template <int Depth> int run(inn::train::memory_mode mode, const char* mode_name) {
     const double baseline = peak_rss_mib();
     inn::generator g{0};
     const auto x = inn::data::make_moons(256, 0.05, g);
     Moons<Depth> net{0};
-    net.set_threads(1);  // one gradient arena: the numbers do not depend on the machine's cores
+    net.set_threads(1); // one gradient arena: the numbers do not depend on the machine's cores
     inn::train::trainer t{net, {.memory = mode}};
     const double loss = t.step(x, inn::train::max_likelihood);
     std::printf("blocks %3d  %-9s  kept values %7.1f KiB  trainer buffers %6.2f MiB  "
@@ -56,7 +55,7 @@ int run(inn::train::memory_mode mode, const char* mode_name) {
                 peak_rss_mib() - baseline, loss);
     return 0;
 }
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     const std::string depth = argc > 1 ? argv[1] : "8";
@@ -66,8 +65,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     const auto m = mode == "store" ? inn::train::store : inn::train::recompute;
-    if (depth == "8") return run<8>(m, mode.c_str());
-    if (depth == "64") return run<64>(m, mode.c_str());
+    if (depth == "8")
+        return run<8>(m, mode.c_str());
+    if (depth == "64")
+        return run<64>(m, mode.c_str());
     std::fprintf(stderr, "usage: train_memory {8|64} {store|recompute}\n");
     return 2;
 }

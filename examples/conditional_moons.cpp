@@ -21,18 +21,21 @@
 namespace {
 struct subnet_fc {
     template <int In, int Out>
-    using net = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU,
-                                    inn::nn::Linear<512, Out>>;
+    using net =
+        inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU, inn::nn::Linear<512, Out>>;
 };
 
 constexpr int n_angles = 4;
 
 // Every block sees condition 0 (the one-hot angle) beside its conditioning half.
-using cINN = inn::SequenceINN<inn::Shape<2>, inn::Conditions<inn::Shape<n_angles>>,
-    inn::Repeat<8, inn::Conditioned<inn::AllInOneBlock<subnet_fc, {.permute_soft = true}>, 0>>>;
+using cINN = inn::SequenceINN<
+    inn::Shape<2>, inn::Conditions<inn::Shape<n_angles>>,
+    inn::Repeat<8,
+                inn::Conditioned<
+                    inn::AllInOneBlock<subnet_fc, inn::AllInOneOptions{.permute_soft = true}>, 0>>>;
 
 struct labelled {
-    inn::row_matrix<float> x, c;  // points; their one-hot conditions
+    inn::row_matrix<float> x, c; // points; their one-hot conditions
 };
 
 // Moons centred at the origin and rotated by angle k·90°, k drawn uniformly per point (or the
@@ -59,27 +62,31 @@ void write_svg(const std::string& path, const inn::row_matrix<float> (&samples)[
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
     for (int k = 0; k < n_angles; ++k) {
         const int left = 10 + k * w;
-        f << "<text x=\"" << left + 100 << "\" y=\"20\" text-anchor=\"middle\">condition: "
-          << k * 90 << "°</text>\n<rect x=\"" << left << "\" y=\"30\" width=\"200\" "
+        f << "<text x=\"" << left + 100
+          << "\" y=\"20\" text-anchor=\"middle\">condition: " << k * 90 << "°</text>\n<rect x=\""
+          << left << "\" y=\"30\" width=\"200\" "
           << "height=\"200\" fill=\"none\" stroke=\"#999\"/>\n";
         for (inn::index_t i = 0; i < samples[k].rows(); ++i) {
             const double px = left + (samples[k](i, 0) + 2) / 4 * 200;
             const double py = 30 + (2 - samples[k](i, 1)) / 4 * 200;
-            if (px < left || px > left + 200 || py < 30 || py > 230) continue;
+            if (px < left || px > left + 200 || py < 30 || py > 230)
+                continue;
             f << "<circle cx=\"" << int(px * 10) / 10.0 << "\" cy=\"" << int(py * 10) / 10.0
               << "\" r=\"1.2\" fill=\"#d62728\" fill-opacity=\"0.6\"/>\n";
         }
     }
     f << "</svg>\n";
 }
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string svg = "conditional-moons-samples.svg";
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (std::string(argv[i]) == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
-        if (std::string(argv[i]) == "--svg") svg = argv[i + 1];
+        if (std::string(argv[i]) == "--seed")
+            seed = std::strtoull(argv[i + 1], nullptr, 10);
+        if (std::string(argv[i]) == "--svg")
+            svg = argv[i + 1];
     }
 
     cINN net{seed};

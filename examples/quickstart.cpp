@@ -22,11 +22,12 @@
 namespace {
 struct subnet_fc {
     template <int In, int Out>
-    using net = inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU,
-                                    inn::nn::Linear<512, Out>>;
+    using net =
+        inn::nn::Sequential<inn::nn::Linear<In, 512>, inn::nn::ReLU, inn::nn::Linear<512, Out>>;
 };
 
-using MoonsINN = inn::SequenceINN<inn::Shape<2>,
+using MoonsINN = inn::SequenceINN<
+    inn::Shape<2>,
     inn::Repeat<8, inn::AllInOneBlock<subnet_fc, inn::AllInOneOptions{.permute_soft = true}>>>;
 
 // Two scatter plots side by side: data (left) and samples (right), both in [-1.5, 2.5] x [-1, 1.5].
@@ -44,7 +45,8 @@ void write_svg(const std::string& path, const inn::row_matrix<float>& data,
         for (inn::index_t i = 0; i < x.rows(); ++i) {
             const double px = left + (x(i, 0) + 1.5) / 4.0 * 380;
             const double py = 30 + (1.5 - x(i, 1)) / 2.5 * 250;
-            if (px < left || px > left + 380 || py < 30 || py > 280) continue;  // off the plot
+            if (px < left || px > left + 380 || py < 30 || py > 280)
+                continue; // off the plot
             f << "<circle cx=\"" << int(px * 10) / 10.0 << "\" cy=\"" << int(py * 10) / 10.0
               << "\" r=\"1.5\" fill=\"" << colour << "\" fill-opacity=\"0.6\"/>\n";
         }
@@ -53,17 +55,19 @@ void write_svg(const std::string& path, const inn::row_matrix<float>& data,
     panel(samples, 420, "samples (inverse of z ~ N(0, I))", "#d62728");
     f << "</svg>\n";
 }
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string svg = "quickstart-samples.svg";
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (std::string(argv[i]) == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
-        if (std::string(argv[i]) == "--svg") svg = argv[i + 1];
+        if (std::string(argv[i]) == "--seed")
+            seed = std::strtoull(argv[i + 1], nullptr, 10);
+        if (std::string(argv[i]) == "--svg")
+            svg = argv[i + 1];
     }
 
-    MoonsINN inn{seed};  // parameters initialised like FrEIA's
+    MoonsINN inn{seed}; // parameters initialised like FrEIA's
     inn::generator g{seed};
     inn::train::trainer trainer{inn};
     inn::train::Adam optimizer{inn, {.lr = 1e-3}};
