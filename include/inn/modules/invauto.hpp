@@ -97,6 +97,35 @@ struct signed_scaling {
             }
         }
     }
+
+    /// The adjoint of the forward apply: dL/dx = dL/dy · exp(ℓ), and for each channel c
+    /// `add(c, g)` with g = Σ over the batch and pixels of dL/dℓ = dL/dy · y + dL/dljd, split by
+    /// the sign of x {x < 0, x == 0, x > 0} (a NaN input counts nowhere; its dL/dx is NaN).
+    template <class Factors, class Add>
+    static void backward(const backward_args<S>& a, Factors&& factors, Add&& add) {
+        for (index_t c = 0; c < C; ++c) {
+            const auto [f, l] = factors(c);
+            std::array<S, 3> g{};
+            for (index_t b = 0; b < a.batch; ++b) {
+                const S* x = a.in[0].row(b) + c * P;
+                const S* y = a.out[0].row(b) + c * P;
+                const S* gy = a.grad_out[0].row(b) + c * P;
+                S* gx = a.grad_in[0].row(b) + c * P;
+                const S gl = a.grad_ljd ? a.grad_ljd[b] : S(0);
+                for (index_t p = 0; p < P; ++p) {
+                    const S v = x[p];
+                    const int k = v > S(0) ? 2 : (v < S(0) ? 0 : 1);
+                    if (std::isnan(v)) {
+                        gx[p] = v;
+                        continue;
+                    }
+                    gx[p] = gy[p] * f[std::size_t(k)];
+                    g[std::size_t(k)] += gy[p] * y[p] + gl;
+                }
+            }
+            add(c, g);
+        }
+    }
 };
 
 }  // namespace detail
@@ -133,6 +162,17 @@ struct InvAutoAct {
         void forward(const run_args<S>& a) const { run(a, S(1)); }
         void inverse(const run_args<S>& a) const { run(a, S(-1)); }
 
+        /// y = x e^ℓ, ℓ = α sign(x): dL/dx = dL/dy e^ℓ (sign(x) is locally constant; at 0 the
+        /// slope is e^0 = 1, as the forward's), dL/dα = Σ sign(x) (dL/dy · y + dL/dljd).
+        void backward(const backward_args<S>& a) const {
+            detail::signed_scaling<S, C, P>::backward(
+                a, [&](index_t c) { return forward_factors(c); },
+                [&](index_t c, const std::array<S, 3>& g) {
+                    if (S* ga = a.grad_of(alpha))
+                        ga[c] += g[2] - g[0];
+                });
+        }
+
         template <class V>
         void visit(V&& v, const std::string& prefix) {
             v(prefix + "alpha", alpha.ref());
@@ -140,14 +180,18 @@ struct InvAutoAct {
 
     private:
         // ℓ = α · sign(x), negated in reverse (FrEIA: log_slope *= -1).
+      std::pair<std::array<S, 3>, std::array<S, 3>> factors(index_t c, S direction) const {
+          const S al = alpha.values[c];
+          const std::array<S, 3> l{direction * (al * S(-1)), direction * (al * S(0)),
+                                   direction * (al * S(1))};
+          return {std::array<S, 3>{std::exp(l[0]), std::exp(l[1]), std::exp(l[2])}, l};
+      }
+      std::pair<std::array<S, 3>, std::array<S, 3>> forward_factors(index_t c) const {
+          return factors(c, S(1));
+      }
         void run(const run_args<S>& a, S direction) const {
-            detail::signed_scaling<S, C, P>::apply(a, [&](index_t c) {
-                const S al = alpha.values[c];
-                const std::array<S, 3> l{direction * (al * S(-1)), direction * (al * S(0)),
-                                         direction * (al * S(1))};
-                return std::pair{std::array<S, 3>{std::exp(l[0]), std::exp(l[1]), std::exp(l[2])},
-                                 l};
-            });
+            detail::signed_scaling<S, C, P>::apply(
+                a, [&](index_t c) { return factors(c, direction); });
         }
     };
 };
@@ -197,6 +241,21 @@ struct InvAutoActTwoSided {
         void forward(const run_args<S>& a) const { run(a, S(1)); }
         void inverse(const run_args<S>& a) const { run(a, S(-1)); }
 
+        /// y = x e^ℓ: dL/dx = dL/dy e^ℓ; ℓ is α₊ for x > 0, α₋ for x < 0 and (α₊ + α₋) / 2 at
+        /// x == 0, so dL/dℓ = dL/dy · y + dL/dljd goes to α₊, α₋ or half to each.
+        void backward(const backward_args<S>& a) const {
+            S* gp = a.grad_of(alpha_pos);
+            S* gn = a.grad_of(alpha_neg);
+            detail::signed_scaling<S, C, P>::backward(
+                a, [&](index_t c) { return factors(c, S(1)); },
+                [&](index_t c, const std::array<S, 3>& g) {
+                    if (gp)
+                        gp[c] += g[2] + S(0.5) * g[1];
+                    if (gn)
+                        gn[c] += g[0] + S(0.5) * g[1];
+                });
+        }
+
         template <class V>
         void visit(V&& v, const std::string& prefix) {
             v(prefix + "alpha_pos", alpha_pos.ref());
@@ -206,16 +265,17 @@ struct InvAutoActTwoSided {
     private:
         // ℓ = α₊ + (0.5 · (α₋ − α₊)) · (1 − sign(x)), FrEIA's association; negated in reverse.
         // At x < 0 this is α₋ only up to rounding, at x == 0 the average of the two.
+      std::pair<std::array<S, 3>, std::array<S, 3>> factors(index_t c, S direction) const {
+          const S ap = alpha_pos.values[c];
+          const S half = S(0.5) * (alpha_neg.values[c] - ap);
+          const std::array<S, 3> l{direction * (ap + half * (S(1) - S(-1))),
+                                   direction * (ap + half * (S(1) - S(0))),
+                                   direction * (ap + half * (S(1) - S(1)))};
+          return {std::array<S, 3>{std::exp(l[0]), std::exp(l[1]), std::exp(l[2])}, l};
+      }
         void run(const run_args<S>& a, S direction) const {
-            detail::signed_scaling<S, C, P>::apply(a, [&](index_t c) {
-                const S ap = alpha_pos.values[c];
-                const S half = S(0.5) * (alpha_neg.values[c] - ap);
-                const std::array<S, 3> l{direction * (ap + half * (S(1) - S(-1))),
-                                         direction * (ap + half * (S(1) - S(0))),
-                                         direction * (ap + half * (S(1) - S(1)))};
-                return std::pair{std::array<S, 3>{std::exp(l[0]), std::exp(l[1]), std::exp(l[2])},
-                                 l};
-            });
+            detail::signed_scaling<S, C, P>::apply(
+                a, [&](index_t c) { return factors(c, direction); });
         }
     };
 };
@@ -270,6 +330,18 @@ struct InvAutoFC {
             matrix_map<S> t(a.scratch, a.batch, D, Eigen::OuterStride<>(D));
             t = a.in[0].matrix(a.batch, D).rowwise() - bias.values.transpose();
             a.out[0].matrix(a.batch, D).noalias() = t * weights.matrix(D, D);
+        }
+
+        /// The forward's vector-Jacobian product (the log-det is the constant 0): dL/dx = dL/dy W,
+        /// dL/dW += dL/dyᵀ x, dL/db += Σ dL/dy.
+        void backward(const backward_args<S>& a) const {
+            const auto gy = a.grad_out[0].matrix(a.batch, D);
+            a.grad_in[0].matrix(a.batch, D).noalias() = gy * weights.matrix(D, D);
+            if (S* gw = a.grad_of(weights))
+                matrix_map<S>(gw, D, D, Eigen::OuterStride<>(D)).noalias() +=
+                    gy.transpose() * a.in[0].matrix(a.batch, D);
+            if (S* gb = a.grad_of(bias))
+                Eigen::Map<vector<S>>(gb, D) += gy.colwise().sum().transpose();
         }
 
         template <class V>
@@ -329,7 +401,10 @@ struct InvAutoConv2D {
 
         /// Forward: the convolution's im2col matrix. Reverse: y − b (C x pixels) and the patch
         /// matrix Wᵀ(y − b) (patch x pixels) of one sample.
-        static constexpr index_t scratch_size(index_t batch) {
+        /// Backward: the convolution's backward scratch.
+        static constexpr index_t scratch_size(pass p, index_t batch) {
+            if (p == pass::backward)
+                return nn::layer_backward_scratch<conv_type>(batch);
             return std::max(nn::layer_scratch<conv_type>(batch),
                             index_t(C) * pixels + (direct ? 0 : patch * pixels));
         }
@@ -368,6 +443,31 @@ struct InvAutoConv2D {
                     col2im(col, a.out[0].row(n));
                 }
             }
+        }
+
+        /// The forward's vector-Jacobian product (log-det 0): the convolution's backward, and
+        /// dL/db[c] += Σ over pixels of dL/dy[c].
+        void backward(const backward_args<S>& a) const {
+            nn::layer_backward_args<S> l;
+            l.batch = a.batch;
+            l.x = a.in[0];
+            l.y = cview<S>{}; // the convolution's backward does not read y (nor could it: y has b)
+            l.gy = a.grad_out[0];
+            l.gx = a.grad_in[0];
+            l.scratch = a.scratch;
+            l.param_grads = a.param_grads;
+            l.grad_shift = a.grad_shift;
+            conv2d.backward(l);
+            if (S* gb = a.grad_of(bias))
+                for (int c = 0; c < C; ++c) {
+                    S sum = 0; // summed apart, added once
+                    for (index_t n = 0; n < a.batch; ++n) {
+                        const S* gy = a.grad_out[0].row(n) + c * pixels;
+                        for (index_t p = 0; p < pixels; ++p)
+                            sum += gy[p];
+                    }
+                    gb[c] += sum;
+                }
         }
 
         template <class V>

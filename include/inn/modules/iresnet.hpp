@@ -41,6 +41,16 @@
 // in FrEIA), hence a network built from the same seed gives the same estimates.
 // `seed_probes(s)` re-seeds it. jac = false skips the log-det (and draws nothing).
 //
+// Gradient (`backward`, training): the exact gradient of what the forward computed, y = x + g(x)
+// and its log-det. In estimate mode that is the truncated series at the probes the last forward
+// call drew (the module keeps its probe generator's state from that call, a copy per forward with
+// jac): the exact gradient of the estimate, not an estimate of the true log-det's gradient (FrEIA
+// differentiates the same truncated series with autograd). It is reverse mode through the tangent
+// computation: J_g = W_n D_{n-1} W_{n-1} ... D_0 W_0 with D_l = diag(ELU'(z_l)), so the adjoint
+// reaches the weights directly and the pre-activations through ELU'' (= ELU' below 0, else 0),
+// where it joins the ordinary backward through g. There is no gradient of the inverse (training
+// keeps this layer's input rather than recomputing it).
+//
 // FrEIA's quirks, fixed (documented choices, docs/freia-semantics.md#iresnet-reverse-logdet):
 //   * FrEIA's reverse log-det is minus the estimate evaluated at the reverse *input* z, which is
 //     not the log-det of the inverse map. Here the reverse log-det is -log|det(I + J_g(x))| at the
@@ -145,7 +155,7 @@ struct iresnet_layer {
         : layers([&]<std::size_t... L>(std::index_sequence<L...>) {
               return layers_type{layer_t<int(L)>(g)...};  // left to right: FrEIA's draw order
           }(std::make_index_sequence<std::size_t(n_layers)>{})),
-          probes_(probe_seed(g)) {}
+          probes_(probe_seed(g)), probes_at_forward_(probes_) {}
 
     // ---- scratch ------------------------------------------------------------------------------
 
@@ -204,7 +214,11 @@ struct iresnet_layer {
             S* y = a.out[0].row(b);
             for (index_t j = 0; j < D; ++j) y[j] = x[j] + y[j];  // FrEIA: x + residual(x)
         }
-        if (a.jac) add_log_det(a.batch, w, a.ljd, S(1));
+        if (a.jac) {
+            if constexpr (!exact)
+                probes_at_forward_ = probes_; // for backward: same probes
+            add_log_det(a.batch, w, a.ljd, S(1));
+        }
     }
 
     void inverse(const run_args<S>& a) const {
@@ -241,6 +255,108 @@ struct iresnet_layer {
             const cview<S> at = O.freia_reverse_logdet ? y : cview<S>(x);
             eval_g(at, gx, a.batch, w, w.deriv);
             add_log_det(a.batch, w, a.ljd, S(-1));
+        }
+    }
+
+    // ---- backward -----------------------------------------------------------------------------
+    // The gradient of what forward computed: y = x + g(x) and, for the log-det, either the exact
+    // log|det(I + J_g)| or the truncated Hutchinson series with the probes the last forward call
+    // drew (its generator state is kept). The estimate's gradient is the exact gradient of that
+    // estimate (the series truncated at jacobian_iterations, those probes), not an estimate of
+    // the log-det's gradient. The log-det part is reverse mode through the tangent (Jacobian-
+    // vector) computation: its adjoint reaches the weights directly and the ELU derivatives,
+    // whose own derivative (ELU'' = ELU' below 0, else 0) brings it to the pre-activations; from
+    // there it joins the ordinary backward through g.
+
+    static constexpr index_t W_ = std::max(H, D); // widest value of any layer boundary
+    static constexpr index_t K_ = O.jacobian_iterations;
+    static constexpr index_t tangent_store(index_t rows) {
+        return 2 * index_t(n_hidden) * rows * H;
+    }
+    static constexpr index_t layer_backward_work(index_t batch) {
+        return [&]<std::size_t... L>(std::index_sequence<L...>) {
+            index_t m = 0;
+            ((m = std::max(m, nn::layer_backward_scratch<layer_t<int(L)>>(batch))), ...);
+            return m;
+        }
+        (std::make_index_sequence<std::size_t(n_layers)>{});
+    }
+    static constexpr index_t backward_scratch(index_t batch) {
+        const index_t tr = exact ? D : batch;    // rows of the tangent computation
+        return 3 * index_t(n_hidden) * batch * H // activations, ELU', dL/dELU'
+               + 2 * batch * W_                  // adjoints of the primal pass
+               + tangent_store(tr)               // u_l = W_l t_l and t_{l+1} of every hidden layer
+               + 2 * tr * W_                     // adjoints of the tangent pass
+               + (exact ? 3 * D * D : (K_ + 4) * batch * D) // (I + J)^T, its inverse, adjoint /
+                                                            // probes, v_0..v_K, adjoint, carry
+               + std::max(
+                     {conv_scratch(std::max(batch, tr)), layer_backward_work(batch), index_t(1)});
+    }
+    static constexpr index_t scratch_size(pass p, index_t batch) {
+        return p == pass::backward ? backward_scratch(batch) : scratch_size(batch);
+    }
+
+    void backward(const backward_args<S>& a) const {
+        const index_t batch = a.batch;
+        const index_t tr = exact ? D : batch;
+        S* acts = a.scratch;
+        S* deriv = acts + index_t(n_hidden) * batch * H;
+        S* dderiv = deriv + index_t(n_hidden) * batch * H;
+        S* sa = dderiv + index_t(n_hidden) * batch * H;
+        S* sb = sa + batch * W_;
+        S* store = sb + batch * W_;
+        S* ta = store + tangent_store(tr);
+        S* tb = ta + tr * W_;
+        S* extra = tb + tr * W_;
+        S* lwork = extra + (exact ? 3 * D * D : (K_ + 4) * batch * D);
+
+        // Primal pass, keeping every hidden activation and ELU'.
+        forward_keep(a.in[0], batch, acts, deriv, lwork);
+        std::fill(dderiv, dderiv + index_t(n_hidden) * batch * H, S(0));
+        if (a.grad_ljd) {
+            if constexpr (exact)
+                exact_log_det_backward(a, deriv, dderiv, store, ta, tb, extra, lwork);
+            else
+                estimate_log_det_backward(a, deriv, dderiv, store, ta, tb, extra, lwork);
+        }
+
+        // Back through g. Layer l's output adjoint is in sa (the last layer's: dL/dy), its
+        // pre-activation adjoint goes to sb, and the layer's backward writes its input adjoint
+        // into sa again (or, for layer 0, dL/dx).
+        [&]<std::size_t... R>(std::index_sequence<R...>) {
+            (
+                [&] {
+                    constexpr int l = n_layers - 1 - int(R);
+                    cview<S> gz = a.grad_out[0];
+                    if constexpr (l < n_layers - 1) {
+                        const S* d = deriv + index_t(l) * batch * H;
+                        const S* dd = dderiv + index_t(l) * batch * H;
+                        const S* act = acts + index_t(l) * batch * H;
+                        for (index_t i = 0; i < batch * H; ++i)
+                            // ELU''(z) = ELU'(z) for z <= 0 (where ELU(z) <= 0), else 0.
+                            sb[i] = sa[i] * d[i] + (act[i] > S(0) ? S(0) : dd[i] * d[i]);
+                        gz = cview<S>{sb, H};
+                    }
+                    static_assert(!nn::layer_backward_reads_y<layer_t<l>>());
+                    nn::layer_backward_args<S> lb;
+                    lb.batch = batch;
+                    lb.x = l == 0 ? a.in[0] : cview<S>{acts + index_t(l - 1) * batch * H, H};
+                    lb.gy = gz;
+                    lb.gx = l == 0 ? a.grad_in[0] : view<S>{sa, H};
+                    lb.scratch = lwork;
+                    lb.param_grads = a.param_grads;
+                    lb.grad_shift = a.grad_shift;
+                    std::get<std::size_t(l)>(layers).backward(lb);
+                }(),
+                ...);
+        }
+        (std::make_index_sequence<std::size_t(n_layers)>{});
+        // y = x + g(x).
+        for (index_t b = 0; b < batch; ++b) {
+            const S* gy = a.grad_out[0].row(b);
+            S* gx = a.grad_in[0].row(b);
+            for (index_t j = 0; j < D; ++j)
+                gx[j] += gy[j];
         }
     }
 
@@ -352,6 +468,238 @@ private:
                 }(),
                 ...);
         }(std::make_index_sequence<std::size_t(n_layers)>{});
+    }
+
+    // g's hidden layers at x: the activations ELU(z_l) into acts (layer l, row b at
+    // acts + (l * batch + b) * H) and ELU'(z_l) into deriv (the layout of eval_g's).
+    void forward_keep(cview<S> x, index_t batch, S* acts, S* deriv, S* conv_work) const {
+        cview<S> cur = x;
+        [&]<std::size_t... L>(std::index_sequence<L...>) {
+            (
+                [&] {
+                    constexpr int l = int(L);
+                    if constexpr (l < n_layers - 1) {
+                        const view<S> dst{acts + index_t(l) * batch * H, H};
+                        std::get<L>(layers).forward(cur, dst, batch, conv_work);
+                        S* d = deriv + index_t(l) * batch * H;
+                        for (index_t i = 0; i < batch * H; ++i) {
+                            const S v = dst.data[i];
+                            if (v > S(0)) {
+                                d[i] = S(1);
+                            } else {
+                                d[i] = std::exp(v);
+                                dst.data[i] = std::expm1(v);
+                            }
+                        }
+                        cur = dst;
+                    }
+                }(),
+                ...);
+        }
+        (std::make_index_sequence<std::size_t(n_layers)>{});
+    }
+
+    // jvp, keeping u_l = W_l t_l and t_{l+1} = ELU'_l * u_l of every hidden layer l in `store`
+    // (u_l at store + 2 l rows H, t_{l+1} after it). The same operations as jvp.
+    void jvp_keep(cview<S> t_in, view<S> t_out, index_t rows, const S* deriv, index_t layer_stride,
+                  index_t row_stride, S* store, S* conv_work) const {
+        cview<S> cur = t_in;
+        [&]<std::size_t... L>(std::index_sequence<L...>) {
+            (
+                [&] {
+                    constexpr int l = int(L);
+                    if constexpr (l == n_layers - 1) {
+                        linear_part_to<l>(cur, t_out, rows, conv_work);
+                    } else {
+                        S* u = store + 2 * index_t(l) * rows * H;
+                        S* t = u + rows * H;
+                        linear_part_to<l>(cur, view<S>{u, H}, rows, conv_work);
+                        for (index_t r = 0; r < rows; ++r) {
+                            const S* d = deriv + index_t(l) * layer_stride + r * row_stride;
+                            for (index_t j = 0; j < H; ++j)
+                                t[r * H + j] = u[r * H + j] * d[j];
+                        }
+                        cur = cview<S>{t, H};
+                    }
+                }(),
+                ...);
+        }
+        (std::make_index_sequence<std::size_t(n_layers)>{});
+    }
+
+    template <int L>
+    void linear_part_to(cview<S> in, view<S> out, index_t rows, S* conv_work) const {
+        linear_part<L>(in, out, rows, conv_work);
+    }
+
+    // The adjoint of jvp_keep for the output adjoint `s_out` (rows x D): adds into dderiv (the
+    // layout of deriv) the adjoint of ELU'_l, into the weights' gradients (when wanted) the
+    // adjoint of W_l, and writes the adjoint of t_in into `s_in` (null: not wanted). `ta`, `tb`
+    // hold rows x W_ each.
+    void jvp_backward(cview<S> t_in, const S* s_out, S* s_in, index_t rows, const S* deriv,
+                      S* dderiv, index_t layer_stride, index_t row_stride, const S* store, S* ta,
+                      S* tb, const backward_args<S>& a, S* conv_work) const {
+        const S* s = s_out; // adjoint of u_l (the last layer's output first)
+        [&]<std::size_t... R>(std::index_sequence<R...>) {
+            (
+                [&] {
+                    constexpr int l = n_layers - 1 - int(R);
+                    constexpr int ci = in_channels<l>, co = out_channels<l>;
+                    const auto& layer = std::get<std::size_t(l)>(layers);
+                    const S* t = l == 0 ? t_in.data : store + (2 * index_t(l - 1) + 1) * rows * H;
+                    const index_t t_stride = l == 0 ? t_in.stride : H;
+                    S* gw = a.grad_of(layer.weight);
+                    S* st = l == 0 ? s_in : (s == ta ? tb : ta); // adjoint of t_l
+                    if constexpr (!conv) {
+                        const Eigen::Map<const row_matrix<S>> sm(s, rows, co);
+                        const Eigen::Map<const row_matrix<S>, 0, Eigen::OuterStride<>> tm(
+                            t, rows, ci, Eigen::OuterStride<>(t_stride));
+                        if (gw)
+                            Eigen::Map<row_matrix<S>>(gw, co, ci).noalias() += sm.transpose() * tm;
+                        if (st)
+                            Eigen::Map<row_matrix<S>>(st, rows, ci).noalias() =
+                                sm * layer.weight.matrix(co, ci);
+                    } else {
+                        using LT = layer_t<l>;
+                        const auto Wm = layer.weight.matrix(co, LT::patch);
+                        for (index_t r = 0; r < rows; ++r) {
+                            const Eigen::Map<const row_matrix<S>> sm(s + r * co * P, co, P);
+                            if (gw) {
+                                LT::im2col(t + r * t_stride, conv_work);
+                                Eigen::Map<row_matrix<S>>(gw, co, LT::patch).noalias() +=
+                                    sm * Eigen::Map<const row_matrix<S>>(conv_work, LT::patch, P)
+                                             .transpose();
+                            }
+                            if (st) {
+                                Eigen::Map<row_matrix<S>>(conv_work, LT::patch, P).noalias() =
+                                    Wm.transpose() * sm;
+                                LT::col2im(conv_work, st + r * index_t(ci) * P);
+                            }
+                        }
+                    }
+                    if constexpr (l > 0) {
+                        // t_l = ELU'_{l-1} * u_{l-1}: the adjoints of ELU' and of u_{l-1}.
+                        const S* u = store + 2 * index_t(l - 1) * rows * H;
+                        for (index_t r = 0; r < rows; ++r) {
+                            const index_t off = index_t(l - 1) * layer_stride + r * row_stride;
+                            const S* d = deriv + off;
+                            S* dd = dderiv + off;
+                            S* sr = st + r * H;
+                            for (index_t j = 0; j < H; ++j) {
+                                dd[j] += sr[j] * u[r * H + j];
+                                sr[j] *= d[j];
+                            }
+                        }
+                        s = st;
+                    }
+                }(),
+                ...);
+        }
+        (std::make_index_sequence<std::size_t(n_layers)>{});
+    }
+
+    // Exact log-det: per sample, (I + J)^T is rebuilt as in add_log_det and the adjoint of
+    // log|det M| for M = (I + J)^T, dL/dM = gl M^{-T}, is sent back through the tangents.
+    void exact_log_det_backward(const backward_args<S>& a, const S* deriv, S* dderiv, S* store,
+                                S* ta, S* tb, S* extra, S* conv_work) const {
+        const index_t batch = a.batch;
+        S* M = extra;
+        S* inv = M + D * D;
+        S* adj = inv + D * D;
+        for (index_t b = 0; b < batch; ++b) {
+            const S gl = a.grad_ljd[b];
+            if (gl == S(0))
+                continue;
+            Eigen::Map<row_matrix<S>>(adj, D, D).setIdentity(); // the tangents e_j
+            jvp_keep(cview<S>(adj, D), view<S>{M, D}, D, deriv + b * H, batch * H, 0, store,
+                     conv_work);
+            for (index_t j = 0; j < D; ++j)
+                M[j * D + j] += S(1);
+            invert(M, inv, D);
+            // Row j of M is the tangent output for e_j: its adjoint is row j of gl M^{-T}.
+            for (index_t i = 0; i < D; ++i)
+                for (index_t j = 0; j < D; ++j)
+                    M[i * D + j] = gl * inv[j * D + i];
+            Eigen::Map<row_matrix<S>>(adj, D, D).setIdentity();
+            jvp_backward(cview<S>(adj, D), M, nullptr, D, deriv + b * H, dderiv + b * H, batch * H,
+                         0, store, ta, tb, a, conv_work);
+        }
+    }
+
+    // The estimate: sum_k c_k <r, J^k r>, c_k = weight (-1)^(k+1) / k, per probe set. Walking
+    // k down, the adjoint of v_k = J^k r is gl c_k r + J^T (adjoint of v_{k+1}).
+    void estimate_log_det_backward(const backward_args<S>& a, const S* deriv, S* dderiv, S* store,
+                                   S* ta, S* tb, S* extra, S* conv_work) const {
+        const index_t batch = a.batch, n = batch * D;
+        S* r = extra;
+        S* v = r + n; // v_0 .. v_K
+        S* adj = v + (K_ + 1) * n;
+        S* carry = adj + n;
+        generator probes = probes_at_forward_;
+        const S weight = S(1) / S(O.hutchinson_samples);
+        for (int smp = 0; smp < O.hutchinson_samples; ++smp) {
+            probes.fill_normal<S>(r, std::size_t(n), S(0), S(1));
+            for (index_t i = 0; i < n; ++i)
+                r[i] = r[i] > S(0) ? S(1) : (r[i] < S(0) ? S(-1) : S(0));
+            std::copy(r, r + n, v);
+            for (index_t k = 1; k <= K_; ++k)
+                jvp(cview<S>(v + (k - 1) * n, D), view<S>{v + k * n, D}, batch, deriv, batch * H, H,
+                    work_for_jvp(ta, tb, conv_work));
+            std::fill(carry, carry + n, S(0));
+            for (index_t k = K_; k >= 1; --k) {
+                const S ck = (k % 2 == 1 ? S(1) : S(-1)) * weight / S(k);
+                for (index_t b = 0; b < batch; ++b) {
+                    const S gl = a.grad_ljd[b] * ck;
+                    for (index_t j = 0; j < D; ++j)
+                        adj[b * D + j] = gl * r[b * D + j] + carry[b * D + j];
+                }
+                jvp_keep(cview<S>(v + (k - 1) * n, D), view<S>{carry, D}, batch, deriv, batch * H,
+                         H, store, conv_work);
+                jvp_backward(cview<S>(v + (k - 1) * n, D), adj, k > 1 ? carry : nullptr, batch,
+                             deriv, dderiv, batch * H, H, store, ta, tb, a, conv_work);
+            }
+        }
+    }
+
+    // jvp's buffers: two tangent rows and the convolution work.
+    static work work_for_jvp(S* ta, S* tb, S* conv_work) {
+        work w{};
+        w.A = ta;
+        w.B = tb;
+        w.conv = conv_work;
+        return w;
+    }
+
+    // inv = a^{-1} (row-major n x n) by Gauss-Jordan elimination with partial pivoting; a is
+    // destroyed.
+    static void invert(S* a, S* inv, index_t n) {
+        Eigen::Map<row_matrix<S>>(inv, n, n).setIdentity();
+        for (index_t k = 0; k < n; ++k) {
+            index_t p = k;
+            for (index_t i = k + 1; i < n; ++i)
+                if (std::abs(a[i * n + k]) > std::abs(a[p * n + k]))
+                    p = i;
+            if (p != k) {
+                std::swap_ranges(a + p * n, a + p * n + n, a + k * n);
+                std::swap_ranges(inv + p * n, inv + p * n + n, inv + k * n);
+            }
+            const S f = S(1) / a[k * n + k];
+            for (index_t j = 0; j < n; ++j) {
+                a[k * n + j] *= f;
+                inv[k * n + j] *= f;
+            }
+            for (index_t i = 0; i < n; ++i) {
+                if (i == k)
+                    continue;
+                const S m = a[i * n + k];
+                if (m == S(0))
+                    continue;
+                for (index_t j = 0; j < n; ++j) {
+                    a[i * n + j] -= m * a[k * n + j];
+                    inv[i * n + j] -= m * inv[k * n + j];
+                }
+            }
+        }
     }
 
     // ljd[b] += sign * log|det(I + J_g)| at the point whose ELU derivatives are in w.deriv.
@@ -497,6 +845,7 @@ private:
     // forward/inverse, which is why this module runs whole batches on one thread
     // (batch_parallel = false) and a network is used by one call at a time.
     mutable generator probes_;
+    mutable generator probes_at_forward_; // probes_ as the last forward with jac found it
     mutable double last_residual_ = 0;
     mutable int last_iterations_ = 0;
 };

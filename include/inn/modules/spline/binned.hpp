@@ -129,10 +129,10 @@ struct knots {
 };
 
 /// FrEIA's constrain_parameters and knot construction for one scalar. `raw[p * step]` is slot p.
-template <SplineOptions O, int Extra, Scalar S>
+template <SplineOptions O, int Extra, bool Derivs, Scalar S>
 void constrain_spline(const S* raw, index_t step, const spline_constants<S>& c, S* k) {
     using slot = spline_slots<O, Extra>;
-    using K = knots<O.bins, (Extra > 0)>;
+    using K = knots<O.bins, Derivs>;
     constexpr int B = O.bins;
     constexpr bool clamped = O.domain_clamping > 0.0;
     const S dc = S(O.domain_clamping);
@@ -192,7 +192,7 @@ void constrain_spline(const S* raw, index_t step, const spline_constants<S>& c, 
     k[K::scale] = scale;
     k[K::shift] = bottom - scale * left;
     k[K::log_scale] = std::log(scale);
-    if constexpr (Extra > 0) {
+    if constexpr (Derivs) {
         // Derivatives at the knots: [scale, softplus(raw + ln(e - 1))..., scale].
         k[K::d] = scale;
         for (int i = 1; i < B; ++i)
@@ -201,11 +201,165 @@ void constrain_spline(const S* raw, index_t step, const spline_constants<S>& c, 
     }
 }
 
+/// The derivative of softplus as PyTorch's backward computes it: 1 above the threshold (20),
+/// else the logistic function.
+template <Scalar S> inline S softplus_derivative(S v) {
+    return v > S(20) ? S(1) : S(1) / (S(1) + std::exp(-v));
+}
+
+/// The adjoint of constrain_spline: given dL/dk for the knots `k` that constrain_spline built from
+/// `raw` (same layout), writes dL/draw[p * gstep] for every slot p. The intermediate values
+/// (bin sizes before clamping, softmax weights, ...) are recomputed from `raw` as the forward
+/// computes them.
+template <SplineOptions O, int Extra, bool Derivs, Scalar S>
+void constrain_spline_backward(const S* raw, index_t step, const spline_constants<S>& c, const S* k,
+                               const S* gk, S* graw, index_t gstep) {
+    using slot = spline_slots<O, Extra>;
+    using K = knots<O.bins, Derivs>;
+    constexpr int B = O.bins;
+    constexpr bool clamped = O.domain_clamping > 0.0;
+    const S dc = S(O.domain_clamping);
+    using arr = std::array<S, std::size_t(B)>;
+    auto at = [](arr& a, int i) -> S& { return a[std::size_t(i)]; };
+
+    // Tails: shift = bottom - scale * left, log_scale = log(scale); the boundary derivatives
+    // d[0] = d[B] = scale; the inner ones softplus(raw + ln(e - 1)).
+    const S scale = k[K::scale];
+    const S left = k[K::kx];
+    S g_scale = gk[K::scale] + gk[K::log_scale] / scale - gk[K::shift] * left;
+    S g_left = -gk[K::shift] * scale;
+    S g_bottom = gk[K::shift];
+    if constexpr (Derivs) {
+        g_scale += gk[K::d] + gk[K::d + B];
+        for (int i = 1; i < B; ++i) {
+            const S* r = raw + (slot::extra + i - 1) * step;
+            graw[(slot::extra + i - 1) * gstep] =
+                gk[K::d + i] * softplus_derivative(*r + S(log_e_minus_1));
+        }
+    }
+    // Knots left + cumsum(widths): every knot moves with left, knot i with widths [0, i).
+    arr g_w{}, g_h{};
+    S sx = 0, sy = 0;
+    for (int i = B; i >= 1; --i) {
+        sx += gk[K::kx + i];
+        sy += gk[K::ky + i];
+        at(g_w, i - 1) = sx;
+        at(g_h, i - 1) = sy;
+    }
+    g_left += sx + gk[K::kx];
+    g_bottom += sy + gk[K::ky];
+
+    if constexpr (O.identity_tails) {
+        const S r_total = raw[slot::total_width * step] + S(log_e_minus_1);
+        const S total0 = c.default_width * softplus(r_total);
+        const S total = clamped ? dc * std::tanh(total0 / dc) : total0;
+        // scale = sum(h) / sum(w) with w = total * softmax, h alike.
+        arr sw, sh;
+        auto softmax = [&](int first, arr& out) {
+            S m = raw[first * step];
+            for (int i = 1; i < B; ++i)
+                m = std::max(m, raw[(first + i) * step]);
+            S sum = 0;
+            for (int i = 0; i < B; ++i) {
+                at(out, i) = std::exp(raw[(first + i) * step] - m);
+                sum += at(out, i);
+            }
+            for (auto& v : out)
+                v = v / sum;
+        };
+        softmax(slot::widths, sw);
+        softmax(slot::heights, sh);
+        S cw = 0, ch = 0;
+        for (int i = 0; i < B; ++i) {
+            cw += total * at(sw, i);
+            ch += total * at(sh, i);
+        }
+        for (int i = 0; i < B; ++i) {
+            at(g_w, i) += -g_scale * scale / cw;
+            at(g_h, i) += g_scale / cw;
+        }
+        // left = bottom = -total / 2; w = total * softmax(raw_w), h alike.
+        S g_total = -(g_left + g_bottom) / S(2);
+        auto softmax_backward = [&](int first, const arr& sm, const arr& g) {
+            S dot = 0;
+            for (int i = 0; i < B; ++i) {
+                g_total += g[std::size_t(i)] * sm[std::size_t(i)];
+                dot += g[std::size_t(i)] * sm[std::size_t(i)];
+            }
+            for (int i = 0; i < B; ++i)
+                graw[(first + i) * gstep] = total * sm[std::size_t(i)] * (g[std::size_t(i)] - dot);
+        };
+        softmax_backward(slot::widths, sw, g_w);
+        softmax_backward(slot::heights, sh, g_h);
+        if constexpr (clamped) {
+            const S t = std::tanh(total0 / dc);
+            g_total *= S(1) - t * t;
+        }
+        graw[slot::total_width * gstep] = g_total * c.default_width * softplus_derivative(r_total);
+    } else {
+        arr w0, h0;
+        S sw = 0, sh = 0;
+        for (int i = 0; i < B; ++i) {
+            at(w0, i) = c.min_w + softplus(raw[(slot::widths + i) * step] + c.xshift);
+            at(h0, i) = c.min_h + softplus(raw[(slot::heights + i) * step] + c.yshift);
+            sw += at(w0, i);
+            sh += at(h0, i);
+        }
+        // scale = ch / cw over the (clamped) sizes.
+        S cw = sw, ch = sh;
+        S rw = 1, rh = 1;
+        if constexpr (clamped) {
+            rw = dc * std::tanh(sw / dc) / sw;
+            rh = dc * std::tanh(sh / dc) / sh;
+            cw = 0;
+            ch = 0;
+            for (int i = 0; i < B; ++i) {
+                cw += at(w0, i) * rw;
+                ch += at(h0, i) * rh;
+            }
+        }
+        for (int i = 0; i < B; ++i) {
+            at(g_w, i) += -g_scale * scale / cw;
+            at(g_h, i) += g_scale / cw;
+        }
+        S g_left0 = g_left, g_bottom0 = g_bottom;
+        if constexpr (clamped) {
+            // w = w0 * r(sum w0), left = left0 * r, r(s) = d tanh(s / d) / s.
+            const S left0 = raw[slot::left * step] + c.left;
+            const S bottom0 = raw[slot::bottom * step] + c.bottom;
+            auto ratio_derivative = [&](S s) {
+                const S t = std::tanh(s / dc);
+                return ((S(1) - t * t) * s - dc * t) / (s * s);
+            };
+            S g_rw = g_left * left0, g_rh = g_bottom * bottom0;
+            for (int i = 0; i < B; ++i) {
+                g_rw += at(g_w, i) * at(w0, i);
+                g_rh += at(g_h, i) * at(h0, i);
+            }
+            const S dw = g_rw * ratio_derivative(sw), dh = g_rh * ratio_derivative(sh);
+            for (int i = 0; i < B; ++i) {
+                at(g_w, i) = at(g_w, i) * rw + dw;
+                at(g_h, i) = at(g_h, i) * rh + dh;
+            }
+            g_left0 = g_left * rw;
+            g_bottom0 = g_bottom * rh;
+        }
+        for (int i = 0; i < B; ++i) {
+            graw[(slot::widths + i) * gstep] =
+                at(g_w, i) * softplus_derivative(raw[(slot::widths + i) * step] + c.xshift);
+            graw[(slot::heights + i) * gstep] =
+                at(g_h, i) * softplus_derivative(raw[(slot::heights + i) * step] + c.yshift);
+        }
+        graw[slot::left * gstep] = g_left0;
+        graw[slot::bottom * gstep] = g_bottom0;
+    }
+}
+
 /// Evaluates the constrained spline `k` at `v` (forward: x -> y with the x knots; Rev: y -> x
 /// with the y knots) and stores the forward log-derivative at the point in `lj`.
 template <class Kind, int Bins, bool Rev, Scalar S>
 S eval_spline(const S* k, S v, S& lj, bool jac) {
-    using K = knots<Bins, (Kind::extra_slots(Bins) > 0)>;
+    using K = knots<Bins, Kind::derivatives>;
     const S* kn = k + (Rev ? K::ky : K::kx);
     // Left-open/right-closed domain; NaN and ±Inf fail the test and take the affine tail.
     if (!(kn[0] < v && v <= kn[Bins])) {
@@ -220,6 +374,38 @@ S eval_spline(const S* k, S v, S& lj, bool jac) {
                                        k[K::ky + upper], d + lower, v, lj, jac);
 }
 
+/// The adjoint of the forward eval_spline at `v`: adds dL/dk into `gk` (knots layout) for
+/// dL/dy = gy and dL/d(log-derivative) = gl and returns dL/dv. The bin is the forward's: the bin
+/// index is constant under changes of v and k small enough not to cross a knot. Outside the
+/// domain y = scale * v + shift with log-derivative log(scale).
+template <class Kind, int Bins, Scalar S>
+S eval_spline_backward(const S* k, S v, S gy, S gl, S* gk) {
+    constexpr bool derivs = Kind::derivatives;
+    using K = knots<Bins, derivs>;
+    const S* kn = k + K::kx;
+    if (!(kn[0] < v && v <= kn[Bins])) {
+        gk[K::scale] += gy * v;
+        gk[K::shift] += gy;
+        gk[K::log_scale] += gl;
+        return gy * k[K::scale];
+    }
+    const int upper = int(std::lower_bound(kn + 1, kn + Bins + 1, v) - kn);
+    const int lower = upper - 1;
+    // dL/d(xk, xk1, yk, yk1, dk, dk1)
+    std::array<S, 6> g{};
+    const S gv = Kind::segment_backward(k[K::kx + lower], k[K::kx + upper], k[K::ky + lower],
+                                        k[K::ky + upper], k + K::d + lower, v, gy, gl, g.data());
+    gk[K::kx + lower] += g[0];
+    gk[K::kx + upper] += g[1];
+    gk[K::ky + lower] += g[2];
+    gk[K::ky + upper] += g[3];
+    if constexpr (derivs) {
+        gk[K::d + lower] += g[4];
+        gk[K::d + upper] += g[5];
+    }
+    return gv;
+}
+
 /// FrEIA's binned_spline on one part of a batch: `len` channels of `pixels` scalars per sample
 /// read from `x` (row stride of the view), raw parameters `raw` (B, len*P, *S) channel-major.
 /// Writes `y` and, with `j`, j[b] = +-sum of the log-derivatives (negated in reverse).
@@ -229,7 +415,7 @@ void binned_spline(std::type_identity_t<cview<S>> x, std::type_identity_t<cview<
                    S* j) {
     constexpr int extra = Kind::extra_slots(O.bins);
     constexpr int P = spline_slots<O, extra>::count;
-    std::array<S, std::size_t(knots<O.bins, (extra > 0)>::size)> k;
+    std::array<S, std::size_t(knots<O.bins, Kind::derivatives>::size)> k;
     const bool jac = j != nullptr;
     for (index_t b = 0; b < batch; ++b) {
         const S* xb = x.row(b);
@@ -239,13 +425,45 @@ void binned_spline(std::type_identity_t<cview<S>> x, std::type_identity_t<cview<
         // Channel-last order as FrEIA sums: pixels outer, channels inner.
         for (index_t q = 0; q < pixels; ++q)
             for (index_t ch = 0; ch < len; ++ch) {
-                constrain_spline<O, extra>(rb + ch * P * pixels + q, pixels, c, k.data());
+                constrain_spline<O, extra, Kind::derivatives>(rb + ch * P * pixels + q, pixels, c,
+                                                              k.data());
                 S lj = 0;
                 const index_t i = ch * pixels + q;
                 yb[i] = eval_spline<Kind, O.bins, Rev>(k.data(), xb[i], lj, jac);
                 sum += lj;
             }
         if (jac) j[b] = Rev ? -sum : sum;
+    }
+}
+
+/// The adjoint of the forward binned_spline: for dL/dy = `gy` and dL/dj[b] = gl[b] (null: 0),
+/// writes dL/dx into `gx` and dL/draw into `graw` (the layout of `raw`, every slot written).
+template <class Kind, SplineOptions O, Scalar S>
+void binned_spline_backward(std::type_identity_t<cview<S>> x, std::type_identity_t<cview<S>> raw,
+                            std::type_identity_t<cview<S>> gy, const S* gl, view<S> gx,
+                            view<S> graw, index_t len, index_t pixels, index_t batch,
+                            const spline_constants<S>& c) {
+    constexpr int extra = Kind::extra_slots(O.bins);
+    constexpr int P = spline_slots<O, extra>::count;
+    using K = knots<O.bins, Kind::derivatives>;
+    std::array<S, std::size_t(K::size)> k, gk;
+    for (index_t b = 0; b < batch; ++b) {
+        const S* xb = x.row(b);
+        const S* rb = raw.row(b);
+        const S* gyb = gy.row(b);
+        S* gxb = gx.row(b);
+        S* grb = graw.row(b);
+        const S glb = gl ? gl[b] : S(0);
+        for (index_t ch = 0; ch < len; ++ch)
+            for (index_t q = 0; q < pixels; ++q) {
+                const index_t i = ch * pixels + q, r = ch * P * pixels + q;
+                constrain_spline<O, extra, Kind::derivatives>(rb + r, pixels, c, k.data());
+                gk.fill(S(0));
+                gxb[i] =
+                    eval_spline_backward<Kind, O.bins>(k.data(), xb[i], gyb[i], glb, gk.data());
+                constrain_spline_backward<O, extra, Kind::derivatives>(rb + r, pixels, c, k.data(),
+                                                                       gk.data(), grb + r, pixels);
+            }
     }
 }
 
@@ -295,6 +513,42 @@ struct spline_buffers {
     }
 };
 
+/// A subnet's backward inside a module's: dL/du into `gu`, its parameters' gradients as the
+/// module's call asks (param_grads, grad_shift).
+template <class Net, Scalar S>
+void subnet_backward(const Net& net, const backward_args<S>& a, std::type_identity_t<cview<S>> u,
+                     std::type_identity_t<cview<S>> out, std::type_identity_t<cview<S>> gout,
+                     std::type_identity_t<view<S>> gu, S* work) {
+    nn::layer_backward_args<S> b;
+    b.batch = a.batch;
+    b.x = u;
+    b.y = out;
+    b.gy = gout;
+    b.gx = gu;
+    b.scratch = work;
+    b.param_grads = a.param_grads;
+    b.grad_shift = a.grad_shift;
+    net.backward(b);
+}
+
+/// Adds dL/d(cat(c...)) (`gc`, `width` scalars per sample) into the condition gradients, once
+/// per value, unless they are not wanted.
+template <signature Sig, Scalar S>
+void add_condition_gradients_to(const backward_args<S>& a, const S* gc, index_t width) {
+    if (a.grad_cond.empty())
+        return;
+    for (index_t b = 0; b < a.batch; ++b) {
+        const S* g = gc + b * width;
+        for (int j = 0; j < Sig.conditions.count; ++j) {
+            const index_t n = Sig.conditions[j].size();
+            S* dst = a.grad_cond[std::size_t(j)].row(b);
+            for (index_t i = 0; i < n; ++i)
+                dst[i] += g[i];
+            g += n;
+        }
+    }
+}
+
 /// The bound BinnedSpline coupling: FrEIA's two-sided scheme, where — unlike GLOW —
 /// subnet1 reads part 2 and parameterises part 1: subnet1 = f(len2 + cl, len1*P),
 /// subnet2 = f(len1 + cl, len2*P). Children in state_dict order: spline_base, subnet1, subnet2.
@@ -333,6 +587,80 @@ struct binned_spline_coupling
             subnet2.forward(u, raw, batch, work + width * batch);
         binned_spline<Kind, spline, Rev>(active, raw, result, len, layout::pixels, batch,
                                          spline_base.constants(), j);
+    }
+
+    // ---- backward ----------------------------------------------------------------------------
+    // The forward map: y1 = spline(x1; subnet1(cat(x2, c))), y2 = spline(x2; subnet2(cat(y1, c))).
+    // Walked back: side 2 (its subnet input holds y1, so dL/dy1 collects its gradient), then
+    // side 1. The subnet outputs are recomputed from x and y (nothing is kept from the forward).
+    using concat = condition_concat<S, Sig>;
+    using base = two_sided_coupling<binned_spline_coupling, S, Sig, coupling_options_of(O)>;
+    static constexpr index_t n1 = layout::n1, n2 = layout::n2;
+    static constexpr index_t cond_size = concat::cond_size;
+    static constexpr index_t u_width = std::max(n1, n2) + cond_size;
+
+    // [raw | graw | subnet input | its gradient | dL/dy1 | dL/dc | subnet scratch]
+    static constexpr index_t backward_scratch(index_t batch) {
+        return 2 * width * batch +
+               std::max(concat::scratch_size(n1, batch), concat::scratch_size(n2, batch)) +
+               u_width * batch + n1 * batch + cond_size * batch +
+               std::max({nn::layer_scratch<net1_t>(batch), nn::layer_scratch<net2_t>(batch),
+                         nn::layer_backward_scratch<net1_t>(batch),
+                         nn::layer_backward_scratch<net2_t>(batch)});
+    }
+    static constexpr index_t scratch_size(pass p, index_t batch) {
+        return p == pass::backward ? backward_scratch(batch) : base::scratch_size(batch);
+    }
+
+    void backward(const backward_args<S>& a) const {
+        const index_t batch = a.batch;
+        S* raw = a.scratch;
+        S* graw = raw + width * batch;
+        S* cat = graw + width * batch;
+        S* gu = cat + std::max(concat::scratch_size(n1, batch), concat::scratch_size(n2, batch));
+        S* gy1 = gu + u_width * batch;
+        S* gc = gy1 + n1 * batch;
+        S* work = gc + cond_size * batch;
+        const spline_constants<S> c = spline_base.constants();
+        const cview<S> x1 = a.in[0], x2 = a.in[0].shifted(n1), y1 = a.out[0];
+        const view<S> gx1 = a.grad_in[0], gx2 = a.grad_in[0].shifted(n1);
+
+        // Side 2: y2 = spline(x2; subnet2(cat(y1, c))).
+        {
+            constexpr index_t P2 = P * layout::len2 * layout::pixels;
+            const cview<S> u = concat::make(y1, n1, a.cond, batch, cat);
+            const view<S> r{raw, P2}, gr{graw, P2};
+            subnet2.forward(u, r, batch, work);
+            binned_spline_backward<Kind, spline>(x2, r, a.grad_out[0].shifted(n1), a.grad_ljd, gx2,
+                                                 gr, layout::len2, layout::pixels, batch, c);
+            subnet_backward(subnet2, a, u, r, gr, view<S>{gu, n1 + cond_size}, work);
+            for (index_t b = 0; b < batch; ++b) {
+                const S* g = gu + b * (n1 + cond_size);
+                const S* gy = a.grad_out[0].row(b);
+                for (index_t i = 0; i < n1; ++i)
+                    gy1[b * n1 + i] = gy[i] + g[i];
+                std::copy_n(g + n1, cond_size, gc + b * cond_size);
+            }
+        }
+        // Side 1: y1 = spline(x1; subnet1(cat(x2, c))).
+        {
+            constexpr index_t P1 = P * layout::len1 * layout::pixels;
+            const cview<S> u = concat::make(x2, n2, a.cond, batch, cat);
+            const view<S> r{raw, P1}, gr{graw, P1};
+            subnet1.forward(u, r, batch, work);
+            binned_spline_backward<Kind, spline>(x1, r, cview<S>{gy1, n1}, a.grad_ljd, gx1, gr,
+                                                 layout::len1, layout::pixels, batch, c);
+            subnet_backward(subnet1, a, u, r, gr, view<S>{gu, n2 + cond_size}, work);
+            for (index_t b = 0; b < batch; ++b) {
+                const S* g = gu + b * (n2 + cond_size);
+                S* gx = gx2.row(b);
+                for (index_t i = 0; i < n2; ++i)
+                    gx[i] += g[i];
+                for (index_t i = 0; i < cond_size; ++i)
+                    gc[b * cond_size + i] += g[n2 + i];
+            }
+        }
+        add_condition_gradients_to<Sig>(a, gc, cond_size);
     }
 
     template <class V>

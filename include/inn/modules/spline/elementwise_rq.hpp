@@ -41,7 +41,8 @@ struct erqs_unconditional {
     static constexpr dims in = Sig.in();
     static constexpr int C = in.channels();
     static constexpr index_t pixels = in.spatial_size();
-    static constexpr int P = spline_slots<O, rq_spline::extra_slots(O.bins)>::count;
+    static constexpr int extra = rq_spline::extra_slots(O.bins);
+    static constexpr int P = spline_slots<O, extra>::count;
     using K = knots<O.bins, true>;
 
     parameter<S> spline_parameters{parameter_shape()};
@@ -57,10 +58,51 @@ struct erqs_unconditional {
         return t;
     }
 
-    static constexpr index_t scratch_size(index_t) { return index_t(C) * pixels * K::size; }
+    // Forward and inverse: the knots of every scalar. Backward: the knots, dL/d(knots) summed
+    // over the batch, and dL/d(spline_parameters).
+    static constexpr index_t scratch_size(pass p, index_t) {
+        const index_t knots_size = index_t(C) * pixels * K::size;
+        return p == pass::backward ? 2 * knots_size + index_t(C) * P * pixels : knots_size;
+    }
 
     void forward(const run_args<S>& a) const { run<false>(a); }
     void inverse(const run_args<S>& a) const { run<true>(a); }
+
+    /// dL/dx per value; dL/d(spline_parameters) sums every sample's dL/d(knots) first (the
+    /// knots are shared), then goes once through the constraints.
+    void backward(const backward_args<S>& a) const {
+        constexpr index_t n = index_t(C) * pixels;
+        S* k = a.scratch;
+        S* gk = k + n * K::size;
+        S* graw = gk + n * K::size;
+        S* gp = a.grad_of(spline_parameters);
+        const spline_constants<S> c = base.constants();
+        for (index_t ch = 0; ch < C; ++ch)
+            for (index_t q = 0; q < pixels; ++q)
+                constrain_spline<O, extra, true>(spline_parameters.data() + ch * P * pixels + q,
+                                                 pixels, c, k + (ch * pixels + q) * K::size);
+        std::fill(gk, gk + n * K::size, S(0));
+        for (index_t b = 0; b < a.batch; ++b) {
+            const S* x = a.in[0].row(b);
+            const S* gy = a.grad_out[0].row(b);
+            S* gx = a.grad_in[0].row(b);
+            const S gl = a.grad_ljd ? a.grad_ljd[b] : S(0);
+            for (index_t i = 0; i < n; ++i)
+                gx[i] = eval_spline_backward<rq_spline, O.bins>(k + i * K::size, x[i], gy[i], gl,
+                                                                gk + i * K::size);
+        }
+        if (!gp)
+            return;
+        for (index_t ch = 0; ch < C; ++ch)
+            for (index_t q = 0; q < pixels; ++q) {
+                const index_t i = ch * pixels + q, r = ch * P * pixels + q;
+                constrain_spline_backward<O, extra, true>(spline_parameters.data() + r, pixels, c,
+                                                          k + i * K::size, gk + i * K::size,
+                                                          graw + r, pixels);
+            }
+        for (index_t i = 0; i < n * P; ++i)
+            gp[i] += graw[i];
+    }
 
     template <class V>
     void visit(V&& v, const std::string& prefix) {
@@ -74,7 +116,7 @@ private:
         const spline_constants<S> c = base.constants();
         for (index_t ch = 0; ch < C; ++ch)
             for (index_t q = 0; q < pixels; ++q)
-                constrain_spline<O, rq_spline::extra_slots(O.bins)>(
+                constrain_spline<O, rq_spline::extra_slots(O.bins), true>(
                     spline_parameters.data() + ch * P * pixels + q, pixels, c,
                     a.scratch + (ch * pixels + q) * K::size);
         for (index_t b = 0; b < a.batch; ++b) {
@@ -111,14 +153,38 @@ struct erqs_conditional {
 
     explicit erqs_conditional(generator& g) : subnet(g) {}
 
-    // [j | raw parameters | concatenated condition | subnet scratch]
-    static constexpr index_t scratch_size(index_t batch) {
-        return batch + n_raw * batch + concat::scratch_size(0, batch) +
-               nn::layer_scratch<net_t>(batch);
+    // Forward, inverse: [j | raw parameters | concatenated condition | subnet scratch].
+    // Backward: [raw | dL/draw | concatenated condition | dL/d(it) | subnet scratch].
+    static constexpr index_t scratch_size(pass p, index_t batch) {
+        if (p != pass::backward)
+            return batch + n_raw * batch + concat::scratch_size(0, batch) +
+                   nn::layer_scratch<net_t>(batch);
+        return 2 * n_raw * batch + concat::scratch_size(0, batch) + concat::cond_size * batch +
+               std::max(nn::layer_scratch<net_t>(batch), nn::layer_backward_scratch<net_t>(batch));
     }
 
     void forward(const run_args<S>& a) const { run<false>(a); }
     void inverse(const run_args<S>& a) const { run<true>(a); }
+
+    /// The raw parameters recomputed from the conditions, the splines' adjoint, then the
+    /// subnet's backward (dL/dc and its parameters' gradients, when wanted).
+    void backward(const backward_args<S>& a) const {
+        const index_t batch = a.batch;
+        const view<S> raw{a.scratch, n_raw};
+        const view<S> graw{raw.data + n_raw * batch, n_raw};
+        S* cat = graw.data + n_raw * batch;
+        S* gc = cat + concat::scratch_size(0, batch);
+        S* work = gc + concat::cond_size * batch;
+        const cview<S> u = concat::make(cview<S>{}, 0, a.cond, batch, cat);
+        subnet.forward(u, raw, batch, work);
+        binned_spline_backward<rq_spline, O>(a.in[0], raw, a.grad_out[0], a.grad_ljd, a.grad_in[0],
+                                             graw, C, pixels, batch, base.constants());
+        const bool cond_wanted = !a.grad_cond.empty();
+        subnet_backward(subnet, a, u, raw, graw,
+                        cond_wanted ? view<S>{gc, concat::cond_size} : view<S>{}, work);
+        if (cond_wanted)
+            add_condition_gradients_to<Sig>(a, gc, concat::cond_size);
+    }
 
     template <class V>
     void visit(V&& v, const std::string& prefix) {

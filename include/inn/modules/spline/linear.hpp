@@ -20,6 +20,7 @@ namespace detail {
 
 struct linear_spline {
     static constexpr int extra_slots(int) { return 0; }
+    static constexpr bool derivatives = false;
 
     template <bool Rev, Scalar S>
     static S segment(S xk, S xk1, S yk, S yk1, const S*, S v, S& lj, bool jac) {
@@ -28,6 +29,23 @@ struct linear_spline {
         const S shift = yk - s * xk;
         if (jac) lj = std::log(dy) - std::log(dx);
         return Rev ? (v - shift) / s : s * v + shift;
+    }
+
+    /// The adjoint of the forward segment at v (y = yk + s (v - xk), lj = log dy - log dx):
+    /// writes dL/d(xk, xk1, yk, yk1, -, -) into g and returns dL/dv.
+    template <Scalar S>
+    static S segment_backward(S xk, S xk1, S yk, S yk1, const S*, S v, S gy, S gl, S* g) {
+        const S dx = xk1 - xk, dy = yk1 - yk;
+        const S s = dy / dx;
+        const S g_s = gy * (v - xk);
+        const S g_dy = g_s / dx + gl / dy;
+        const S g_dx = -g_s * s / dx - gl / dx;
+        g[0] = -gy * s - g_dx;
+        g[1] = g_dx;
+        g[2] = gy - g_dy;
+        g[3] = g_dy;
+        g[4] = g[5] = S(0);
+        return gy * s;
     }
 };
 
