@@ -32,8 +32,14 @@
 #pragma float_control(push)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
+#if defined(__CUDACC__)  // nvcc's front end does not know the pragma but hands it to g++
+#pragma nv_diag_suppress 1675
+#endif
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#if defined(__CUDACC__)
+#pragma nv_diag_default 1675
+#endif
 #endif
 
 namespace inn {

@@ -80,7 +80,7 @@ struct glow_coupling
 
 }  // namespace detail
 
-template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = CouplingOptions{}>
 struct GLOWCouplingBlock {
     static constexpr std::string_view name = "GLOWCouplingBlock";
 

@@ -10,7 +10,7 @@
 
 namespace inn {
 
-template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = CouplingOptions{}>
 struct NICECouplingBlock {
     static constexpr std::string_view name = "NICECouplingBlock";
 

@@ -9,7 +9,7 @@
 
 namespace inn {
 
-template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = CouplingOptions{}>
 struct AffineCouplingOneSided {
     static constexpr std::string_view name = "AffineCouplingOneSided";
 

@@ -11,7 +11,7 @@
 
 namespace inn {
 
-template <nn::SubnetConstructor Subnet, CouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, CouplingOptions O = CouplingOptions{}>
 struct RNVPCouplingBlock {
     static constexpr std::string_view name = "RNVPCouplingBlock";
 

@@ -677,7 +677,8 @@ struct binned_spline_coupling
 /// detail::linear_spline). Shape rule: the coupling family's (one input of rank 1-4, conditions
 /// matching its spatial dims, two non-empty parts; C = 1 -> too_few_channels) and valid spline
 /// options (invalid_option).
-template <class Kind, nn::SubnetConstructor Subnet, SplineCouplingOptions O = {}>
+template <class Kind, nn::SubnetConstructor Subnet,
+          SplineCouplingOptions O = SplineCouplingOptions{}>
 struct BinnedSpline {
     static constexpr std::string_view name = "BinnedSpline";
 

@@ -220,7 +220,7 @@ struct erqs_bind_t<Module, O, Subnet, S, Sig, true> {
 
 }  // namespace detail
 
-template <SplineOptions O = {}, nn::SubnetConstructor Subnet = detail::no_subnet>
+template <SplineOptions O = SplineOptions{}, nn::SubnetConstructor Subnet = detail::no_subnet>
 struct ElementwiseRationalQuadraticSpline {
     static constexpr std::string_view name = "ElementwiseRationalQuadraticSpline";
 

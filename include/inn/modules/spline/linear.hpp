@@ -51,7 +51,7 @@ struct linear_spline {
 
 }  // namespace detail
 
-template <nn::SubnetConstructor Subnet, SplineCouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, SplineCouplingOptions O = SplineCouplingOptions{}>
 struct LinearSpline : BinnedSpline<detail::linear_spline, Subnet, O> {
     static constexpr std::string_view name = "LinearSpline";
 };

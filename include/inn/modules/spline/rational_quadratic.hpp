@@ -119,7 +119,7 @@ struct rq_spline {
 
 }  // namespace detail
 
-template <nn::SubnetConstructor Subnet, SplineCouplingOptions O = {}>
+template <nn::SubnetConstructor Subnet, SplineCouplingOptions O = SplineCouplingOptions{}>
 struct RationalQuadraticSpline : BinnedSpline<detail::rq_spline, Subnet, O> {
     static constexpr std::string_view name = "RationalQuadraticSpline";
 };

@@ -1,0 +1,83 @@
+# inn_nvcc_check: every public header and every example compiles with nvcc (-Werror).
+#
+# The first slice of the GPU backend (docs/gpu.md): the host code must stay nvcc-clean before any
+# device code is written. Generated CUDA translation units, compiled to objects only (no GPU
+# needed): one per examples/*.cpp (which it #includes) and one that includes every header under
+# include/inn/. nvcc runs its front ends (EDG, host and device pass) and then the host compiler on
+# every TU; all must be silent.
+#
+# One TU for all headers, not one per header: nvcc takes ~10-15 s per TU (two front-end passes
+# plus g++), so ~80 header TUs would cost ~10 minutes on CI's 2 cores; that each header includes
+# what it uses is inn_header_check's job (g++). -DINN_NVCC_CHECK_EACH_HEADER=ON compiles one TU
+# per header all the same (e.g. after a change to a header's includes).
+#
+# Flags:
+#  -O2                       whatever the build type, as the examples: g++ 12 at -O3 (Release) has
+#                            false positives in our kernels and in libstdc++
+#                            (-Waggressive-loop-optimizations, -Wrestrict), with or without nvcc.
+#  --expt-relaxed-constexpr  Eigen's documented flag for CUDA (it calls constexpr host functions
+#                            from host-device ones; without it nvcc warns #20015 in Eigen).
+#  -diag-suppress=20012      Eigen 3.4's known issue: __host__ __device__ on explicitly defaulted
+#                            members ("annotation is ignored"), in Eigen's own headers. This is
+#                            the only diagnostic suppressed; inn's headers have none of their own.
+
+include_guard(GLOBAL)
+
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 90)  # compile only; no GPU is queried
+endif()
+enable_language(CUDA)
+
+file(GLOB_RECURSE _inn_nvcc_headers CONFIGURE_DEPENDS
+     RELATIVE "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/include/inn/*.hpp")
+file(GLOB _inn_nvcc_examples CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/examples/*.cpp")
+list(SORT _inn_nvcc_headers)
+list(SORT _inn_nvcc_examples)
+
+set(_inn_nvcc_sources)
+if(INN_NVCC_CHECK_EACH_HEADER)
+    foreach(_header IN LISTS _inn_nvcc_headers)
+        string(MAKE_C_IDENTIFIER "${_header}" _id)
+        set(_tu "${CMAKE_CURRENT_BINARY_DIR}/nvcc_check/${_id}.cu")
+        file(CONFIGURE OUTPUT "${_tu}" CONTENT "#include <${_header}>\n")  # written if changed
+        list(APPEND _inn_nvcc_sources "${_tu}")
+    endforeach()
+else()
+    set(_all)
+    foreach(_header IN LISTS _inn_nvcc_headers)
+        string(APPEND _all "#include <${_header}>\n")
+    endforeach()
+    set(_tu "${CMAKE_CURRENT_BINARY_DIR}/nvcc_check/all_headers.cu")
+    file(CONFIGURE OUTPUT "${_tu}" CONTENT "${_all}")
+    list(APPEND _inn_nvcc_sources "${_tu}")
+endif()
+foreach(_example IN LISTS _inn_nvcc_examples)
+    get_filename_component(_name "${_example}" NAME_WE)
+    set(_tu "${CMAKE_CURRENT_BINARY_DIR}/nvcc_check/example_${_name}.cu")
+    file(CONFIGURE OUTPUT "${_tu}" CONTENT "#include \"${_example}\"\n")
+    list(APPEND _inn_nvcc_sources "${_tu}")
+endforeach()
+
+# The build type's -O goes (only in this directory's CUDA flags, used by this target alone);
+# nvcc would warn about two -O options and hand the last to g++.
+foreach(_config IN ITEMS DEBUG RELEASE RELWITHDEBINFO MINSIZEREL)
+    string(REGEX REPLACE "(^| )-O[0-3s]( |$)" " " CMAKE_CUDA_FLAGS_${_config}
+           "${CMAKE_CUDA_FLAGS_${_config}}")
+endforeach()
+
+add_library(inn_nvcc_check OBJECT ${_inn_nvcc_sources})
+target_include_directories(inn_nvcc_check PRIVATE "${PROJECT_SOURCE_DIR}/examples")
+target_compile_options(inn_nvcc_check PRIVATE
+    # -std=c++20 by hand: CMake < 3.27 does not know nvcc 13's dialect flags (CUDA_STANDARD 20
+    # fails to configure with CMake 3.25)
+    -std=c++20 -O2 --expt-relaxed-constexpr -diag-suppress=20012
+    -Werror all-warnings
+    "SHELL:-Xcompiler -Wall,-Wextra,-Werror")
+target_link_libraries(inn_nvcc_check PRIVATE inn::io)  # io headers need nlohmann/json
+
+# OPEN (docs/gpu.md): on nvcc's host code for examples/conv_inn.cpp, g++ 12 -O2 reports
+# "iteration 1 invokes undefined behavior" in the store loop of nn/kernels/conv.hpp's gemm_rows
+# (for v < NV); plain g++ -O2 on the same file does not. Not yet explained, so it stays visible as a
+# warning in this one TU instead of failing the check; every other TU is -Werror throughout.
+set_source_files_properties("${CMAKE_CURRENT_BINARY_DIR}/nvcc_check/example_conv_inn.cu"
+    PROPERTIES COMPILE_OPTIONS "-Xcompiler=-Wno-error=aggressive-loop-optimizations")
