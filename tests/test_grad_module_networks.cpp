@@ -371,6 +371,25 @@ TEST_CASE("backward in training: the README's convolutional GraphINN, store mode
     check_readme_model<conv_readme::Net>({train::store}, 2, conv_readme::ndim_x, 29, 800, 0.02);
 }
 
+namespace split_chain {
+// The smallest graph found that fails the same way (store mode only): two modules between a Split
+// and the Concat that joins their result with the Split's other part. Suspect: Concat-as-view
+// places the chain's last output in the Split's region, over the first module's stored input.
+struct v : InputNode<Shape<192>> {};
+struct sp : Node<Split<SplitOptions{.section_sizes = {48, 144}}>, v> {};
+struct f : Node<conv_readme::glow_fc, out<sp, 0>> {};
+struct p : Node<PermuteRandom<>, f> {};
+struct f2 : Node<conv_readme::glow_fc, p> {};
+struct cc : Node<Concat<>, inputs<f2, out<sp, 1>>> {};
+struct z : OutputNode<cc> {};
+using Net = GraphINN<v, sp, f, p, f2, cc, z>::with_scalar<double>;
+} // namespace split_chain
+
+TEST_CASE("backward in training: Split, two modules, Concat; store mode",
+          "[.][readme-conv-store]") {
+    check_readme_model<split_chain::Net>({train::store}, 2, 192, 1, 1, 0.02);
+}
+
 TEST_CASE("backward in training: a chain of vector modules", "[grad][train]") {
     // ActNorm 2 x 12, s 6, weights 36 + bias 6 + scaling 6, Vs 18
     check_network<VecChain>(5, 6, 96);
