@@ -5,6 +5,7 @@
 // the parameters and runs (see include/inn/core/module.hpp and docs/tutorial.md). Both plug into
 // SequenceINN and GraphINN exactly like the built-in modules.
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -46,6 +47,12 @@ struct FixedRandomElementwiseMultiply {
                                           factor.array().transpose();
             for (inn::index_t b = 0; b < a.batch; ++b) a.ljd[b] -= log_det;
         }
+        // Training (optional): y = x * factor, so dL/dx = dL/dy * factor. The factors are fixed
+        // (no parameter gradient) and the log-det does not depend on x.
+        void backward(const inn::backward_args<S>& a) const {
+            a.grad_in[0].matrix(a.batch, C) = a.grad_out[0].matrix(a.batch, C).array().rowwise() *
+                                              factor.array().transpose();
+        }
     };
 };
 
@@ -77,6 +84,18 @@ struct ConditionalSwap {
             }
         }
         void inverse(const inn::run_args<S>& a) const { forward(a); }
+        // Training (optional): each output is a copy of one input, so the gradient is routed
+        // back the same way. The condition only chooses the route: its gradient is zero, so
+        // nothing is added to grad_cond.
+        void backward(const inn::backward_args<S>& a) const {
+            for (inn::index_t b = 0; b < a.batch; ++b) {
+                bool keep = a.cond[0].row(b)[0] > S(0);
+                const S* g1 = a.grad_out[0].row(b);
+                const S* g2 = a.grad_out[1].row(b);
+                std::copy(g1, g1 + n, a.grad_in[keep ? 0 : 1].row(b));
+                std::copy(g2, g2 + n, a.grad_in[keep ? 1 : 0].row(b));
+            }
+        }
     };
 };
 

@@ -1,7 +1,9 @@
 // FrEIA README's custom modules, ported (examples/custom_modules.hpp), in both containers.
 
 #include "../examples/custom_modules.hpp"
+#include "support/backward_checks.hpp"
 #include "support/checks.hpp"
+#include "support/gradcheck.hpp"
 
 // Everything in this file has internal linkage: test files reuse names (subnets,
 // node structs) that would otherwise collide across translation units (ODR).
@@ -60,6 +62,31 @@ TEST_CASE("custom modules: ConditionalSwap routes by the condition in a GraphINN
     CHECK(test::max_rel_error(x[0], x1) < 1e-14);
     CHECK(test::max_rel_error(x[1], x2) < 1e-14);
     CHECK((ljd + ljd_rev).cwiseAbs().maxCoeff() < 1e-14);
+}
+
+/// backward against finite differences of forward, and the backward_args conventions (exact).
+template <class Spec, signature Sig>
+void check_custom_backward(std::size_t entries, const test::gradcheck_options& o) {
+    const auto r = test::check_module_gradients<Spec, Sig>(o);
+    INFO(r.describe());
+    CHECK(r.entries.size() == entries);
+    CHECK(r.worst() <= 1e-10);
+    const auto c = test::check_backward_conventions<Spec, Sig>(o);
+    INFO(c.describe());
+    CHECK(c.worst() == 0);
+}
+
+TEST_CASE("custom modules: backward of both README modules", "[custom][grad]") {
+    // x only: the factors are fixed, not trainable.
+    constexpr signature vec5{make_ports({make_dims({5})}), {}};
+    check_custom_backward<FixedRandomElementwiseMultiply, vec5>(1, {.batch = 4});
+    // x1, x2 and the condition, whose gradient is zero; conditions of both signs, away from 0
+    // where the routing switches.
+    constexpr signature two_in{make_ports({make_dims({3}), make_dims({3})}),
+                               make_ports({make_dims({1})})};
+    test::gradcheck_options o{.batch = 6};
+    o.condition = [](test::grad_matrix& c, int) { c << 1.0, -0.5, 2.0, -1.5, 0.25, -3.0; };
+    check_custom_backward<ConditionalSwap, two_in>(3, o);
 }
 
 }  // namespace
