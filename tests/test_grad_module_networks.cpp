@@ -354,27 +354,16 @@ TEST_CASE("backward in training: the README's conditional moons model", "[grad][
 // gradient by O(1) there).
 // About 39 000 parameters: a sample of them (a stride coprime to the tensor sizes' usual
 // factors walks through every tensor), every input scalar.
-TEST_CASE("backward in training: the README's convolutional GraphINN, recompute mode",
-          "[grad][train][readme]") {
-    check_readme_model<conv_readme::Net>({train::recompute}, 2, conv_readme::ndim_x, 29, 800,
-                                         0.02);
-}
-
-// KNOWN FAILURE, hidden until fixed: in store mode the trainer's gradients of this graph are
-// wrong by O(10) relative (parameters, worst in module_list.35, and the input gradient), where
-// recompute mode on the same network and the same finite differences agrees to 2e-7. Each part
-// on its own passes in store mode (one GLOW block with 3x3 or 1x1 subnets on 3x8x8 / 12x4x4,
-// GLOW -> PermuteRandom -> GLOW, Split -> fully connected GLOW -> Concat, IRevNet + Flatten), so
-// the suspect is the store-mode memory plan of the large graph (graph/backprop.hpp).
-TEST_CASE("backward in training: the README's convolutional GraphINN, store mode",
-          "[.][readme-conv-store]") {
-    check_readme_model<conv_readme::Net>({train::store}, 2, conv_readme::ndim_x, 29, 800, 0.02);
+TEST_CASE("backward in training: the README's convolutional GraphINN", "[grad][train][readme]") {
+    check_readme_model<conv_readme::Net>({train::store, train::recompute}, 2, conv_readme::ndim_x,
+                                         29, 800, 0.02);
 }
 
 namespace split_chain {
-// The smallest graph found that fails the same way (store mode only): two modules between a Split
-// and the Concat that joins their result with the Split's other part. Suspect: Concat-as-view
-// places the chain's last output in the Split's region, over the first module's stored input.
+// Regression: two modules between a Split and the Concat that joins their result with the
+// Split's other part. Store mode once laid the Concat's input (the chain's last output) over
+// the chain's first input as a view (dead for inference, still needed for backward), so the
+// stored input was overwritten and the gradients were wrong by O(1).
 struct v : InputNode<Shape<192>> {};
 struct sp : Node<Split<SplitOptions{.section_sizes = {48, 144}}>, v> {};
 struct f : Node<conv_readme::glow_fc, out<sp, 0>> {};
@@ -385,9 +374,8 @@ struct z : OutputNode<cc> {};
 using Net = GraphINN<v, sp, f, p, f2, cc, z>::with_scalar<double>;
 } // namespace split_chain
 
-TEST_CASE("backward in training: Split, two modules, Concat; store mode",
-          "[.][readme-conv-store]") {
-    check_readme_model<split_chain::Net>({train::store}, 2, 192, 1, 1, 0.02);
+TEST_CASE("backward in training: Split then two modules then Concat", "[grad][train]") {
+    check_readme_model<split_chain::Net>({train::store, train::recompute}, 2, 192, 1, 1, 0.02);
 }
 
 TEST_CASE("backward in training: a chain of vector modules", "[grad][train]") {

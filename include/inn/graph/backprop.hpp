@@ -100,8 +100,18 @@ class backprop {
         }
     }
 
+    // Store mode: every edge holds its forward value until the backward walk. The memory plan
+    // must know it, else a view may lay an edge over one that is dead for inference but still
+    // needed here (Split -> modules -> Concat put the last module's output over the first one's
+    // input).
+    static constexpr std::array<bool, std::size_t(max_edges)> all_kept = [] {
+        std::array<bool, std::size_t(max_edges)> keep{};
+        keep.fill(true);
+        return keep;
+    }();
+
   public:
-    static constexpr memory_plan<plan> store_values{exec_t::views.data(), true, false};
+    static constexpr memory_plan<plan> store_values{exec_t::views.data(), true, false, all_kept};
     static constexpr memory_plan<plan> recompute_values{exec_t::views.data(), true, true, kept};
     /// The gradients are laid out like the inverse pass (a function: nvcc rejects a static
     /// reference member here).
