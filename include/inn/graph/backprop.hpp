@@ -7,8 +7,9 @@
 // What backward needs of each module is its input x and output y (core/module.hpp:
 // backward_args). Two ways to have x at hand when the walk reaches the module:
 //
-//  * store: every buffer keeps its forward value (a memory plan without sharing; views still
-//    apply). Memory grows linearly with depth.
+//  * store: every buffer keeps its forward value (a memory plan without sharing, every edge
+//    kept: a view applies only where it overwrites no kept value). Memory grows linearly with
+//    depth.
 //  * recompute: the forward pass runs in shared buffers like inference; walking back, each
 //    module first recomputes its input from its output through its inverse, then runs its
 //    backward — the idea of i-RevNet and memcnn. The walk is the inverse pass interleaved with
