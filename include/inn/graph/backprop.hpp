@@ -328,12 +328,17 @@ class backprop {
         if (gradients().is_view[node]) return;  // its gradients are its neighbours' memory
         const auto v = exec_t::template node_tensors<node, true>([&](int e) { return value_rows(e, b0); });
         const auto g = exec_t::template node_tensors<node, true>([&](int e) { return gradient_rows(e, b0); });
+        // Range-for: an index loop over a module's zero conditions compares with zero (nvcc #186).
         std::array<view<S>, v.in.size()> grad_in;
-        for (std::size_t i = 0; i < grad_in.size(); ++i)
-            grad_in[i] = {const_cast<S*>(g.in[i].data), g.in[i].stride};
+        for (std::size_t i = 0; view<S>& d : grad_in) {
+            d = {const_cast<S*>(g.in[i].data), g.in[i].stride};
+            ++i;
+        }
         std::array<view<S>, v.cond.size()> grad_cond;
-        for (std::size_t i = 0; i < grad_cond.size(); ++i)
-            grad_cond[i] = {const_cast<S*>(g.cond[i].data), g.cond[i].stride};
+        for (std::size_t i = 0; view<S>& d : grad_cond) {
+            d = {const_cast<S*>(g.cond[i].data), g.cond[i].stride};
+            ++i;
+        }
         std::array<cview<S>, v.out.size()> y, grad_out;
         for (std::size_t i = 0; i < y.size(); ++i) {
             y[i] = v.out[i];

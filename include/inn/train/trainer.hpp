@@ -183,8 +183,9 @@ class trainer {
         };
         for (std::size_t i = 0; i < xsrc.size(); ++i)
             check(xsrc[i], "input", Desc::node_name(plan.input_node[i]));
-        for (std::size_t j = 0; j < csrc.size(); ++j)
-            check(csrc[j], "condition", Desc::node_name(plan.condition_node[j]));
+        // Range-for: with no conditions `j < csrc.size()` compares with zero (nvcc's #186).
+        for (std::size_t j = 0; const batch_source<S>& c : csrc)
+            check(c, "condition", Desc::node_name(plan.condition_node[j++]));
         batch = std::max<index_t>(batch, 0);
         // Everything checked: buffers, parameters prepared, data in.
         if (batch > engine_.capacity() || net_->threads() != threads_) {
@@ -196,9 +197,9 @@ class trainer {
             const int e = plan.input_edge[i];
             copy_in(xsrc[i], plan.edge_shape[e].size(), engine_.value(e));
         }
-        for (std::size_t j = 0; j < csrc.size(); ++j) {
-            const int e = plan.condition_edge[j];
-            copy_in(csrc[j], plan.edge_shape[e].size(), engine_.value(e));
+        for (std::size_t j = 0; const batch_source<S>& c : csrc) {
+            const int e = plan.condition_edge[j++];
+            copy_in(c, plan.edge_shape[e].size(), engine_.value(e));
         }
         return batch;
     }
