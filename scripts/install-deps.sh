@@ -7,6 +7,7 @@ set -euo pipefail
 
 packages=(
     libeigen3-dev          # Eigen 3.4
+    libthrust-dev          # thrust (CUDA backend, tested on its host system without a GPU)
     libboost-dev           # Boost.Hana (1.74)
     libxtensor-dev         # xtensor 0.24 (+ xtl-dev)
     xtl-dev

@@ -16,6 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#if INN_TEST_CUDA
+#include "device_parity.hpp"
+#endif
+
 #ifndef INN_TEST_DATA_DIR
 #define INN_TEST_DATA_DIR "tests/data"
 #endif
@@ -229,6 +233,39 @@ void check_parity(const std::string& case_name, const std::string& family,
     // One line per case, gathered for the parity report (docs/parity.md).
     std::printf("inn-parity %s %s %s max_scaled_error=%.3g\n", family.c_str(), case_name.c_str(),
                 std::is_same_v<T, float> ? "float" : "double", worst);
+#if INN_TEST_CUDA
+    if constexpr (cuda::runs_on_device<Net>) {
+        cuda::network<Net> g(net);
+        g.reserve(x[0].rows());
+        auto cols = [](auto dims_of) { return [=](int i) { return dims_of(i).size(); }; };
+        auto [dz, dljd] = test::run_on_device<true, Net, T>(
+            g, x, c, Net::n_outputs, cols([](int i) { return Net::output_dims(i); }));
+        auto [dx, dljd_rev] = test::run_on_device<false, Net, T>(
+            g, z, c, Net::n_inputs, cols([](int i) { return Net::input_dims(i); }));
+        double dworst = 0;
+        for (std::size_t i = 0; i < z.size(); ++i) {
+            const double e = max_scaled_error(dz[i], z[i]);
+            INFO("device output " << i);
+            CHECK(e <= tol.z);
+            dworst = std::max(dworst, e);
+        }
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const double e = max_scaled_error(dx[i], f.matrix<T>("test.x_rev." + std::to_string(i)));
+            INFO("device inverse output " << i);
+            CHECK(e <= tol.x_rev);
+            dworst = std::max(dworst, e);
+        }
+        const double d1 = max_scaled_error(dljd, want_ljd), d2 = max_scaled_error(dljd_rev, want_rev);
+        CHECK(d1 <= tol.ljd);
+        CHECK(d2 <= tol.ljd_rev);
+        dworst = std::max({dworst, d1, d2});
+        std::printf("inn-parity-cuda %s %s %s max_scaled_error=%.3g\n", family.c_str(),
+                    case_name.c_str(), std::is_same_v<T, float> ? "float" : "double", dworst);
+    } else {
+        std::printf("inn-parity-cuda %s %s %s not on the device yet\n", family.c_str(),
+                    case_name.c_str(), std::is_same_v<T, float> ? "float" : "double");
+    }
+#endif
 }
 
 template <class Arch>

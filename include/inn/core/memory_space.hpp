@@ -26,4 +26,19 @@ concept MemorySpace = requires {
 /// every sample is contiguous, at `data + i * stride` — what coalesced GPU loads want.
 enum class batch_layout { sample_major, feature_major };
 
+/// What a call in a space needs besides its data: `Space::context` (a device's stream and library
+/// handles), or nothing (the host). run_args carries a pointer to it.
+struct no_context {};
+template <class Space>
+struct space_context {
+    using type = no_context;
+};
+template <class Space>
+    requires requires { typename Space::context; }
+struct space_context<Space> {
+    using type = typename Space::context;
+};
+template <class Space>
+using space_context_t = typename space_context<Space>::type;
+
 }  // namespace inn

@@ -91,6 +91,9 @@ struct run_args {
     /// Where these samples start in the caller's batch (threads run slices): sample b here is
     /// sample `first_sample + b` there, which is what error messages must say.
     index_t first_sample = 0;
+    /// The stream and library handles of a device call (core/memory_space.hpp); unused on the
+    /// host.
+    const space_context_t<Space>* context = nullptr;
 };
 
 /// The vector-Jacobian product of one module's forward map y, ljd = f(x; c, θ), for a loss L:
@@ -127,8 +130,11 @@ concept ModuleSpec = requires(const signature& s) {
 
 /// What the network needs of a bound module; checked where modules are bound (graph/executor.hpp),
 /// so a custom module that misses something fails with this concept's name and the module's.
+/// A host module initialises its parameters from a generator; a module of another space is
+/// built from its host twin, as its backend says (backends/cuda: from the context and the host
+/// module).
 template <class B, class S, class Space = host>
-concept BoundModule = std::constructible_from<B, generator&> &&
+concept BoundModule = (!std::same_as<Space, host> || std::constructible_from<B, generator&>) &&
                       requires(const B& b, const run_args<S, Space>& a) {
                           b.forward(a);
                           b.inverse(a);

@@ -77,7 +77,8 @@ using module_spec_at = typename node_at<Desc, K>::module;
 
 /// Stands in for a module that failed its checks, so that one mistake gives one error.
 struct unbound_module {
-    explicit unbound_module(generator&) {}
+    template <class... A>
+    explicit unbound_module(A&&...) {}
     void forward(const auto&) const {}
     void inverse(const auto&) const {}
 };

@@ -1,0 +1,91 @@
+#pragma once
+// The CUDA backend's memory space and the context of its calls.
+//
+// `inn::cuda::device` is the memory space tag (core/memory_space.hpp) of data on the device.
+// A call there needs a stream and a cuBLAS handle: `inn::cuda::context`, which every
+// run_args<S, device> carries. A network owns one context; calls are asynchronous with respect
+// to the host on its stream, as cuBLAS and thrust calls are.
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "config.hpp"
+
+#if INN_CUDA_DEVICE
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#endif
+
+namespace inn::cuda {
+
+/// A failed CUDA runtime or cuBLAS call (what the driver said).
+struct cuda_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+#if INN_CUDA_DEVICE
+using stream_t = cudaStream_t;
+
+inline void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess)
+        throw cuda_error(std::string("inn::cuda: ") + what + ": " + cudaGetErrorString(e));
+}
+inline void check(cublasStatus_t e, const char* what) {
+    if (e != CUBLAS_STATUS_SUCCESS)
+        throw cuda_error(std::string("inn::cuda: ") + what + ": cuBLAS status " +
+                         std::to_string(int(e)));
+}
+#else
+/// On the host system there is no stream; calls complete before they return.
+using stream_t = void*;
+#endif
+
+/// The stream of a network's calls and the library handles bound to it.
+class context {
+  public:
+    explicit context(stream_t stream = {}) : stream_(stream) {
+#if INN_CUDA_DEVICE
+        check(cublasCreate(&blas_), "cublasCreate");
+        check(cublasSetStream(blas_, stream_), "cublasSetStream");
+#endif
+    }
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+    ~context() {
+#if INN_CUDA_DEVICE
+        cublasDestroy(blas_);
+#endif
+    }
+
+    stream_t stream() const { return stream_; }
+    void set_stream(stream_t s) {
+        stream_ = s;
+#if INN_CUDA_DEVICE
+        check(cublasSetStream(blas_, stream_), "cublasSetStream");
+#endif
+    }
+    /// Waits for everything queued on the stream.
+    void synchronize() const {
+#if INN_CUDA_DEVICE
+        check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+#endif
+    }
+#if INN_CUDA_DEVICE
+    cublasHandle_t blas() const { return blas_; }
+#endif
+
+  private:
+    stream_t stream_{};
+#if INN_CUDA_DEVICE
+    cublasHandle_t blas_{};
+#endif
+};
+
+/// Data in device memory (GPU memory under nvcc, host memory on the host system).
+struct device {
+    static constexpr std::string_view name = "cuda";
+    using context = cuda::context;
+};
+
+}  // namespace inn::cuda
