@@ -173,6 +173,15 @@ struct linear_layer {
     }
 };
 
+/// Device layer L can apply the activation of element-wise layer A as it writes its output.
+/// (A concept at namespace scope: nvcc rejects the requires-expression inside the class.)
+template <class L, class A, class S>
+concept fuses_activation =
+    requires { typename A::function; } &&
+    requires(const L& l, const context& c, dcview<S> x, dview<S> y, index_t b, S* w) {
+        l.forward_act(c, x, y, b, w, typename A::function{});
+    };
+
 /// nn::Sequential on the device: layer outputs alternate between two scratch regions; a layer
 /// followed by an activation applies it as it writes (the activation is then skipped).
 template <Scalar S, dims In, class... Ls>
@@ -222,11 +231,7 @@ struct sequential_layer {
         if constexpr (I + 1 >= n)
             return false;
         else
-            return requires { layer_at<I + 1>::elementwise; } &&
-                   requires(const layer_at<I>& l, const context& c, dcview<S> x, dview<S> y,
-                            index_t b, S* w) {
-                       l.forward_act(c, x, y, b, w, typename layer_at<I + 1>::function{});
-                   };
+            return fuses_activation<layer_at<I>, layer_at<I + 1>, S>;
     }
     template <std::size_t I>
     static constexpr bool skipped() {

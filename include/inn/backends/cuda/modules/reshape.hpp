@@ -30,6 +30,30 @@ struct row_copy {
     }
 };
 
+// Moves the block of one piece between the whole and the piece (a functor of the scalar only:
+// see all_in_one_block.hpp). Block o of sample b: whole + b * ld + o * block + at <-> piece +
+// b * ld + o * n.
+template <Scalar S>
+struct section_move {
+    const S* src;
+    index_t lds;
+    S* dst;
+    index_t ldd;
+    index_t n, at;
+    index_t outer, block;  // blocks per sample, scalars per block of the whole
+    bool from_whole;
+    INN_HD void operator()(index_t k) const {
+        const index_t per_sample = outer * n;
+        const index_t b = k / per_sample, r = k - b * per_sample;
+        const index_t o = r / n, i = r - o * n;
+        const index_t w = o * block + at + i, p = o * n + i;
+        if (from_whole)
+            dst[b * ldd + p] = src[b * lds + w];
+        else
+            dst[b * ldd + w] = src[b * lds + p];
+    }
+};
+
 /// Split (forward) and Concat (inverse) of one whole into N pieces along a dim, per
 /// detail::section_layout; `ToPieces` says which way the data goes.
 template <Scalar S, int N, const auto& Layout>
@@ -41,40 +65,19 @@ struct sections {
             const index_t n = Layout.size[std::size_t(j)] * Layout.inner;
             const index_t rows = batch * Layout.outer;
             const index_t at = Layout.offset[std::size_t(j)] * Layout.inner;
-            // Block o of sample b: whole + b * ld + o * length * inner + at <-> piece + b * ld + o * n.
             if constexpr (ToPieces)
                 for_each_index(ctx, rows * n,
-                               move{whole_in.data, whole_in.stride, pieces_out[j].data,
+                               section_move<S>{whole_in.data, whole_in.stride, pieces_out[j].data,
                                     pieces_out[j].stride, n, at, Layout.outer,
                                     Layout.length * Layout.inner, true});
             else
                 for_each_index(ctx, rows * n,
-                               move{pieces_in[j].data, pieces_in[j].stride, whole_out.data,
+                               section_move<S>{pieces_in[j].data, pieces_in[j].stride, whole_out.data,
                                     whole_out.stride, n, at, Layout.outer,
                                     Layout.length * Layout.inner, false});
         }
     }
 
-  private:
-    struct move {
-        const S* src;
-        index_t lds;
-        S* dst;
-        index_t ldd;
-        index_t n, at;
-        index_t outer, block;  // blocks per sample, scalars per block of the whole
-        bool from_whole;
-        INN_HD void operator()(index_t k) const {
-            const index_t per_sample = outer * n;
-            const index_t b = k / per_sample, r = k - b * per_sample;
-            const index_t o = r / n, i = r - o * n;
-            const index_t w = o * block + at + i, p = o * n + i;
-            if (from_whole)
-                dst[b * ldd + p] = src[b * lds + w];
-            else
-                dst[b * ldd + w] = src[b * lds + p];
-        }
-    };
 };
 
 template <SplitOptions O, Scalar S, signature Sig>
