@@ -58,7 +58,9 @@ for p in python3 /usr/bin/python3; do
     if command -v "$p" >/dev/null && "$p" -c "import torch; assert torch.cuda.is_available()" \
         2>/dev/null; then py="$p"; break; fi
 done
-if [[ -n "$py" ]]; then
+if [[ -n "${INN_GPU_NO_TORCH:-}" ]]; then
+    echo "(skipped: INN_GPU_NO_TORCH)"
+elif [[ -n "$py" ]]; then
     timeout 240 "$py" benchmarks/gpu_torch.py || echo "gpu_check: the PyTorch run failed"
 else
     echo "(no CUDA build of PyTorch importable here: skipped)"

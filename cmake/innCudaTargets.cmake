@@ -23,7 +23,8 @@ set(_inn_cuda_flags -O2
     "SHELL:-Xcompiler -Wall,-Wextra,-Werror")
 
 add_executable(inn_cuda_tests "${PROJECT_SOURCE_DIR}/tests/main.cpp"
-                              "${PROJECT_SOURCE_DIR}/tests/cuda/test_cuda_parity.cu")
+                              "${PROJECT_SOURCE_DIR}/tests/cuda/test_cuda_parity.cu"
+                              "${PROJECT_SOURCE_DIR}/tests/cuda/test_cuda_backend.cu")
 target_compile_options(inn_cuda_tests PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${_inn_cuda_flags}>)
 target_compile_features(inn_cuda_tests PRIVATE cxx_std_20)
 target_include_directories(inn_cuda_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests")
@@ -32,6 +33,8 @@ target_compile_definitions(inn_cuda_tests PRIVATE INN_TEST_CUDA=1
 target_link_libraries(inn_cuda_tests PRIVATE inn::io Catch2::Catch2 CUDA::cudart_static CUDA::cublas)
 
 add_executable(inn_gpu_bench "${PROJECT_SOURCE_DIR}/benchmarks/gpu_bench.cu")
-target_compile_options(inn_gpu_bench PRIVATE ${_inn_cuda_flags})
+# The host backend beside it with AVX2 and FMA (x86-64-v3: every GPU server's CPU has them), as
+# the host benchmarks build for the machine's vectors.
+target_compile_options(inn_gpu_bench PRIVATE ${_inn_cuda_flags} "SHELL:-Xcompiler -mavx2,-mfma")
 target_include_directories(inn_gpu_bench PRIVATE "${PROJECT_SOURCE_DIR}/benchmarks")
 target_link_libraries(inn_gpu_bench PRIVATE inn::inn CUDA::cudart_static CUDA::cublas)

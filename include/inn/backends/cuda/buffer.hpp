@@ -5,6 +5,7 @@
 // host twin, when parameters are uploaded and in reserve(); calls never allocate.
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -13,6 +14,17 @@
 #include "device.hpp"
 
 namespace inn::cuda {
+
+namespace detail {
+inline std::atomic<long>& allocation_count() {
+    static std::atomic<long> n{0};
+    return n;
+}
+}  // namespace detail
+
+/// How many device buffers have been allocated so far in this process (the tests check that
+/// calls after reserve() make none).
+inline long device_allocations() { return detail::allocation_count().load(); }
 
 /// `n` scalars of device memory (uninitialised); movable, not copyable.
 template <class T>
@@ -39,6 +51,7 @@ class device_buffer {
         if (n == size_) return;
         release();
         if (n == 0) return;
+        ++detail::allocation_count();
 #if INN_CUDA_DEVICE
         void* p = nullptr;
         check(cudaMalloc(&p, std::size_t(n) * sizeof(T)), "cudaMalloc");

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "../../core/tensor_view.hpp"
 #include "config.hpp"
 
 #if INN_CUDA_DEVICE
@@ -44,8 +45,14 @@ using stream_t = void*;
 /// The stream of a network's calls and the library handles bound to it.
 class context {
   public:
+    /// Calls go to `stream`; without one, to a stream of the context's own (non-blocking, so
+    /// that calls can be recorded as CUDA graphs, which the legacy default stream forbids).
     explicit context(stream_t stream = {}) : stream_(stream) {
 #if INN_CUDA_DEVICE
+        if (!stream_) {
+            check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+            own_stream_ = true;
+        }
         check(cublasCreate(&blas_), "cublasCreate");
         check(cublasSetStream(blas_, stream_), "cublasSetStream");
 #endif
@@ -55,6 +62,7 @@ class context {
     ~context() {
 #if INN_CUDA_DEVICE
         cublasDestroy(blas_);
+        if (own_stream_) cudaStreamDestroy(stream_);
 #endif
     }
 
@@ -79,6 +87,7 @@ class context {
     stream_t stream_{};
 #if INN_CUDA_DEVICE
     cublasHandle_t blas_{};
+    bool own_stream_ = false;
 #endif
 };
 
@@ -87,5 +96,11 @@ struct device {
     static constexpr std::string_view name = "cuda";
     using context = cuda::context;
 };
+
+/// A batch in device memory: pointer and row stride (core/tensor_view.hpp).
+template <Scalar S>
+using dview = inn::view<S, device>;
+template <Scalar S>
+using dcview = inn::cview<S, device>;
 
 }  // namespace inn::cuda

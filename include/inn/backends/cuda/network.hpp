@@ -35,6 +35,7 @@
 #include "../../graph/network.hpp"
 #include "buffer.hpp"
 #include "device.hpp"
+#include "graph.hpp"
 #include "launch.hpp"
 
 namespace inn::cuda {
@@ -92,6 +93,7 @@ class network {
     /// Copies the parameters of `host` (same type) to the device again, e.g. after training.
     void upload(const Net& host) {
         const Net h = prepared(host);
+        graphs_.clear();  // some parameters are kernel arguments of the recordings
         hana::for_each(graph::module_positions<Desc>, [&](auto k) {
             hana::at(modules_, k).upload(ctx_, hana::at(graph::executor_of(h).modules(), k));
         });
@@ -101,6 +103,13 @@ class network {
     const context& device_context() const { return ctx_; }
     /// Later calls are queued on `stream`.
     void set_stream(stream_t stream) { ctx_.set_stream(stream); }
+    /// Whether calls are recorded as CUDA graphs and replayed (default on; the first call of
+    /// each direction and batch size runs directly and records the graph for the next).
+    void use_graphs(bool on) {
+        graphs_enabled_ = on;
+        if (!on) graphs_.clear();
+    }
+
     /// Waits for every call queued so far.
     void synchronize() const { ctx_.synchronize(); }
 
@@ -216,6 +225,7 @@ class network {
         total += round_up(scratch_size(max_batch));
         ljd_offset_ = total;
         total += round_up(max_batch);
+        graphs_.clear();  // recordings point into the old buffers
         buffer_.resize(total);
         capacity_ = max_batch;
     }
@@ -282,50 +292,84 @@ class network {
         if (batch == 0) return;
         grow(batch);
 
-        for (int i = 0; i < n_read; ++i) {
-            const int e = reading_edge<Forward>(i);
-            const dview<S> d = edge(e);
-            copy_rows(ctx_, copy_kind::device_to_device, x[std::size_t(i)].data,
-                      x[std::size_t(i)].stride, d.data, d.stride, batch,
-                      plan.edge_shape[e].size());
+        const bool jac = ljd != nullptr;
+        // A recorded CUDA graph from the second call of a kind on (graph.hpp).
+        graph_key key{};
+        std::size_t at = 0;
+        key[at++] = std::intptr_t(batch);
+        key[at++] = std::intptr_t(Forward);
+        key[at++] = std::intptr_t(ljd);
+        auto note = [&](const auto& v) {
+            key[at++] = std::intptr_t(v.data);
+            key[at++] = std::intptr_t(v.stride);
+        };
+        for (const auto& v : x) note(v);
+        for (const auto& v : out) note(v);
+        for (const auto& v : c) note(v);
+        auto call = [&] {
+            copy_in<Forward>(batch, x, c);
+            run_modules<Forward>(batch, jac);
+            copy_out<Forward>(batch, out, ljd);
+        };
+        if (!graphs_enabled_ || !graphs_.replay(ctx_, key)) {
+            call();
+            if (graphs_enabled_) graphs_.record(ctx_, key, call);
         }
-        for (int j = 0; j < n_conditions; ++j) {
+    }
+
+    template <bool Forward>
+    void copy_in(index_t batch, std::span<const dcview<S>> x, std::span<const dcview<S>> c) {
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const int e = reading_edge<Forward>(int(i));
+            const dview<S> d = edge(e);
+            copy_rows(ctx_, copy_kind::device_to_device, x[i].data, x[i].stride, d.data, d.stride,
+                      batch, plan.edge_shape[e].size());
+        }
+        for (std::size_t j = 0; j < c.size(); ++j) {
             const int e = plan.condition_edge[j];
             const dview<S> d = edge(e);
-            copy_rows(ctx_, copy_kind::device_to_device, c[std::size_t(j)].data,
-                      c[std::size_t(j)].stride, d.data, d.stride, batch,
-                      plan.edge_shape[e].size());
+            copy_rows(ctx_, copy_kind::device_to_device, c[j].data, c[j].stride, d.data, d.stride,
+                      batch, plan.edge_shape[e].size());
         }
-        const bool jac = ljd != nullptr;
-        S* const l = jac ? ljd : buffer_.data() + ljd_offset_;
+    }
+
+    template <bool Forward>
+    void copy_out(index_t batch, std::span<const dview<S>> out, S* ljd) {
+        if (ljd)
+            copy_rows(ctx_, copy_kind::device_to_device,
+                      static_cast<const S*>(buffer_.data() + ljd_offset_), batch, ljd, batch, 1,
+                      batch);
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            const int e = writing_edge<Forward>(int(i));
+            const dview<S> d = edge(e);
+            copy_rows(ctx_, copy_kind::device_to_device, static_cast<const S*>(d.data), d.stride,
+                      out[i].data, out[i].stride, batch, plan.edge_shape[e].size());
+        }
+    }
+
+    // Every module in plan order on the plan's buffers; the log-determinant goes to the
+    // network's own ljd buffer (the caller's is filled from it, so a recording holds no
+    // caller pointer).
+    template <bool Forward>
+    void run_modules(index_t batch, bool jac) {
+        S* const l = buffer_.data() + ljd_offset_;
         for_each_index(ctx_, batch, fill_value<S>{l, S(0)});
         S* const scratch = buffer_.data() + scratch_offset_;
         hana::for_each(graph::module_positions<Desc>, [&](auto k) {
             constexpr int step = decltype(k)::value;
             constexpr int node = Forward ? plan.forward_order[step] : plan.inverse_order[step];
             if (exec::memory.is_view[node]) return;  // its outputs are its inputs' memory
-            constexpr bool computes = Forward || plan.node[node].kind == graph::node_kind::feed_forward;
+            constexpr bool computes =
+                Forward || plan.node[node].kind == graph::node_kind::feed_forward;
             const auto t =
                 exec::template node_tensors<node, computes>([&](int e) { return edge(e); });
             const run_args<S, device> a{batch, t.in, t.out, t.cond, l, jac, scratch, 0, &ctx_};
             const auto& m = hana::at_c<std::size_t(plan.module_index[node])>(modules_);
-            try {
-                if constexpr (computes)
-                    m.forward(a);
-                else
-                    m.inverse(a);
-            } catch (const sample_error& err) {
-                throw sample_error(err.sample(), err.problem(),
-                                   "node '" + std::string(Desc::node_name(node)) + "'");
-            }
+            if constexpr (computes)
+                m.forward(a);
+            else
+                m.inverse(a);
         });
-        for (int i = 0; i < n_write; ++i) {
-            const int e = writing_edge<Forward>(i);
-            const dview<S> d = edge(e);
-            copy_rows(ctx_, copy_kind::device_to_device, static_cast<const S*>(d.data), d.stride,
-                      out[std::size_t(i)].data, out[std::size_t(i)].stride, batch,
-                      plan.edge_shape[e].size());
-        }
     }
 
     template <bool Forward>
@@ -371,8 +415,15 @@ class network {
         return {std::move(z), std::move(l)};
     }
 
+    // A recording's key: batch, direction, ljd pointer, then pointer and stride of every tensor.
+    static constexpr std::size_t key_size =
+        3 + 2 * std::size_t(plan.n_inputs + plan.n_outputs + plan.n_conditions);
+    using graph_key = typename graph_cache<key_size>::key_type;
+
     context ctx_;
     modules_type modules_;
+    graph_cache<key_size> graphs_;
+    bool graphs_enabled_ = true;
     device_buffer<S> buffer_;
     std::array<index_t, std::size_t(plan.n_edges) + 1> offset_{};
     std::array<index_t, std::size_t(plan.n_edges) + 1> stride_{};

@@ -34,11 +34,6 @@ struct layer_not_ported_to_cuda {
 
 namespace inn::cuda {
 
-template <Scalar S>
-using dview = inn::view<S, device>;
-template <Scalar S>
-using dcview = inn::cview<S, device>;
-
 // ---- activations ---------------------------------------------------------------------------
 
 /// The device form of a host activation function (nn/activation.hpp), with PyTorch's NaN
@@ -87,7 +82,7 @@ struct map_rows {
     index_t cols;
     F f;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / cols, i = k - b * cols;
+        const index_t b = fast_div(k, cols), i = k - b * cols;
         S v = x[b * ldx + i];
         if (bias) v += bias[i];
         y[b * ldy + i] = f(v);
@@ -105,6 +100,41 @@ struct layer_impl : error::layer_not_ported_to_cuda<Spec> {
 /// The device layer of spec `Spec` on inputs of shape In.
 template <class Spec, Scalar S, dims In>
 using layer_t = typename detail::layer_impl<Spec, S, In>::type;
+
+/// The device function of an activation spec (ReLU -> activation<relu_fn>), `ok` false for any
+/// other layer. (Spelled per spec, not detected through a requires-expression: nvcc's device
+/// pass may judge such an expression differently from its host pass, and the two must agree on
+/// which kernels exist.)
+template <class Spec>
+struct activation_of {
+    static constexpr bool ok = false;
+    using type = identity;
+};
+template <>
+struct activation_of<nn::ReLU> {
+    static constexpr bool ok = true;
+    using type = activation<nn::detail::relu_fn>;
+};
+template <double Slope>
+struct activation_of<nn::LeakyReLU<Slope>> {
+    static constexpr bool ok = true;
+    using type = activation<nn::detail::leaky_relu_fn<Slope>>;
+};
+template <double Alpha>
+struct activation_of<nn::ELU<Alpha>> {
+    static constexpr bool ok = true;
+    using type = activation<nn::detail::elu_fn<Alpha>>;
+};
+template <>
+struct activation_of<nn::Tanh> {
+    static constexpr bool ok = true;
+    using type = activation<nn::detail::tanh_fn>;
+};
+template <>
+struct activation_of<nn::Sigmoid> {
+    static constexpr bool ok = true;
+    using type = activation<nn::detail::sigmoid_fn>;
+};
 
 /// Whether every layer of `Spec` has a device twin (modules with subnets check it before they
 /// offer a device binding).
@@ -173,14 +203,10 @@ struct linear_layer {
     }
 };
 
-/// Device layer L can apply the activation of element-wise layer A as it writes its output.
-/// (A concept at namespace scope: nvcc rejects the requires-expression inside the class.)
-template <class L, class A, class S>
-concept fuses_activation =
-    requires { typename A::function; } &&
-    requires(const L& l, const context& c, dcview<S> x, dview<S> y, index_t b, S* w) {
-        l.forward_act(c, x, y, b, w, typename A::function{});
-    };
+template <class Spec>
+constexpr bool is_linear = false;
+template <int In, int Out, bool Bias>
+constexpr bool is_linear<nn::Linear<In, Out, Bias>> = true;
 
 /// nn::Sequential on the device: layer outputs alternate between two scratch regions; a layer
 /// followed by an activation applies it as it writes (the activation is then skipped).
@@ -226,12 +252,15 @@ struct sequential_layer {
         return 2 * width * batch + m;
     }
 
+    // Layer I is a Linear followed by an activation, which it applies as it writes. (Decided
+    // from the specs: see activation_of.)
     template <std::size_t I>
     static constexpr bool fuses_next() {
         if constexpr (I + 1 >= n)
             return false;
         else
-            return fuses_activation<layer_at<I>, layer_at<I + 1>, S>;
+            return is_linear<std::tuple_element_t<I, std::tuple<Ls...>>> &&
+                   activation_of<std::tuple_element_t<I + 1, std::tuple<Ls...>>>::ok;
     }
     template <std::size_t I>
     static constexpr bool skipped() {

@@ -86,13 +86,13 @@ struct aio_forward_tail {
     const S* off;
     const index_t* perm;  // hard: the gather; soft: null
     INN_HD void operator()(index_t idx) const {
-        const index_t b = idx / g.size, q = idx - b * g.size;
+        const index_t b = fast_div(idx, g.size), q = idx - b * g.size;
         index_t src = q;
         if (perm) {
-            const index_t i = q / g.n_pix;
+            const index_t i = fast_div(q, g.n_pix);
             src = perm[i] * g.n_pix + (q - i * g.n_pix);
         }
-        const index_t c = src / g.n_pix;
+        const index_t c = fast_div(src, g.n_pix);
         S u = x[b * ldx + src];
         if (c >= g.len1) {
             const index_t r = src - g.n1;
@@ -116,8 +116,8 @@ struct aio_unscale {
     const index_t* perm_inv;  // hard: the gather; soft: null (y is x, all channels)
     index_t cols;
     INN_HD void operator()(index_t idx) const {
-        const index_t b = idx / cols, q = idx - b * cols;
-        const index_t c = q / g.n_pix;
+        const index_t b = fast_div(idx, cols), q = idx - b * cols;
+        const index_t c = fast_div(q, g.n_pix);
         const index_t src = perm_inv ? perm_inv[c] * g.n_pix + (q - c * g.n_pix) : q;
         const S v = y[b * ldy + src] - off[c];
         x[b * ldx + q] = g.gin ? v : v / sig[c];
@@ -137,8 +137,8 @@ struct aio_inverse_tail {
     const S* off;
     const index_t* perm_inv;
     INN_HD void operator()(index_t idx) const {
-        const index_t b = idx / g.n2, r = idx - b * g.n2;
-        const index_t q = g.n1 + r, c = q / g.n_pix;
+        const index_t b = fast_div(idx, g.n2), r = idx - b * g.n2;
+        const index_t q = g.n1 + r, c = fast_div(q, g.n_pix);
         S u;
         if (y) {
             const S v = y[b * ldy + perm_inv[c] * g.n_pix + (q - c * g.n_pix)] - off[c];
@@ -148,6 +148,130 @@ struct aio_inverse_tail {
         }
         x[b * ldx + q] = (u - k.t(b, r)) * math::exp(-k.s(b, r));
     }
+};
+
+// The whole block for one sample in one thread, for small vector blocks whose subnet is
+// Linear(I, H) -> activation -> Linear(H, O) (the moons model: I = 1, H = 512, O = 2, C = 2):
+// the subnet's hidden layer never leaves registers, the weights are read by every thread of a
+// warp at once (one broadcast load each), and a block is one launch whatever the batch. Used
+// in both directions; the layer-by-layer path above is the reference it is tested against
+// (tests: the parity fixtures run either, by their sizes).
+template <Scalar S, int I, int H, int O, int C, class Act>
+struct aio_small_block {
+    // The stages for_each_sample runs (launch.hpp): one sample per warp on a GPU, its 32 lanes
+    // sharing the hidden units; one sample per call on the host system.
+    using scalar = S;
+    static constexpr int inputs = I, hidden_units = H, outputs = O, channels = C;
+    static constexpr int len2 = O / 2, len1 = C - len2;
+    const S* w1;  // (H, I)
+    const S* b1;
+    const S* w2;  // (O, H)
+    const S* b2;
+    const S* in;  // forward: x, inverse: y
+    index_t ld_in;
+    S* out;
+    index_t ld_out;
+    const S* cond[max_conditions];
+    index_t cond_stride[max_conditions];
+    index_t cond_n[max_conditions];
+    int n_cond;
+    const S* sig;
+    const S* off;
+    const S* w;           // soft: W (C x C); else null
+    const index_t* perm;  // hard: w_perm (forward) or w_perm_inv (inverse)
+    S* ljd;               // null: no log-determinant
+    S alpha, log_term;
+    bool gin, forward;
+
+    // The subnet's input u = cat(x1, c) of sample b; inverse: v = (P⁻¹ y - offset) / Ψ first,
+    // whose passive half is x1.
+    INN_HD void input(index_t b, S* u, S* v) const {
+        const S* x = in + b * ld_in;
+        if (forward) {
+            for (int i = 0; i < len1; ++i) u[i] = x[i];
+        } else {
+            for (int c = 0; c < C; ++c) {
+                S p;
+                if (w) {
+                    p = 0;
+                    for (int i = 0; i < C; ++i) p += w[i * C + c] * x[i];
+                } else {
+                    p = x[perm[c]];
+                }
+                v[c] = gin ? p - off[c] : (p - off[c]) / sig[c];
+            }
+            for (int i = 0; i < len1; ++i) u[i] = v[i];
+        }
+        int at = len1;
+        for (int j = 0; j < n_cond; ++j)
+            for (index_t q = 0; q < cond_n[j]; ++q) u[at++] = cond[j][b * cond_stride[j] + q];
+    }
+
+    // a[o] += Σ w2[o, h] act(b1[h] + w1[h, :] u) over h = first, first + step, ...
+    INN_HD void hidden(const S* u, int first, int step, S* a) const {
+        for (int h = first; h < H; h += step) {
+            S v = b1[h];
+            for (int i = 0; i < I; ++i) v += w1[h * I + i] * u[i];
+            v = Act{}(v);
+            for (int o = 0; o < O; ++o) a[o] += w2[o * H + h] * v;
+        }
+    }
+
+    // From the summed hidden contributions a: the coupling, the global affine map, the
+    // permutation and the log-determinant of sample b.
+    INN_HD void finish(index_t b, const S* a, const S* v) const {
+        const S* x = in + b * ld_in;
+        S* y = out + b * ld_out;
+        S s[len2 > 0 ? len2 : 1], t[len2 > 0 ? len2 : 1];
+        S sum = 0;
+        for (int r = 0; r < len2; ++r) {
+            s[r] = math::tanh((a[r] + b2[r]) * S(0.1) / alpha) * alpha;
+            t[r] = (a[len2 + r] + b2[len2 + r]) * S(0.1);
+            sum += s[r];
+        }
+        if (gin) {
+            const S mean = sum / S(len2);
+            for (int r = 0; r < len2; ++r) s[r] -= mean;
+            sum = 0;
+        }
+        if (forward) {
+            S z[C];
+            for (int k = 0; k < C; ++k) {
+                S u = x[k];
+                if (k >= len1) u = u * math::exp(s[k - len1]) + t[k - len1];
+                z[k] = gin ? u + off[k] : u * sig[k] + off[k];
+            }
+            for (int i = 0; i < C; ++i) {
+                if (w) {
+                    S acc = 0;
+                    for (int j = 0; j < C; ++j) acc += w[i * C + j] * z[j];
+                    y[i] = acc;
+                } else {
+                    y[i] = z[perm[i]];
+                }
+            }
+        } else {
+            for (int c = 0; c < len1; ++c) y[c] = v[c];
+            for (int r = 0; r < len2; ++r) y[len1 + r] = (v[len1 + r] - t[r]) * math::exp(-s[r]);
+            sum = -sum;
+        }
+        if (ljd) ljd[b] += sum + log_term;
+    }
+};
+
+// Linear(I, H) -> activation -> Linear(H, O) with biases, as a subnet spec: the fused kernel's
+// shape, or `ok = false`.
+template <class Spec, Scalar S>
+struct small_mlp {
+    static constexpr bool ok = false;
+    static constexpr int in = 1, hidden = 1, out = 2;  // unused placeholders
+    using activation = identity;
+};
+template <int I, int H, int O, class A, Scalar S>
+struct small_mlp<nn::Sequential<nn::Linear<I, H, true>, A, nn::Linear<H, O, true>>, S> {
+    static constexpr bool ok = activation_of<A>::ok;
+    static constexpr int in = I, hidden = H, out = O;
+    using activation = typename activation_of<A>::type;
 };
 
 // What the device version supports, decided before it is instantiated.
@@ -172,6 +296,13 @@ struct all_in_one_block {
     static constexpr bool soft = host_type::soft, gin = host_type::gin;
     using concat = condition_concat<S, Sig>;
     using subnet_type = layer_t<subnet_spec, S, host_type::subnet_in>;
+
+    // One thread per sample does the whole block (aio_small_block) when the block is a small
+    // vector block; otherwise layer by layer.
+    using mlp = small_mlp<subnet_spec, S>;
+    static constexpr bool fused = mlp::ok && n_pix == 1 && channels <= 16 && mlp::in <= 32 &&
+                                  mlp::out >= 2 && mlp::out <= 32 &&
+                                  Sig.conditions.count <= max_conditions;
 
     subnet_type subnet;
     device_buffer<S> sigma{channels}, offset{channels};
@@ -223,14 +354,10 @@ struct all_in_one_block {
                subnet_type::scratch_size(batch);
     }
 
+    // (Kernels are launched with the functors' own names: nvcc's host stub would spell a
+    // member alias through this class's options and signature, which it cannot.)
     using coupling = aio_coupling<S>;
-    using geometry = aio_geometry;
-    static constexpr geometry geo{size, n_pix, len1, n1, n2, n_a, gin};
-    using mean_of_s = aio_mean_of_s<S>;
-    using add_log_det = aio_add_log_det<S>;
-    using forward_tail = aio_forward_tail<S>;
-    using unscale = aio_unscale<S>;
-    using inverse_tail = aio_inverse_tail<S>;
+    static constexpr aio_geometry geo{size, n_pix, len1, n1, n2, n_a, gin};
 
     struct work {
         S* a;
@@ -255,36 +382,77 @@ struct all_in_one_block {
                        a.batch, w.sub);
         coupling k{w.a, nullptr, S(O.affine_clamping), n_a, n2};
         if constexpr (gin) {
-            for_each_index(ctx, a.batch, mean_of_s{k, w.mean});
+            for_each_index(ctx, a.batch, aio_mean_of_s<S>{k, w.mean});
             k.mean = w.mean;
         }
         return k;
     }
 
+    // The fused kernel's arguments for one call. (Its type spelled out, not `auto` nor a member
+    // alias: nvcc's device pass then missed the kernel, which failed at run time with "invalid
+    // device function", and its host stub cannot spell this class's template arguments.)
+    aio_small_block<S, mlp::in, mlp::hidden, mlp::out, int(channels), typename mlp::activation>
+    small_block(const run_args<S, device>& a, bool forward) const {
+        aio_small_block<S, mlp::in, mlp::hidden, mlp::out, int(channels), typename mlp::activation>
+            f{};
+        f.w1 = std::get<0>(subnet.layers).weight.data();
+        f.b1 = std::get<0>(subnet.layers).bias.data();
+        f.w2 = std::get<2>(subnet.layers).weight.data();
+        f.b2 = std::get<2>(subnet.layers).bias.data();
+        f.in = a.in[0].data;
+        f.ld_in = a.in[0].stride;
+        f.out = a.out[0].data;
+        f.ld_out = a.out[0].stride;
+        f.n_cond = int(a.cond.size());
+        for (int j = 0; j < f.n_cond; ++j) {
+            f.cond[j] = a.cond[std::size_t(j)].data;
+            f.cond_stride[j] = a.cond[std::size_t(j)].stride;
+            f.cond_n[j] = Sig.conditions[j].size();
+        }
+        f.sig = sigma.data();
+        f.off = offset.data();
+        f.w = soft ? w_perm.data() : nullptr;
+        f.perm = soft ? nullptr : forward ? perm.data() : perm_inv.data();
+        f.ljd = a.jac ? a.ljd : nullptr;
+        f.alpha = S(O.affine_clamping);
+        f.log_term = gin ? S(0) : (forward ? S(n_pix) : S(-n_pix)) * log_sigma_sum;
+        f.gin = gin;
+        f.forward = forward;
+        return f;
+    }
+
     void forward(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
+        if constexpr (fused) {
+            for_each_sample(ctx, a.batch, small_block(a, true));
+            return;
+        }
         const work w = layout(a.batch, a.scratch);
         const dcview<S> x = a.in[0];
         const dview<S> y = a.out[0];
         const coupling k = coefficients(a, x, w);
         if constexpr (soft) {
             for_each_index(ctx, a.batch * size,
-                           forward_tail{k, geo, x.data, x.stride, w.pre, size, sigma.data(),
+                           aio_forward_tail<S>{k, geo, x.data, x.stride, w.pre, size, sigma.data(),
                                         offset.data(), nullptr});
             blas::gemm_nt<S>(ctx, a.batch, channels, channels, w.pre, size, w_perm.data(), y.data,
                              y.stride);
         } else {
             for_each_index(ctx, a.batch * size,
-                           forward_tail{k, geo, x.data, x.stride, y.data, y.stride, sigma.data(),
+                           aio_forward_tail<S>{k, geo, x.data, x.stride, y.data, y.stride, sigma.data(),
                                         offset.data(), perm.data()});
         }
         if (a.jac)
             for_each_index(ctx, a.batch,
-                           add_log_det{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
+                           aio_add_log_det<S>{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
     }
 
     void inverse(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
+        if constexpr (fused) {
+            for_each_sample(ctx, a.batch, small_block(a, false));
+            return;
+        }
         const work w = layout(a.batch, a.scratch);
         const dcview<S> y = a.in[0];
         const dview<S> x = a.out[0];
@@ -293,20 +461,20 @@ struct all_in_one_block {
             blas::gemm_nt<S>(ctx, a.batch, channels, channels, y.data, y.stride, w_perm_inv.data(),
                              x.data, x.stride);
             for_each_index(ctx, a.batch * size,
-                           unscale{geo, x.data, x.stride, x.data, x.stride, sigma.data(),
+                           aio_unscale<S>{geo, x.data, x.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), nullptr, size});
         } else {
             for_each_index(ctx, a.batch * n1,
-                           unscale{geo, y.data, y.stride, x.data, x.stride, sigma.data(),
+                           aio_unscale<S>{geo, y.data, y.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), perm_inv.data(), n1});
         }
         const coupling k = coefficients(a, x, w);
         for_each_index(ctx, a.batch * n2,
-                       inverse_tail{k, geo, soft ? nullptr : y.data, y.stride, x.data, x.stride,
+                       aio_inverse_tail<S>{k, geo, soft ? nullptr : y.data, y.stride, x.data, x.stride,
                                     sigma.data(), offset.data(), soft ? nullptr : perm_inv.data()});
         if (a.jac)
             for_each_index(ctx, a.batch,
-                           add_log_det{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
+                           aio_add_log_det<S>{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
     }
 };
 

@@ -25,7 +25,7 @@ struct concat_gather {
     S* out;
     INN_HD void operator()(index_t idx) const {
         const index_t width = part_size + cond_size;
-        const index_t b = idx / width;
+        const index_t b = fast_div(idx, width);
         index_t q = idx - b * width;
         S v;
         if (q < part_size) {

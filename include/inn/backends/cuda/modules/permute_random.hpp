@@ -21,7 +21,7 @@ struct channel_gather {
     const index_t* idx;
     index_t size, n_pix;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / size, q = k - b * size, i = q / n_pix;
+        const index_t b = fast_div(k, size), q = k - b * size, i = fast_div(q, n_pix);
         y[b * ldy + q] = x[b * ldx + idx[i] * n_pix + (q - i * n_pix)];
     }
 };

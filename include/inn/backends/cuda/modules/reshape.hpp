@@ -44,8 +44,8 @@ struct section_move {
     bool from_whole;
     INN_HD void operator()(index_t k) const {
         const index_t per_sample = outer * n;
-        const index_t b = k / per_sample, r = k - b * per_sample;
-        const index_t o = r / n, i = r - o * n;
+        const index_t b = fast_div(k, per_sample), r = k - b * per_sample;
+        const index_t o = fast_div(r, n), i = r - o * n;
         const index_t w = o * block + at + i, p = o * n + i;
         if (from_whole)
             dst[b * ldd + p] = src[b * lds + w];
