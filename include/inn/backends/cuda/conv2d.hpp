@@ -173,9 +173,13 @@ inline constexpr index_t cudnn_batch = 256;
 template <Scalar S, dims D, int In, int Out, int Kernel, int Padding, bool Bias>
 struct conv2d_layer {
     using host_type = typename nn::Conv2d<In, Out, Kernel, Padding, Bias>::template bind<S, D>;
-    static constexpr dims out = host_type::out;
-    static constexpr index_t in_size = D.size(), out_size = out.size();
-    static constexpr index_t pixels = host_type::pixels;
+    // The output shape from the parameters, not from host_type: instantiating the host layer
+    // inside nn.hpp's requires-expression (Sequential's fusion test) trips nvcc 13's front end.
+    static constexpr int Ho = D[1] + 2 * Padding - Kernel + 1, Wo = D[2] + 2 * Padding - Kernel + 1;
+    static constexpr dims out = make_dims({Out, Ho, Wo});
+    static constexpr index_t pixels = index_t(Ho) * Wo;
+    static constexpr index_t out_size = out.size();
+    static constexpr bool fuses_activation = true;  // forward_act
 
 #if INN_CUDA_DEVICE
     device_buffer<S> weight{index_t(Out) * In * Kernel * Kernel};

@@ -125,6 +125,15 @@ constexpr bool layer_on_device<nn::Tanh> = true;
 template <>
 constexpr bool layer_on_device<nn::Sigmoid> = true;
 
+/// Whether a device layer is an activation (`elementwise`), and whether one applies a following
+/// activation as it writes its output (`forward_act`, declared by `fuses_activation`): flags,
+/// not a requires-expression on forward_act, which nvcc 13's front end fails ("atomic
+/// constraint must have type bool") inside a class template.
+template <class L>
+constexpr bool is_activation_layer = requires { L::elementwise; };
+template <class L>
+constexpr bool takes_activation = requires { L::fuses_activation; };
+
 /// An element-wise layer (activation) on the device.
 template <Scalar S, dims D, class HostFn>
 struct elementwise_layer {
@@ -149,6 +158,7 @@ template <Scalar S, dims D, int In, int Out, bool Bias>
 struct linear_layer {
     using host_type = typename nn::Linear<In, Out, Bias>::template bind<S, D>;
     static constexpr dims out = host_type::out;
+    static constexpr bool fuses_activation = true;  // forward_act
 
     device_buffer<S> weight{index_t(Out) * In};
     device_buffer<S> bias{Bias ? index_t(Out) : 0};
@@ -222,11 +232,7 @@ struct sequential_layer {
         if constexpr (I + 1 >= n)
             return false;
         else
-            return requires { layer_at<I + 1>::elementwise; } &&
-                   requires(const layer_at<I>& l, const context& c, dcview<S> x, dview<S> y,
-                            index_t b, S* w) {
-                       l.forward_act(c, x, y, b, w, typename layer_at<I + 1>::function{});
-                   };
+            return is_activation_layer<layer_at<I + 1>> && takes_activation<layer_at<I>>;
     }
     template <std::size_t I>
     static constexpr bool skipped() {

@@ -13,6 +13,31 @@
 
 namespace inn::cuda {
 
+// Forward (x - loc) / scale, a division as FrEIA's; inverse scale * y + loc. (Kernels' functors
+// live at namespace scope, see permute_random.hpp.)
+template <Scalar S>
+struct actnorm_affine {
+    const S* in;
+    index_t ldi;
+    S* out;
+    index_t ldo;
+    const S* scale;
+    const S* loc;
+    index_t size, n_pix;
+    bool forward;
+    INN_HD void operator()(index_t k) const {
+        const index_t b = k / size, q = k - b * size, c = q / n_pix;
+        const S v = in[b * ldi + q];
+        out[b * ldo + q] = forward ? (v - loc[c]) / scale[c] : scale[c] * v + loc[c];
+    }
+};
+template <Scalar S>
+struct actnorm_log_det {
+    S* ljd;
+    S v;
+    INN_HD void operator()(index_t b) const { ljd[b] += v; }
+};
+
 template <Scalar S, signature Sig>
 struct actnorm_module {
     using host_type = typename ActNorm::template bind<S, Sig>;
@@ -32,27 +57,6 @@ struct actnorm_module {
         ctx.synchronize();  // `sc` goes out of scope
     }
 
-    // Forward (x - loc) / scale, a division as FrEIA's; inverse scale * y + loc.
-    struct affine {
-        const S* in;
-        index_t ldi;
-        S* out;
-        index_t ldo;
-        const S* scale;
-        const S* loc;
-        bool forward;
-        INN_HD void operator()(index_t k) const {
-            const index_t b = k / size, q = k - b * size, c = q / n_pix;
-            const S v = in[b * ldi + q];
-            out[b * ldo + q] = forward ? (v - loc[c]) / scale[c] : scale[c] * v + loc[c];
-        }
-    };
-    struct add_log_det {
-        S* ljd;
-        S v;
-        INN_HD void operator()(index_t b) const { ljd[b] += v; }
-    };
-
     void forward(const run_args<S, device>& a) const { run(a, true); }
     void inverse(const run_args<S, device>& a) const { run(a, false); }
 
@@ -60,9 +64,11 @@ struct actnorm_module {
     void run(const run_args<S, device>& a, bool fwd) const {
         const context& ctx = *a.context;
         for_each_index(ctx, a.batch * size,
-                       affine{a.in[0].data, a.in[0].stride, a.out[0].data, a.out[0].stride,
-                              scale.data(), loc.data(), fwd});
-        if (a.jac) for_each_index(ctx, a.batch, add_log_det{a.ljd, fwd ? log_det : -log_det});
+                       actnorm_affine<S>{a.in[0].data, a.in[0].stride, a.out[0].data,
+                                         a.out[0].stride, scale.data(), loc.data(), size, n_pix,
+                                         fwd});
+        if (a.jac)
+            for_each_index(ctx, a.batch, actnorm_log_det<S>{a.ljd, fwd ? log_det : -log_det});
     }
 };
 

@@ -34,6 +34,134 @@ struct all_in_one_support {
                                   layer_on_device<subnet_spec>;
 };
 
+// The block's kernels (at namespace scope, their constants as members: a kernel's functor may
+// not be nested in a template with class-type template arguments, see permute_random.hpp).
+
+// s and t of element r of the active half of sample b, from the subnet output a.
+template <Scalar S>
+struct aio_coupling {
+    const S* a;
+    const S* mean;  // GIN: per sample; else null
+    S alpha;        // affine_clamping
+    index_t n_a, n2;
+    INN_HD S s(index_t b, index_t r) const {
+        S v = math::tanh(a[b * n_a + r] * S(0.1) / alpha) * alpha;
+        if (mean) v -= mean[b];
+        return v;
+    }
+    INN_HD S t(index_t b, index_t r) const { return a[b * n_a + n2 + r] * S(0.1); }
+};
+
+// mean[b] = mean of s over the active half (GIN).
+template <Scalar S>
+struct aio_mean_of_s {
+    aio_coupling<S> k;
+    S* mean;
+    INN_HD void operator()(index_t b) const {
+        S sum = 0;
+        for (index_t r = 0; r < k.n2; ++r) sum += k.s(b, r);
+        mean[b] = sum / S(k.n2);
+    }
+};
+
+// ljd[b] += sign * sum(s) + log_term.
+template <Scalar S>
+struct aio_add_log_det {
+    aio_coupling<S> k;
+    S* ljd;
+    S sign, log_term;
+    INN_HD void operator()(index_t b) const {
+        S sum = 0;
+        if (!k.mean)
+            for (index_t r = 0; r < k.n2; ++r) sum += k.s(b, r);
+        ljd[b] += sign * sum + log_term;
+    }
+};
+
+// The block's geometry, for the kernels.
+struct aio_shape {
+    index_t size, n_pix, len1, n1;
+    bool gin;
+};
+
+// Forward tail, one output scalar per index: coupling and global affine, written to `dst`
+// (soft: the pre-permutation values; hard: y, gathering channel perm[i]).
+template <Scalar S>
+struct aio_forward_tail {
+    aio_coupling<S> k;
+    aio_shape g;
+    const S* x;
+    index_t ldx;
+    S* dst;
+    index_t ldd;
+    const S* sig;
+    const S* off;
+    const index_t* perm;  // hard: the gather; soft: null
+    INN_HD void operator()(index_t idx) const {
+        const index_t b = idx / g.size, q = idx - b * g.size;
+        index_t src = q;
+        if (perm) {
+            const index_t i = q / g.n_pix;
+            src = perm[i] * g.n_pix + (q - i * g.n_pix);
+        }
+        const index_t c = src / g.n_pix;
+        S u = x[b * ldx + src];
+        if (c >= g.len1) {
+            const index_t r = src - g.n1;
+            u = u * math::exp(k.s(b, r)) + k.t(b, r);
+        }
+        dst[b * ldd + q] = g.gin ? u + off[c] : u * sig[c] + off[c];
+    }
+};
+
+// Inverse, first step: x = (P⁻¹ y - offset) / Ψ for the passive half (hard: gathered; soft:
+// in place on P⁻¹ y for all channels).
+template <Scalar S>
+struct aio_unscale {
+    aio_shape g;
+    const S* y;
+    index_t ldy;
+    S* x;
+    index_t ldx;
+    const S* sig;
+    const S* off;
+    const index_t* perm_inv;  // hard: the gather; soft: null (y is x, all channels)
+    index_t cols;
+    INN_HD void operator()(index_t idx) const {
+        const index_t b = idx / cols, q = idx - b * cols;
+        const index_t c = q / g.n_pix;
+        const index_t src = perm_inv ? perm_inv[c] * g.n_pix + (q - c * g.n_pix) : q;
+        const S v = y[b * ldy + src] - off[c];
+        x[b * ldx + q] = g.gin ? v : v / sig[c];
+    }
+};
+
+// Inverse, active half: x2 = (u - t) exp(-s), u unscaled (hard: from y, gathered).
+template <Scalar S>
+struct aio_inverse_tail {
+    aio_coupling<S> k;
+    aio_shape g;
+    const S* y;  // hard: y; soft: null (u already in x)
+    index_t ldy;
+    S* x;
+    index_t ldx;
+    const S* sig;
+    const S* off;
+    const index_t* perm_inv;
+    INN_HD void operator()(index_t idx) const {
+        const index_t b = idx / k.n2, r = idx - b * k.n2;
+        const index_t q = g.n1 + r, c = q / g.n_pix;
+        S u;
+        if (y) {
+            const S v = y[b * ldy + perm_inv[c] * g.n_pix + (q - c * g.n_pix)] - off[c];
+            u = g.gin ? v : v / sig[c];
+        } else {
+            u = x[b * ldx + q];
+        }
+        x[b * ldx + q] = (u - k.t(b, r)) * math::exp(-k.s(b, r));
+    }
+};
+
 template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
 struct all_in_one_block {
     using host_type = typename AllInOneBlock<Subnet, O>::template bind<S, Sig>;
@@ -45,6 +173,8 @@ struct all_in_one_block {
     static constexpr bool soft = host_type::soft, gin = host_type::gin;
     using concat = condition_concat<S, Sig>;
     using subnet_type = layer_t<subnet_spec, S, host_type::subnet_in>;
+    using coupling = aio_coupling<S>;
+    static constexpr aio_shape shape{size, n_pix, len1, n1, gin};
 
     subnet_type subnet;
     device_buffer<S> sigma{channels}, offset{channels};
@@ -96,115 +226,6 @@ struct all_in_one_block {
                subnet_type::scratch_size(batch);
     }
 
-    // s and t of element r of the active half of sample b, from the subnet output a.
-    struct coupling {
-        const S* a;
-        const S* mean;  // GIN: per sample; else null
-        S alpha;        // affine_clamping
-        INN_HD S s(index_t b, index_t r) const {
-            S v = math::tanh(a[b * n_a + r] * S(0.1) / alpha) * alpha;
-            if (mean) v -= mean[b];
-            return v;
-        }
-        INN_HD S t(index_t b, index_t r) const { return a[b * n_a + n2 + r] * S(0.1); }
-    };
-
-    // mean[b] = mean of s over the active half (GIN).
-    struct mean_of_s {
-        coupling k;
-        S* mean;
-        INN_HD void operator()(index_t b) const {
-            S sum = 0;
-            for (index_t r = 0; r < n2; ++r) sum += k.s(b, r);
-            mean[b] = sum / S(n2);
-        }
-    };
-
-    // ljd[b] += sign * sum(s) + log_term.
-    struct add_log_det {
-        coupling k;
-        S* ljd;
-        S sign, log_term;
-        INN_HD void operator()(index_t b) const {
-            S sum = 0;
-            if (!k.mean)
-                for (index_t r = 0; r < n2; ++r) sum += k.s(b, r);
-            ljd[b] += sign * sum + log_term;
-        }
-    };
-
-    // Forward tail, one output scalar per index: coupling and global affine, written to `dst`
-    // (soft: the pre-permutation values; hard: y, gathering channel perm[i]).
-    struct forward_tail {
-        coupling k;
-        const S* x;
-        index_t ldx;
-        S* dst;
-        index_t ldd;
-        const S* sig;
-        const S* off;
-        const index_t* perm;  // hard: the gather; soft: null
-        INN_HD void operator()(index_t idx) const {
-            const index_t b = idx / size, q = idx - b * size;
-            index_t src = q;
-            if (perm) {
-                const index_t i = q / n_pix;
-                src = perm[i] * n_pix + (q - i * n_pix);
-            }
-            const index_t c = src / n_pix;
-            S u = x[b * ldx + src];
-            if (c >= len1) {
-                const index_t r = src - n1;
-                u = u * math::exp(k.s(b, r)) + k.t(b, r);
-            }
-            dst[b * ldd + q] = gin ? u + off[c] : u * sig[c] + off[c];
-        }
-    };
-
-    // Inverse, first step: x = (P⁻¹ y - offset) / Ψ for the passive half (hard: gathered; soft:
-    // in place on P⁻¹ y for all channels).
-    struct unscale {
-        const S* y;
-        index_t ldy;
-        S* x;
-        index_t ldx;
-        const S* sig;
-        const S* off;
-        const index_t* perm_inv;  // hard: the gather; soft: null (y is x, all channels)
-        index_t cols;
-        INN_HD void operator()(index_t idx) const {
-            const index_t b = idx / cols, q = idx - b * cols;
-            const index_t c = q / n_pix;
-            const index_t src = perm_inv ? perm_inv[c] * n_pix + (q - c * n_pix) : q;
-            const S v = y[b * ldy + src] - off[c];
-            x[b * ldx + q] = gin ? v : v / sig[c];
-        }
-    };
-
-    // Inverse, active half: x2 = (u - t) exp(-s), u unscaled (hard: from y, gathered).
-    struct inverse_tail {
-        coupling k;
-        const S* y;  // hard: y; soft: null (u already in x)
-        index_t ldy;
-        S* x;
-        index_t ldx;
-        const S* sig;
-        const S* off;
-        const index_t* perm_inv;
-        INN_HD void operator()(index_t idx) const {
-            const index_t b = idx / n2, r = idx - b * n2;
-            const index_t q = n1 + r, c = q / n_pix;
-            S u;
-            if (y) {
-                const S v = y[b * ldy + perm_inv[c] * n_pix + (q - c * n_pix)] - off[c];
-                u = gin ? v : v / sig[c];
-            } else {
-                u = x[b * ldx + q];
-            }
-            x[b * ldx + q] = (u - k.t(b, r)) * math::exp(-k.s(b, r));
-        }
-    };
-
     struct work {
         S* a;
         S* mean;
@@ -226,9 +247,9 @@ struct all_in_one_block {
         const context& ctx = *a.context;
         subnet.forward(ctx, concat::make(ctx, x1, n1, a.cond, a.batch, w.cat), dview<S>{w.a, n_a},
                        a.batch, w.sub);
-        coupling k{w.a, nullptr, S(O.affine_clamping)};
+        coupling k{w.a, nullptr, S(O.affine_clamping), n_a, n2};
         if constexpr (gin) {
-            for_each_index(ctx, a.batch, mean_of_s{k, w.mean});
+            for_each_index(ctx, a.batch, aio_mean_of_s<S>{k, w.mean});
             k.mean = w.mean;
         }
         return k;
@@ -242,18 +263,18 @@ struct all_in_one_block {
         const coupling k = coefficients(a, x, w);
         if constexpr (soft) {
             for_each_index(ctx, a.batch * size,
-                           forward_tail{k, x.data, x.stride, w.pre, size, sigma.data(),
+                           aio_forward_tail<S>{k, shape, x.data, x.stride, w.pre, size, sigma.data(),
                                         offset.data(), nullptr});
             blas::gemm_nt<S>(ctx, a.batch, channels, channels, w.pre, size, w_perm.data(), y.data,
                              y.stride);
         } else {
             for_each_index(ctx, a.batch * size,
-                           forward_tail{k, x.data, x.stride, y.data, y.stride, sigma.data(),
+                           aio_forward_tail<S>{k, shape, x.data, x.stride, y.data, y.stride, sigma.data(),
                                         offset.data(), perm.data()});
         }
         if (a.jac)
             for_each_index(ctx, a.batch,
-                           add_log_det{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
+                           aio_add_log_det<S>{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
     }
 
     void inverse(const run_args<S, device>& a) const {
@@ -266,20 +287,20 @@ struct all_in_one_block {
             blas::gemm_nt<S>(ctx, a.batch, channels, channels, y.data, y.stride, w_perm_inv.data(),
                              x.data, x.stride);
             for_each_index(ctx, a.batch * size,
-                           unscale{x.data, x.stride, x.data, x.stride, sigma.data(),
+                           aio_unscale<S>{shape, x.data, x.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), nullptr, size});
         } else {
             for_each_index(ctx, a.batch * n1,
-                           unscale{y.data, y.stride, x.data, x.stride, sigma.data(),
+                           aio_unscale<S>{shape, y.data, y.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), perm_inv.data(), n1});
         }
         const coupling k = coefficients(a, x, w);
         for_each_index(ctx, a.batch * n2,
-                       inverse_tail{k, soft ? nullptr : y.data, y.stride, x.data, x.stride,
+                       aio_inverse_tail<S>{k, shape, soft ? nullptr : y.data, y.stride, x.data, x.stride,
                                     sigma.data(), offset.data(), soft ? nullptr : perm_inv.data()});
         if (a.jac)
             for_each_index(ctx, a.batch,
-                           add_log_det{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
+                           aio_add_log_det<S>{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
     }
 };
 

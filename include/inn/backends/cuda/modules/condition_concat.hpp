@@ -10,6 +10,37 @@
 
 namespace inn::cuda {
 
+/// Column q of cat(part, c_0, ..., c_{N-1}), one scalar per index (at namespace scope: a kernel's
+/// functor may not be nested in a template with class-type template arguments, see
+/// permute_random.hpp).
+template <Scalar S, int N>
+struct concat_gather {
+    const S* part;
+    index_t part_stride, part_size, cond_size;
+    const S* cond[N];
+    index_t cond_stride[N];
+    index_t cond_n[N];  // scalars per sample
+    S* out;
+    INN_HD void operator()(index_t idx) const {
+        const index_t width = part_size + cond_size;
+        const index_t b = idx / width;
+        index_t q = idx - b * width;
+        S v;
+        if (q < part_size) {
+            v = part[b * part_stride + q];
+        } else {
+            q -= part_size;
+            int j = 0;
+            while (q >= cond_n[j]) {  // a handful of conditions at most
+                q -= cond_n[j];
+                ++j;
+            }
+            v = cond[j][b * cond_stride[j] + q];
+        }
+        out[idx] = v;
+    }
+};
+
 template <Scalar S, signature Sig>
 struct condition_concat {
     static constexpr int n_cond = Sig.conditions.count;
@@ -23,40 +54,12 @@ struct condition_concat {
         return in_place(part_size) ? 0 : (part_size + cond_size) * batch;
     }
 
-    // Column q of the concatenation, one scalar per index.
-    struct gather {
-        const S* part;
-        index_t part_stride, part_size;
-        const S* cond[n_cond > 0 ? n_cond : 1];
-        index_t cond_stride[n_cond > 0 ? n_cond : 1];
-        index_t cond_n[n_cond > 0 ? n_cond : 1];  // scalars per sample (a member: the
-                                                  // signature is not in device memory)
-        S* out;
-        INN_HD void operator()(index_t idx) const {
-            const index_t width = part_size + cond_size;
-            const index_t b = idx / width;
-            index_t q = idx - b * width;
-            S v;
-            if (q < part_size) {
-                v = part[b * part_stride + q];
-            } else {
-                q -= part_size;
-                int j = 0;
-                while (q >= cond_n[j]) {  // a handful of conditions at most
-                    q -= cond_n[j];
-                    ++j;
-                }
-                v = cond[j][b * cond_stride[j] + q];
-            }
-            out[idx] = v;
-        }
-    };
-
     static dcview<S> make(const context& ctx, dcview<S> part, index_t part_size,
                           std::span<const dcview<S>> cond, index_t batch, S* buf) {
         if (in_place(part_size)) return n_cond == 0 ? part : cond[0];
         if constexpr (n_cond > 0) {
-            gather g{part.data, part.stride, part_size, {}, {}, {}, buf};
+            concat_gather<S, n_cond> g{part.data, part.stride, part_size, cond_size, {}, {}, {},
+                                       buf};
             for (int j = 0; j < n_cond; ++j) {
                 g.cond[j] = cond[std::size_t(j)].data;
                 g.cond_stride[j] = cond[std::size_t(j)].stride;

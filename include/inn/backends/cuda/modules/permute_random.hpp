@@ -10,6 +10,24 @@
 
 namespace inn::cuda {
 
+/// y[b, i-th channel block] = x[b, idx[i]-th channel block], one scalar per index. Functors
+/// launched as kernels live at namespace scope with only type and scalar template arguments:
+/// nvcc's kernel stubs cannot name a type nested in a template with class-type template
+/// arguments (signature, options).
+template <Scalar S>
+struct channel_gather {
+    const S* x;
+    index_t ldx;
+    S* y;
+    index_t ldy;
+    const index_t* idx;
+    index_t size, n_pix;
+    INN_HD void operator()(index_t k) const {
+        const index_t b = k / size, q = k - b * size, i = q / n_pix;
+        y[b * ldy + q] = x[b * ldx + idx[i] * n_pix + (q - i * n_pix)];
+    }
+};
+
 template <PermuteRandomOptions O, Scalar S, signature Sig>
 struct permute_random {
     using host_type = typename PermuteRandom<O>::template bind<S, Sig>;
@@ -30,25 +48,14 @@ struct permute_random {
         ctx.synchronize();
     }
 
-    struct gather {
-        const S* x;
-        index_t ldx;
-        S* y;
-        index_t ldy;
-        const index_t* idx;
-        INN_HD void operator()(index_t k) const {
-            const index_t b = k / size, q = k - b * size, i = q / n_pix;
-            y[b * ldy + q] = x[b * ldx + idx[i] * n_pix + (q - i * n_pix)];
-        }
-    };
-
     void forward(const run_args<S, device>& a) const { run(a, perm.data()); }
     void inverse(const run_args<S, device>& a) const { run(a, perm_inv.data()); }
 
   private:
     static void run(const run_args<S, device>& a, const index_t* idx) {
         for_each_index(*a.context, a.batch * size,
-                       gather{a.in[0].data, a.in[0].stride, a.out[0].data, a.out[0].stride, idx});
+                       channel_gather<S>{a.in[0].data, a.in[0].stride, a.out[0].data, a.out[0].stride,
+                                         idx, size, n_pix});
     }
 };
 

@@ -30,10 +30,36 @@ struct row_copy {
     }
 };
 
+/// Block o of sample b: whole + b * ld + o * block + at <-> piece + b * ld + o * n (one scalar
+/// per index).
+template <Scalar S>
+struct section_move {
+    const S* src;
+    index_t lds;
+    S* dst;
+    index_t ldd;
+    index_t n, at;
+    index_t outer, block;  // blocks per sample, scalars per block of the whole
+    bool from_whole;
+    INN_HD void operator()(index_t k) const {
+        const index_t per_sample = outer * n;
+        const index_t b = k / per_sample, r = k - b * per_sample;
+        const index_t o = r / n, i = r - o * n;
+        const index_t w = o * block + at + i, p = o * n + i;
+        if (from_whole)
+            dst[b * ldd + p] = src[b * lds + w];
+        else
+            dst[b * ldd + w] = src[b * lds + p];
+    }
+};
+
 /// Split (forward) and Concat (inverse) of one whole into N pieces along a dim, per
-/// detail::section_layout; `ToPieces` says which way the data goes.
-template <Scalar S, int N, const auto& Layout>
+/// detail::section_layout (`Host::layout`: the bound host module as a type, since nvcc's host
+/// pass mistranslates a reference template argument); `ToPieces` says which way the data goes.
+template <Scalar S, int N, class Host>
 struct sections {
+    static constexpr const auto& Layout = Host::layout;
+
     template <bool ToPieces>
     static void run(const context& ctx, index_t batch, dcview<S> whole_in, dview<S> whole_out,
                     const dcview<S>* pieces_in, const dview<S>* pieces_out) {
@@ -44,37 +70,16 @@ struct sections {
             // Block o of sample b: whole + b * ld + o * length * inner + at <-> piece + b * ld + o * n.
             if constexpr (ToPieces)
                 for_each_index(ctx, rows * n,
-                               move{whole_in.data, whole_in.stride, pieces_out[j].data,
+                               section_move<S>{whole_in.data, whole_in.stride, pieces_out[j].data,
                                     pieces_out[j].stride, n, at, Layout.outer,
                                     Layout.length * Layout.inner, true});
             else
                 for_each_index(ctx, rows * n,
-                               move{pieces_in[j].data, pieces_in[j].stride, whole_out.data,
+                               section_move<S>{pieces_in[j].data, pieces_in[j].stride, whole_out.data,
                                     whole_out.stride, n, at, Layout.outer,
                                     Layout.length * Layout.inner, false});
         }
     }
-
-  private:
-    struct move {
-        const S* src;
-        index_t lds;
-        S* dst;
-        index_t ldd;
-        index_t n, at;
-        index_t outer, block;  // blocks per sample, scalars per block of the whole
-        bool from_whole;
-        INN_HD void operator()(index_t k) const {
-            const index_t per_sample = outer * n;
-            const index_t b = k / per_sample, r = k - b * per_sample;
-            const index_t o = r / n, i = r - o * n;
-            const index_t w = o * block + at + i, p = o * n + i;
-            if (from_whole)
-                dst[b * ldd + p] = src[b * lds + w];
-            else
-                dst[b * ldd + w] = src[b * lds + p];
-        }
-    };
 };
 
 template <SplitOptions O, Scalar S, signature Sig>
@@ -82,7 +87,7 @@ struct split_module {
     using host_type = typename Split<O>::template bind<S, Sig>;
     static constexpr int n_out = host_type::n_out;
     static constexpr view_kind view = host_type::view;
-    using move = sections<S, n_out, host_type::layout>;
+    using move = sections<S, n_out, host_type>;
 
     split_module(const context&, const host_type&) {}
     void upload(const context&, const host_type&) {}
@@ -99,7 +104,7 @@ struct concat_module {
     using host_type = typename Concat<O>::template bind<S, Sig>;
     static constexpr int n_in = host_type::n_in;
     static constexpr view_kind view = host_type::view;
-    using move = sections<S, n_in, host_type::layout>;
+    using move = sections<S, n_in, host_type>;
 
     concat_module(const context&, const host_type&) {}
     void upload(const context&, const host_type&) {}
