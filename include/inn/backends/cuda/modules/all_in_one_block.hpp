@@ -3,13 +3,14 @@
 //
 // Forward: the subnet (device layers) on cat(x1, c...); one element-wise pass for the coupling
 // and the global affine map (with a hard permutation, its gather fused into that pass's reads);
-// a soft permutation as one product with W; one pass per sample adding sum(s) + n_pix·Σ log Ψ
+// a soft permutation as one product with W (on images, one pass mixing the channels of each
+// pixel); one pass per sample adding sum(s) + n_pix·Σ log Ψ
 // to the log-determinant. The inverse runs the same pieces backwards. The clamp and the global
 // scale are evaluated as the host evaluates them, so results agree to rounding.
 //
 // Not yet on the device (the block then has no device binding, and a network using it fails to
-// compile naming the node): reverse_permutation, the soft permutation on images (n_pix > 1, one
-// small product per pixel), and subnets with layers that have no device twin (Conv2d).
+// compile naming the node): reverse_permutation, and subnets with layers that have no device
+// twin.
 
 #include <vector>
 
@@ -30,7 +31,6 @@ struct all_in_one_support {
     using subnet_spec = typename nn::subnet_for<Subnet, S, host_type::subnet_in,
                                                 2 * host_type::len2, AllInOneBlock<Subnet, O>>::spec;
     static constexpr bool value = !O.reverse_permutation &&
-                                  (!O.permute_soft || host_type::n_pix == 1) &&
                                   layer_on_device<subnet_spec>;
 };
 
@@ -75,6 +75,26 @@ struct aio_add_log_det {
         if (!k.mean)
             for (index_t r = 0; r < k.n2; ++r) sum += k.s(b, r);
         ljd[b] += sign * sum + log_term;
+    }
+};
+
+// y[b, i, p] = Σ_j M[i, j] x[b, j, p] at every pixel p (M row-major, C x C), one output per
+// index: the soft permutation on images.
+template <Scalar S>
+struct aio_channel_mix {
+    const S* M;
+    const S* x;
+    index_t ldx;
+    S* y;
+    index_t ldy;
+    index_t channels, n_pix;
+    INN_HD void operator()(index_t idx) const {
+        const index_t size = channels * n_pix;
+        const index_t b = idx / size, q = idx - b * size, i = q / n_pix, p = q - i * n_pix;
+        const S* xb = x + b * ldx + p;
+        S acc = 0;
+        for (index_t j = 0; j < channels; ++j) acc += M[i * channels + j] * xb[j * n_pix];
+        y[b * ldy + q] = acc;
     }
 };
 
@@ -255,6 +275,16 @@ struct all_in_one_block {
         return k;
     }
 
+    // out = M in per sample (vectors: one product for the batch; images: per pixel).
+    static void mix(const context& ctx, const S* M, const S* in, index_t ldi, S* out,
+                    index_t ldo, index_t batch) {
+        if constexpr (n_pix == 1)
+            blas::gemm_nt<S>(ctx, batch, channels, channels, in, ldi, M, out, ldo);
+        else
+            for_each_index(ctx, batch * size,
+                           aio_channel_mix<S>{M, in, ldi, out, ldo, channels, n_pix});
+    }
+
     void forward(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
         const work w = layout(a.batch, a.scratch);
@@ -265,8 +295,7 @@ struct all_in_one_block {
             for_each_index(ctx, a.batch * size,
                            aio_forward_tail<S>{k, shape, x.data, x.stride, w.pre, size, sigma.data(),
                                         offset.data(), nullptr});
-            blas::gemm_nt<S>(ctx, a.batch, channels, channels, w.pre, size, w_perm.data(), y.data,
-                             y.stride);
+            mix(ctx, w_perm.data(), w.pre, size, y.data, y.stride, a.batch);
         } else {
             for_each_index(ctx, a.batch * size,
                            aio_forward_tail<S>{k, shape, x.data, x.stride, y.data, y.stride, sigma.data(),
@@ -284,8 +313,7 @@ struct all_in_one_block {
         const dview<S> x = a.out[0];
         if constexpr (soft) {
             // P⁻¹ y = y W (W orthogonal: its inverse is stored as Wᵀ), then unscaled in place.
-            blas::gemm_nt<S>(ctx, a.batch, channels, channels, y.data, y.stride, w_perm_inv.data(),
-                             x.data, x.stride);
+            mix(ctx, w_perm_inv.data(), y.data, y.stride, x.data, x.stride, a.batch);
             for_each_index(ctx, a.batch * size,
                            aio_unscale<S>{shape, x.data, x.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), nullptr, size});
