@@ -21,7 +21,15 @@
 #include "launch.hpp"
 #include "nn.hpp"
 
-#if INN_CUDA_DEVICE
+// Under nvcc the layer needs cuDNN (cudnn.h, link -lcudnn); without it Conv2d has no device
+// twin and the modules whose subnets use it stay on the host ("not on the device yet").
+#if INN_CUDA_DEVICE && __has_include(<cudnn.h>)
+#define INN_CUDA_CUDNN 1
+#else
+#define INN_CUDA_CUDNN 0
+#endif
+
+#if INN_CUDA_CUDNN
 #include <cudnn.h>
 
 #include <map>
@@ -47,7 +55,7 @@ struct channel_bias_act {
     }
 };
 
-#if INN_CUDA_DEVICE
+#if INN_CUDA_CUDNN
 inline void check(cudnnStatus_t e, const char* what) {
     if (e != CUDNN_STATUS_SUCCESS)
         throw cuda_error(std::string("inn::cuda: ") + what + ": " + cudnnGetErrorString(e));
@@ -181,7 +189,7 @@ struct conv2d_layer {
     static constexpr index_t out_size = out.size();
     static constexpr bool fuses_activation = true;  // forward_act
 
-#if INN_CUDA_DEVICE
+#if INN_CUDA_CUDNN
     device_buffer<S> weight{index_t(Out) * In * Kernel * Kernel};
     device_buffer<S> bias{Bias ? index_t(Out) : 0};
     std::unique_ptr<cudnn_convolution<S>> conv;
@@ -214,7 +222,7 @@ struct conv2d_layer {
     void forward_act(const context& ctx, dcview<S> x, dview<S> y, index_t batch, S* s,
                      F f) const {
         if (batch <= 0) return;
-#if INN_CUDA_DEVICE
+#if INN_CUDA_CUDNN
         (void)s;
         for (index_t b = 0; b < batch; b += cudnn_batch)
             conv->run(ctx, x.data + b * x.stride, x.stride, weight.data(), y.data + b * y.stride,
@@ -233,13 +241,16 @@ struct conv2d_layer {
 };
 
 template <int In, int Out, int Kernel, int Padding, bool Bias>
-constexpr bool layer_on_device<nn::Conv2d<In, Out, Kernel, Padding, Bias>> = true;
+constexpr bool layer_on_device<nn::Conv2d<In, Out, Kernel, Padding, Bias>> =
+    !INN_CUDA_DEVICE || INN_CUDA_CUDNN;
 
+#if !INN_CUDA_DEVICE || INN_CUDA_CUDNN
 namespace detail {
 template <int In, int Out, int Kernel, int Padding, bool Bias, Scalar S, dims D>
 struct layer_impl<nn::Conv2d<In, Out, Kernel, Padding, Bias>, S, D> {
     using type = conv2d_layer<S, D, In, Out, Kernel, Padding, Bias>;
 };
 }  // namespace detail
+#endif
 
 }  // namespace inn::cuda
