@@ -11,6 +11,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <string_view>
@@ -26,8 +27,11 @@
 
 namespace inn::test {
 
+/// The golden files: $INN_TEST_DATA_DIR when set (a test binary run from another checkout, as
+/// benchmarks/gpu_check.sh does on a GPU machine), else where the build saw them.
 inline std::string fixture_path(const std::string& name) {
-    return std::string(INN_TEST_DATA_DIR) + "/freia/" + name + ".safetensors";
+    const char* dir = std::getenv("INN_TEST_DATA_DIR");
+    return std::string(dir && *dir ? dir : INN_TEST_DATA_DIR) + "/freia/" + name + ".safetensors";
 }
 
 struct fixture {

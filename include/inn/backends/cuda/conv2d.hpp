@@ -187,7 +187,6 @@ struct conv2d_layer {
     static constexpr dims out = make_dims({Out, Ho, Wo});
     static constexpr index_t pixels = index_t(Ho) * Wo;
     static constexpr index_t out_size = out.size();
-    static constexpr bool fuses_activation = true;  // forward_act
 
 #if INN_CUDA_CUDNN
     device_buffer<S> weight{index_t(Out) * In * Kernel * Kernel};

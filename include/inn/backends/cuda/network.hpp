@@ -359,8 +359,8 @@ class network {
         } else if (c.size() != 0) {
             throw data_error("inn::cuda: this network takes no condition");
         }
-        device_buffer<S> dx = upload(ctx_, x.data(), x.size());
-        device_buffer<S> dc = upload(ctx_, c.data(), c.size());
+        device_buffer<S> dx = cuda::upload(ctx_, x.data(), x.size());
+        device_buffer<S> dc = cuda::upload(ctx_, c.data(), c.size());
         device_buffer<S> dz(batch * n_out), dl(batch);
         single<Forward>(batch, dx.data(), dz.data(), dl.data(), c.size() ? dc.data() : nullptr);
         row_matrix<S> z(batch, n_out);

@@ -125,15 +125,6 @@ constexpr bool layer_on_device<nn::Tanh> = true;
 template <>
 constexpr bool layer_on_device<nn::Sigmoid> = true;
 
-/// Whether a device layer is an activation (`elementwise`), and whether one applies a following
-/// activation as it writes its output (`forward_act`, declared by `fuses_activation`): flags,
-/// not a requires-expression on forward_act, which nvcc 13's front end fails ("atomic
-/// constraint must have type bool") inside a class template.
-template <class L>
-constexpr bool is_activation_layer = requires { L::elementwise; };
-template <class L>
-constexpr bool takes_activation = requires { L::fuses_activation; };
-
 /// An element-wise layer (activation) on the device.
 template <Scalar S, dims D, class HostFn>
 struct elementwise_layer {
@@ -158,7 +149,6 @@ template <Scalar S, dims D, int In, int Out, bool Bias>
 struct linear_layer {
     using host_type = typename nn::Linear<In, Out, Bias>::template bind<S, D>;
     static constexpr dims out = host_type::out;
-    static constexpr bool fuses_activation = true;  // forward_act
 
     device_buffer<S> weight{index_t(Out) * In};
     device_buffer<S> bias{Bias ? index_t(Out) : 0};
@@ -182,6 +172,15 @@ struct linear_layer {
                                           Bias ? bias.data() : nullptr, Out, f});
     }
 };
+
+/// Device layer L can apply the activation of element-wise layer A as it writes its output.
+/// (A concept at namespace scope: nvcc rejects the requires-expression inside the class.)
+template <class L, class A, class S>
+concept fuses_activation =
+    requires { typename A::function; } &&
+    requires(const L& l, const context& c, dcview<S> x, dview<S> y, index_t b, S* w) {
+        l.forward_act(c, x, y, b, w, typename A::function{});
+    };
 
 /// nn::Sequential on the device: layer outputs alternate between two scratch regions; a layer
 /// followed by an activation applies it as it writes (the activation is then skipped).
@@ -232,7 +231,7 @@ struct sequential_layer {
         if constexpr (I + 1 >= n)
             return false;
         else
-            return is_activation_layer<layer_at<I + 1>> && takes_activation<layer_at<I>>;
+            return fuses_activation<layer_at<I>, layer_at<I + 1>, S>;
     }
     template <std::size_t I>
     static constexpr bool skipped() {

@@ -24,18 +24,33 @@
 
 namespace inn::cuda {
 
-// What the device version supports, decided before it is instantiated.
-template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
-struct all_in_one_support {
-    using host_type = typename AllInOneBlock<Subnet, O>::template bind<S, Sig>;
-    using subnet_spec = typename nn::subnet_for<Subnet, S, host_type::subnet_in,
-                                                2 * host_type::len2, AllInOneBlock<Subnet, O>>::spec;
-    static constexpr bool value = !O.reverse_permutation &&
-                                  layer_on_device<subnet_spec>;
+// The element-wise kernels. Functors are templates of the scalar only, the geometry a member:
+// nvcc's generated host code cannot spell a kernel whose template arguments carry class-type
+// values (the options, the signature), so no functor is nested in the module's class.
+struct aio_geometry {
+    index_t size, n_pix, len1, n1, n2, n_a;
+    bool gin;
 };
 
-// The block's kernels (at namespace scope, their constants as members: a kernel's functor may
-// not be nested in a template with class-type template arguments, see permute_random.hpp).
+// y[b, i, p] = Σ_j M[i, j] x[b, j, p] at every pixel p (M row-major, C x C), one output per
+// index: the soft permutation on images.
+template <Scalar S>
+struct aio_channel_mix {
+    const S* M;
+    const S* x;
+    index_t ldx;
+    S* y;
+    index_t ldy;
+    index_t channels, n_pix;
+    INN_HD void operator()(index_t idx) const {
+        const index_t size = channels * n_pix;
+        const index_t b = idx / size, q = idx - b * size, i = q / n_pix, p = q - i * n_pix;
+        const S* xb = x + b * ldx + p;
+        S acc = 0;
+        for (index_t j = 0; j < channels; ++j) acc += M[i * channels + j] * xb[j * n_pix];
+        y[b * ldy + q] = acc;
+    }
+};
 
 // s and t of element r of the active half of sample b, from the subnet output a.
 template <Scalar S>
@@ -64,7 +79,7 @@ struct aio_mean_of_s {
     }
 };
 
-// ljd[b] += sign * sum(s) + log_term.
+// ljd[b] += sign * sum(s) + log_term (sum(s) = 0 with GIN).
 template <Scalar S>
 struct aio_add_log_det {
     aio_coupling<S> k;
@@ -78,38 +93,12 @@ struct aio_add_log_det {
     }
 };
 
-// y[b, i, p] = Σ_j M[i, j] x[b, j, p] at every pixel p (M row-major, C x C), one output per
-// index: the soft permutation on images.
-template <Scalar S>
-struct aio_channel_mix {
-    const S* M;
-    const S* x;
-    index_t ldx;
-    S* y;
-    index_t ldy;
-    index_t channels, n_pix;
-    INN_HD void operator()(index_t idx) const {
-        const index_t size = channels * n_pix;
-        const index_t b = idx / size, q = idx - b * size, i = q / n_pix, p = q - i * n_pix;
-        const S* xb = x + b * ldx + p;
-        S acc = 0;
-        for (index_t j = 0; j < channels; ++j) acc += M[i * channels + j] * xb[j * n_pix];
-        y[b * ldy + q] = acc;
-    }
-};
-
-// The block's geometry, for the kernels.
-struct aio_shape {
-    index_t size, n_pix, len1, n1;
-    bool gin;
-};
-
 // Forward tail, one output scalar per index: coupling and global affine, written to `dst`
 // (soft: the pre-permutation values; hard: y, gathering channel perm[i]).
 template <Scalar S>
 struct aio_forward_tail {
     aio_coupling<S> k;
-    aio_shape g;
+    aio_geometry g;
     const S* x;
     index_t ldx;
     S* dst;
@@ -138,7 +127,7 @@ struct aio_forward_tail {
 // in place on P⁻¹ y for all channels).
 template <Scalar S>
 struct aio_unscale {
-    aio_shape g;
+    aio_geometry g;
     const S* y;
     index_t ldy;
     S* x;
@@ -160,7 +149,7 @@ struct aio_unscale {
 template <Scalar S>
 struct aio_inverse_tail {
     aio_coupling<S> k;
-    aio_shape g;
+    aio_geometry g;
     const S* y;  // hard: y; soft: null (u already in x)
     index_t ldy;
     S* x;
@@ -169,7 +158,7 @@ struct aio_inverse_tail {
     const S* off;
     const index_t* perm_inv;
     INN_HD void operator()(index_t idx) const {
-        const index_t b = idx / k.n2, r = idx - b * k.n2;
+        const index_t b = idx / g.n2, r = idx - b * g.n2;
         const index_t q = g.n1 + r, c = q / g.n_pix;
         S u;
         if (y) {
@@ -180,6 +169,16 @@ struct aio_inverse_tail {
         }
         x[b * ldx + q] = (u - k.t(b, r)) * math::exp(-k.s(b, r));
     }
+};
+
+// What the device version supports, decided before it is instantiated.
+template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
+struct all_in_one_support {
+    using host_type = typename AllInOneBlock<Subnet, O>::template bind<S, Sig>;
+    using subnet_spec = typename nn::subnet_for<Subnet, S, host_type::subnet_in,
+                                                2 * host_type::len2, AllInOneBlock<Subnet, O>>::spec;
+    static constexpr bool value = !O.reverse_permutation &&
+                                  layer_on_device<subnet_spec>;
 };
 
 template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
@@ -193,8 +192,6 @@ struct all_in_one_block {
     static constexpr bool soft = host_type::soft, gin = host_type::gin;
     using concat = condition_concat<S, Sig>;
     using subnet_type = layer_t<subnet_spec, S, host_type::subnet_in>;
-    using coupling = aio_coupling<S>;
-    static constexpr aio_shape shape{size, n_pix, len1, n1, gin};
 
     subnet_type subnet;
     device_buffer<S> sigma{channels}, offset{channels};
@@ -246,6 +243,15 @@ struct all_in_one_block {
                subnet_type::scratch_size(batch);
     }
 
+    using coupling = aio_coupling<S>;
+    using geometry = aio_geometry;
+    static constexpr geometry geo{size, n_pix, len1, n1, n2, n_a, gin};
+    using mean_of_s = aio_mean_of_s<S>;
+    using add_log_det = aio_add_log_det<S>;
+    using forward_tail = aio_forward_tail<S>;
+    using unscale = aio_unscale<S>;
+    using inverse_tail = aio_inverse_tail<S>;
+
     struct work {
         S* a;
         S* mean;
@@ -269,7 +275,7 @@ struct all_in_one_block {
                        a.batch, w.sub);
         coupling k{w.a, nullptr, S(O.affine_clamping), n_a, n2};
         if constexpr (gin) {
-            for_each_index(ctx, a.batch, aio_mean_of_s<S>{k, w.mean});
+            for_each_index(ctx, a.batch, mean_of_s{k, w.mean});
             k.mean = w.mean;
         }
         return k;
@@ -293,17 +299,17 @@ struct all_in_one_block {
         const coupling k = coefficients(a, x, w);
         if constexpr (soft) {
             for_each_index(ctx, a.batch * size,
-                           aio_forward_tail<S>{k, shape, x.data, x.stride, w.pre, size, sigma.data(),
+                           forward_tail{k, geo, x.data, x.stride, w.pre, size, sigma.data(),
                                         offset.data(), nullptr});
             mix(ctx, w_perm.data(), w.pre, size, y.data, y.stride, a.batch);
         } else {
             for_each_index(ctx, a.batch * size,
-                           aio_forward_tail<S>{k, shape, x.data, x.stride, y.data, y.stride, sigma.data(),
+                           forward_tail{k, geo, x.data, x.stride, y.data, y.stride, sigma.data(),
                                         offset.data(), perm.data()});
         }
         if (a.jac)
             for_each_index(ctx, a.batch,
-                           aio_add_log_det<S>{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
+                           add_log_det{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
     }
 
     void inverse(const run_args<S, device>& a) const {
@@ -315,20 +321,20 @@ struct all_in_one_block {
             // P⁻¹ y = y W (W orthogonal: its inverse is stored as Wᵀ), then unscaled in place.
             mix(ctx, w_perm_inv.data(), y.data, y.stride, x.data, x.stride, a.batch);
             for_each_index(ctx, a.batch * size,
-                           aio_unscale<S>{shape, x.data, x.stride, x.data, x.stride, sigma.data(),
+                           unscale{geo, x.data, x.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), nullptr, size});
         } else {
             for_each_index(ctx, a.batch * n1,
-                           aio_unscale<S>{shape, y.data, y.stride, x.data, x.stride, sigma.data(),
+                           unscale{geo, y.data, y.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), perm_inv.data(), n1});
         }
         const coupling k = coefficients(a, x, w);
         for_each_index(ctx, a.batch * n2,
-                       aio_inverse_tail<S>{k, shape, soft ? nullptr : y.data, y.stride, x.data, x.stride,
+                       inverse_tail{k, geo, soft ? nullptr : y.data, y.stride, x.data, x.stride,
                                     sigma.data(), offset.data(), soft ? nullptr : perm_inv.data()});
         if (a.jac)
             for_each_index(ctx, a.batch,
-                           aio_add_log_det<S>{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
+                           add_log_det{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
     }
 };
 

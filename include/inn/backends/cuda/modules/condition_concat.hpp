@@ -10,16 +10,18 @@
 
 namespace inn::cuda {
 
-/// Column q of cat(part, c_0, ..., c_{N-1}), one scalar per index (at namespace scope: a kernel's
-/// functor may not be nested in a template with class-type template arguments, see
-/// permute_random.hpp).
-template <Scalar S, int N>
+/// Up to this many conditions per module on the device.
+inline constexpr int max_conditions = 8;
+
+// Column q of cat(part, c_0, ...), one scalar per index (a functor of the scalar only: see
+// all_in_one_block.hpp).
+template <Scalar S>
 struct concat_gather {
     const S* part;
     index_t part_stride, part_size, cond_size;
-    const S* cond[N];
-    index_t cond_stride[N];
-    index_t cond_n[N];  // scalars per sample
+    const S* cond[max_conditions];
+    index_t cond_stride[max_conditions];
+    index_t cond_n[max_conditions];  // scalars per sample
     S* out;
     INN_HD void operator()(index_t idx) const {
         const index_t width = part_size + cond_size;
@@ -31,7 +33,7 @@ struct concat_gather {
         } else {
             q -= part_size;
             int j = 0;
-            while (q >= cond_n[j]) {  // a handful of conditions at most
+            while (q >= cond_n[j]) {
                 q -= cond_n[j];
                 ++j;
             }
@@ -58,8 +60,9 @@ struct condition_concat {
                           std::span<const dcview<S>> cond, index_t batch, S* buf) {
         if (in_place(part_size)) return n_cond == 0 ? part : cond[0];
         if constexpr (n_cond > 0) {
-            concat_gather<S, n_cond> g{part.data, part.stride, part_size, cond_size, {}, {}, {},
-                                       buf};
+            static_assert(n_cond <= max_conditions,
+                          "inn::cuda: a module with more than 8 conditions is not on the device");
+            concat_gather<S> g{part.data, part.stride, part_size, cond_size, {}, {}, {}, buf};
             for (int j = 0; j < n_cond; ++j) {
                 g.cond[j] = cond[std::size_t(j)].data;
                 g.cond_stride[j] = cond[std::size_t(j)].stride;

@@ -10,10 +10,8 @@
 
 namespace inn::cuda {
 
-/// y[b, i-th channel block] = x[b, idx[i]-th channel block], one scalar per index. Functors
-/// launched as kernels live at namespace scope with only type and scalar template arguments:
-/// nvcc's kernel stubs cannot name a type nested in a template with class-type template
-/// arguments (signature, options).
+// y[b, i * n_pix + p] = x[b, idx[i] * n_pix + p] (a functor of the scalar only: see
+// all_in_one_block.hpp).
 template <Scalar S>
 struct channel_gather {
     const S* x;
@@ -54,8 +52,8 @@ struct permute_random {
   private:
     static void run(const run_args<S, device>& a, const index_t* idx) {
         for_each_index(*a.context, a.batch * size,
-                       channel_gather<S>{a.in[0].data, a.in[0].stride, a.out[0].data, a.out[0].stride,
-                                         idx, size, n_pix});
+                       channel_gather<S>{a.in[0].data, a.in[0].stride, a.out[0].data,
+                                         a.out[0].stride, idx, size, n_pix});
     }
 };
 

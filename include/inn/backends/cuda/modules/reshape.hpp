@@ -30,8 +30,9 @@ struct row_copy {
     }
 };
 
-/// Block o of sample b: whole + b * ld + o * block + at <-> piece + b * ld + o * n (one scalar
-/// per index).
+// Moves the block of one piece between the whole and the piece (a functor of the scalar only:
+// see all_in_one_block.hpp). Block o of sample b: whole + b * ld + o * block + at <-> piece +
+// b * ld + o * n.
 template <Scalar S>
 struct section_move {
     const S* src;
@@ -54,12 +55,9 @@ struct section_move {
 };
 
 /// Split (forward) and Concat (inverse) of one whole into N pieces along a dim, per
-/// detail::section_layout (`Host::layout`: the bound host module as a type, since nvcc's host
-/// pass mistranslates a reference template argument); `ToPieces` says which way the data goes.
-template <Scalar S, int N, class Host>
+/// detail::section_layout; `ToPieces` says which way the data goes.
+template <Scalar S, int N, const auto& Layout>
 struct sections {
-    static constexpr const auto& Layout = Host::layout;
-
     template <bool ToPieces>
     static void run(const context& ctx, index_t batch, dcview<S> whole_in, dview<S> whole_out,
                     const dcview<S>* pieces_in, const dview<S>* pieces_out) {
@@ -67,7 +65,6 @@ struct sections {
             const index_t n = Layout.size[std::size_t(j)] * Layout.inner;
             const index_t rows = batch * Layout.outer;
             const index_t at = Layout.offset[std::size_t(j)] * Layout.inner;
-            // Block o of sample b: whole + b * ld + o * length * inner + at <-> piece + b * ld + o * n.
             if constexpr (ToPieces)
                 for_each_index(ctx, rows * n,
                                section_move<S>{whole_in.data, whole_in.stride, pieces_out[j].data,
@@ -80,6 +77,7 @@ struct sections {
                                     Layout.length * Layout.inner, false});
         }
     }
+
 };
 
 template <SplitOptions O, Scalar S, signature Sig>
@@ -87,7 +85,7 @@ struct split_module {
     using host_type = typename Split<O>::template bind<S, Sig>;
     static constexpr int n_out = host_type::n_out;
     static constexpr view_kind view = host_type::view;
-    using move = sections<S, n_out, host_type>;
+    using move = sections<S, n_out, host_type::layout>;
 
     split_module(const context&, const host_type&) {}
     void upload(const context&, const host_type&) {}
@@ -104,7 +102,7 @@ struct concat_module {
     using host_type = typename Concat<O>::template bind<S, Sig>;
     static constexpr int n_in = host_type::n_in;
     static constexpr view_kind view = host_type::view;
-    using move = sections<S, n_in, host_type>;
+    using move = sections<S, n_in, host_type::layout>;
 
     concat_module(const context&, const host_type&) {}
     void upload(const context&, const host_type&) {}
