@@ -1,10 +1,10 @@
 #pragma once
 // nn::Conv2d on the device (nn/conv2d.hpp is the host layer: stride 1, zero padding, NCHW).
 //
-// Under nvcc the convolution is cuDNN's (cross-correlation, as PyTorch): descriptors and the
-// algorithm are chosen once at construction, with the algorithm's workspace allocated then for
-// batches of up to `cudnn_batch` samples; a call runs its batch in such slices, so it never
-// allocates. Float runs without TF32 (CUDNN_FMA_MATH), as the host computes. Bias and a
+// Under nvcc (with INN_CUDA_CUDNN=1, below) the convolution is cuDNN's (cross-correlation, as
+// PyTorch): descriptors and the algorithm are chosen once at construction, with the algorithm's
+// workspace allocated then for batches of up to `cudnn_batch` samples; a call runs its batch in
+// such slices, so it never allocates. Float runs without TF32 (CUDNN_FMA_MATH), as the host computes. Bias and a
 // following activation (fused by the device nn::Sequential) are one element-wise pass.
 //
 // On the host system device memory is host memory: the layer keeps a copy of the host layer and
@@ -21,12 +21,16 @@
 #include "launch.hpp"
 #include "nn.hpp"
 
-// Under nvcc the layer needs cuDNN (cudnn.h, link -lcudnn); without it Conv2d has no device
-// twin and the modules whose subnets use it stay on the host ("not on the device yet").
-#if INN_CUDA_DEVICE && __has_include(<cudnn.h>)
-#define INN_CUDA_CUDNN 1
-#else
+// Under nvcc the layer needs cuDNN, which a program opts into with -DINN_CUDA_CUDNN=1 and by
+// linking it (-lcudnn): it is a library of its own, beside the CUDA toolkit. Without it Conv2d
+// has no device twin and the modules whose subnets use it have no device binding
+// (cuda::runs_on_device is false for their networks).
+#ifndef INN_CUDA_CUDNN
 #define INN_CUDA_CUDNN 0
+#endif
+#if INN_CUDA_CUDNN && !INN_CUDA_DEVICE
+#undef INN_CUDA_CUDNN
+#define INN_CUDA_CUDNN 0  // the host system runs the host layer's kernel
 #endif
 
 #if INN_CUDA_CUDNN
