@@ -9,8 +9,8 @@
 // scale are evaluated as the host evaluates them, so results agree to rounding.
 //
 // Not yet on the device (the block then has no device binding, and a network using it fails to
-// compile naming the node): reverse_permutation, and subnets with layers that have no device
-// twin.
+// compile naming the node): subnets with layers that have no device twin. reverse_permutation
+// (x = P⁻¹(x) first, P applied last in the inverse) is one more gather or mix pass.
 
 #include <vector>
 
@@ -49,6 +49,21 @@ struct aio_channel_mix {
         S acc = 0;
         for (index_t j = 0; j < channels; ++j) acc += M[i * channels + j] * xb[j * n_pix];
         y[b * ldy + q] = acc;
+    }
+};
+
+// y[b, i, p] = x[b, idx[i], p]: a hard permutation of whole channels, one output per index.
+template <Scalar S>
+struct aio_channel_gather {
+    const S* x;
+    index_t ldx;
+    S* y;
+    index_t ldy;
+    const index_t* idx;
+    index_t size, n_pix;
+    INN_HD void operator()(index_t k) const {
+        const index_t b = k / size, q = k - b * size, i = q / n_pix;
+        y[b * ldy + q] = x[b * ldx + idx[i] * n_pix + (q - i * n_pix)];
     }
 };
 
@@ -177,8 +192,7 @@ struct all_in_one_support {
     using host_type = typename AllInOneBlock<Subnet, O>::template bind<S, Sig>;
     using subnet_spec = typename nn::subnet_for<Subnet, S, host_type::subnet_in,
                                                 2 * host_type::len2, AllInOneBlock<Subnet, O>>::spec;
-    static constexpr bool value = !O.reverse_permutation &&
-                                  layer_on_device<subnet_spec>;
+    static constexpr bool value = layer_on_device<subnet_spec>;
 };
 
 template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
@@ -190,6 +204,7 @@ struct all_in_one_block {
     static constexpr index_t n_pix = host_type::n_pix, size = host_type::size;
     static constexpr index_t n1 = host_type::n1, n2 = host_type::n2, n_a = host_type::n_a;
     static constexpr bool soft = host_type::soft, gin = host_type::gin;
+    static constexpr bool reverse = O.reverse_permutation;
     using concat = condition_concat<S, Sig>;
     using subnet_type = layer_t<subnet_spec, S, host_type::subnet_in>;
 
@@ -237,9 +252,11 @@ struct all_in_one_block {
     }
 
     // Scratch: [a: batch x n_a | mean of s (GIN): batch | pre-permutation values (soft):
-    // batch x size | cat(x1, c...) | subnet scratch].
+    // batch x size | P⁻¹(x) (reverse_permutation): batch x size | cat(x1, c...) | subnet
+    // scratch].
     static constexpr index_t scratch_size(index_t batch) {
-        return batch * (n_a + 1 + (soft ? size : 0)) + concat::scratch_size(n1, batch) +
+        return batch * (n_a + 1 + (soft ? size : 0) + (reverse ? size : 0)) +
+               concat::scratch_size(n1, batch) +
                subnet_type::scratch_size(batch);
     }
 
@@ -256,6 +273,7 @@ struct all_in_one_block {
         S* a;
         S* mean;
         S* pre;
+        S* rev;  // reverse_permutation: P⁻¹(x)
         S* cat;
         S* sub;
     };
@@ -264,7 +282,8 @@ struct all_in_one_block {
         w.a = scratch;
         w.mean = w.a + batch * n_a;
         w.pre = w.mean + batch;
-        w.cat = w.pre + (soft ? batch * size : 0);
+        w.rev = w.pre + (soft ? batch * size : 0);
+        w.cat = w.rev + (reverse ? batch * size : 0);
         w.sub = w.cat + concat::scratch_size(n1, batch);
         return w;
     }
@@ -291,10 +310,27 @@ struct all_in_one_block {
                            aio_channel_mix<S>{M, in, ldi, out, ldo, channels, n_pix});
     }
 
+    // P (Inverse = false) or P⁻¹ as a whole map, for reverse_permutation.
+    void permute(const context& ctx, bool inverse, dcview<S> in, dview<S> out,
+                 index_t batch) const {
+        if constexpr (soft)
+            mix(ctx, inverse ? w_perm_inv.data() : w_perm.data(), in.data, in.stride, out.data,
+                out.stride, batch);
+        else
+            for_each_index(ctx, batch * size,
+                           aio_channel_gather<S>{in.data, in.stride, out.data, out.stride,
+                                                 inverse ? perm_inv.data() : perm.data(), size,
+                                                 n_pix});
+    }
+
     void forward(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
         const work w = layout(a.batch, a.scratch);
-        const dcview<S> x = a.in[0];
+        dcview<S> x = a.in[0];
+        if constexpr (reverse) {
+            permute(ctx, true, x, dview<S>{w.rev, size}, a.batch);
+            x = dcview<S>{w.rev, size};
+        }
         const dview<S> y = a.out[0];
         const coupling k = coefficients(a, x, w);
         if constexpr (soft) {
@@ -316,7 +352,7 @@ struct all_in_one_block {
         const context& ctx = *a.context;
         const work w = layout(a.batch, a.scratch);
         const dcview<S> y = a.in[0];
-        const dview<S> x = a.out[0];
+        const dview<S> x = reverse ? dview<S>{w.rev, size} : a.out[0];
         if constexpr (soft) {
             // P⁻¹ y = y W (W orthogonal: its inverse is stored as Wᵀ), then unscaled in place.
             mix(ctx, w_perm_inv.data(), y.data, y.stride, x.data, x.stride, a.batch);
@@ -335,6 +371,7 @@ struct all_in_one_block {
         if (a.jac)
             for_each_index(ctx, a.batch,
                            add_log_det{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
+        if constexpr (reverse) permute(ctx, false, x, a.out[0], a.batch);
     }
 };
 
