@@ -79,6 +79,7 @@ class cudnn_handle {
         static std::mutex m;
         static std::map<const context*, std::weak_ptr<cudnn_handle>> handles;
         const std::lock_guard<std::mutex> lock(m);
+        std::erase_if(handles, [](const auto& e) { return e.second.expired(); });  // gone contexts
         std::weak_ptr<cudnn_handle>& w = handles[&ctx];
         std::shared_ptr<cudnn_handle> h = w.lock();
         if (!h) {
