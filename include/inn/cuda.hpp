@@ -5,7 +5,11 @@
 
 #include "backends/cuda/config.hpp"
 #include "backends/cuda/device.hpp"
+#include "backends/cuda/modules/actnorm.hpp"
 #include "backends/cuda/modules/all_in_one_block.hpp"
+#include "backends/cuda/modules/coupling.hpp"
+#include "backends/cuda/modules/elementwise.hpp"
 #include "backends/cuda/modules/permute_random.hpp"
 #include "backends/cuda/modules/reshape.hpp"
+#include "backends/cuda/modules/space_to_depth.hpp"
 #include "backends/cuda/network.hpp"

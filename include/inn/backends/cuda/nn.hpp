@@ -337,3 +337,6 @@ struct layer_impl<nn::Sigmoid, S, D> {
 }  // namespace detail
 
 }  // namespace inn::cuda
+
+// Layers with their own headers (they specialise layer_impl and layer_on_device above).
+#include "conv2d.hpp"

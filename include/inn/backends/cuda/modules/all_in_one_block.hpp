@@ -3,13 +3,14 @@
 //
 // Forward: the subnet (device layers) on cat(x1, c...); one element-wise pass for the coupling
 // and the global affine map (with a hard permutation, its gather fused into that pass's reads);
-// a soft permutation as one product with W; one pass per sample adding sum(s) + n_pix·Σ log Ψ
+// a soft permutation as one product with W (on images, one pass mixing the channels of each
+// pixel); one pass per sample adding sum(s) + n_pix·Σ log Ψ
 // to the log-determinant. The inverse runs the same pieces backwards. The clamp and the global
 // scale are evaluated as the host evaluates them, so results agree to rounding.
 //
 // Not yet on the device (the block then has no device binding, and a network using it fails to
-// compile naming the node): reverse_permutation, the soft permutation on images (n_pix > 1, one
-// small product per pixel), and subnets with layers that have no device twin (Conv2d).
+// compile naming the node): subnets with layers that have no device twin. reverse_permutation
+// (x = P⁻¹(x) first, P applied last in the inverse) is one more gather or mix pass.
 
 #include <vector>
 
@@ -29,6 +30,41 @@ namespace inn::cuda {
 struct aio_geometry {
     index_t size, n_pix, len1, n1, n2, n_a;
     bool gin;
+};
+
+// y[b, i, p] = Σ_j M[i, j] x[b, j, p] at every pixel p (M row-major, C x C), one output per
+// index: the soft permutation on images.
+template <Scalar S>
+struct aio_channel_mix {
+    const S* M;
+    const S* x;
+    index_t ldx;
+    S* y;
+    index_t ldy;
+    index_t channels, n_pix;
+    INN_HD void operator()(index_t idx) const {
+        const index_t size = channels * n_pix;
+        const index_t b = idx / size, q = idx - b * size, i = q / n_pix, p = q - i * n_pix;
+        const S* xb = x + b * ldx + p;
+        S acc = 0;
+        for (index_t j = 0; j < channels; ++j) acc += M[i * channels + j] * xb[j * n_pix];
+        y[b * ldy + q] = acc;
+    }
+};
+
+// y[b, i, p] = x[b, idx[i], p]: a hard permutation of whole channels, one output per index.
+template <Scalar S>
+struct aio_channel_gather {
+    const S* x;
+    index_t ldx;
+    S* y;
+    index_t ldy;
+    const index_t* idx;
+    index_t size, n_pix;
+    INN_HD void operator()(index_t k) const {
+        const index_t b = k / size, q = k - b * size, i = q / n_pix;
+        y[b * ldy + q] = x[b * ldx + idx[i] * n_pix + (q - i * n_pix)];
+    }
 };
 
 // s and t of element r of the active half of sample b, from the subnet output a.
@@ -280,9 +316,7 @@ struct all_in_one_support {
     using host_type = typename AllInOneBlock<Subnet, O>::template bind<S, Sig>;
     using subnet_spec = typename nn::subnet_for<Subnet, S, host_type::subnet_in,
                                                 2 * host_type::len2, AllInOneBlock<Subnet, O>>::spec;
-    static constexpr bool value = !O.reverse_permutation &&
-                                  (!O.permute_soft || host_type::n_pix == 1) &&
-                                  layer_on_device<subnet_spec>;
+    static constexpr bool value = layer_on_device<subnet_spec>;
 };
 
 template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
@@ -294,13 +328,14 @@ struct all_in_one_block {
     static constexpr index_t n_pix = host_type::n_pix, size = host_type::size;
     static constexpr index_t n1 = host_type::n1, n2 = host_type::n2, n_a = host_type::n_a;
     static constexpr bool soft = host_type::soft, gin = host_type::gin;
+    static constexpr bool reverse = O.reverse_permutation;
     using concat = condition_concat<S, Sig>;
     using subnet_type = layer_t<subnet_spec, S, host_type::subnet_in>;
 
-    // One thread per sample does the whole block (aio_small_block) when the block is a small
-    // vector block; otherwise layer by layer.
+    // A small vector block runs as one kernel (aio_small_block: a warp per sample on a GPU);
+    // any other, layer by layer.
     using mlp = small_mlp<subnet_spec, S>;
-    static constexpr bool fused = mlp::ok && n_pix == 1 && channels <= 16 && mlp::in <= 32 &&
+    static constexpr bool fused = mlp::ok && !reverse && n_pix == 1 && channels <= 16 && mlp::in <= 32 &&
                                   mlp::out >= 2 && mlp::out <= 32 &&
                                   Sig.conditions.count <= max_conditions;
 
@@ -348,9 +383,11 @@ struct all_in_one_block {
     }
 
     // Scratch: [a: batch x n_a | mean of s (GIN): batch | pre-permutation values (soft):
-    // batch x size | cat(x1, c...) | subnet scratch].
+    // batch x size | P⁻¹(x) (reverse_permutation): batch x size | cat(x1, c...) | subnet
+    // scratch].
     static constexpr index_t scratch_size(index_t batch) {
-        return batch * (n_a + 1 + (soft ? size : 0)) + concat::scratch_size(n1, batch) +
+        return batch * (n_a + 1 + (soft ? size : 0) + (reverse ? size : 0)) +
+               concat::scratch_size(n1, batch) +
                subnet_type::scratch_size(batch);
     }
 
@@ -363,6 +400,7 @@ struct all_in_one_block {
         S* a;
         S* mean;
         S* pre;
+        S* rev;  // reverse_permutation: P⁻¹(x)
         S* cat;
         S* sub;
     };
@@ -371,7 +409,8 @@ struct all_in_one_block {
         w.a = scratch;
         w.mean = w.a + batch * n_a;
         w.pre = w.mean + batch;
-        w.cat = w.pre + (soft ? batch * size : 0);
+        w.rev = w.pre + (soft ? batch * size : 0);
+        w.cat = w.rev + (reverse ? batch * size : 0);
         w.sub = w.cat + concat::scratch_size(n1, batch);
         return w;
     }
@@ -421,6 +460,29 @@ struct all_in_one_block {
         return f;
     }
 
+    // out = M in per sample (vectors: one product for the batch; images: per pixel).
+    static void mix(const context& ctx, const S* M, const S* in, index_t ldi, S* out,
+                    index_t ldo, index_t batch) {
+        if constexpr (n_pix == 1)
+            blas::gemm_nt<S>(ctx, batch, channels, channels, in, ldi, M, out, ldo);
+        else
+            for_each_index(ctx, batch * size,
+                           aio_channel_mix<S>{M, in, ldi, out, ldo, channels, n_pix});
+    }
+
+    // P (Inverse = false) or P⁻¹ as a whole map, for reverse_permutation.
+    void permute(const context& ctx, bool inverse, dcview<S> in, dview<S> out,
+                 index_t batch) const {
+        if constexpr (soft)
+            mix(ctx, inverse ? w_perm_inv.data() : w_perm.data(), in.data, in.stride, out.data,
+                out.stride, batch);
+        else
+            for_each_index(ctx, batch * size,
+                           aio_channel_gather<S>{in.data, in.stride, out.data, out.stride,
+                                                 inverse ? perm_inv.data() : perm.data(), size,
+                                                 n_pix});
+    }
+
     void forward(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
         if constexpr (fused) {
@@ -428,15 +490,18 @@ struct all_in_one_block {
             return;
         }
         const work w = layout(a.batch, a.scratch);
-        const dcview<S> x = a.in[0];
+        dcview<S> x = a.in[0];
+        if constexpr (reverse) {
+            permute(ctx, true, x, dview<S>{w.rev, size}, a.batch);
+            x = dcview<S>{w.rev, size};
+        }
         const dview<S> y = a.out[0];
         const coupling k = coefficients(a, x, w);
         if constexpr (soft) {
             for_each_index(ctx, a.batch * size,
                            aio_forward_tail<S>{k, geo, x.data, x.stride, w.pre, size, sigma.data(),
                                         offset.data(), nullptr});
-            blas::gemm_nt<S>(ctx, a.batch, channels, channels, w.pre, size, w_perm.data(), y.data,
-                             y.stride);
+            mix(ctx, w_perm.data(), w.pre, size, y.data, y.stride, a.batch);
         } else {
             for_each_index(ctx, a.batch * size,
                            aio_forward_tail<S>{k, geo, x.data, x.stride, y.data, y.stride, sigma.data(),
@@ -455,11 +520,10 @@ struct all_in_one_block {
         }
         const work w = layout(a.batch, a.scratch);
         const dcview<S> y = a.in[0];
-        const dview<S> x = a.out[0];
+        const dview<S> x = reverse ? dview<S>{w.rev, size} : a.out[0];
         if constexpr (soft) {
             // P⁻¹ y = y W (W orthogonal: its inverse is stored as Wᵀ), then unscaled in place.
-            blas::gemm_nt<S>(ctx, a.batch, channels, channels, y.data, y.stride, w_perm_inv.data(),
-                             x.data, x.stride);
+            mix(ctx, w_perm_inv.data(), y.data, y.stride, x.data, x.stride, a.batch);
             for_each_index(ctx, a.batch * size,
                            aio_unscale<S>{geo, x.data, x.stride, x.data, x.stride, sigma.data(),
                                    offset.data(), nullptr, size});
@@ -475,6 +539,7 @@ struct all_in_one_block {
         if (a.jac)
             for_each_index(ctx, a.batch,
                            aio_add_log_det<S>{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
+        if constexpr (reverse) permute(ctx, false, x, a.out[0], a.batch);
     }
 };
 

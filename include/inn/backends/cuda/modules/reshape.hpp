@@ -56,8 +56,12 @@ struct section_move {
 
 /// Split (forward) and Concat (inverse) of one whole into N pieces along a dim, per
 /// detail::section_layout; `ToPieces` says which way the data goes.
-template <Scalar S, int N, const auto& Layout>
+template <Scalar S, int N, class Host>
 struct sections {
+    // The bound host module as a type, not its layout as a reference template argument: nvcc's
+    // regenerated host code turns that reference into a pointer g++ then rejects.
+    static constexpr const auto& Layout = Host::layout;
+
     template <bool ToPieces>
     static void run(const context& ctx, index_t batch, dcview<S> whole_in, dview<S> whole_out,
                     const dcview<S>* pieces_in, const dview<S>* pieces_out) {
@@ -85,7 +89,7 @@ struct split_module {
     using host_type = typename Split<O>::template bind<S, Sig>;
     static constexpr int n_out = host_type::n_out;
     static constexpr view_kind view = host_type::view;
-    using move = sections<S, n_out, host_type::layout>;
+    using move = sections<S, n_out, host_type>;
 
     split_module(const context&, const host_type&) {}
     void upload(const context&, const host_type&) {}
@@ -102,7 +106,7 @@ struct concat_module {
     using host_type = typename Concat<O>::template bind<S, Sig>;
     static constexpr int n_in = host_type::n_in;
     static constexpr view_kind view = host_type::view;
-    using move = sections<S, n_in, host_type::layout>;
+    using move = sections<S, n_in, host_type>;
 
     concat_module(const context&, const host_type&) {}
     void upload(const context&, const host_type&) {}
