@@ -361,6 +361,8 @@ def time_median(fn, reps, rep_seconds):
 
 
 def torch_worker(cfg):
+    if cfg.get("train"):
+        return torch_train_worker(cfg)
     import torch
     try:
         import threadpoolctl
@@ -418,6 +420,78 @@ def torch_worker(cfg):
                                          "mode": mode, "all": best})
         if limiter is not None:
             limiter.restore_original_limits()
+    return results
+
+
+def ml_loss(z, ljd):
+    """inn::train::max_likelihood: mean over the batch of (0.5 |z|^2 - log|det J|) / dims."""
+    z = z.reshape(z.shape[0], -1)
+    return (0.5 * z.pow(2).sum(1) - ljd).mean() / z.shape[1]
+
+
+def train_batch(name, batch, seed=1):
+    """The batch a training case runs on: normal inputs, one-hot conditions (as the C++ side)."""
+    import torch
+    _, shape, cond, _ = MODELS[name]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *shape, generator=g)
+    c = None
+    if cond:
+        c = torch.zeros(batch, cond)
+        c[torch.arange(batch), torch.arange(batch) % cond] = 1
+    return x, c
+
+
+# The PyTorch variants of a training step: eager with torch.optim.Adam's default (per-tensor)
+# update, eager with its multi-tensor (foreach) update, and the model traced by torch.jit.trace
+# (autograd through the TorchScript graph). torch.compile would be the modern candidate, but
+# PyTorch 1.13 has none.
+TRAIN_VARIANTS = ("eager", "foreach", "traced")
+
+
+def torch_train_worker(cfg):
+    """Times one training step (forward, loss, backward, Adam lr 1e-3) per batch and variant,
+    each variant from the same loaded weights, on one thread."""
+    import torch
+    try:
+        import threadpoolctl
+    except ImportError:
+        threadpoolctl = None
+    build = torch_models()
+    state = read_safetensors(cfg["weights"])
+    torch.set_num_threads(1)
+    limiter = None
+    if cfg["limit_blas"] and threadpoolctl is not None:
+        limiter = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    _, _, cond, _ = MODELS[cfg["model"]]
+    results = {"torch": torch.__version__, "cases": []}
+    for batch in cfg["batches"]:
+        x, c = train_batch(cfg["model"], batch)
+        args = (x, c) if cond else (x,)
+        times = {}
+        for variant in cfg["variants"]:
+            model = build(cfg["model"])
+            model.load_state_dict(state)
+            model.train()
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3,
+                                   foreach=True if variant == "foreach" else None)
+            fwd = model
+            if variant == "traced":
+                try:
+                    fwd = torch.jit.trace(model, args, check_trace=False)
+                except Exception as e:  # noqa: BLE001 - report, keep the others
+                    print(f"  (tracing {cfg['model']} for training failed: {e})", file=sys.stderr)
+                    continue
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                z, ljd = fwd(*args)
+                ml_loss(z, ljd).backward()
+                opt.step()
+            times[variant] = time_median(step, cfg["reps"], cfg["rep_seconds"])
+        results["cases"].append({"batch": batch, "all": times})
+    if limiter is not None:
+        limiter.restore_original_limits()
     return results
 
 
@@ -544,6 +618,58 @@ def check_model(name, exe, weights, tmp):
     return ok, errs
 
 
+# Batches of the gradient comparison (small enough for float64 references of the big models).
+GRAD_BATCH = {"moons": 100, "mnist-cinn": 32, "conv-cifar": 4}
+GRAD_TOLERANCE = 1e-4
+
+
+def check_gradients(name, exe, weights, tmp):
+    """Same weights, same batch: one evaluation of the maximum-likelihood loss and its backward
+    pass on both sides. Per memory mode of inn: the largest over parameters of
+    max|g_inn - g_torch| / max|g_torch| (float32 PyTorch), and the same against PyTorch in
+    float64, beside PyTorch float32's own error against float64 (what float rounding costs)."""
+    import torch
+    build_model = torch_models()
+    n = GRAD_BATCH[name]
+    x, c = train_batch(name, n, seed=3)
+    tensors = {"x": x.reshape(n, -1)}
+    if c is not None:
+        tensors["c"] = c
+    inp, out = (os.path.join(tmp, f"{name}-grad-in.safetensors"),
+                os.path.join(tmp, f"{name}-grad-out.safetensors"))
+    write_safetensors(inp, tensors)
+    run([exe, f"--weights={weights}", f"--grad={inp}:{out}"])
+    cpp = read_safetensors(out)
+
+    def torch_grads(dtype):
+        model = build_model(name).to(dtype)
+        model.load_state_dict(read_safetensors(weights))
+        args = (x.to(dtype),) + ((c.to(dtype),) if c is not None else ())
+        loss = ml_loss(*model(*args))
+        loss.backward()
+        return float(loss), {k: p.grad.float() for k, p in model.named_parameters()}
+
+    loss32, g32 = torch_grads(torch.float32)
+    loss64, g64 = torch_grads(torch.float64)
+
+    def worst(a, b):
+        return max(float((a[k] - b[k]).abs().max() / b[k].abs().max().clamp_min(1e-30))
+                   for k in b)
+    res = {"batch": n, "loss_torch": loss32, "torch32_vs_64": worst(g32, g64)}
+    ok = True
+    for mode in ("store", "recompute"):
+        mine = {k[len(mode) + 1:]: v for k, v in cpp.items() if k.startswith(mode + ".")}
+        loss = float(mine.pop("loss"))
+        if set(mine) != set(g32):
+            missing, extra = sorted(set(g32) - set(mine)), sorted(set(mine) - set(g32))
+            raise SystemExit(f"{name}: inn's trainable parameters differ from PyTorch's "
+                             f"(inn lacks {missing[:5]}, has extra {extra[:5]})")
+        res[mode] = {"loss": loss, "vs_torch32": worst(mine, g32), "vs_torch64": worst(mine, g64)}
+        ok = ok and res[mode]["vs_torch32"] <= GRAD_TOLERANCE and \
+            abs(loss - loss32) <= GRAD_TOLERANCE * max(1.0, abs(loss32))
+    return ok, res
+
+
 def print_targets(rows, handwritten):
     """The issue's targets (single thread unless said), each with the figure it is read from."""
     def row(name, d, b, t=1):
@@ -630,6 +756,8 @@ def main():
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--no-traced", action="store_true", help="PyTorch eager only")
     p.add_argument("--no-ablations", action="store_true", help="skip the kernel on/off runs")
+    p.add_argument("--only", choices=("all", "infer", "train"), default="all",
+                   help="inference (forward/inverse) only, training only, or both (default)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -674,9 +802,10 @@ def main():
                             "OMP_NUM_THREADS") if k in found_env)
     print("PyTorch as found: " + (found_vars or "no BLAS/malloc variables set"))
 
+    do_infer, do_train = args.only != "train", args.only != "infer"
     rows, everything = [], {"floors": fl, "load_start": load, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
+        for name in args.models if do_infer else []:
             exe_name, shape, cond, batches = MODELS[name]
             if args.batches:
                 batches = [int(b) for b in args.batches.split(",")]
@@ -716,7 +845,8 @@ def main():
                       flush=True)
                 cpp_rounds.append(gbench(exe, [f"--weights={weights}",
                                                "--threads=" + ",".join(map(str, args.threads)),
-                                               "--batches=" + ",".join(map(str, batches))],
+                                               "--batches=" + ",".join(map(str, batches)),
+                                               "--train-batches="],
                                          args.round_reps, 0.05 if args.quick else 0.1))
                 best_rounds.append(torch_run("best", best_env, not args.no_traced, True,
                                              args.round_reps, f"best{r}"))
@@ -740,7 +870,7 @@ def main():
                 rows.append((name, d, b, t, mine, found["seconds"], case["seconds"], case["mode"],
                              flop_floor, mem_floor, costs.get(exe_name)))
         ablations = []
-        if not args.no_ablations:
+        if not args.no_ablations and do_infer:
             for name in args.models:
                 exe = os.path.join(args.build_dir, "benchmarks", MODELS[name][0])
                 for switch, batch in ABLATIONS[name]:
@@ -760,71 +890,197 @@ def main():
                                        "--info"], stdout=subprocess.PIPE).stdout)
                  for name in args.models}
         everything["info"] = infos
+        if do_train:
+            everything["training"] = training(args, fl, best_env, tmp, rep_seconds)
     everything["load_end"] = os.getloadavg()
 
-    print()
-    print("Medians of wall-clock time per call (float32). best/inn: PyTorch at its best divided "
-          "by inn (> 1: inn faster).")
-    print("floor: max(FLOPs / (threads x single-core peak), weight bytes / one-core bandwidth); "
-          "%floor: floor / inn time.")
-    hdr = ("model", "dir", "batch", "thr", "inn", "torch found", "torch best", "mode", "best/inn",
-           "found/inn", "FLOP floor", "mem floor", "%floor")
-    table = [hdr]
-    for (name, d, b, t, mine, found, best, mode, ff, mf, _) in rows:
-        floor = max(ff, mf)
-        table.append((name, d, str(b), str(t), fmt_time(mine), fmt_time(found), fmt_time(best),
-                      mode, f"{best / mine:.2f}x" if mine else "-",
-                      f"{found / mine:.2f}x" if mine else "-", fmt_time(ff),
-                      fmt_time(mf) if mf else "(cached)",
-                      f"{100 * floor / mine:.0f}%" if mine else "-"))
-    widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
-    for i, r in enumerate(table):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    print()
-    print("two threads against one (wall-clock medians above):")
-    for (name, d, b, t, mine, *_rest) in rows:
-        if t == 2:
-            one = next((r[4] for r in rows if r[:3] == (name, d, b) and r[3] == 1), None)
-            if one and mine:
-                print(f"  {name} {d} batch {b}: {one / mine:.2f}x")
-    hand = everything["models"].get("moons", {}).get("inn", {})
-    hw = {b: hand.get(f"moons-handwritten/fwd/batch:{b}/threads:1", {}).get("seconds")
-          for b in (1, 256)}
-    if hw[1]:
+    if do_infer:
         print()
-        print("moons written by hand as one fused loop of fixed-size Eigen expressions per sample "
-              "(bench_moons.cpp), forward, one thread: " +
-              ", ".join(f"batch {b}: {fmt_time(t)}" for b, t in hw.items() if t))
-    print_targets(rows, hw)
-    if everything.get("ablations"):
+        print("Medians of wall-clock time per call (float32). best/inn: PyTorch at its best divided "
+              "by inn (> 1: inn faster).")
+        print("floor: max(FLOPs / (threads x single-core peak), weight bytes / one-core bandwidth); "
+              "%floor: floor / inn time.")
+        hdr = ("model", "dir", "batch", "thr", "inn", "torch found", "torch best", "mode", "best/inn",
+               "found/inn", "FLOP floor", "mem floor", "%floor")
+        table = [hdr]
+        for (name, d, b, t, mine, found, best, mode, ff, mf, _) in rows:
+            floor = max(ff, mf)
+            table.append((name, d, str(b), str(t), fmt_time(mine), fmt_time(found), fmt_time(best),
+                          mode, f"{best / mine:.2f}x" if mine else "-",
+                          f"{found / mine:.2f}x" if mine else "-", fmt_time(ff),
+                          fmt_time(mf) if mf else "(cached)",
+                          f"{100 * floor / mine:.0f}%" if mine else "-"))
+        widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+        for i, r in enumerate(table):
+            print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+            if i == 0:
+                print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         print()
-        print("what each kernel buys (inn forward, one thread, medians; off = that switch off):")
-        for (name, switch, batch, on, off, ratio) in everything["ablations"]:
-            print(f"  {name} batch {batch}: {switch}: on {fmt_time(on)}, off {fmt_time(off)} "
-                  f"-> {ratio:.2f}x (median of per-round ratios)")
-    print()
-    print("workspace per sample (batch 256, one thread): the naive sum of all intermediate "
-          "tensors, the buffers after the compile-time liveness analysis, and the whole workspace "
-          "(buffers + module scratch):")
-    for name, info in everything.get("info", {}).items():
-        print(f"  {name}: naive {info['edge_bytes_per_sample'] / 1024:.1f} KiB, shared "
-              f"{info['shared_edge_bytes_per_sample'] / 1024:.1f} KiB, workspace "
-              f"{info['workspace_bytes_per_sample'] / 1024:.1f} KiB")
-    print()
-    print("compile cost (g++ -O3 -march=native, one translation unit):")
-    for name in args.models:
-        exe_name = MODELS[name][0]
-        c = costs.get(exe_name)
-        print(f"  {exe_name}.cpp: " + (f"{c[0]:.1f} s, peak {c[1]:.0f} MiB" if c else "not measured "
-                                       "(built before the launcher was set; rm -r the build dir)"))
+        print("two threads against one (wall-clock medians above):")
+        for (name, d, b, t, mine, *_rest) in rows:
+            if t == 2:
+                one = next((r[4] for r in rows if r[:3] == (name, d, b) and r[3] == 1), None)
+                if one and mine:
+                    print(f"  {name} {d} batch {b}: {one / mine:.2f}x")
+        hand = everything["models"].get("moons", {}).get("inn", {})
+        hw = {b: hand.get(f"moons-handwritten/fwd/batch:{b}/threads:1", {}).get("seconds")
+              for b in (1, 256)}
+        if hw[1]:
+            print()
+            print("moons written by hand as one fused loop of fixed-size Eigen expressions per sample "
+                  "(bench_moons.cpp), forward, one thread: " +
+                  ", ".join(f"batch {b}: {fmt_time(t)}" for b, t in hw.items() if t))
+        print_targets(rows, hw)
+        if everything.get("ablations"):
+            print()
+            print("what each kernel buys (inn forward, one thread, medians; off = that switch off):")
+            for (name, switch, batch, on, off, ratio) in everything["ablations"]:
+                print(f"  {name} batch {batch}: {switch}: on {fmt_time(on)}, off {fmt_time(off)} "
+                      f"-> {ratio:.2f}x (median of per-round ratios)")
+        print()
+        print("workspace per sample (batch 256, one thread): the naive sum of all intermediate "
+              "tensors, the buffers after the compile-time liveness analysis, and the whole workspace "
+              "(buffers + module scratch):")
+        for name, info in everything.get("info", {}).items():
+            print(f"  {name}: naive {info['edge_bytes_per_sample'] / 1024:.1f} KiB, shared "
+                  f"{info['shared_edge_bytes_per_sample'] / 1024:.1f} KiB, workspace "
+                  f"{info['workspace_bytes_per_sample'] / 1024:.1f} KiB")
+        print()
+        print("compile cost (g++ -O3 -march=native, one translation unit):")
+        for name in args.models:
+            exe_name = MODELS[name][0]
+            c = costs.get(exe_name)
+            print(f"  {exe_name}.cpp: " + (f"{c[0]:.1f} s, peak {c[1]:.0f} MiB" if c else "not measured "
+                                           "(built before the launcher was set; rm -r the build dir)"))
+    if do_train:
+        print_training(everything["training"], fl)
     load = everything["load_end"]
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(everything, f, indent=1)
     return 0
+
+
+# Batches of the training comparison per model (one thread).
+TRAIN_BATCHES = {"moons": [100, 256], "mnist-cinn": [128, 256], "conv-cifar": [16]}
+
+
+def training(args, fl, env, tmp, rep_seconds):
+    """The training section: per model, the gradient check, then alternating rounds of inn's
+    training cases (both memory modes) and the PyTorch worker (its variants), one thread."""
+    build_model = torch_models()
+    out = {"cpu": lscpu_model(), "models": {}}
+    for name in args.models:
+        exe = os.path.join(args.build_dir, "benchmarks", MODELS[name][0])
+        batches = TRAIN_BATCHES[name]
+        weights = os.path.join(tmp, f"{name}-train.safetensors")
+        write_safetensors(weights, build_model(name).state_dict())
+        ok, g = check_gradients(name, exe, weights, tmp)
+        print(f"{name}: gradients of one loss evaluation (batch {g['batch']}), max over parameters "
+              f"of max|g_inn - g_torch| / max|g_torch|: store {g['store']['vs_torch32']:.1e}, "
+              f"recompute {g['recompute']['vs_torch32']:.1e} (against PyTorch in float64: "
+              f"{g['store']['vs_torch64']:.1e} / {g['recompute']['vs_torch64']:.1e}; PyTorch "
+              f"float32 itself: {g['torch32_vs_64']:.1e}); loss inn {g['store']['loss']:.6f}, "
+              f"PyTorch {g['loss_torch']:.6f}", flush=True)
+        if not ok:
+            raise SystemExit(f"{name}: inn's gradients do NOT agree with PyTorch's (tolerance "
+                             f"{GRAD_TOLERANCE:g} of each gradient's largest value, see above)")
+        flops = json.loads(run([exe, "--info"], stdout=subprocess.PIPE).stdout)["flops_per_sample"]
+        cpp_rounds, torch_rounds = [], []
+        for r in range(args.rounds):
+            print(f"{name}: training round {r + 1}/{args.rounds}: inn, then PyTorch ...",
+                  flush=True)
+            cpp_rounds.append(gbench(exe, [f"--weights={weights}", "--batches=", "--threads=1",
+                                           "--train-batches=" + ",".join(map(str, batches))],
+                                     args.round_reps, 0.05 if args.quick else 0.1))
+            cfg = {"train": True, "model": name, "weights": weights, "batches": batches,
+                   "reps": args.round_reps, "rep_seconds": rep_seconds, "limit_blas": True,
+                   "variants": ["eager", "foreach"] if args.no_traced else list(TRAIN_VARIANTS),
+                   "out": os.path.join(tmp, f"{name}-train{r}.json")}
+            cfg_path = os.path.join(tmp, f"{name}-train{r}-cfg.json")
+            with open(cfg_path, "w") as f:
+                json.dump(cfg, f)
+            run([sys.executable, os.path.abspath(__file__), "--worker", cfg_path], env=env)
+            with open(cfg["out"]) as f:
+                torch_rounds.append(json.load(f))
+        cpp = merge_gbench(cpp_rounds)
+        cases = []
+        for b in batches:
+            same = [c["all"] for r in torch_rounds for c in r["cases"] if c["batch"] == b]
+            variants = {v: statistics.median(t[v] for t in same if v in t)
+                        for v in same[0]}
+            mine = {m: cpp.get(f"{name}-train/{m}/batch:{b}/threads:1", {}).get("seconds")
+                    for m in ("store", "recompute")}
+            cases.append({"batch": b, "inn": mine, "torch": variants,
+                          "floor3": 3 * flops * b / fl["peak_flops"]})
+        out["models"][name] = {"gradients": g, "flops_per_sample": flops, "cases": cases,
+                               "torch_version": torch_rounds[0]["torch"]}
+    return out
+
+
+def print_training(tr, fl):
+    print()
+    print("Training step (forward, max-likelihood loss, backward, Adam lr 1e-3; float32, one "
+          f"thread on both sides), medians of wall-clock time per step. CPU: {tr['cpu']}.")
+    print("store / recompute: inn's memory modes (activations kept / recomputed through the "
+          "inverse); torch: eager (torch.optim.Adam's default update), best of eager, foreach "
+          "Adam and torch.jit.trace; best/inn: PyTorch best / inn store.")
+    print(f"3x floor: three times the forward FLOPs / single-core FMA peak "
+          f"({fl['peak_flops'] / 1e9:.1f} GFLOP/s).")
+    hdr = ("model", "batch", "inn store", "inn recompute", "recompute/store", "torch eager",
+           "torch best", "variant", "best/inn", "3x FLOP floor", "store/3x floor")
+    table = [hdr]
+    checks = []
+    targets = {("moons", 100): 25, ("mnist-cinn", 128): 1.5, ("conv-cifar", 16): 1.3}
+    for name, m in tr["models"].items():
+        for c in m["cases"]:
+            st, rc = c["inn"]["store"], c["inn"]["recompute"]
+            variant = min(c["torch"], key=c["torch"].get)
+            best = c["torch"][variant]
+            table.append((name, str(c["batch"]), fmt_time(st), fmt_time(rc),
+                          f"{rc / st:.2f}x" if st and rc else "-",
+                          fmt_time(c["torch"].get("eager")), fmt_time(best), variant,
+                          f"{best / st:.2f}x" if st else "-", fmt_time(c["floor3"]),
+                          f"{st / c['floor3']:.2f}x" if st else "-"))
+            target = targets.get((name, c["batch"]))
+            if target and st:
+                checks.append((f"{name} batch {c['batch']}: >= {target}x PyTorch best",
+                               best / st >= target, f"{best / st:.2f}x"))
+            if c["batch"] == 256 and st:
+                checks.append((f"{name} batch 256: within 2.5x of 3x the forward FLOP floor",
+                               st <= 2.5 * c["floor3"], f"{st / c['floor3']:.2f}x"))
+    widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+    for i, r in enumerate(table):
+        print("| " + " | ".join(col.ljust(w) for col, w in zip(r, widths)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print()
+    print("gradients against PyTorch (same weights, same batch; max over parameters of "
+          "max|g_inn - g_torch| / max|g_torch|, float32 PyTorch; tolerance "
+          f"{GRAD_TOLERANCE:g}):")
+    for name, m in tr["models"].items():
+        g = m["gradients"]
+        print(f"  {name} (batch {g['batch']}): store {g['store']['vs_torch32']:.1e}, recompute "
+              f"{g['recompute']['vs_torch32']:.1e}; PyTorch float32 against float64: "
+              f"{g['torch32_vs_64']:.1e}")
+    if checks:
+        print()
+        print("training targets of the issue:")
+        for text, ok, figure in checks:
+            print(f"  [{'met' if ok else 'NOT met'}] {text}: {figure}")
+
+
+def lscpu_model():
+    """lscpu's model name, family and model (the CPU the table was measured on)."""
+    try:
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return cpu_name()
+    f = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    f = {k.strip(): v.strip() for k, v in f.items()}
+    return (f"{f.get('Model name', cpu_name())} (family {f.get('CPU family', '?')}, model "
+            f"{f.get('Model', '?')}), {f.get('CPU(s)', '?')} CPUs")
 
 
 def llc_bytes():
