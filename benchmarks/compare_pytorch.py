@@ -620,14 +620,28 @@ def check_model(name, exe, weights, tmp):
 
 # Batches of the gradient comparison (small enough for float64 references of the big models).
 GRAD_BATCH = {"moons": 100, "mnist-cinn": 32, "conv-cifar": 4}
-GRAD_TOLERANCE = 1e-4
+GRAD_TOLERANCE = 1e-4   # per tensor: max|g_inn - g_ref| / max|g_ref|
+KINK_L2_TOLERANCE = 1e-3  # all parameters but a kink's row: |g_inn - g_ref| / |g_ref| (2-norms)
 
 
 def check_gradients(name, exe, weights, tmp):
     """Same weights, same batch: one evaluation of the maximum-likelihood loss and its backward
-    pass on both sides. Per memory mode of inn: the largest over parameters of
-    max|g_inn - g_torch| / max|g_torch| (float32 PyTorch), and the same against PyTorch in
-    float64, beside PyTorch float32's own error against float64 (what float rounding costs)."""
+    pass on both sides, inn in both memory modes (store, recompute), PyTorch in float32 and
+    float64. Per tensor the error is max|g_inn - g_ref| / max|g_ref|; the reference is PyTorch's
+    float64 gradient (the exact one, to float32's eyes), PyTorch float32's own error against it
+    is the yardstick of float rounding.
+
+    ReLU makes a gradient jump where a hidden pre-activation crosses zero. One that lies within
+    rounding of zero (3e-7 where the typical one is 0.4: it happens among the ~10^5-10^7
+    pre-activations of a batch) takes either side depending on the last bit of its input, and
+    then one hidden unit's row of that layer's gradient differs by O(1) relative, and earlier
+    layers' gradients slightly through it. PyTorch float32 itself does so against float64 on
+    conv-cifar; recompute mode, whose inputs come back through the inverse, rounded
+    differently, does so more often. Such a difference is rounding, not a wrong gradient. So a
+    mode passes if every tensor is within GRAD_TOLERANCE, or if the worst tensor's excess sits in
+    one hidden unit whose pre-activation PyTorch float64 finds within 1e-5 of the layer's median
+    magnitude from zero (a kink), and all parameters together, that unit's row left out, are
+    within KINK_L2_TOLERANCE (what the flip changes upstream is of that order)."""
     import torch
     build_model = torch_models()
     n = GRAD_BATCH[name]
@@ -640,34 +654,105 @@ def check_gradients(name, exe, weights, tmp):
     write_safetensors(inp, tensors)
     run([exe, f"--weights={weights}", f"--grad={inp}:{out}"])
     cpp = read_safetensors(out)
+    pre = {}  # float64 outputs of every layer that feeds a ReLU, by module name
 
     def torch_grads(dtype):
         model = build_model(name).to(dtype)
         model.load_state_dict(read_safetensors(weights))
+        hooks = []
+        if dtype == torch.float64:
+            for mname, m in model.named_modules():
+                if isinstance(m, torch.nn.Sequential):
+                    for i in range(len(m) - 1):
+                        if isinstance(m[i + 1], torch.nn.ReLU):
+                            key = f"{mname}.{i}"
+                            hooks.append(m[i].register_forward_hook(
+                                lambda _m, _i, o, key=key: pre.__setitem__(key, o.detach())))
         args = (x.to(dtype),) + ((c.to(dtype),) if c is not None else ())
         loss = ml_loss(*model(*args))
         loss.backward()
-        return float(loss), {k: p.grad.float() for k, p in model.named_parameters()}
+        for h in hooks:
+            h.remove()
+        return float(loss), {k: p.grad.double() for k, p in model.named_parameters()}
 
     loss32, g32 = torch_grads(torch.float32)
     loss64, g64 = torch_grads(torch.float64)
 
-    def worst(a, b):
-        return max(float((a[k] - b[k]).abs().max() / b[k].abs().max().clamp_min(1e-30))
-                   for k in b)
-    res = {"batch": n, "loss_torch": loss32, "torch32_vs_64": worst(g32, g64)}
+    def errors(a, ref):
+        return {k: float((a[k].double() - ref[k]).abs().max() / ref[k].abs().max().clamp_min(1e-300))
+                for k in ref}
+
+    def l2(a, ref, skip=None):
+        """Relative 2-norm error of all parameters; `skip`: a kink, whose unit's row of its
+        layer's weight and bias is left out."""
+        def diff(k):
+            d = a[k].double() - ref[k]
+            if skip and k.rsplit(".", 1)[0] == skip["layer"]:
+                d[skip["unit"]] = 0
+            return d
+        d = sum(float(diff(k).pow(2).sum()) for k in ref)
+        return math.sqrt(d / sum(float(ref[k].pow(2).sum()) for k in ref))
+
+    def kink(a, key):
+        """The hidden unit the worst error of `key` sits in, if it is at a ReLU kink."""
+        layer = key.rsplit(".", 1)[0]
+        if layer not in pre:
+            return None
+        d = (a[key].double() - g64[key]).abs()
+        unit = int(d.reshape(d.shape[0], -1).max(1).values.argmax())
+        p = pre[layer]
+        closest = float(p[:, unit].abs().min())
+        typical = float(p.abs().median())
+        if closest > 1e-5 * typical:
+            return None
+        return {"layer": layer, "unit": unit, "pre_activation": closest, "typical": typical}
+
+    t32 = errors(g32, g64)
+    res = {"batch": n, "loss_torch": loss32, "loss_torch64": loss64,
+           "torch32": {"worst": max(t32.values()), "l2": l2(g32, g64)}}
     ok = True
     for mode in ("store", "recompute"):
         mine = {k[len(mode) + 1:]: v for k, v in cpp.items() if k.startswith(mode + ".")}
         loss = float(mine.pop("loss"))
-        if set(mine) != set(g32):
-            missing, extra = sorted(set(g32) - set(mine)), sorted(set(mine) - set(g32))
+        if set(mine) != set(g64):
+            missing, extra = sorted(set(g64) - set(mine)), sorted(set(mine) - set(g64))
             raise SystemExit(f"{name}: inn's trainable parameters differ from PyTorch's "
                              f"(inn lacks {missing[:5]}, has extra {extra[:5]})")
-        res[mode] = {"loss": loss, "vs_torch32": worst(mine, g32), "vs_torch64": worst(mine, g64)}
-        ok = ok and res[mode]["vs_torch32"] <= GRAD_TOLERANCE and \
-            abs(loss - loss32) <= GRAD_TOLERANCE * max(1.0, abs(loss32))
+        e = errors(mine, g64)
+        worst_key = max(e, key=e.get)
+        r = {"loss": loss, "worst": e[worst_key], "worst_key": worst_key, "l2": l2(mine, g64),
+             "vs_torch32": max(errors(mine, g32).values()), "kink": None}
+        if r["worst"] > GRAD_TOLERANCE:
+            r["kink"] = kink(mine, worst_key)
+            if r["kink"]:
+                r["kink"]["l2_without"] = l2(mine, g64, r["kink"])
+        r["ok"] = (r["worst"] <= GRAD_TOLERANCE or
+                   (r["kink"] is not None and r["kink"]["l2_without"] <= KINK_L2_TOLERANCE)) and \
+            abs(loss - loss64) <= GRAD_TOLERANCE * max(1.0, abs(loss64))
+        ok = ok and r["ok"]
+        res[mode] = r
     return ok, res
+
+
+def describe_gradients(name, g):
+    """One paragraph: the gradient check's figures for one model."""
+    lines = [f"{name}: gradients of one loss evaluation (batch {g['batch']}) against PyTorch's "
+             "float64 gradient, worst tensor's max|g - g_ref| / max|g_ref| (all parameters' "
+             "relative 2-norm error):"]
+    t = g["torch32"]
+    lines.append(f"    PyTorch float32: {t['worst']:.1e} ({t['l2']:.1e})")
+    for mode in ("store", "recompute"):
+        r = g[mode]
+        line = (f"    inn {mode}: {r['worst']:.1e} ({r['l2']:.1e}); against PyTorch float32 "
+                f"{r['vs_torch32']:.1e}; loss {r['loss']:.7f} (PyTorch {g['loss_torch64']:.7f})")
+        k = r["kink"]
+        if k and r["ok"]:
+            line += (f"\n      -> above {GRAD_TOLERANCE:g} in {r['worst_key']} only through a ReLU "
+                     f"kink: unit {k['unit']} of {k['layer']} has a pre-activation of "
+                     f"{k['pre_activation']:.1e} (median magnitude {k['typical']:.2f}), whose side "
+                     f"rounding decides; without its row: {k['l2_without']:.1e} (2-norm)")
+        lines.append(line + ("" if r["ok"] else "   <- DISAGREES"))
+    return "\n".join(lines)
 
 
 def print_targets(rows, handwritten):
@@ -977,12 +1062,7 @@ def training(args, fl, env, tmp, rep_seconds):
         weights = os.path.join(tmp, f"{name}-train.safetensors")
         write_safetensors(weights, build_model(name).state_dict())
         ok, g = check_gradients(name, exe, weights, tmp)
-        print(f"{name}: gradients of one loss evaluation (batch {g['batch']}), max over parameters "
-              f"of max|g_inn - g_torch| / max|g_torch|: store {g['store']['vs_torch32']:.1e}, "
-              f"recompute {g['recompute']['vs_torch32']:.1e} (against PyTorch in float64: "
-              f"{g['store']['vs_torch64']:.1e} / {g['recompute']['vs_torch64']:.1e}; PyTorch "
-              f"float32 itself: {g['torch32_vs_64']:.1e}); loss inn {g['store']['loss']:.6f}, "
-              f"PyTorch {g['loss_torch']:.6f}", flush=True)
+        print(describe_gradients(name, g), flush=True)
         if not ok:
             raise SystemExit(f"{name}: inn's gradients do NOT agree with PyTorch's (tolerance "
                              f"{GRAD_TOLERANCE:g} of each gradient's largest value, see above)")
@@ -1056,14 +1136,9 @@ def print_training(tr, fl):
         if i == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     print()
-    print("gradients against PyTorch (same weights, same batch; max over parameters of "
-          "max|g_inn - g_torch| / max|g_torch|, float32 PyTorch; tolerance "
-          f"{GRAD_TOLERANCE:g}):")
+    print(f"gradients (same weights, same batch; tolerance {GRAD_TOLERANCE:g} per tensor):")
     for name, m in tr["models"].items():
-        g = m["gradients"]
-        print(f"  {name} (batch {g['batch']}): store {g['store']['vs_torch32']:.1e}, recompute "
-              f"{g['recompute']['vs_torch32']:.1e}; PyTorch float32 against float64: "
-              f"{g['torch32_vs_64']:.1e}")
+        print(describe_gradients(name, m["gradients"]))
     if checks:
         print()
         print("training targets of the issue:")
