@@ -17,11 +17,20 @@ What it does, in order:
      glibc malloc tuned to keep large blocks, OpenBLAS threads limited to torch's, the better of
      eager and traced+frozen per case);
   5. prints the table: medians, the ratios PyTorch-best / inn, and each figure as a fraction of
-     its floors (model FLOPs / peak, weight bytes / bandwidth).
+     its floors (model FLOPs / peak, weight bytes / bandwidth);
+  6. training (one thread on both sides): per model, one loss evaluation and its backward pass
+     on the same weights and batch on both sides, the parameter gradients compared by
+     state_dict key (check_gradients: against PyTorch float64 and float32); then alternating
+     rounds of inn's training-step benchmarks (forward, max-likelihood loss, backward, Adam lr
+     1e-3; both memory modes: store and recompute) and a PyTorch worker timing the same step
+     eagerly (torch.optim.Adam's default and foreach updates) and through torch.jit.trace
+     (PyTorch 1.13 has no torch.compile); the table of step times, recompute/store, PyTorch/inn
+     and, against three times the forward FLOP floor, with the CPU as lscpu names it.
 
 Must run under Debian's /usr/bin/python3 (python3-torch is installed for it). Options: --quick
-(fewer repetitions and batches), --models moons,mnist-cinn,conv-cifar, --threads 1,2,
---build-dir DIR, --no-build, --json FILE (all results), --repetitions N.
+(fewer repetitions and batches), --only infer|train (one section), --models
+moons,mnist-cinn,conv-cifar, --threads 1,2 (inference), --build-dir DIR, --no-build,
+--json FILE (all results), --repetitions N.
 """
 
 import argparse

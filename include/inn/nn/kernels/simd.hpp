@@ -8,7 +8,8 @@
 
 #include <Eigen/Core>
 
-#if defined(__SSE2__)
+// nvcc's passes see x86 intrinsics (and Eigen's vectorisation) only where they did before.
+#if defined(__AVX512F__) || (defined(__SSE2__) && !defined(__CUDACC__))
 #include <immintrin.h>
 #endif
 #include <cmath>
@@ -51,12 +52,12 @@ template <Scalar S> struct simd {
             return _mm512_sqrt_ps(v);
         else
             return _mm512_sqrt_pd(v);
-#elif defined(__AVX__)
+#elif defined(__AVX__) && !defined(__CUDACC__)
         if constexpr (std::is_same_v<S, float>)
             return _mm256_sqrt_ps(v);
         else
             return _mm256_sqrt_pd(v);
-#elif defined(__SSE2__)
+#elif defined(__SSE2__) && !defined(__CUDACC__)
         if constexpr (std::is_same_v<S, float>)
             return _mm_sqrt_ps(v);
         else
