@@ -1,14 +1,21 @@
 #pragma once
 // The harness shared by bench_moons.cpp, bench_mnist.cpp and bench_conv.cpp: Google Benchmark
-// cases for forward and inverse of one model at several batch sizes and thread counts, plus the
-// modes benchmarks/compare_pytorch.py uses to hand both sides the same weights and inputs:
+// cases for forward and inverse of one model at several batch sizes and thread counts, a
+// training step in both memory modes, plus the modes benchmarks/compare_pytorch.py uses to hand
+// both sides the same weights and inputs:
 //
 //   bench_moons [--weights=W.safetensors] [--threads=1,2] [--batches=1,16,256,4096]
-//               [--check=IN.safetensors:OUT.safetensors] [--info] [Google Benchmark flags]
+//               [--train-batches=100,256] [--check=IN.safetensors:OUT.safetensors]
+//               [--grad=IN.safetensors:OUT.safetensors] [--info] [Google Benchmark flags]
 //
 //   --weights  loads every parameter by its FrEIA state_dict key (inn::load_safetensors);
+//   --train-batches  the batches of the training cases (empty: none);
 //   --check    runs forward and inverse on IN's "x" (and "c") and writes "z", "ljd", "x_rev",
 //              "ljd_rev" to OUT, then exits;
+//   --grad     one evaluation of the maximum-likelihood loss on IN's "x" (and "c") and its
+//              backward pass, in each memory mode on a copy of the loaded network: writes
+//              "<mode>.loss" and "<mode>.<key>" (dL/dθ of every trainable parameter, by its
+//              state_dict key) for mode = store, recompute to OUT, then exits;
 //   --info     prints one JSON line: FLOPs per sample, parameter bytes, workspace bytes;
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
@@ -16,7 +23,10 @@
 //              which benchmarks/CMakeLists.txt defines for every benchmark).
 //
 // The cases are named <model>/<fwd|inv>/batch:<B>/threads:<T>; every call goes through the
-// allocation-free forward_into / inverse_into with the workspace reserved beforehand.
+// allocation-free forward_into / inverse_into with the workspace reserved beforehand. Training
+// cases, <model>-train/<store|recompute>/batch:<B>/threads:1, time one step as FrEIA's quick
+// start takes it: forward, max_likelihood loss, backward, Adam (lr 1e-3), on a copy of the
+// loaded network (the weights the other cases see stay untouched), the same batch every step.
 
 #if !defined(INN_BENCHMARK_SWITCHES)
 #error "the benchmarks need INN_BENCHMARK_SWITCHES for --off (benchmarks/CMakeLists.txt sets it)"
@@ -29,11 +39,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <inn/inn.hpp>
 #include <inn/io/safetensors.hpp>
 #include <inn/io/state_dict.hpp>
+#include <inn/train.hpp>
 
 #include "models.hpp"
 
@@ -140,14 +152,87 @@ template <class Net> int check(Net& net, const std::string& spec) {
     return 0;
 }
 
+/// One loss evaluation and backward pass per memory mode on IN's batch; the gradients to OUT.
+template <class Net> int gradients(const Net& loaded, const std::string& spec) {
+    auto colon = spec.find(':');
+    auto in = inn::io::safetensors_file::read(spec.substr(0, colon));
+    const auto x = read_matrix(in, "x", Net::input_dims().size());
+    inn::row_matrix<float> c;
+    if constexpr (conditional<Net>)
+        c = read_matrix(in, "c", Net::condition_dims().size());
+    std::vector<inn::io::tensor_to_write> out;
+    for (auto mode : {inn::train::store, inn::train::recompute}) {
+        const std::string prefix = mode == inn::train::store ? "store." : "recompute.";
+        auto net = std::make_unique<Net>(loaded);
+        inn::train::trainer t{*net, {.memory = mode}};
+        float loss;
+        if constexpr (conditional<Net>)
+            loss = t.step(x, inn::train::max_likelihood, inn::conditions(c));
+        else
+            loss = t.step(x, inn::train::max_likelihood);
+        out.push_back(inn::io::make_tensor(prefix + "loss", {}, std::vector<float>{loss}));
+        std::as_const(*net).visit([&](const std::string& key, const inn::tensor_ref<float>& p) {
+            if (p.real && p.trainable && p.grad()) {
+                const float* g = p.grad();
+                out.push_back(inn::io::make_tensor(
+                    prefix + key, p.shape.as_vector(),
+                    std::vector<float>(g, g + p.shape.numel())));
+            }
+        });
+    }
+    inn::io::write_safetensors(spec.substr(colon + 1), out);
+    return 0;
+}
+
+/// Registers the training cases of `net`'s model: one step per iteration, both memory modes.
+template <class Net>
+void register_training(Net& net, const char* name, double flops_per_sample,
+                       const std::vector<long>& batches) {
+    for (long b : batches)
+        for (auto mode : {inn::train::store, inn::train::recompute}) {
+            std::string case_name = std::string(name) + "-train/" +
+                                    (mode == inn::train::store ? "store" : "recompute") +
+                                    "/batch:" + std::to_string(b) + "/threads:1";
+            Net* p = &net;
+            benchmark::RegisterBenchmark(
+                case_name.c_str(),
+                [=](benchmark::State& st) {
+                    auto copy = std::make_unique<Net>(*p);
+                    set_threads(*copy, 1);
+                    batch_data<Net> d(b);
+                    inn::train::trainer t{*copy, {.memory = mode}};
+                    inn::train::Adam opt{*copy, {.lr = 1e-3}};
+                    auto step = [&] {
+                        if constexpr (conditional<Net>)
+                            return t.step(d.x, inn::train::max_likelihood, inn::conditions(d.c));
+                        else
+                            return t.step(d.x, inn::train::max_likelihood);
+                    };
+                    step(); // warm-up: the trainer's buffers
+                    opt.step();
+                    for (auto _ : st) {
+                        benchmark::DoNotOptimize(step());
+                        opt.step();
+                    }
+                    // Three times the forward FLOPs: the usual estimate of forward + backward.
+                    st.counters["FLOP/s"] =
+                        benchmark::Counter(3 * flops_per_sample * double(b),
+                                           benchmark::Counter::kIsIterationInvariantRate);
+                })
+                ->UseRealTime()
+                ->MeasureProcessCPUTime();
+        }
+}
+
 /// Runs the harness for model `Net` named `name`. `flops(batch)`: the model's multiply-add
 /// FLOPs per call (linear layers, convolutions, soft permutation matrices).
+/// `train_batches`: the default batches of the training cases.
 template <class Net, class Extra = void (*)(Net&, const std::vector<long>&)>
 int run(int argc, char** argv, const char* name, double flops_per_sample, std::vector<long> batches,
-        Extra extra = nullptr) {
+        std::vector<long> train_batches, Extra extra = nullptr) {
     auto net = std::make_unique<Net>(0);
     std::vector<long> threads{1, 2};
-    std::string check_spec;
+    std::string check_spec, grad_spec;
     bool info = false;
     std::vector<char*> rest{argv[0]};
     for (int i = 1; i < argc; ++i) {
@@ -158,6 +243,10 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
             threads = parse_list(a.substr(10));
         else if (a.starts_with("--batches="))
             batches = parse_list(a.substr(10));
+        else if (a.starts_with("--train-batches="))
+            train_batches = parse_list(a.substr(16));
+        else if (a.starts_with("--grad="))
+            grad_spec = std::string(a.substr(7));
         else if (a.starts_with("--check="))
             check_spec = std::string(a.substr(8));
         else if (a == "--info")
@@ -190,6 +279,8 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
     }
     if (!check_spec.empty())
         return check(*net, check_spec);
+    if (!grad_spec.empty())
+        return gradients(*net, grad_spec);
     if (info) {
         long long weights = 0;
         net->visit([&](const std::string&, const inn::tensor_ref<float>& t) {
@@ -245,6 +336,7 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
         extra(*net, batches);
     else if (extra)
         extra(*net, batches);
+    register_training(*net, name, flops_per_sample, train_batches);
     int n = int(rest.size());
     benchmark::Initialize(&n, rest.data());
     benchmark::RunSpecifiedBenchmarks();

@@ -16,5 +16,5 @@ constexpr double glow_fc(double len1, double len2) {
 int main(int argc, char** argv) {
     constexpr double flops = 4 * glow_conv(2, 1, 3, 32 * 32) + 6 * glow_conv(6, 6, 1, 16 * 16) +
                              6 * glow_conv(6, 6, 3, 16 * 16) + 12 * glow_fc(384, 384);
-    return bench::run<bench::ConvCIFAR>(argc, argv, "conv-cifar", flops, {1, 16, 64});
+    return bench::run<bench::ConvCIFAR>(argc, argv, "conv-cifar", flops, {1, 16, 64}, {16});
 }

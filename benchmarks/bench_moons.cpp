@@ -6,9 +6,6 @@
 
 #include "bench_common.hpp"
 
-#include <inn/data.hpp>
-#include <inn/train.hpp>
-
 namespace {
 
 struct handwritten_moons {
@@ -69,7 +66,7 @@ int main(int argc, char** argv) {
     // Per sample and block: Linear(1, 512) + Linear(512, 2) and the 2x2 soft permutation.
     constexpr double flops = 8 * (2.0 * (1 * 512 + 512 * 2) + 2.0 * 2 * 2);
     return bench::run<bench::Moons>(
-        argc, argv, "moons", flops, {1, 16, 256, 4096},
+        argc, argv, "moons", flops, {1, 16, 256, 4096}, {100, 256},
         [](bench::Moons& net, const std::vector<long>& batches) {
             auto ref = std::make_shared<handwritten_moons>(net);
             for (long b : batches) {
@@ -85,31 +82,6 @@ int main(int argc, char** argv) {
                         }
                         st.counters["FLOP/s"] = benchmark::Counter(
                             flops * double(b), benchmark::Counter::kIsIterationInvariantRate);
-                    })
-                    ->UseRealTime()
-                    ->MeasureProcessCPUTime();
-            }
-            // One training step as FrEIA's quick start takes it: forward, loss, backward and
-            // Adam on a batch of 100 moons, in both memory modes. Registered last: it changes
-            // the weights, which the cases above must see untouched.
-            for (auto mode : {inn::train::store, inn::train::recompute}) {
-                std::string name = std::string("moons-train/") +
-                                   (mode == inn::train::store ? "store" : "recompute") +
-                                   "/batch:100/threads:1";
-                bench::Moons* p = &net;
-                benchmark::RegisterBenchmark(
-                    name.c_str(),
-                    [=](benchmark::State& st) {
-                        bench::set_threads(*p, 1);
-                        inn::generator g{0};
-                        const auto x = inn::data::make_moons(100, 0.05, g);
-                        inn::train::trainer t{*p, {.memory = mode}};
-                        inn::train::Adam opt{*p, {.lr = 1e-3}};
-                        t.step(x, inn::train::max_likelihood);  // warm-up: buffers
-                        for (auto _ : st) {
-                            benchmark::DoNotOptimize(t.step(x, inn::train::max_likelihood));
-                            opt.step();
-                        }
                     })
                     ->UseRealTime()
                     ->MeasureProcessCPUTime();

@@ -17,11 +17,20 @@ What it does, in order:
      glibc malloc tuned to keep large blocks, OpenBLAS threads limited to torch's, the better of
      eager and traced+frozen per case);
   5. prints the table: medians, the ratios PyTorch-best / inn, and each figure as a fraction of
-     its floors (model FLOPs / peak, weight bytes / bandwidth).
+     its floors (model FLOPs / peak, weight bytes / bandwidth);
+  6. training (one thread on both sides): per model, one loss evaluation and its backward pass
+     on the same weights and batch on both sides, the parameter gradients compared by
+     state_dict key (check_gradients: against PyTorch float64 and float32); then alternating
+     rounds of inn's training-step benchmarks (forward, max-likelihood loss, backward, Adam lr
+     1e-3; both memory modes: store and recompute) and a PyTorch worker timing the same step
+     eagerly (torch.optim.Adam's default and foreach updates) and through torch.jit.trace
+     (PyTorch 1.13 has no torch.compile); the table of step times, recompute/store, PyTorch/inn
+     and, against three times the forward FLOP floor, with the CPU as lscpu names it.
 
 Must run under Debian's /usr/bin/python3 (python3-torch is installed for it). Options: --quick
-(fewer repetitions and batches), --models moons,mnist-cinn,conv-cifar, --threads 1,2,
---build-dir DIR, --no-build, --json FILE (all results), --repetitions N.
+(fewer repetitions and batches), --only infer|train (one section), --models
+moons,mnist-cinn,conv-cifar, --threads 1,2 (inference), --build-dir DIR, --no-build,
+--json FILE (all results), --repetitions N.
 """
 
 import argparse
@@ -361,6 +370,8 @@ def time_median(fn, reps, rep_seconds):
 
 
 def torch_worker(cfg):
+    if cfg.get("train"):
+        return torch_train_worker(cfg)
     import torch
     try:
         import threadpoolctl
@@ -418,6 +429,78 @@ def torch_worker(cfg):
                                          "mode": mode, "all": best})
         if limiter is not None:
             limiter.restore_original_limits()
+    return results
+
+
+def ml_loss(z, ljd):
+    """inn::train::max_likelihood: mean over the batch of (0.5 |z|^2 - log|det J|) / dims."""
+    z = z.reshape(z.shape[0], -1)
+    return (0.5 * z.pow(2).sum(1) - ljd).mean() / z.shape[1]
+
+
+def train_batch(name, batch, seed=1):
+    """The batch a training case runs on: normal inputs, one-hot conditions (as the C++ side)."""
+    import torch
+    _, shape, cond, _ = MODELS[name]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *shape, generator=g)
+    c = None
+    if cond:
+        c = torch.zeros(batch, cond)
+        c[torch.arange(batch), torch.arange(batch) % cond] = 1
+    return x, c
+
+
+# The PyTorch variants of a training step: eager with torch.optim.Adam's default (per-tensor)
+# update, eager with its multi-tensor (foreach) update, and the model traced by torch.jit.trace
+# (autograd through the TorchScript graph). torch.compile would be the modern candidate, but
+# PyTorch 1.13 has none.
+TRAIN_VARIANTS = ("eager", "foreach", "traced")
+
+
+def torch_train_worker(cfg):
+    """Times one training step (forward, loss, backward, Adam lr 1e-3) per batch and variant,
+    each variant from the same loaded weights, on one thread."""
+    import torch
+    try:
+        import threadpoolctl
+    except ImportError:
+        threadpoolctl = None
+    build = torch_models()
+    state = read_safetensors(cfg["weights"])
+    torch.set_num_threads(1)
+    limiter = None
+    if cfg["limit_blas"] and threadpoolctl is not None:
+        limiter = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    _, _, cond, _ = MODELS[cfg["model"]]
+    results = {"torch": torch.__version__, "cases": []}
+    for batch in cfg["batches"]:
+        x, c = train_batch(cfg["model"], batch)
+        args = (x, c) if cond else (x,)
+        times = {}
+        for variant in cfg["variants"]:
+            model = build(cfg["model"])
+            model.load_state_dict(state)
+            model.train()
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3,
+                                   foreach=True if variant == "foreach" else None)
+            fwd = model
+            if variant == "traced":
+                try:
+                    fwd = torch.jit.trace(model, args, check_trace=False)
+                except Exception as e:  # noqa: BLE001 - report, keep the others
+                    print(f"  (tracing {cfg['model']} for training failed: {e})", file=sys.stderr)
+                    continue
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                z, ljd = fwd(*args)
+                ml_loss(z, ljd).backward()
+                opt.step()
+            times[variant] = time_median(step, cfg["reps"], cfg["rep_seconds"])
+        results["cases"].append({"batch": batch, "all": times})
+    if limiter is not None:
+        limiter.restore_original_limits()
     return results
 
 
@@ -544,6 +627,143 @@ def check_model(name, exe, weights, tmp):
     return ok, errs
 
 
+# Batches of the gradient comparison (small enough for float64 references of the big models).
+GRAD_BATCH = {"moons": 100, "mnist-cinn": 32, "conv-cifar": 4}
+GRAD_TOLERANCE = 1e-4   # per tensor: max|g_inn - g_ref| / max|g_ref|
+KINK_L2_TOLERANCE = 1e-3  # all parameters but a kink's row: |g_inn - g_ref| / |g_ref| (2-norms)
+
+
+def check_gradients(name, exe, weights, tmp):
+    """Same weights, same batch: one evaluation of the maximum-likelihood loss and its backward
+    pass on both sides, inn in both memory modes (store, recompute), PyTorch in float32 and
+    float64. Per tensor the error is max|g_inn - g_ref| / max|g_ref|; the reference is PyTorch's
+    float64 gradient (the exact one, to float32's eyes), PyTorch float32's own error against it
+    is the yardstick of float rounding.
+
+    ReLU makes a gradient jump where a hidden pre-activation crosses zero. One that lies within
+    rounding of zero (3e-7 where the typical one is 0.4: it happens among the ~10^5-10^7
+    pre-activations of a batch) takes either side depending on the last bit of its input, and
+    then one hidden unit's row of that layer's gradient differs by O(1) relative, and earlier
+    layers' gradients slightly through it. PyTorch float32 itself does so against float64 on
+    conv-cifar; recompute mode, whose inputs come back through the inverse, rounded
+    differently, does so more often. Such a difference is rounding, not a wrong gradient. So a
+    mode passes if every tensor is within GRAD_TOLERANCE, or if the worst tensor's excess sits in
+    one hidden unit whose pre-activation PyTorch float64 finds within 1e-5 of the layer's median
+    magnitude from zero (a kink), and all parameters together, that unit's row left out, are
+    within KINK_L2_TOLERANCE (what the flip changes upstream is of that order)."""
+    import torch
+    build_model = torch_models()
+    n = GRAD_BATCH[name]
+    x, c = train_batch(name, n, seed=3)
+    tensors = {"x": x.reshape(n, -1)}
+    if c is not None:
+        tensors["c"] = c
+    inp, out = (os.path.join(tmp, f"{name}-grad-in.safetensors"),
+                os.path.join(tmp, f"{name}-grad-out.safetensors"))
+    write_safetensors(inp, tensors)
+    run([exe, f"--weights={weights}", f"--grad={inp}:{out}"])
+    cpp = read_safetensors(out)
+    pre = {}  # float64 outputs of every layer that feeds a ReLU, by module name
+
+    def torch_grads(dtype):
+        model = build_model(name).to(dtype)
+        model.load_state_dict(read_safetensors(weights))
+        hooks = []
+        if dtype == torch.float64:
+            for mname, m in model.named_modules():
+                if isinstance(m, torch.nn.Sequential):
+                    for i in range(len(m) - 1):
+                        if isinstance(m[i + 1], torch.nn.ReLU):
+                            key = f"{mname}.{i}"
+                            hooks.append(m[i].register_forward_hook(
+                                lambda _m, _i, o, key=key: pre.__setitem__(key, o.detach())))
+        args = (x.to(dtype),) + ((c.to(dtype),) if c is not None else ())
+        loss = ml_loss(*model(*args))
+        loss.backward()
+        for h in hooks:
+            h.remove()
+        return float(loss), {k: p.grad.double() for k, p in model.named_parameters()}
+
+    loss32, g32 = torch_grads(torch.float32)
+    loss64, g64 = torch_grads(torch.float64)
+
+    def errors(a, ref):
+        return {k: float((a[k].double() - ref[k]).abs().max() / ref[k].abs().max().clamp_min(1e-300))
+                for k in ref}
+
+    def l2(a, ref, skip=None):
+        """Relative 2-norm error of all parameters; `skip`: a kink, whose unit's row of its
+        layer's weight and bias is left out."""
+        def diff(k):
+            d = a[k].double() - ref[k]
+            if skip and k.rsplit(".", 1)[0] == skip["layer"]:
+                d[skip["unit"]] = 0
+            return d
+        d = sum(float(diff(k).pow(2).sum()) for k in ref)
+        return math.sqrt(d / sum(float(ref[k].pow(2).sum()) for k in ref))
+
+    def kink(a, key):
+        """The hidden unit the worst error of `key` sits in, if it is at a ReLU kink."""
+        layer = key.rsplit(".", 1)[0]
+        if layer not in pre:
+            return None
+        d = (a[key].double() - g64[key]).abs()
+        unit = int(d.reshape(d.shape[0], -1).max(1).values.argmax())
+        p = pre[layer]
+        closest = float(p[:, unit].abs().min())
+        typical = float(p.abs().median())
+        if closest > 1e-5 * typical:
+            return None
+        return {"layer": layer, "unit": unit, "pre_activation": closest, "typical": typical}
+
+    t32 = errors(g32, g64)
+    res = {"batch": n, "loss_torch": loss32, "loss_torch64": loss64,
+           "torch32": {"worst": max(t32.values()), "l2": l2(g32, g64)}}
+    ok = True
+    for mode in ("store", "recompute"):
+        mine = {k[len(mode) + 1:]: v for k, v in cpp.items() if k.startswith(mode + ".")}
+        loss = float(mine.pop("loss"))
+        if set(mine) != set(g64):
+            missing, extra = sorted(set(g64) - set(mine)), sorted(set(mine) - set(g64))
+            raise SystemExit(f"{name}: inn's trainable parameters differ from PyTorch's "
+                             f"(inn lacks {missing[:5]}, has extra {extra[:5]})")
+        e = errors(mine, g64)
+        worst_key = max(e, key=e.get)
+        r = {"loss": loss, "worst": e[worst_key], "worst_key": worst_key, "l2": l2(mine, g64),
+             "vs_torch32": max(errors(mine, g32).values()), "kink": None}
+        if r["worst"] > GRAD_TOLERANCE:
+            r["kink"] = kink(mine, worst_key)
+            if r["kink"]:
+                r["kink"]["l2_without"] = l2(mine, g64, r["kink"])
+        r["ok"] = (r["worst"] <= GRAD_TOLERANCE or
+                   (r["kink"] is not None and r["kink"]["l2_without"] <= KINK_L2_TOLERANCE)) and \
+            abs(loss - loss64) <= GRAD_TOLERANCE * max(1.0, abs(loss64))
+        ok = ok and r["ok"]
+        res[mode] = r
+    return ok, res
+
+
+def describe_gradients(name, g):
+    """One paragraph: the gradient check's figures for one model."""
+    lines = [f"{name}: gradients of one loss evaluation (batch {g['batch']}) against PyTorch's "
+             "float64 gradient, worst tensor's max|g - g_ref| / max|g_ref| (all parameters' "
+             "relative 2-norm error):"]
+    t = g["torch32"]
+    lines.append(f"    PyTorch float32: {t['worst']:.1e} ({t['l2']:.1e})")
+    for mode in ("store", "recompute"):
+        r = g[mode]
+        line = (f"    inn {mode}: {r['worst']:.1e} ({r['l2']:.1e}); against PyTorch float32 "
+                f"{r['vs_torch32']:.1e}; loss {r['loss']:.7f} (PyTorch {g['loss_torch64']:.7f})")
+        k = r["kink"]
+        if k and r["ok"]:
+            line += (f"\n      -> above {GRAD_TOLERANCE:g} in {r['worst_key']} only through a ReLU "
+                     f"kink: unit {k['unit']} of {k['layer']} has a pre-activation of "
+                     f"{k['pre_activation']:.1e} (median magnitude {k['typical']:.2f}), whose side "
+                     f"rounding decides; without its row: {k['l2_without']:.1e} (2-norm)")
+        lines.append(line + ("" if r["ok"] else "   <- DISAGREES"))
+    return "\n".join(lines)
+
+
 def print_targets(rows, handwritten):
     """The issue's targets (single thread unless said), each with the figure it is read from."""
     def row(name, d, b, t=1):
@@ -630,6 +850,8 @@ def main():
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--no-traced", action="store_true", help="PyTorch eager only")
     p.add_argument("--no-ablations", action="store_true", help="skip the kernel on/off runs")
+    p.add_argument("--only", choices=("all", "infer", "train"), default="all",
+                   help="inference (forward/inverse) only, training only, or both (default)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -674,9 +896,10 @@ def main():
                             "OMP_NUM_THREADS") if k in found_env)
     print("PyTorch as found: " + (found_vars or "no BLAS/malloc variables set"))
 
+    do_infer, do_train = args.only != "train", args.only != "infer"
     rows, everything = [], {"floors": fl, "load_start": load, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
+        for name in args.models if do_infer else []:
             exe_name, shape, cond, batches = MODELS[name]
             if args.batches:
                 batches = [int(b) for b in args.batches.split(",")]
@@ -716,7 +939,8 @@ def main():
                       flush=True)
                 cpp_rounds.append(gbench(exe, [f"--weights={weights}",
                                                "--threads=" + ",".join(map(str, args.threads)),
-                                               "--batches=" + ",".join(map(str, batches))],
+                                               "--batches=" + ",".join(map(str, batches)),
+                                               "--train-batches="],
                                          args.round_reps, 0.05 if args.quick else 0.1))
                 best_rounds.append(torch_run("best", best_env, not args.no_traced, True,
                                              args.round_reps, f"best{r}"))
@@ -740,7 +964,7 @@ def main():
                 rows.append((name, d, b, t, mine, found["seconds"], case["seconds"], case["mode"],
                              flop_floor, mem_floor, costs.get(exe_name)))
         ablations = []
-        if not args.no_ablations:
+        if not args.no_ablations and do_infer:
             for name in args.models:
                 exe = os.path.join(args.build_dir, "benchmarks", MODELS[name][0])
                 for switch, batch in ABLATIONS[name]:
@@ -760,71 +984,187 @@ def main():
                                        "--info"], stdout=subprocess.PIPE).stdout)
                  for name in args.models}
         everything["info"] = infos
+        if do_train:
+            everything["training"] = training(args, fl, best_env, tmp, rep_seconds)
     everything["load_end"] = os.getloadavg()
 
-    print()
-    print("Medians of wall-clock time per call (float32). best/inn: PyTorch at its best divided "
-          "by inn (> 1: inn faster).")
-    print("floor: max(FLOPs / (threads x single-core peak), weight bytes / one-core bandwidth); "
-          "%floor: floor / inn time.")
-    hdr = ("model", "dir", "batch", "thr", "inn", "torch found", "torch best", "mode", "best/inn",
-           "found/inn", "FLOP floor", "mem floor", "%floor")
-    table = [hdr]
-    for (name, d, b, t, mine, found, best, mode, ff, mf, _) in rows:
-        floor = max(ff, mf)
-        table.append((name, d, str(b), str(t), fmt_time(mine), fmt_time(found), fmt_time(best),
-                      mode, f"{best / mine:.2f}x" if mine else "-",
-                      f"{found / mine:.2f}x" if mine else "-", fmt_time(ff),
-                      fmt_time(mf) if mf else "(cached)",
-                      f"{100 * floor / mine:.0f}%" if mine else "-"))
-    widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
-    for i, r in enumerate(table):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    print()
-    print("two threads against one (wall-clock medians above):")
-    for (name, d, b, t, mine, *_rest) in rows:
-        if t == 2:
-            one = next((r[4] for r in rows if r[:3] == (name, d, b) and r[3] == 1), None)
-            if one and mine:
-                print(f"  {name} {d} batch {b}: {one / mine:.2f}x")
-    hand = everything["models"].get("moons", {}).get("inn", {})
-    hw = {b: hand.get(f"moons-handwritten/fwd/batch:{b}/threads:1", {}).get("seconds")
-          for b in (1, 256)}
-    if hw[1]:
+    if do_infer:
         print()
-        print("moons written by hand as one fused loop of fixed-size Eigen expressions per sample "
-              "(bench_moons.cpp), forward, one thread: " +
-              ", ".join(f"batch {b}: {fmt_time(t)}" for b, t in hw.items() if t))
-    print_targets(rows, hw)
-    if everything.get("ablations"):
+        print("Medians of wall-clock time per call (float32). best/inn: PyTorch at its best divided "
+              "by inn (> 1: inn faster).")
+        print("floor: max(FLOPs / (threads x single-core peak), weight bytes / one-core bandwidth); "
+              "%floor: floor / inn time.")
+        hdr = ("model", "dir", "batch", "thr", "inn", "torch found", "torch best", "mode", "best/inn",
+               "found/inn", "FLOP floor", "mem floor", "%floor")
+        table = [hdr]
+        for (name, d, b, t, mine, found, best, mode, ff, mf, _) in rows:
+            floor = max(ff, mf)
+            table.append((name, d, str(b), str(t), fmt_time(mine), fmt_time(found), fmt_time(best),
+                          mode, f"{best / mine:.2f}x" if mine else "-",
+                          f"{found / mine:.2f}x" if mine else "-", fmt_time(ff),
+                          fmt_time(mf) if mf else "(cached)",
+                          f"{100 * floor / mine:.0f}%" if mine else "-"))
+        widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+        for i, r in enumerate(table):
+            print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+            if i == 0:
+                print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         print()
-        print("what each kernel buys (inn forward, one thread, medians; off = that switch off):")
-        for (name, switch, batch, on, off, ratio) in everything["ablations"]:
-            print(f"  {name} batch {batch}: {switch}: on {fmt_time(on)}, off {fmt_time(off)} "
-                  f"-> {ratio:.2f}x (median of per-round ratios)")
-    print()
-    print("workspace per sample (batch 256, one thread): the naive sum of all intermediate "
-          "tensors, the buffers after the compile-time liveness analysis, and the whole workspace "
-          "(buffers + module scratch):")
-    for name, info in everything.get("info", {}).items():
-        print(f"  {name}: naive {info['edge_bytes_per_sample'] / 1024:.1f} KiB, shared "
-              f"{info['shared_edge_bytes_per_sample'] / 1024:.1f} KiB, workspace "
-              f"{info['workspace_bytes_per_sample'] / 1024:.1f} KiB")
-    print()
-    print("compile cost (g++ -O3 -march=native, one translation unit):")
-    for name in args.models:
-        exe_name = MODELS[name][0]
-        c = costs.get(exe_name)
-        print(f"  {exe_name}.cpp: " + (f"{c[0]:.1f} s, peak {c[1]:.0f} MiB" if c else "not measured "
-                                       "(built before the launcher was set; rm -r the build dir)"))
+        print("two threads against one (wall-clock medians above):")
+        for (name, d, b, t, mine, *_rest) in rows:
+            if t == 2:
+                one = next((r[4] for r in rows if r[:3] == (name, d, b) and r[3] == 1), None)
+                if one and mine:
+                    print(f"  {name} {d} batch {b}: {one / mine:.2f}x")
+        hand = everything["models"].get("moons", {}).get("inn", {})
+        hw = {b: hand.get(f"moons-handwritten/fwd/batch:{b}/threads:1", {}).get("seconds")
+              for b in (1, 256)}
+        if hw[1]:
+            print()
+            print("moons written by hand as one fused loop of fixed-size Eigen expressions per sample "
+                  "(bench_moons.cpp), forward, one thread: " +
+                  ", ".join(f"batch {b}: {fmt_time(t)}" for b, t in hw.items() if t))
+        print_targets(rows, hw)
+        if everything.get("ablations"):
+            print()
+            print("what each kernel buys (inn forward, one thread, medians; off = that switch off):")
+            for (name, switch, batch, on, off, ratio) in everything["ablations"]:
+                print(f"  {name} batch {batch}: {switch}: on {fmt_time(on)}, off {fmt_time(off)} "
+                      f"-> {ratio:.2f}x (median of per-round ratios)")
+        print()
+        print("workspace per sample (batch 256, one thread): the naive sum of all intermediate "
+              "tensors, the buffers after the compile-time liveness analysis, and the whole workspace "
+              "(buffers + module scratch):")
+        for name, info in everything.get("info", {}).items():
+            print(f"  {name}: naive {info['edge_bytes_per_sample'] / 1024:.1f} KiB, shared "
+                  f"{info['shared_edge_bytes_per_sample'] / 1024:.1f} KiB, workspace "
+                  f"{info['workspace_bytes_per_sample'] / 1024:.1f} KiB")
+        print()
+        print("compile cost (g++ -O3 -march=native, one translation unit):")
+        for name in args.models:
+            exe_name = MODELS[name][0]
+            c = costs.get(exe_name)
+            print(f"  {exe_name}.cpp: " + (f"{c[0]:.1f} s, peak {c[1]:.0f} MiB" if c else "not measured "
+                                           "(built before the launcher was set; rm -r the build dir)"))
+    if do_train:
+        print_training(everything["training"], fl)
     load = everything["load_end"]
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(everything, f, indent=1)
     return 0
+
+
+# Batches of the training comparison per model (one thread).
+TRAIN_BATCHES = {"moons": [100, 256], "mnist-cinn": [128, 256], "conv-cifar": [16]}
+
+
+def training(args, fl, env, tmp, rep_seconds):
+    """The training section: per model, the gradient check, then alternating rounds of inn's
+    training cases (both memory modes) and the PyTorch worker (its variants), one thread."""
+    build_model = torch_models()
+    out = {"cpu": lscpu_model(), "models": {}}
+    for name in args.models:
+        exe = os.path.join(args.build_dir, "benchmarks", MODELS[name][0])
+        batches = TRAIN_BATCHES[name]
+        weights = os.path.join(tmp, f"{name}-train.safetensors")
+        write_safetensors(weights, build_model(name).state_dict())
+        ok, g = check_gradients(name, exe, weights, tmp)
+        print(describe_gradients(name, g), flush=True)
+        if not ok:
+            raise SystemExit(f"{name}: inn's gradients do NOT agree with PyTorch's (tolerance "
+                             f"{GRAD_TOLERANCE:g} of each gradient's largest value, see above)")
+        flops = json.loads(run([exe, "--info"], stdout=subprocess.PIPE).stdout)["flops_per_sample"]
+        cpp_rounds, torch_rounds = [], []
+        for r in range(args.rounds):
+            print(f"{name}: training round {r + 1}/{args.rounds}: inn, then PyTorch ...",
+                  flush=True)
+            cpp_rounds.append(gbench(exe, [f"--weights={weights}", "--batches=", "--threads=1",
+                                           "--train-batches=" + ",".join(map(str, batches))],
+                                     args.round_reps, 0.05 if args.quick else 0.1))
+            cfg = {"train": True, "model": name, "weights": weights, "batches": batches,
+                   "reps": args.round_reps, "rep_seconds": rep_seconds, "limit_blas": True,
+                   "variants": ["eager", "foreach"] if args.no_traced else list(TRAIN_VARIANTS),
+                   "out": os.path.join(tmp, f"{name}-train{r}.json")}
+            cfg_path = os.path.join(tmp, f"{name}-train{r}-cfg.json")
+            with open(cfg_path, "w") as f:
+                json.dump(cfg, f)
+            run([sys.executable, os.path.abspath(__file__), "--worker", cfg_path], env=env)
+            with open(cfg["out"]) as f:
+                torch_rounds.append(json.load(f))
+        cpp = merge_gbench(cpp_rounds)
+        cases = []
+        for b in batches:
+            same = [c["all"] for r in torch_rounds for c in r["cases"] if c["batch"] == b]
+            variants = {v: statistics.median(t[v] for t in same if v in t)
+                        for v in same[0]}
+            mine = {m: cpp.get(f"{name}-train/{m}/batch:{b}/threads:1", {}).get("seconds")
+                    for m in ("store", "recompute")}
+            cases.append({"batch": b, "inn": mine, "torch": variants,
+                          "floor3": 3 * flops * b / fl["peak_flops"]})
+        out["models"][name] = {"gradients": g, "flops_per_sample": flops, "cases": cases,
+                               "torch_version": torch_rounds[0]["torch"]}
+    return out
+
+
+def print_training(tr, fl):
+    print()
+    print("Training step (forward, max-likelihood loss, backward, Adam lr 1e-3; float32, one "
+          f"thread on both sides), medians of wall-clock time per step. CPU: {tr['cpu']}.")
+    print("store / recompute: inn's memory modes (activations kept / recomputed through the "
+          "inverse); torch: eager (torch.optim.Adam's default update), best of eager, foreach "
+          "Adam and torch.jit.trace; best/inn: PyTorch best / inn store.")
+    print(f"3x floor: three times the forward FLOPs / single-core FMA peak "
+          f"({fl['peak_flops'] / 1e9:.1f} GFLOP/s).")
+    hdr = ("model", "batch", "inn store", "inn recompute", "recompute/store", "torch eager",
+           "torch best", "variant", "best/inn", "3x FLOP floor", "store/3x floor")
+    table = [hdr]
+    checks = []
+    targets = {("moons", 100): 25, ("mnist-cinn", 128): 1.5, ("conv-cifar", 16): 1.3}
+    for name, m in tr["models"].items():
+        for c in m["cases"]:
+            st, rc = c["inn"]["store"], c["inn"]["recompute"]
+            variant = min(c["torch"], key=c["torch"].get)
+            best = c["torch"][variant]
+            table.append((name, str(c["batch"]), fmt_time(st), fmt_time(rc),
+                          f"{rc / st:.2f}x" if st and rc else "-",
+                          fmt_time(c["torch"].get("eager")), fmt_time(best), variant,
+                          f"{best / st:.2f}x" if st else "-", fmt_time(c["floor3"]),
+                          f"{st / c['floor3']:.2f}x" if st else "-"))
+            target = targets.get((name, c["batch"]))
+            if target and st:
+                checks.append((f"{name} batch {c['batch']}: >= {target}x PyTorch best",
+                               best / st >= target, f"{best / st:.2f}x"))
+            if c["batch"] == 256 and st:
+                checks.append((f"{name} batch 256: within 2.5x of 3x the forward FLOP floor",
+                               st <= 2.5 * c["floor3"], f"{st / c['floor3']:.2f}x"))
+    widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+    for i, r in enumerate(table):
+        print("| " + " | ".join(col.ljust(w) for col, w in zip(r, widths)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print()
+    print(f"gradients (same weights, same batch; tolerance {GRAD_TOLERANCE:g} per tensor):")
+    for name, m in tr["models"].items():
+        print(describe_gradients(name, m["gradients"]))
+    if checks:
+        print()
+        print("training targets of the issue:")
+        for text, ok, figure in checks:
+            print(f"  [{'met' if ok else 'NOT met'}] {text}: {figure}")
+
+
+def lscpu_model():
+    """lscpu's model name, family and model (the CPU the table was measured on)."""
+    try:
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return cpu_name()
+    f = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    f = {k.strip(): v.strip() for k, v in f.items()}
+    return (f"{f.get('Model name', cpu_name())} (family {f.get('CPU family', '?')}, model "
+            f"{f.get('Model', '?')}), {f.get('CPU(s)', '?')} CPUs")
 
 
 def llc_bytes():

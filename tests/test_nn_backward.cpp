@@ -116,8 +116,8 @@ struct activations_only {
 
 TEST_CASE("nn backward: Sequential against finite differences", "[nn][backward]") {
     SECTION("Linear-ReLU-Linear with small ends (small_mlp in forward)") {
-        // small_mlp_backward on whole groups of lanes' worth of samples (in pairs of groups),
-        // the layers' backward on the rest.
+        // small_mlp_backward on whole groups of lanes' worth of samples (in pairs of groups,
+        // fours with AVX-512), the rest as one group padded with zero output gradients.
         gradcheck<mlp_relu::net, vec(3)>(1);
         gradcheck<mlp_relu::net, vec(3)>(9);
         gradcheck<mlp_relu::net, vec(3)>(37);

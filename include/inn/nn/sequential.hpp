@@ -366,9 +366,8 @@ struct Sequential {
                             small_mlp_kernel<small_mlp>::scratch);
         }
 
-        /// A small MLP (forward's small_mlp) runs small_mlp_backward on whole groups of lanes'
-        /// worth of samples and the layers' backward on the rest; any other Sequential the
-        /// layers' backward (backward_layers).
+        /// A small MLP (forward's small_mlp) runs small_mlp_backward on every sample (the last
+        /// ones as a padded group); any other Sequential the layers' backward (backward_layers).
         void backward(const layer_backward_args<S>& a) const {
             if (!a.gx.data && !(a.param_grads && parameters_below<n>())) return;
             if constexpr (small_mlp) {
@@ -381,29 +380,17 @@ struct Sequential {
 
     private:
         void backward_small_mlp(const layer_backward_args<S>& a) const {
-            constexpr int L = kernels::simd<S>::lanes;
             using kernel = typename small_mlp_kernel<true>::type;
             constexpr index_t O = bound_t<2>::out_features;
             const auto& l0 = std::get<0>(layers);
             const auto& l2 = std::get<2>(layers);
-            const index_t main = a.batch / L * L;
-            if (main > 0) {
-                kernel::run(a.x.data, a.x.stride, a.gy.data, a.gy.stride, a.gx.data,
-                                          a.gx.stride, l0.weight.data(), l0.bias.data(),
-                                          l2.weight.data(), a.grad_of(l0.weight),
-                                          a.grad_of(l0.bias), a.grad_of(l2.weight), main,
-                                          a.scratch, typename bound_t<1>::function{});
-                if (S* gb = a.grad_of(l2.bias))
-                    kernels::add_row_sums(gb, a.gy.data, a.gy.stride, main, O);
-            }
-            if (main == a.batch) return;
-            layer_backward_args<S> rest = a;
-            rest.batch = a.batch - main;
-            rest.x = a.x.shifted(main * a.x.stride);
-            rest.gy = a.gy.shifted(main * a.gy.stride);
-            if (a.y.data) rest.y = a.y.shifted(main * a.y.stride);
-            if (a.gx.data) rest.gx = a.gx.shifted(main * a.gx.stride);
-            backward_layers(rest);
+            if (a.batch == 0) return;
+            kernel::run(a.x.data, a.x.stride, a.gy.data, a.gy.stride, a.gx.data, a.gx.stride,
+                        l0.weight.data(), l0.bias.data(), l2.weight.data(), a.grad_of(l0.weight),
+                        a.grad_of(l0.bias), a.grad_of(l2.weight), a.batch, a.scratch,
+                        typename bound_t<1>::function{});
+            if (S* gb = a.grad_of(l2.bias))
+                kernels::add_row_sums(gb, a.gy.data, a.gy.stride, a.batch, O);
         }
 
         void backward_layers(const layer_backward_args<S>& a) const {

@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../nn/kernels/simd.hpp"
 #include "optimizer.hpp"
 
 namespace inn::train {
@@ -90,13 +91,35 @@ class adam_family : public optimizer_core<S> {
         const S eps = S(o_.eps), wd = S(o_.weight_decay), neg_step = S(-step_size);
         const S decay = S(1 - o_.lr * o_.weight_decay);
         const bool l2 = !Decoupled && o_.weight_decay != 0;
+        // The usual case - no amsgrad, maximize or L2 term - a SIMD vector at a time: the same
+        // operations in the same order as the loop below, lane by lane, so the same results.
+        const bool plain = !o_.amsgrad && !o_.maximize && !l2;
         for (const auto& e : this->params_.entries()) {
             S* p = e.value;
             const S* grad = e.grad();
             S* m = exp_avg_.data() + e.offset;
             S* v = exp_avg_sq_.data() + e.offset;
             S* vmax = o_.amsgrad ? max_exp_avg_sq_.data() + e.offset : nullptr;
-            for (index_t i = 0; i < e.size; ++i) {
+            index_t i = 0;
+            if (plain) {
+                using V = nn::kernels::simd<S>;
+                for (; i + V::lanes <= e.size; i += V::lanes) {
+                    typename V::vec pv = V::load(p + i);
+                    if constexpr (Decoupled) pv = pv * decay;
+                    const typename V::vec g = V::load(grad + i);
+                    typename V::vec mv = V::load(m + i), vv = V::load(v + i);
+                    mv = mv * b1;
+                    mv = mv + one_minus_b1 * g;
+                    vv = vv * b2;
+                    vv = vv + one_minus_b2 * g * g;
+                    const typename V::vec denom = V::sqrt(vv) / bc2_sqrt + eps;
+                    pv = pv + neg_step * mv / denom;
+                    V::store(m + i, mv);
+                    V::store(v + i, vv);
+                    V::store(p + i, pv);
+                }
+            }
+            for (; i < e.size; ++i) {
                 if constexpr (Decoupled) p[i] = p[i] * decay;
                 S g = o_.maximize ? -grad[i] : grad[i];
                 if (l2) g = g + wd * p[i];

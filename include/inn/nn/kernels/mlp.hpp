@@ -6,6 +6,7 @@
 // sample. Its backward (small_mlp_backward) runs sample-vectorised too.
 
 #include <algorithm>
+#include <type_traits>
 
 #include "../../core/config.hpp"
 #include "simd.hpp"
@@ -109,13 +110,21 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp {
 /// and the parameter gradients dW2 += gyᵀ h, db1 += Σ gp, dW1 += gpᵀ x as lane-wise partial
 /// sums in scratch (one sample per lane), summed over the lanes at the end. gx (ldgx) and each
 /// gradient may be null. db2 = Σ gy is the caller's.
+///
+/// The partial sums ((O + 1 + I) * H vectors: 128 KiB for moons' width 512 with AVX-512) do
+/// not fit the L1 cache, so their traffic bounds the kernel: as many groups as registers allow
+/// go through the hidden units together, and the first of them stores its sums where the others
+/// load and add (no clearing pass). The samples past the last whole group run as one more
+/// group padded with zero output gradients, which make the padding lanes' contributions zero.
 template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
     using V = simd<S>;
     using vec = typename V::vec;
     static constexpr int L = V::lanes;
     static_assert(H % L == 0, "small_mlp: the hidden width must be a multiple of the lanes");
-    // Partial sums of dW2 [O, H], db1 [H], dW1 [H, I], L lanes each.
-    static constexpr index_t scratch_size = (index_t(O) * H + H + index_t(H) * I) * L;
+    // Partial sums of dW2 [O, H], db1 [H], dW1 [H, I], L lanes each; then one group of L rows
+    // of x, gy and gx for the samples past the last whole group.
+    static constexpr index_t scratch_size =
+        (index_t(O) * H + H + index_t(H) * I) * L + index_t(L) * (2 * std::max(I, 1) + O);
 
     static vec grad(vec in, vec g) {
         if constexpr (requires { F::relu; }) {
@@ -127,7 +136,13 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
         }
     }
 
-    template <int G>
+    // Groups per pass: four where their inputs, output gradients and input gradients (4 (2I + O)
+    // vectors) and the per-group temporaries fit AVX-512's 32 registers, else two where they
+    // fit in 24, else one.
+    static constexpr int max_groups =
+        vector_bytes == 64 && 4 * (2 * I + O) <= 16 ? 4 : 2 * (2 * I + O) <= 24 ? 2 : 1;
+
+    template <int G, bool First>
     static void groups(const S* X, index_t ldx, const S* GY, index_t ldg, S* GX, index_t ldgx,
                        const S* W1, const S* b1, const S* W2, S* P2, S* Pb, S* P1, F act) {
         vec x[G][I > 0 ? I : 1], gy[G][O], gx[G][I > 0 ? I : 1];
@@ -153,18 +168,19 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
                     gh += gy[g][o] * W2[o * H + k];
                 gp[g] = grad(F::reads_x ? pre : h[g], gh);
             }
+            auto start = [](const S* partial) { return First ? vec{} : V::load(partial); };
             for (int o = 0; o < O; ++o) {
-                vec p = V::load(P2 + (index_t(o) * H + k) * L);
+                vec p = start(P2 + (index_t(o) * H + k) * L);
                 for (int g = 0; g < G; ++g)
                     p += gy[g][o] * h[g];
                 V::store(P2 + (index_t(o) * H + k) * L, p);
             }
-            vec pb = V::load(Pb + index_t(k) * L);
+            vec pb = start(Pb + index_t(k) * L);
             for (int g = 0; g < G; ++g)
                 pb += gp[g];
             V::store(Pb + index_t(k) * L, pb);
             for (int i = 0; i < I; ++i) {
-                vec p = V::load(P1 + (index_t(k) * I + i) * L);
+                vec p = start(P1 + (index_t(k) * I + i) * L);
                 for (int g = 0; g < G; ++g)
                     p += gp[g] * x[g][i];
                 V::store(P1 + (index_t(k) * I + i) * L, p);
@@ -181,24 +197,51 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
                         GX[(g * L + l) * ldgx + i] = gx[g][i][l];
     }
 
-    /// `batch` a multiple of L.
+    /// `batch` > 0.
     static void run(const S* X, index_t ldx, const S* GY, index_t ldg, S* GX, index_t ldgx,
                     const S* W1, const S* b1, const S* W2, S* dW1, S* db1, S* dW2, index_t batch,
                     S* scratch, F act) {
         S* P2 = scratch;
         S* Pb = P2 + index_t(O) * H * L;
         S* P1 = Pb + index_t(H) * L;
-        std::fill(scratch, scratch + scratch_size, S(0));
-        // Two groups at a time where their registers fit, halving the partial sums' traffic.
-        constexpr bool pairs = 2 * (2 * I + O) <= 24;
+        bool first = true;
         index_t b = 0;
-        if constexpr (pairs)
-            for (; b + 2 * L <= batch; b += 2 * L)
-                groups<2>(X + b * ldx, ldx, GY + b * ldg, ldg, GX ? GX + b * ldgx : nullptr, ldgx,
-                          W1, b1, W2, P2, Pb, P1, act);
-        for (; b + L <= batch; b += L)
-            groups<1>(X + b * ldx, ldx, GY + b * ldg, ldg, GX ? GX + b * ldgx : nullptr, ldgx, W1,
-                      b1, W2, P2, Pb, P1, act);
+        auto pass = [&]<int G>(std::integral_constant<int, G>) {
+            for (; b + G * L <= batch; b += G * L) {
+                S* gx = GX ? GX + b * ldgx : nullptr;
+                if (first)
+                    groups<G, true>(X + b * ldx, ldx, GY + b * ldg, ldg, gx, ldgx, W1, b1, W2, P2,
+                                    Pb, P1, act);
+                else
+                    groups<G, false>(X + b * ldx, ldx, GY + b * ldg, ldg, gx, ldgx, W1, b1, W2,
+                                     P2, Pb, P1, act);
+                first = false;
+            }
+        };
+        if constexpr (max_groups >= 4)
+            pass(std::integral_constant<int, 4>{});
+        if constexpr (max_groups >= 2)
+            pass(std::integral_constant<int, 2>{});
+        pass(std::integral_constant<int, 1>{});
+        if (const index_t rest = batch - b; rest > 0) {
+            constexpr index_t ni = std::max(I, 1);
+            S* xp = P1 + index_t(H) * I * L;
+            S* gyp = xp + L * ni;
+            S* gxp = gyp + L * O;
+            std::fill(xp, gxp + L * ni, S(0));
+            for (index_t r = 0; r < rest; ++r) {
+                std::copy_n(X + (b + r) * ldx, I, xp + r * ni);
+                std::copy_n(GY + (b + r) * ldg, O, gyp + r * O);
+            }
+            S* gx = GX ? gxp : nullptr;
+            if (first)
+                groups<1, true>(xp, ni, gyp, O, gx, ni, W1, b1, W2, P2, Pb, P1, act);
+            else
+                groups<1, false>(xp, ni, gyp, O, gx, ni, W1, b1, W2, P2, Pb, P1, act);
+            if (GX)
+                for (index_t r = 0; r < rest; ++r)
+                    std::copy_n(gxp + r * ni, I, GX + (b + r) * ldgx);
+        }
         auto add = [](S* dst, const S* partial, index_t n) {
             if (dst)
                 for (index_t j = 0; j < n; ++j)

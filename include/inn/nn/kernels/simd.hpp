@@ -8,9 +8,11 @@
 
 #include <Eigen/Core>
 
-#if defined(__AVX512F__)
+// nvcc's passes see x86 intrinsics (and Eigen's vectorisation) only where they did before.
+#if defined(__AVX512F__) || (defined(__SSE2__) && !defined(__CUDACC__))
 #include <immintrin.h>
 #endif
+#include <cmath>
 
 #include "../../core/config.hpp"
 
@@ -42,6 +44,30 @@ template <Scalar S> struct simd {
     }
     static void store(S* p, const vec& v) { std::memcpy(p, &v, sizeof(vec)); }
     static vec broadcast(S s) { return vec{} + s; }
+    /// The square root of every lane, correctly rounded as std::sqrt (the instruction where
+    /// there is one: a loop of std::sqrt does not vectorise while sqrt may set errno).
+    static vec sqrt(vec v) {
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<S, float>)
+            return _mm512_sqrt_ps(v);
+        else
+            return _mm512_sqrt_pd(v);
+#elif defined(__AVX__) && !defined(__CUDACC__)
+        if constexpr (std::is_same_v<S, float>)
+            return _mm256_sqrt_ps(v);
+        else
+            return _mm256_sqrt_pd(v);
+#elif defined(__SSE2__) && !defined(__CUDACC__)
+        if constexpr (std::is_same_v<S, float>)
+            return _mm_sqrt_ps(v);
+        else
+            return _mm_sqrt_pd(v);
+#else
+        for (int l = 0; l < lanes; ++l)
+            v[l] = std::sqrt(v[l]);
+        return v;
+#endif
+    }
     /// Sum of the lanes: halves added while wider than 16 bytes (the vector never goes to
     /// memory), then the last lanes one by one.
     static S sum(vec v) {
