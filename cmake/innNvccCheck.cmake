@@ -81,3 +81,17 @@ target_link_libraries(inn_nvcc_check PRIVATE inn::io)  # io headers need nlohman
 # warning in this one TU instead of failing the check; every other TU is -Werror throughout.
 set_source_files_properties("${CMAKE_CURRENT_BINARY_DIR}/nvcc_check/example_conv_inn.cu"
     PROPERTIES COMPILE_OPTIONS "-Xcompiler=-Wno-error=aggressive-loop-optimizations")
+
+# The CUDA backend's own tests compiled as CUDA (kernels instantiated for the device, not only
+# the headers parsed): the files inn_cuda_tests links for a GPU, compiled here to objects. The
+# parity files are left to inn_cuda_tests (benchmarks/gpu_check.sh): ~2 minutes each on 2 cores.
+find_package(Catch2 2.13 REQUIRED)
+add_library(inn_nvcc_check_tests OBJECT "${PROJECT_SOURCE_DIR}/tests/cuda/test_cuda_backend.cu"
+                                        "${PROJECT_SOURCE_DIR}/tests/cuda/test_cuda_modules.cu")
+target_include_directories(inn_nvcc_check_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests")
+target_compile_definitions(inn_nvcc_check_tests PRIVATE INN_TEST_CUDA=1)
+target_compile_options(inn_nvcc_check_tests PRIVATE
+    -std=c++20 -O2 --expt-relaxed-constexpr -diag-suppress=20012
+    -Werror all-warnings
+    "SHELL:-Xcompiler -Wall,-Wextra,-Werror")
+target_link_libraries(inn_nvcc_check_tests PRIVATE inn::io Catch2::Catch2)

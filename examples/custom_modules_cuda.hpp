@@ -22,8 +22,7 @@ namespace example {
 // signature is a class-type template argument).
 
 /// y[b, i] = x[b, i] * factor[i] (or / factor[i]), one scalar per index.
-template <inn::Scalar S>
-struct scale_columns {
+template <inn::Scalar S> struct scale_columns {
     const S* x;
     inn::index_t ldx;
     S* y;
@@ -37,15 +36,13 @@ struct scale_columns {
         y[b * ldy + i] = divide ? v / factor[i] : v * factor[i];
     }
 };
-template <inn::Scalar S>
-struct add_to_log_det {
+template <inn::Scalar S> struct add_to_log_det {
     S* ljd;
     S v;
     INN_HD void operator()(inn::index_t b) const { ljd[b] += v; }
 };
 /// Both outputs of sample b from both inputs, swapped where its condition is not positive.
-template <inn::Scalar S>
-struct swap_where_not_positive {
+template <inn::Scalar S> struct swap_where_not_positive {
     const S* x1;
     inn::index_t ld1;
     const S* x2;
@@ -60,15 +57,14 @@ struct swap_where_not_positive {
     INN_HD void operator()(inn::index_t k) const {
         const inn::index_t b = k / n, i = k - b * n;
         const bool keep = c[b * ldc] > S(0);
-        const S a = x1[b * ld1 + i], d = x2[b * ld2 + i];  // both read before writing
+        const S a = x1[b * ld1 + i], d = x2[b * ld2 + i]; // both read before writing
         y1[b * ldy1 + i] = keep ? a : d;
         y2[b * ldy2 + i] = keep ? d : a;
     }
 };
 
 /// FixedRandomElementwiseMultiply on the device: the factors uploaded once, one pass per call.
-template <inn::Scalar S, inn::signature Sig>
-struct FixedRandomElementwiseMultiplyCuda {
+template <inn::Scalar S, inn::signature Sig> struct FixedRandomElementwiseMultiplyCuda {
     using host_type = FixedRandomElementwiseMultiply::bind<S, Sig>;
     static constexpr inn::index_t C = host_type::C;
 
@@ -98,8 +94,7 @@ struct FixedRandomElementwiseMultiplyCuda {
 };
 
 /// ConditionalSwap on the device: one pass, each index moving one scalar of both inputs.
-template <inn::Scalar S, inn::signature Sig>
-struct ConditionalSwapCuda {
+template <inn::Scalar S, inn::signature Sig> struct ConditionalSwapCuda {
     using host_type = ConditionalSwap::bind<S, Sig>;
     static constexpr inn::index_t n = host_type::n;
 
@@ -107,27 +102,24 @@ struct ConditionalSwapCuda {
     void upload(const inn::cuda::context&, const host_type&) {}
 
     void forward(const inn::run_args<S, inn::cuda::device>& a) const {
-        inn::cuda::for_each_index(*a.context, a.batch * n,
-                                  swap_where_not_positive<S>{
-                                      a.in[0].data, a.in[0].stride, a.in[1].data, a.in[1].stride,
-                                      a.cond[0].data, a.cond[0].stride, a.out[0].data,
-                                      a.out[0].stride, a.out[1].data, a.out[1].stride, n});
+        inn::cuda::for_each_index(
+            *a.context, a.batch * n,
+            swap_where_not_positive<S>{a.in[0].data, a.in[0].stride, a.in[1].data, a.in[1].stride,
+                                       a.cond[0].data, a.cond[0].stride, a.out[0].data,
+                                       a.out[0].stride, a.out[1].data, a.out[1].stride, n});
     }
     void inverse(const inn::run_args<S, inn::cuda::device>& a) const { forward(a); }
 };
 
-}  // namespace example
+} // namespace example
 
 // The twins, registered for the device memory space.
 namespace inn {
-template <>
-struct space_binding<example::FixedRandomElementwiseMultiply, cuda::device> {
+template <> struct space_binding<example::FixedRandomElementwiseMultiply, cuda::device> {
     template <Scalar S, signature Sig>
     using bind = example::FixedRandomElementwiseMultiplyCuda<S, Sig>;
 };
-template <>
-struct space_binding<example::ConditionalSwap, cuda::device> {
-    template <Scalar S, signature Sig>
-    using bind = example::ConditionalSwapCuda<S, Sig>;
+template <> struct space_binding<example::ConditionalSwap, cuda::device> {
+    template <Scalar S, signature Sig> using bind = example::ConditionalSwapCuda<S, Sig>;
 };
-}  // namespace inn
+} // namespace inn

@@ -25,7 +25,7 @@ struct fc24 {
     template <int I, int O>
     using net = nn::Sequential<nn::Linear<I, 24>, nn::Tanh, nn::Linear<24, O>>;
 };
-struct fc_wide {  // Linear-ReLU-Linear-ReLU-Linear: not the fused kernel's shape
+struct fc_wide { // Linear-ReLU-Linear-ReLU-Linear: not the fused kernel's shape
     template <int I, int O>
     using net = nn::Sequential<nn::Linear<I, 16>, nn::ReLU, nn::Linear<16, 16>, nn::ReLU,
                                nn::Linear<16, O>>;
@@ -33,38 +33,33 @@ struct fc_wide {  // Linear-ReLU-Linear-ReLU-Linear: not the fused kernel's shap
 
 constexpr AllInOneOptions soft{.permute_soft = true};
 constexpr AllInOneOptions gin_hard{.gin_block = true};
-constexpr AllInOneOptions householder{.permute_soft = true,
-                                      .learned_householder_permutation = 2};
+constexpr AllInOneOptions householder{.permute_soft = true, .learned_householder_permutation = 2};
 constexpr PermuteRandomOptions seed5{.seed = 5};
 
 // 40 channels: the layer-by-layer path; two conditions, read by alternate blocks.
-using WideSoft = SequenceINN<Shape<40>, Conditions<Shape<3>, Shape<2>>,
-                             Conditioned<AllInOneBlock<fc24, soft>, 0>,
-                             Conditioned<AllInOneBlock<fc24, soft>, 1>,
-                             Conditioned<AllInOneBlock<fc24, soft>, 0>>;
-using WideGin = SequenceINN<Shape<40>, Repeat<2, AllInOneBlock<fc24, gin_hard>>,
-                            PermuteRandom<seed5>>;
+using WideSoft = SequenceINN<
+    Shape<40>, Conditions<Shape<3>, Shape<2>>, Conditioned<AllInOneBlock<fc24, soft>, 0>,
+    Conditioned<AllInOneBlock<fc24, soft>, 1>, Conditioned<AllInOneBlock<fc24, soft>, 0>>;
+using WideGin =
+    SequenceINN<Shape<40>, Repeat<2, AllInOneBlock<fc24, gin_hard>>, PermuteRandom<seed5>>;
 using WideHouseholder = SequenceINN<Shape<20>, Repeat<2, AllInOneBlock<fc_wide, householder>>>;
 // 6 channels and a small subnet: the fused kernel.
 using SmallSoft = SequenceINN<Shape<6>, Repeat<4, AllInOneBlock<fc24, soft>>>;
 using WithActNorm = SequenceINN<Shape<6>, ActNorm, AllInOneBlock<fc24, soft>>;
 
-template <Scalar S>
-row_matrix<S> data(index_t rows, index_t cols, int seed) {
+template <Scalar S> row_matrix<S> data(index_t rows, index_t cols, int seed) {
     row_matrix<S> m(rows, cols);
     for (index_t i = 0; i < m.size(); ++i)
         m.data()[i] = S(std::sin(0.37 * double(i) + seed) * 1.5);
     return m;
 }
 
-template <class A, class B>
-double max_rel(const A& a, const B& b) {
+template <class A, class B> double max_rel(const A& a, const B& b) {
     return double((a - b).cwiseAbs().maxCoeff()) / (1.0 + double(b.cwiseAbs().maxCoeff()));
 }
 
 // The device against the host on `batch` samples, both directions; tol relative.
-template <class Net>
-void compare_with_host(Net& host, index_t batch, double tol) {
+template <class Net> void compare_with_host(Net& host, index_t batch, double tol) {
     using S = typename Net::scalar;
     inn::cuda::network<Net> g(host);
     const row_matrix<S> x = data<S>(batch, Net::input_dims().size(), 1);
@@ -77,21 +72,20 @@ void compare_with_host(Net& host, index_t batch, double tol) {
         auto [dxr, dlr] = g.inverse(z);
         CHECK(max_rel(dxr, xr) <= tol);
         CHECK(max_rel(dlr, lr) <= tol);
-        CHECK(max_rel(dxr, x) <= 100 * tol);  // and it inverts
+        CHECK(max_rel(dxr, x) <= 100 * tol); // and it inverts
     }
 }
 
 // A host network that still awaits ActNorm's data initialisation is refused (once ActNorm is
 // on the device; a template, so that the check compiles away until then).
-template <class Net>
-void refuses_uninitialised() {
+template <class Net> void refuses_uninitialised() {
     if constexpr (inn::cuda::runs_on_device<Net>) {
         Net fresh{1};
         REQUIRE_THROWS_WITH(inn::cuda::network<Net>(fresh), Catch::Contains("ActNorm"));
     }
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("cuda: the layer-by-layer path equals the host on wide blocks", "[cuda]") {
     SECTION("soft permutation with two conditions, double") {
@@ -159,17 +153,18 @@ TEST_CASE("cuda: upload() follows the host's parameters; replays repeat the firs
     inn::cuda::network<SmallSoft::with_scalar<double>> g(host);
     const auto x = data<double>(12, 6, 5);
     auto first = g.forward(x);
-    for (int i = 0; i < 3; ++i) {  // recorded on the first call, replayed after
+    for (int i = 0; i < 3; ++i) { // recorded on the first call, replayed after
         auto again = g.forward(x);
         CHECK(again.z == first.z);
         CHECK(again.log_jac_det == first.log_jac_det);
     }
     host.visit([](const std::string& key, const tensor_ref<double>& t) {
         if (t.real && key.ends_with("global_offset"))
-            for (index_t i = 0; i < t.shape.numel(); ++i) t.real[i] += 0.25;
+            for (index_t i = 0; i < t.shape.numel(); ++i)
+                t.real[i] += 0.25;
     });
     auto stale = g.forward(x);
-    CHECK(stale.z == first.z);  // the device keeps its copy until told
+    CHECK(stale.z == first.z); // the device keeps its copy until told
     g.upload(host);
     auto [z, l] = host.forward(x);
     auto [dz, dl] = g.forward(x);
@@ -187,8 +182,10 @@ TEST_CASE("cuda: calls allocate no device memory once reserved", "[cuda]") {
     gw.reserve(64);
     const auto& ctx = g.device_context();
     const auto x = data<float>(64, 6, 1), xw = data<float>(64, 40, 1);
-    inn::cuda::device_buffer<float> dx = inn::cuda::upload(ctx, x.data(), x.size()), dz(64 * 6), dl(64);
-    inn::cuda::device_buffer<float> dxw = inn::cuda::upload(ctx, xw.data(), xw.size()), dzw(64 * 40);
+    inn::cuda::device_buffer<float> dx = inn::cuda::upload(ctx, x.data(), x.size()), dz(64 * 6),
+                                    dl(64);
+    inn::cuda::device_buffer<float> dxw = inn::cuda::upload(ctx, xw.data(), xw.size()),
+                                    dzw(64 * 40);
     g.forward_into(64, dx.data(), dz.data(), dl.data());
     gw.forward_into(64, dxw.data(), dzw.data(), dl.data());
     const auto before = inn::cuda::device_allocations();
@@ -224,7 +221,7 @@ TEST_CASE("cuda: bad arguments are refused before anything runs", "[cuda]") {
     const inn::cuda::dview<float> outs[2] = {{dz.data(), 6}, {dz.data(), 6}};
     const inn::cuda::dcview<float> in6[1] = {{dx.data(), 6}};
     REQUIRE_THROWS_AS(g.forward_into(4, in6, outs, dl.data()), data_error);
-    REQUIRE_THROWS_AS(g.forward(data<float>(3, 5, 1)), data_error);  // 5 columns, not 6
+    REQUIRE_THROWS_AS(g.forward(data<float>(3, 5, 1)), data_error); // 5 columns, not 6
     refuses_uninitialised<WithActNorm>();
     (void)ctx;
 }

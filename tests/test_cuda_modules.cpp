@@ -26,19 +26,17 @@ struct swap : inn::Node<ConditionalSwap, inn::inputs<mult1, in2>, inn::condition
 struct mult2 : inn::Node<FixedRandomElementwiseMultiply, inn::out<swap, 1>> {};
 struct out1 : inn::OutputNode<inn::out<swap, 0>> {};
 struct out2 : inn::OutputNode<mult2> {};
-using Graph =
-    inn::GraphINN<in1, in2, cond, mult1, swap, mult2, out1, out2>::with_scalar<double>;
+using Graph = inn::GraphINN<in1, in2, cond, mult1, swap, mult2, out1, out2>::with_scalar<double>;
 
 using Chain = inn::SequenceINN<inn::Shape<5>,
                                inn::Repeat<3, FixedRandomElementwiseMultiply>>::with_scalar<double>;
 
-template <class M>
-M random_matrix(inn::index_t rows, inn::index_t cols, unsigned seed) {
+template <class M> M random_matrix(inn::index_t rows, inn::index_t cols, unsigned seed) {
     std::srand(seed);
     return M::Random(rows, cols);
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("cuda: custom modules run on the device as on the host", "[cuda][custom]") {
     using S = double;
@@ -71,7 +69,7 @@ TEST_CASE("cuda: custom modules run on the device as on the host", "[cuda][custo
         g.reserve(6);
         const mat a = random_matrix<mat>(6, 3, 2), b = random_matrix<mat>(6, 3, 3);
         mat c(6, 1);
-        c << 1, -1, 0.5, -2, 0, 3;  // both routes, and 0 (swapped: not positive)
+        c << 1, -1, 0.5, -2, 0, 3; // both routes, and 0 (swapped: not positive)
         auto [z, ljd] = host.forward(inn::inputs(a, b), inn::conditions(c));
         auto [dz, dljd] = inn::test::run_on_device<true, Graph, S>(g, {a, b}, {c}, 2, cols(3));
         REQUIRE(dz.size() == 2);

@@ -46,48 +46,62 @@ struct conv1_parity_core {
 
 // ---- AllInOneBlock: two blocks each (three in aio_vec_odd_cond_soft) -------------------------
 
-template <AllInOneOptions O>
-using AioVec = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, O>>>;
-template <class Subnet, AllInOneOptions O>
-using AioImg = SequenceINN<Shape<4, 8, 8>, Repeat<2, AllInOneBlock<Subnet, O>>>;
+// Every architecture spelled out with named options (no alias template taking the options):
+// nvcc compiles this file too, for the GPU (inn_cuda_tests), and its regenerated host code
+// loses some option values passed through an alias template ("__T7 was not declared").
+constexpr AllInOneOptions aio_default{};
+constexpr AllInOneOptions aio_soft{.permute_soft = true};
+constexpr AllInOneOptions aio_gin{.gin_block = true};
+constexpr AllInOneOptions aio_reverse{.reverse_permutation = true};
+constexpr AllInOneOptions aio_householder{.permute_soft = true,
+                                          .learned_householder_permutation = 3};
+constexpr AllInOneOptions aio_householder_reverse{
+    .permute_soft = true, .learned_householder_permutation = 2, .reverse_permutation = true};
+constexpr AllInOneOptions aio_sigmoid{.affine_clamping = 1.5,
+                                      .global_affine_init = 0.8,
+                                      .global_affine_type = global_affine_type::sigmoid};
+constexpr AllInOneOptions aio_softplus_init{.global_affine_init = 0.7};
+constexpr AllInOneOptions aio_exp{.affine_clamping = 1.0,
+                                  .global_affine_init = 1.3,
+                                  .global_affine_type = global_affine_type::exp};
+constexpr AllInOneOptions aio_gin_reverse{.gin_block = true, .reverse_permutation = true};
+constexpr AllInOneOptions aio_img_householder{.global_affine_type = global_affine_type::exp,
+                                              .permute_soft = true,
+                                              .learned_householder_permutation = 2};
+constexpr AllInOneOptions sigmoid_scale{.global_affine_type = global_affine_type::sigmoid};
 
-using AioVecDefault = AioVec<AllInOneOptions{}>;
-using AioVecPermuteSoft = AioVec<AllInOneOptions{.permute_soft = true}>;
-using AioVecGin = AioVec<AllInOneOptions{.gin_block = true}>;
-using AioVecReversePerm = AioVec<AllInOneOptions{.reverse_permutation = true}>;
+using AioVecDefault = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_default>>>;
+using AioVecPermuteSoft = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_soft>>>;
+using AioVecGin = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_gin>>>;
+using AioVecReversePerm =
+    SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_reverse>>>;
 using AioVecHouseholder =
-    AioVec<AllInOneOptions{.permute_soft = true, .learned_householder_permutation = 3}>;
-using AioVecHouseholderReverse = AioVec<AllInOneOptions{
-    .permute_soft = true, .learned_householder_permutation = 2, .reverse_permutation = true}>;
-using AioVecSigmoid = AioVec<AllInOneOptions{.affine_clamping = 1.5,
-                                             .global_affine_init = 0.8,
-                                             .global_affine_type = global_affine_type::sigmoid}>;
-using AioVecSoftplusInit = AioVec<AllInOneOptions{.global_affine_init = 0.7}>;
-using AioVecExp = AioVec<AllInOneOptions{.affine_clamping = 1.0,
-                                         .global_affine_init = 1.3,
-                                         .global_affine_type = global_affine_type::exp}>;
-// aio_vec_cond and aio_vec_batch1 share the architecture.
-using AioVecCond =
-    SequenceINN<Shape<6>, Conditions<Shape<3>>, Repeat<2, Conditioned<AllInOneBlock<fc_parity_core>>>>;
+    SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_householder>>>;
+using AioVecHouseholderReverse =
+    SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_householder_reverse>>>;
+using AioVecSigmoid = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_sigmoid>>>;
+using AioVecSoftplusInit =
+    SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_softplus_init>>>;
+using AioVecExp = SequenceINN<Shape<6>, Repeat<2, AllInOneBlock<fc_parity_core, aio_exp>>>;
+using AioVecCond = SequenceINN<Shape<6>, Conditions<Shape<3>>,
+                               Repeat<2, Conditioned<AllInOneBlock<fc_parity_core, aio_default>>>>;
 using AioVecOddCondSoft =
     SequenceINN<Shape<5>, Conditions<Shape<3>>,
-                Repeat<3, Conditioned<AllInOneBlock<fc_parity_core, AllInOneOptions{.permute_soft = true}>>>>;
+                Repeat<3, Conditioned<AllInOneBlock<fc_parity_core, aio_soft>>>>;
 
-using AioImgDefault = AioImg<conv3_parity_core, AllInOneOptions{}>;
-using AioImgPermuteSoft = AioImg<conv3_parity_core, AllInOneOptions{.permute_soft = true}>;
-using AioImgCond = SequenceINN<Shape<4, 8, 8>, Conditions<Shape<2, 8, 8>>,
-                               Repeat<2, Conditioned<AllInOneBlock<conv3_parity_core>>>>;
+using AioImgDefault =
+    SequenceINN<Shape<4, 8, 8>, Repeat<2, AllInOneBlock<conv3_parity_core, aio_default>>>;
+using AioImgPermuteSoft =
+    SequenceINN<Shape<4, 8, 8>, Repeat<2, AllInOneBlock<conv3_parity_core, aio_soft>>>;
+using AioImgCond =
+    SequenceINN<Shape<4, 8, 8>, Conditions<Shape<2, 8, 8>>,
+                Repeat<2, Conditioned<AllInOneBlock<conv3_parity_core, aio_default>>>>;
 using AioImgGinReverse =
-    AioImg<conv3_parity_core, AllInOneOptions{.gin_block = true, .reverse_permutation = true}>;
+    SequenceINN<Shape<4, 8, 8>, Repeat<2, AllInOneBlock<conv3_parity_core, aio_gin_reverse>>>;
 using AioImgHouseholder =
-    AioImg<conv1_parity_core, AllInOneOptions{.global_affine_type = global_affine_type::exp,
-                                  .permute_soft = true,
-                                  .learned_householder_permutation = 2}>;
-constexpr AllInOneOptions sigmoid_scale{.global_affine_type = global_affine_type::sigmoid};
+    SequenceINN<Shape<4, 8, 8>, Repeat<2, AllInOneBlock<conv1_parity_core, aio_img_householder>>>;
 using AioImgOddSigmoid =
     SequenceINN<Shape<3, 8, 8>, Repeat<2, AllInOneBlock<conv1_parity_core, sigmoid_scale>>>;
-
-// ---- ActNorm, PermuteRandom, Flatten / Reshape -------------------------------------------------
 
 using ActNormVec = SequenceINN<Shape<6>, GLOWCouplingBlock<fc_parity_core>, ActNorm>;
 using ActNormImg = SequenceINN<Shape<4, 8, 8>, ActNorm>;

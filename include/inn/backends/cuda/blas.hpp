@@ -21,7 +21,8 @@ namespace inn::cuda::blas {
 template <Scalar S>
 void gemm_nt(const context& ctx, index_t batch, index_t m, index_t n, const S* x, index_t ldx,
              const S* w, S* y, index_t ldy, bool accumulate = false) {
-    if (batch <= 0 || m <= 0) return;
+    if (batch <= 0 || m <= 0)
+        return;
 #if INN_CUDA_DEVICE
     const S one = 1, beta = accumulate ? S(1) : S(0);
     if constexpr (std::is_same_v<S, float>)
@@ -38,7 +39,8 @@ void gemm_nt(const context& ctx, index_t batch, index_t m, index_t n, const S* x
     const Eigen::Map<const row_matrix<S>> W(w, m, n);
     auto Y = view<S>{y, ldy}.matrix(batch, m);
     if (n == 0) {
-        if (!accumulate) Y.setZero();
+        if (!accumulate)
+            Y.setZero();
     } else if (accumulate) {
         Y.noalias() += X * W.transpose();
     } else {
@@ -47,4 +49,4 @@ void gemm_nt(const context& ctx, index_t batch, index_t m, index_t n, const S* x
 #endif
 }
 
-}  // namespace inn::cuda::blas
+} // namespace inn::cuda::blas

@@ -20,15 +20,14 @@ inline std::atomic<long>& allocation_count() {
     static std::atomic<long> n{0};
     return n;
 }
-}  // namespace detail
+} // namespace detail
 
 /// How many device buffers have been allocated so far in this process (the tests check that
 /// calls after reserve() make none).
 inline long device_allocations() { return detail::allocation_count().load(); }
 
 /// `n` scalars of device memory (uninitialised); movable, not copyable.
-template <class T>
-class device_buffer {
+template <class T> class device_buffer {
   public:
     device_buffer() = default;
     explicit device_buffer(index_t n) { resize(n); }
@@ -48,9 +47,11 @@ class device_buffer {
 
     /// Replaces the memory by `n` new scalars (the old contents are lost).
     void resize(index_t n) {
-        if (n == size_) return;
+        if (n == size_)
+            return;
         release();
-        if (n == 0) return;
+        if (n == 0)
+            return;
         ++detail::allocation_count();
 #if INN_CUDA_DEVICE
         void* p = nullptr;
@@ -69,7 +70,8 @@ class device_buffer {
   private:
     void release() {
 #if INN_CUDA_DEVICE
-        if (data_) cudaFree(data_);
+        if (data_)
+            cudaFree(data_);
 #else
         delete[] data_;
 #endif
@@ -83,9 +85,9 @@ class device_buffer {
 
 /// Copies `n` scalars host -> device on the context's stream (the host memory must stay valid
 /// until the stream reaches the copy; pageable memory makes CUDA wait for it anyway).
-template <class T>
-void copy_to_device(const context& ctx, const T* host, T* dev, index_t n) {
-    if (n <= 0) return;
+template <class T> void copy_to_device(const context& ctx, const T* host, T* dev, index_t n) {
+    if (n <= 0)
+        return;
 #if INN_CUDA_DEVICE
     check(cudaMemcpyAsync(dev, host, std::size_t(n) * sizeof(T), cudaMemcpyHostToDevice,
                           ctx.stream()),
@@ -97,9 +99,9 @@ void copy_to_device(const context& ctx, const T* host, T* dev, index_t n) {
 }
 
 /// Copies `n` scalars device -> host on the context's stream; synchronise before reading them.
-template <class T>
-void copy_to_host(const context& ctx, const T* dev, T* host, index_t n) {
-    if (n <= 0) return;
+template <class T> void copy_to_host(const context& ctx, const T* dev, T* host, index_t n) {
+    if (n <= 0)
+        return;
 #if INN_CUDA_DEVICE
     check(cudaMemcpyAsync(host, dev, std::size_t(n) * sizeof(T), cudaMemcpyDeviceToHost,
                           ctx.stream()),
@@ -116,7 +118,8 @@ enum class copy_kind { host_to_device, device_to_host, device_to_device };
 template <class T>
 void copy_rows(const context& ctx, copy_kind kind, const T* src, index_t src_stride, T* dst,
                index_t dst_stride, index_t rows, index_t cols) {
-    if (rows <= 0 || cols <= 0) return;
+    if (rows <= 0 || cols <= 0)
+        return;
 #if INN_CUDA_DEVICE
     const cudaMemcpyKind k = kind == copy_kind::host_to_device   ? cudaMemcpyHostToDevice
                              : kind == copy_kind::device_to_host ? cudaMemcpyDeviceToHost
@@ -128,16 +131,16 @@ void copy_rows(const context& ctx, copy_kind kind, const T* src, index_t src_str
 #else
     (void)ctx;
     (void)kind;
-    for (index_t r = 0; r < rows; ++r) std::copy_n(src + r * src_stride, cols, dst + r * dst_stride);
+    for (index_t r = 0; r < rows; ++r)
+        std::copy_n(src + r * src_stride, cols, dst + r * dst_stride);
 #endif
 }
 
 /// A device copy of a host array.
-template <class T>
-device_buffer<T> upload(const context& ctx, const T* host, index_t n) {
+template <class T> device_buffer<T> upload(const context& ctx, const T* host, index_t n) {
     device_buffer<T> d(n);
     copy_to_device(ctx, host, d.data(), n);
     return d;
 }
 
-}  // namespace inn::cuda
+} // namespace inn::cuda

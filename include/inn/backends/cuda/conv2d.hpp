@@ -4,8 +4,9 @@
 // Under nvcc (with INN_CUDA_CUDNN=1, below) the convolution is cuDNN's (cross-correlation, as
 // PyTorch): descriptors and the algorithm are chosen once at construction, with the algorithm's
 // workspace allocated then for batches of up to `cudnn_batch` samples; a call runs its batch in
-// such slices, so it never allocates. Float runs without TF32 (CUDNN_FMA_MATH), as the host computes. Bias and a
-// following activation (fused by the device nn::Sequential) are one element-wise pass.
+// such slices, so it never allocates. Float runs without TF32 (CUDNN_FMA_MATH), as the host
+// computes. Bias and a following activation (fused by the device nn::Sequential) are one
+// element-wise pass.
 //
 // On the host system device memory is host memory: the layer keeps a copy of the host layer and
 // calls its own kernel, then applies a fused activation as a separate pass (the same values:
@@ -30,7 +31,7 @@
 #endif
 #if INN_CUDA_CUDNN && !INN_CUDA_DEVICE
 #undef INN_CUDA_CUDNN
-#define INN_CUDA_CUDNN 0  // the host system runs the host layer's kernel
+#define INN_CUDA_CUDNN 0 // the host system runs the host layer's kernel
 #endif
 
 #if INN_CUDA_CUDNN
@@ -44,17 +45,17 @@
 namespace inn::cuda {
 
 /// y[b, o, p] = f(y[b, o, p] (+ bias[o])) over a batch of (Out, pixels) samples, in place.
-template <Scalar S, class F>
-struct channel_bias_act {
+template <Scalar S, class F> struct channel_bias_act {
     S* y;
     index_t ldy;
-    const S* bias;  // null: none
+    const S* bias; // null: none
     index_t pixels, size;
     F f;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / size, q = k - b * size;
+        const index_t b = fast_div(k, size), q = k - b * size;
         S v = y[b * ldy + q];
-        if (bias) v += bias[q / pixels];
+        if (bias)
+            v += bias[q / pixels];
         y[b * ldy + q] = f(v);
     }
 };
@@ -79,7 +80,7 @@ class cudnn_handle {
         static std::mutex m;
         static std::map<const context*, std::weak_ptr<cudnn_handle>> handles;
         const std::lock_guard<std::mutex> lock(m);
-        std::erase_if(handles, [](const auto& e) { return e.second.expired(); });  // gone contexts
+        std::erase_if(handles, [](const auto& e) { return e.second.expired(); }); // gone contexts
         std::weak_ptr<cudnn_handle>& w = handles[&ctx];
         std::shared_ptr<cudnn_handle> h = w.lock();
         if (!h) {
@@ -94,8 +95,7 @@ class cudnn_handle {
 };
 
 /// The descriptors and algorithm of one convolution, and its workspace.
-template <Scalar S>
-struct cudnn_convolution {
+template <Scalar S> struct cudnn_convolution {
     static constexpr cudnnDataType_t type =
         std::is_same_v<S, float> ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
 
@@ -109,16 +109,16 @@ struct cudnn_convolution {
 
     cudnn_convolution(const context& ctx, int In, int H, int W, int Out, int K, int P,
                       int max_batch)
-        : handle(cudnn_handle::of(ctx)), c_in(In), h(H), w(W), c_out(Out),
-          ho(H + 2 * P - K + 1), wo(W + 2 * P - K + 1) {
+        : handle(cudnn_handle::of(ctx)), c_in(In), h(H), w(W), c_out(Out), ho(H + 2 * P - K + 1),
+          wo(W + 2 * P - K + 1) {
         check(cudnnCreateTensorDescriptor(&x_desc), "cudnnCreateTensorDescriptor");
         check(cudnnCreateTensorDescriptor(&y_desc), "cudnnCreateTensorDescriptor");
         check(cudnnCreateFilterDescriptor(&w_desc), "cudnnCreateFilterDescriptor");
         check(cudnnCreateConvolutionDescriptor(&conv_desc), "cudnnCreateConvolutionDescriptor");
         check(cudnnSetFilter4dDescriptor(w_desc, type, CUDNN_TENSOR_NCHW, Out, In, K, K),
               "cudnnSetFilter4dDescriptor");
-        check(cudnnSetConvolution2dDescriptor(conv_desc, P, P, 1, 1, 1, 1,
-                                              CUDNN_CROSS_CORRELATION, type),
+        check(cudnnSetConvolution2dDescriptor(conv_desc, P, P, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
+                                              type),
               "cudnnSetConvolution2dDescriptor");
         // No TF32: float results stay those of float arithmetic.
         check(cudnnSetConvolutionMathType(conv_desc, CUDNN_FMA_MATH),
@@ -154,8 +154,9 @@ struct cudnn_convolution {
     void set_batch(int n, index_t ldx, index_t ldy) {
         check(cudnnSetTensor4dDescriptorEx(x_desc, type, n, c_in, h, w, int(ldx), h * w, w, 1),
               "cudnnSetTensor4dDescriptorEx");
-        check(cudnnSetTensor4dDescriptorEx(y_desc, type, n, c_out, ho, wo, int(ldy), ho * wo, wo, 1),
-              "cudnnSetTensor4dDescriptorEx");
+        check(
+            cudnnSetTensor4dDescriptorEx(y_desc, type, n, c_out, ho, wo, int(ldy), ho * wo, wo, 1),
+            "cudnnSetTensor4dDescriptorEx");
     }
 
     /// y = conv(x) for `n` samples (at most the construction's max_batch).
@@ -205,11 +206,12 @@ struct conv2d_layer {
     }
     void upload(const context& ctx, const host_type& h) {
         copy_to_device(ctx, h.weight.data(), weight.data(), weight.size());
-        if constexpr (Bias) copy_to_device(ctx, h.bias.data(), bias.data(), bias.size());
+        if constexpr (Bias)
+            copy_to_device(ctx, h.bias.data(), bias.data(), bias.size());
     }
-    static constexpr index_t scratch_size(index_t) { return 0; }  // the workspace is its own
+    static constexpr index_t scratch_size(index_t) { return 0; } // the workspace is its own
 #else
-    host_type host;  // host memory is device memory: the host layer runs as it is
+    host_type host; // host memory is device memory: the host layer runs as it is
 
     conv2d_layer(const context&, const host_type& h) : host(h) {}
     void upload(const context&, const host_type& h) { host = h; }
@@ -223,9 +225,9 @@ struct conv2d_layer {
     }
 
     template <class F>
-    void forward_act(const context& ctx, dcview<S> x, dview<S> y, index_t batch, S* s,
-                     F f) const {
-        if (batch <= 0) return;
+    void forward_act(const context& ctx, dcview<S> x, dview<S> y, index_t batch, S* s, F f) const {
+        if (batch <= 0)
+            return;
 #if INN_CUDA_CUDNN
         (void)s;
         for (index_t b = 0; b < batch; b += cudnn_batch)
@@ -254,7 +256,7 @@ template <int In, int Out, int Kernel, int Padding, bool Bias, Scalar S, dims D>
 struct layer_impl<nn::Conv2d<In, Out, Kernel, Padding, Bias>, S, D> {
     using type = conv2d_layer<S, D, In, Out, Kernel, Padding, Bias>;
 };
-}  // namespace detail
+} // namespace detail
 #endif
 
-}  // namespace inn::cuda
+} // namespace inn::cuda

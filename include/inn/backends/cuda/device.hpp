@@ -62,7 +62,8 @@ class context {
     ~context() {
 #if INN_CUDA_DEVICE
         cublasDestroy(blas_);
-        if (own_stream_) cudaStreamDestroy(stream_);
+        if (own_stream_)
+            cudaStreamDestroy(stream_);
 #endif
     }
 
@@ -98,9 +99,7 @@ struct device {
 };
 
 /// A batch in device memory: pointer and row stride (core/tensor_view.hpp).
-template <Scalar S>
-using dview = inn::view<S, device>;
-template <Scalar S>
-using dcview = inn::cview<S, device>;
+template <Scalar S> using dview = inn::view<S, device>;
+template <Scalar S> using dcview = inn::cview<S, device>;
 
-}  // namespace inn::cuda
+} // namespace inn::cuda

@@ -15,8 +15,7 @@
 
 namespace inn::cuda {
 
-template <std::size_t N>
-class graph_cache {
+template <std::size_t N> class graph_cache {
   public:
     using key_type = std::array<std::intptr_t, N>;
     static constexpr std::size_t capacity = 16;
@@ -45,11 +44,12 @@ class graph_cache {
     /// Records what `work()` queues on the context's stream as the recording for `key` (nothing
     /// runs while recording). Where recording is impossible (the legacy default stream), it
     /// records nothing and calls keep running directly.
-    template <class Work>
-    void record(const context& ctx, const key_type& key, Work&& work) {
+    template <class Work> void record(const context& ctx, const key_type& key, Work&& work) {
 #if INN_CUDA_DEVICE
-        if (ctx.stream() == nullptr) return;
-        if (entries_.size() >= capacity) clear();
+        if (ctx.stream() == nullptr)
+            return;
+        if (entries_.size() >= capacity)
+            clear();
         cudaGraph_t graph = nullptr;
         check(cudaStreamBeginCapture(ctx.stream(), cudaStreamCaptureModeThreadLocal),
               "cudaStreamBeginCapture");
@@ -57,7 +57,8 @@ class graph_cache {
             work();
         } catch (...) {
             cudaStreamEndCapture(ctx.stream(), &graph);
-            if (graph) cudaGraphDestroy(graph);
+            if (graph)
+                cudaGraphDestroy(graph);
             throw;
         }
         check(cudaStreamEndCapture(ctx.stream(), &graph), "cudaStreamEndCapture");
@@ -75,7 +76,8 @@ class graph_cache {
 
     void clear() {
 #if INN_CUDA_DEVICE
-        for (const entry& e : entries_) cudaGraphExecDestroy(e.exec);
+        for (const entry& e : entries_)
+            cudaGraphExecDestroy(e.exec);
 #endif
         entries_.clear();
     }
@@ -90,4 +92,4 @@ class graph_cache {
     std::vector<entry> entries_;
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda

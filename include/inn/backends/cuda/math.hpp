@@ -19,4 +19,4 @@ INN_HD inline double tanh(double x) { return ::tanh(x); }
 INN_HD inline float atan(float x) { return ::atanf(x); }
 INN_HD inline double atan(double x) { return ::atan(x); }
 
-}  // namespace inn::cuda::math
+} // namespace inn::cuda::math

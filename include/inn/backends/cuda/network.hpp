@@ -42,8 +42,7 @@ namespace inn::cuda {
 
 namespace hana = boost::hana;
 
-template <Scalar S>
-struct fill_value {
+template <Scalar S> struct fill_value {
     S* p;
     S v;
     INN_HD void operator()(index_t i) const { p[i] = v; }
@@ -51,18 +50,16 @@ struct fill_value {
 
 /// Whether every module of `Net` has a device twin (a network of it can be built).
 template <class Net>
-constexpr bool runs_on_device = hana::unpack(
-    graph::module_positions<typename Net::description>, [](auto... k) {
+constexpr bool runs_on_device =
+    hana::unpack(graph::module_positions<typename Net::description>, [](auto... k) {
         using D = typename Net::description;
-        return (!std::is_void_v<bind_in<graph::module_spec_at<D, decltype(k)::value>,
-                                        typename Net::scalar,
-                                        D::plan.sig[D::plan.forward_order[decltype(k)::value]],
-                                        device>> &&
+        return (!std::is_void_v<
+                    bind_in<graph::module_spec_at<D, decltype(k)::value>, typename Net::scalar,
+                            D::plan.sig[D::plan.forward_order[decltype(k)::value]], device>> &&
                 ...);
     });
 
-template <class Net>
-class network {
+template <class Net> class network {
   public:
     using host_type = Net;
     using scalar = typename Net::scalar;
@@ -84,7 +81,7 @@ class network {
     /// default stream).
     explicit network(const Net& host, stream_t stream = {})
         : ctx_(stream), modules_(build(ctx_, prepared(host))) {
-        ctx_.synchronize();  // the uploads read the prepared copy, which goes out of scope
+        ctx_.synchronize(); // the uploads read the prepared copy, which goes out of scope
     }
 
     network(const network&) = delete;
@@ -93,7 +90,7 @@ class network {
     /// Copies the parameters of `host` (same type) to the device again, e.g. after training.
     void upload(const Net& host) {
         const Net h = prepared(host);
-        graphs_.clear();  // some parameters are kernel arguments of the recordings
+        graphs_.clear(); // some parameters are kernel arguments of the recordings
         hana::for_each(graph::module_positions<Desc>, [&](auto k) {
             hana::at(modules_, k).upload(ctx_, hana::at(graph::executor_of(h).modules(), k));
         });
@@ -107,7 +104,8 @@ class network {
     /// each direction and batch size runs directly and records the graph for the next).
     void use_graphs(bool on) {
         graphs_enabled_ = on;
-        if (!on) graphs_.clear();
+        if (!on)
+            graphs_.clear();
     }
 
     /// Waits for every call queued so far.
@@ -140,29 +138,31 @@ class network {
         run<reversed>(batch, z, x, log_jac_det, c);
     }
     /// One input and one output with contiguous rows (and optionally one condition).
-    void forward_into(index_t batch, const S* x, S* z, S* log_jac_det, const S* c = nullptr)
-        requires(n_inputs == 1 && n_outputs == 1 && n_conditions <= 1)
-    {
+    void forward_into(index_t batch, const S* x, S* z, S* log_jac_det,
+                      const S* c = nullptr) requires(n_inputs == 1 && n_outputs == 1 &&
+                                                     n_conditions <= 1) {
         single<!reversed>(batch, x, z, log_jac_det, c);
     }
-    void inverse_into(index_t batch, const S* z, S* x, S* log_jac_det, const S* c = nullptr)
-        requires(n_inputs == 1 && n_outputs == 1 && n_conditions <= 1)
-    {
+    void inverse_into(index_t batch, const S* z, S* x, S* log_jac_det,
+                      const S* c = nullptr) requires(n_inputs == 1 && n_outputs == 1 &&
+                                                     n_conditions <= 1) {
         single<reversed>(batch, z, x, log_jac_det, c);
     }
 
     // ---- convenience: host matrices in and out (allocates and waits) ---------------------------
 
     /// `auto [z, log_jac_det] = g.forward(x)` or `g.forward(x, c)` for one input, one output.
-    forward_result<row_matrix<S>, S> forward(const row_matrix<S>& x, const row_matrix<S>& c = {})
-        requires(n_inputs == 1 && n_outputs == 1 && n_conditions <= 1)
-    {
+    forward_result<row_matrix<S>, S>
+    forward(const row_matrix<S>& x, const row_matrix<S>& c = {}) requires(n_inputs == 1 &&
+                                                                          n_outputs == 1 &&
+                                                                          n_conditions <= 1) {
         auto [out, ljd] = round_trip<!reversed>(x, c, input_dims().size(), output_dims().size());
         return {std::move(out), std::move(ljd)};
     }
-    inverse_result<row_matrix<S>, S> inverse(const row_matrix<S>& z, const row_matrix<S>& c = {})
-        requires(n_inputs == 1 && n_outputs == 1 && n_conditions <= 1)
-    {
+    inverse_result<row_matrix<S>, S>
+    inverse(const row_matrix<S>& z, const row_matrix<S>& c = {}) requires(n_inputs == 1 &&
+                                                                          n_outputs == 1 &&
+                                                                          n_conditions <= 1) {
         auto [out, ljd] = round_trip<reversed>(z, c, output_dims().size(), input_dims().size());
         return {std::move(out), std::move(ljd)};
     }
@@ -195,7 +195,7 @@ class network {
     }
 
     static constexpr index_t round_up(index_t n) {
-        constexpr index_t align = 256 / index_t(sizeof(S));  // cudaMalloc's alignment
+        constexpr index_t align = 256 / index_t(sizeof(S)); // cudaMalloc's alignment
         return (n + align - 1) / align * align;
     }
 
@@ -208,7 +208,8 @@ class network {
     }
 
     void grow(index_t max_batch) {
-        if (max_batch <= capacity_) return;
+        if (max_batch <= capacity_)
+            return;
         constexpr const auto& memory = exec::memory;
         std::array<index_t, std::size_t(memory.max_edges)> region{};
         index_t total = 0;
@@ -217,15 +218,15 @@ class network {
             total += round_up(max_batch * memory.width[c]);
         }
         for (int e = 0; e < plan.n_edges; ++e) {
-            offset_[std::size_t(e)] = region[std::size_t(memory.colour[memory.root[e]])] +
-                                      memory.column[e];
+            offset_[std::size_t(e)] =
+                region[std::size_t(memory.colour[memory.root[e]])] + memory.column[e];
             stride_[std::size_t(e)] = memory.stride(e);
         }
         scratch_offset_ = total;
         total += round_up(scratch_size(max_batch));
         ljd_offset_ = total;
         total += round_up(max_batch);
-        graphs_.clear();  // recordings point into the old buffers
+        graphs_.clear(); // recordings point into the old buffers
         buffer_.resize(total);
         capacity_ = max_batch;
     }
@@ -234,20 +235,16 @@ class network {
         return {buffer_.data() + offset_[std::size_t(e)], stride_[std::size_t(e)]};
     }
 
-    template <bool Forward>
-    static constexpr int reading_edge(int i) {
+    template <bool Forward> static constexpr int reading_edge(int i) {
         return Forward ? plan.input_edge[i] : plan.output_edge[i];
     }
-    template <bool Forward>
-    static constexpr int writing_edge(int i) {
+    template <bool Forward> static constexpr int writing_edge(int i) {
         return Forward ? plan.output_edge[i] : plan.input_edge[i];
     }
-    template <bool Forward>
-    static std::string reading_name(int i) {
+    template <bool Forward> static std::string reading_name(int i) {
         return std::string(Desc::node_name(Forward ? plan.input_node[i] : plan.output_node[i]));
     }
-    template <bool Forward>
-    static std::string writing_name(int i) {
+    template <bool Forward> static std::string writing_name(int i) {
         return std::string(Desc::node_name(Forward ? plan.output_node[i] : plan.input_node[i]));
     }
 
@@ -259,8 +256,8 @@ class network {
                              "' is a null pointer");
         if (batch > 1 && v.stride < size)
             throw data_error("inn::cuda: " + std::string(what) + " '" + name + "' has row stride " +
-                             std::to_string(v.stride) + ", less than its " +
-                             std::to_string(size) + " scalars per sample");
+                             std::to_string(v.stride) + ", less than its " + std::to_string(size) +
+                             " scalars per sample");
     }
 
     // Checks everything, then queues: inputs copied into the plan's buffers, modules in plan
@@ -275,7 +272,8 @@ class network {
             throw data_error("inn::cuda: this network takes " + std::to_string(n_read) +
                              " input(s), " + std::to_string(n_write) + " output(s) and " +
                              std::to_string(n_conditions) + " condition(s) per call");
-        if (batch < 0) throw data_error("inn::cuda: negative batch size");
+        if (batch < 0)
+            throw data_error("inn::cuda: negative batch size");
         if (reserved_ && batch > capacity_)
             throw data_error("inn::cuda: batch " + std::to_string(batch) + " is more than the " +
                              std::to_string(capacity_) + " reserved (call reserve())");
@@ -289,7 +287,8 @@ class network {
         for (int j = 0; j < n_conditions; ++j)
             check_tensor(c[std::size_t(j)], batch, plan.edge_shape[plan.condition_edge[j]].size(),
                          "condition", std::string(Desc::node_name(plan.condition_node[j])));
-        if (batch == 0) return;
+        if (batch == 0)
+            return;
         grow(batch);
 
         const bool jac = ljd != nullptr;
@@ -303,9 +302,12 @@ class network {
             key[at++] = std::intptr_t(v.data);
             key[at++] = std::intptr_t(v.stride);
         };
-        for (const auto& v : x) note(v);
-        for (const auto& v : out) note(v);
-        for (const auto& v : c) note(v);
+        for (const auto& v : x)
+            note(v);
+        for (const auto& v : out)
+            note(v);
+        for (const auto& v : c)
+            note(v);
         auto call = [&] {
             copy_in<Forward>(batch, x, c);
             run_modules<Forward>(batch, jac);
@@ -313,7 +315,8 @@ class network {
         };
         if (!graphs_enabled_ || !graphs_.replay(ctx_, key)) {
             call();
-            if (graphs_enabled_) graphs_.record(ctx_, key, call);
+            if (graphs_enabled_)
+                graphs_.record(ctx_, key, call);
         }
     }
 
@@ -333,8 +336,7 @@ class network {
         }
     }
 
-    template <bool Forward>
-    void copy_out(index_t batch, std::span<const dview<S>> out, S* ljd) {
+    template <bool Forward> void copy_out(index_t batch, std::span<const dview<S>> out, S* ljd) {
         if (ljd)
             copy_rows(ctx_, copy_kind::device_to_device,
                       static_cast<const S*>(buffer_.data() + ljd_offset_), batch, ljd, batch, 1,
@@ -350,15 +352,15 @@ class network {
     // Every module in plan order on the plan's buffers; the log-determinant goes to the
     // network's own ljd buffer (the caller's is filled from it, so a recording holds no
     // caller pointer).
-    template <bool Forward>
-    void run_modules(index_t batch, bool jac) {
+    template <bool Forward> void run_modules(index_t batch, bool jac) {
         S* const l = buffer_.data() + ljd_offset_;
         for_each_index(ctx_, batch, fill_value<S>{l, S(0)});
         S* const scratch = buffer_.data() + scratch_offset_;
         hana::for_each(graph::module_positions<Desc>, [&](auto k) {
             constexpr int step = decltype(k)::value;
             constexpr int node = Forward ? plan.forward_order[step] : plan.inverse_order[step];
-            if (exec::memory.is_view[node]) return;  // its outputs are its inputs' memory
+            if (exec::memory.is_view[node])
+                return; // its outputs are its inputs' memory
             constexpr bool computes =
                 Forward || plan.node[node].kind == graph::node_kind::feed_forward;
             const auto t =
@@ -372,15 +374,15 @@ class network {
         });
     }
 
-    template <bool Forward>
-    void single(index_t batch, const S* x, S* out, S* ljd, const S* c) {
+    template <bool Forward> void single(index_t batch, const S* x, S* out, S* ljd, const S* c) {
         const dcview<S> in[1] = {{x, plan.edge_shape[reading_edge<Forward>(0)].size()}};
         const dview<S> o[1] = {{out, plan.edge_shape[writing_edge<Forward>(0)].size()}};
         if constexpr (n_conditions == 1) {
             const dcview<S> cv[1] = {{c, plan.edge_shape[plan.condition_edge[0]].size()}};
             run<Forward>(batch, in, o, ljd, cv);
         } else {
-            if (c) throw data_error("inn::cuda: this network takes no condition");
+            if (c)
+                throw data_error("inn::cuda: this network takes no condition");
             run<Forward>(batch, in, o, ljd, {});
         }
     }
@@ -398,8 +400,7 @@ class network {
             if (c.rows() != batch || c.cols() != nc)
                 throw data_error("inn::cuda: condition '" +
                                  std::string(Desc::node_name(plan.condition_node[0])) +
-                                 "' must be " + std::to_string(batch) + " x " +
-                                 std::to_string(nc));
+                                 "' must be " + std::to_string(batch) + " x " + std::to_string(nc));
         } else if (c.size() != 0) {
             throw data_error("inn::cuda: this network takes no condition");
         }
@@ -431,4 +432,4 @@ class network {
     bool reserved_ = false;
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda

@@ -24,13 +24,12 @@
 #include "math.hpp"
 
 namespace inn::error {
-template <class Layer>
-struct layer_not_ported_to_cuda {
+template <class Layer> struct layer_not_ported_to_cuda {
     static_assert(check_failed<Layer>,
                   "inn::cuda: this nn layer (named above) has no CUDA implementation yet; "
                   "docs/gpu.md lists what runs on the device");
 };
-}  // namespace inn::error
+} // namespace inn::error
 
 namespace inn::cuda {
 
@@ -38,64 +37,53 @@ namespace inn::cuda {
 
 /// The device form of a host activation function (nn/activation.hpp), with PyTorch's NaN
 /// behaviour kept: NaN in, NaN out.
-template <class HostFn>
-struct activation;
-template <>
-struct activation<nn::detail::relu_fn> {
-    template <class T>
-    INN_HD T operator()(T x) const { return T(0) > x ? T(0) : x; }
+template <class HostFn> struct activation;
+template <> struct activation<nn::detail::relu_fn> {
+    template <class T> INN_HD T operator()(T x) const { return T(0) > x ? T(0) : x; }
 };
-template <double Slope>
-struct activation<nn::detail::leaky_relu_fn<Slope>> {
-    template <class T>
-    INN_HD T operator()(T x) const { return x > T(0) ? x : T(Slope) * x; }
+template <double Slope> struct activation<nn::detail::leaky_relu_fn<Slope>> {
+    template <class T> INN_HD T operator()(T x) const { return x > T(0) ? x : T(Slope) * x; }
 };
-template <double Alpha>
-struct activation<nn::detail::elu_fn<Alpha>> {
-    template <class T>
-    INN_HD T operator()(T x) const { return x > T(0) ? x : T(Alpha) * math::expm1(x); }
+template <double Alpha> struct activation<nn::detail::elu_fn<Alpha>> {
+    template <class T> INN_HD T operator()(T x) const {
+        return x > T(0) ? x : T(Alpha) * math::expm1(x);
+    }
 };
-template <>
-struct activation<nn::detail::tanh_fn> {
-    template <class T>
-    INN_HD T operator()(T x) const { return math::tanh(x); }
+template <> struct activation<nn::detail::tanh_fn> {
+    template <class T> INN_HD T operator()(T x) const { return math::tanh(x); }
 };
-template <>
-struct activation<nn::detail::sigmoid_fn> {
-    template <class T>
-    INN_HD T operator()(T x) const { return T(1) / (T(1) + math::exp(-x)); }
+template <> struct activation<nn::detail::sigmoid_fn> {
+    template <class T> INN_HD T operator()(T x) const { return T(1) / (T(1) + math::exp(-x)); }
 };
 /// No activation (a Linear layer that is not followed by one).
 struct identity {
-    template <class T>
-    INN_HD T operator()(T x) const { return x; }
+    template <class T> INN_HD T operator()(T x) const { return x; }
 };
 
 /// y[b, i] = f(x[b, i] (+ bias[i])) over a (rows x cols) strided batch; in place when x == y.
-template <Scalar S, class F>
-struct map_rows {
+template <Scalar S, class F> struct map_rows {
     const S* x;
     index_t ldx;
     S* y;
     index_t ldy;
-    const S* bias;  // null: none
+    const S* bias; // null: none
     index_t cols;
     F f;
     INN_HD void operator()(index_t k) const {
         const index_t b = fast_div(k, cols), i = k - b * cols;
         S v = x[b * ldx + i];
-        if (bias) v += bias[i];
+        if (bias)
+            v += bias[i];
         y[b * ldy + i] = f(v);
     }
 };
 
 namespace detail {
 // A spec without a device twin: the base's static_assert names it.
-template <class Spec, Scalar S, dims In>
-struct layer_impl : error::layer_not_ported_to_cuda<Spec> {
+template <class Spec, Scalar S, dims In> struct layer_impl : error::layer_not_ported_to_cuda<Spec> {
     using type = void;
 };
-}  // namespace detail
+} // namespace detail
 
 /// The device layer of spec `Spec` on inputs of shape In.
 template <class Spec, Scalar S, dims In>
@@ -105,59 +93,46 @@ using layer_t = typename detail::layer_impl<Spec, S, In>::type;
 /// other layer. (Spelled per spec, not detected through a requires-expression: nvcc's device
 /// pass may judge such an expression differently from its host pass, and the two must agree on
 /// which kernels exist.)
-template <class Spec>
-struct activation_of {
+template <class Spec> struct activation_of {
     static constexpr bool ok = false;
     using type = identity;
 };
-template <>
-struct activation_of<nn::ReLU> {
+template <> struct activation_of<nn::ReLU> {
     static constexpr bool ok = true;
     using type = activation<nn::detail::relu_fn>;
 };
-template <double Slope>
-struct activation_of<nn::LeakyReLU<Slope>> {
+template <double Slope> struct activation_of<nn::LeakyReLU<Slope>> {
     static constexpr bool ok = true;
     using type = activation<nn::detail::leaky_relu_fn<Slope>>;
 };
-template <double Alpha>
-struct activation_of<nn::ELU<Alpha>> {
+template <double Alpha> struct activation_of<nn::ELU<Alpha>> {
     static constexpr bool ok = true;
     using type = activation<nn::detail::elu_fn<Alpha>>;
 };
-template <>
-struct activation_of<nn::Tanh> {
+template <> struct activation_of<nn::Tanh> {
     static constexpr bool ok = true;
     using type = activation<nn::detail::tanh_fn>;
 };
-template <>
-struct activation_of<nn::Sigmoid> {
+template <> struct activation_of<nn::Sigmoid> {
     static constexpr bool ok = true;
     using type = activation<nn::detail::sigmoid_fn>;
 };
 
 /// Whether every layer of `Spec` has a device twin (modules with subnets check it before they
 /// offer a device binding).
-template <class Spec>
-constexpr bool layer_on_device = false;
+template <class Spec> constexpr bool layer_on_device = false;
 template <int In, int Out, bool Bias>
 constexpr bool layer_on_device<nn::Linear<In, Out, Bias>> = true;
 template <class... Ls>
 constexpr bool layer_on_device<nn::Sequential<Ls...>> = (layer_on_device<Ls> && ...);
-template <>
-constexpr bool layer_on_device<nn::ReLU> = true;
-template <double Slope>
-constexpr bool layer_on_device<nn::LeakyReLU<Slope>> = true;
-template <double Alpha>
-constexpr bool layer_on_device<nn::ELU<Alpha>> = true;
-template <>
-constexpr bool layer_on_device<nn::Tanh> = true;
-template <>
-constexpr bool layer_on_device<nn::Sigmoid> = true;
+template <> constexpr bool layer_on_device<nn::ReLU> = true;
+template <double Slope> constexpr bool layer_on_device<nn::LeakyReLU<Slope>> = true;
+template <double Alpha> constexpr bool layer_on_device<nn::ELU<Alpha>> = true;
+template <> constexpr bool layer_on_device<nn::Tanh> = true;
+template <> constexpr bool layer_on_device<nn::Sigmoid> = true;
 
 /// An element-wise layer (activation) on the device.
-template <Scalar S, dims D, class HostFn>
-struct elementwise_layer {
+template <Scalar S, dims D, class HostFn> struct elementwise_layer {
     using host_type = typename nn::detail::elementwise_layer<HostFn>::template bind<S, D>;
     using function = activation<HostFn>;
     static constexpr dims out = D;
@@ -169,14 +144,13 @@ struct elementwise_layer {
 
     void forward(const context& ctx, dcview<S> x, dview<S> y, index_t batch, S*) const {
         for_each_index(ctx, batch * D.size(),
-                       map_rows<S, function>{x.data, x.stride, y.data, y.stride, nullptr,
-                                             D.size(), function{}});
+                       map_rows<S, function>{x.data, x.stride, y.data, y.stride, nullptr, D.size(),
+                                             function{}});
     }
 };
 
 /// nn::Linear on the device: y = act(x Wᵀ + b), the product through blas::gemm_nt.
-template <Scalar S, dims D, int In, int Out, bool Bias>
-struct linear_layer {
+template <Scalar S, dims D, int In, int Out, bool Bias> struct linear_layer {
     using host_type = typename nn::Linear<In, Out, Bias>::template bind<S, D>;
     static constexpr dims out = host_type::out;
 
@@ -186,7 +160,8 @@ struct linear_layer {
     linear_layer(const context& ctx, const host_type& h) { upload(ctx, h); }
     void upload(const context& ctx, const host_type& h) {
         copy_to_device(ctx, h.weight.data(), weight.data(), weight.size());
-        if constexpr (Bias) copy_to_device(ctx, h.bias.data(), bias.data(), bias.size());
+        if constexpr (Bias)
+            copy_to_device(ctx, h.bias.data(), bias.data(), bias.size());
     }
     static constexpr index_t scratch_size(index_t) { return 0; }
 
@@ -203,36 +178,29 @@ struct linear_layer {
     }
 };
 
-template <class Spec>
-constexpr bool is_linear = false;
-template <int In, int Out, bool Bias>
-constexpr bool is_linear<nn::Linear<In, Out, Bias>> = true;
+template <class Spec> constexpr bool is_linear = false;
+template <int In, int Out, bool Bias> constexpr bool is_linear<nn::Linear<In, Out, Bias>> = true;
 
 /// nn::Sequential on the device: layer outputs alternate between two scratch regions; a layer
 /// followed by an activation applies it as it writes (the activation is then skipped).
-template <Scalar S, dims In, class... Ls>
-struct sequential_layer {
+template <Scalar S, dims In, class... Ls> struct sequential_layer {
     using host_type = typename nn::Sequential<Ls...>::template bind<S, In>;
     static constexpr std::size_t n = sizeof...(Ls);
     static constexpr dims out = host_type::out;
     static constexpr index_t width = host_type::width;
 
-    template <std::size_t I>
-    static constexpr dims input_of() {
+    template <std::size_t I> static constexpr dims input_of() {
         if constexpr (I == 0)
             return In;
         else
             return host_type::template bound_t<I - 1>::out;
     }
-    template <class Seq>
-    struct tuple_of;
-    template <std::size_t... I>
-    struct tuple_of<std::index_sequence<I...>> {
+    template <class Seq> struct tuple_of;
+    template <std::size_t... I> struct tuple_of<std::index_sequence<I...>> {
         using type = std::tuple<layer_t<Ls, S, input_of<I>()>...>;
     };
     using layers_t = typename tuple_of<std::index_sequence_for<Ls...>>::type;
-    template <std::size_t I>
-    using layer_at = std::tuple_element_t<I, layers_t>;
+    template <std::size_t I> using layer_at = std::tuple_element_t<I, layers_t>;
 
     layers_t layers;
 
@@ -241,29 +209,29 @@ struct sequential_layer {
     void upload(const context& ctx, const host_type& h) {
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             (std::get<I>(layers).upload(ctx, std::get<I>(h.layers)), ...);
-        }(std::index_sequence_for<Ls...>{});
+        }
+        (std::index_sequence_for<Ls...>{});
     }
 
     static constexpr index_t scratch_size(index_t batch) {
         index_t m = 0;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             ((m = std::max(m, layer_at<I>::scratch_size(batch))), ...);
-        }(std::index_sequence_for<Ls...>{});
+        }
+        (std::index_sequence_for<Ls...>{});
         return 2 * width * batch + m;
     }
 
     // Layer I is a Linear followed by an activation, which it applies as it writes. (Decided
     // from the specs: see activation_of.)
-    template <std::size_t I>
-    static constexpr bool fuses_next() {
+    template <std::size_t I> static constexpr bool fuses_next() {
         if constexpr (I + 1 >= n)
             return false;
         else
             return is_linear<std::tuple_element_t<I, std::tuple<Ls...>>> &&
                    activation_of<std::tuple_element_t<I + 1, std::tuple<Ls...>>>::ok;
     }
-    template <std::size_t I>
-    static constexpr bool skipped() {
+    template <std::size_t I> static constexpr bool skipped() {
         if constexpr (I == 0)
             return false;
         else
@@ -286,16 +254,16 @@ struct sequential_layer {
                         else
                             dst = {cur.data == ping ? pong : ping, layer_at<I>::out.size()};
                         if constexpr (fuses_next<I>())
-                            std::get<I>(layers).forward_act(
-                                ctx, cur, dst, batch, inner,
-                                typename layer_at<I + 1>::function{});
+                            std::get<I>(layers).forward_act(ctx, cur, dst, batch, inner,
+                                                            typename layer_at<I + 1>::function{});
                         else
                             std::get<I>(layers).forward(ctx, cur, dst, batch, inner);
                         cur = dst;
                     }
                 }(),
                 ...);
-        }(std::index_sequence_for<Ls...>{});
+        }
+        (std::index_sequence_for<Ls...>{});
     }
 
   private:
@@ -310,33 +278,27 @@ template <int In, int Out, bool Bias, Scalar S, dims D>
 struct layer_impl<nn::Linear<In, Out, Bias>, S, D> {
     using type = linear_layer<S, D, In, Out, Bias>;
 };
-template <class... Ls, Scalar S, dims D>
-struct layer_impl<nn::Sequential<Ls...>, S, D> {
+template <class... Ls, Scalar S, dims D> struct layer_impl<nn::Sequential<Ls...>, S, D> {
     using type = sequential_layer<S, D, Ls...>;
 };
-template <Scalar S, dims D>
-struct layer_impl<nn::ReLU, S, D> {
+template <Scalar S, dims D> struct layer_impl<nn::ReLU, S, D> {
     using type = elementwise_layer<S, D, nn::detail::relu_fn>;
 };
-template <double Slope, Scalar S, dims D>
-struct layer_impl<nn::LeakyReLU<Slope>, S, D> {
+template <double Slope, Scalar S, dims D> struct layer_impl<nn::LeakyReLU<Slope>, S, D> {
     using type = elementwise_layer<S, D, nn::detail::leaky_relu_fn<Slope>>;
 };
-template <double Alpha, Scalar S, dims D>
-struct layer_impl<nn::ELU<Alpha>, S, D> {
+template <double Alpha, Scalar S, dims D> struct layer_impl<nn::ELU<Alpha>, S, D> {
     using type = elementwise_layer<S, D, nn::detail::elu_fn<Alpha>>;
 };
-template <Scalar S, dims D>
-struct layer_impl<nn::Tanh, S, D> {
+template <Scalar S, dims D> struct layer_impl<nn::Tanh, S, D> {
     using type = elementwise_layer<S, D, nn::detail::tanh_fn>;
 };
-template <Scalar S, dims D>
-struct layer_impl<nn::Sigmoid, S, D> {
+template <Scalar S, dims D> struct layer_impl<nn::Sigmoid, S, D> {
     using type = elementwise_layer<S, D, nn::detail::sigmoid_fn>;
 };
-}  // namespace detail
+} // namespace detail
 
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 // Layers with their own headers (they specialise layer_impl and layer_on_device above).
 #include "conv2d.hpp"

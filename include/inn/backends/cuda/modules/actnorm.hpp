@@ -15,8 +15,7 @@ namespace inn::cuda {
 
 // Forward (x - loc) / scale, a division as FrEIA's; inverse scale * y + loc. (Kernels' functors
 // live at namespace scope, see permute_random.hpp.)
-template <Scalar S>
-struct actnorm_affine {
+template <Scalar S> struct actnorm_affine {
     const S* in;
     index_t ldi;
     S* out;
@@ -26,20 +25,18 @@ struct actnorm_affine {
     index_t size, n_pix;
     bool forward;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / size, q = k - b * size, c = q / n_pix;
+        const index_t b = fast_div(k, size), q = k - b * size, c = fast_div(q, n_pix);
         const S v = in[b * ldi + q];
         out[b * ldo + q] = forward ? (v - loc[c]) / scale[c] : scale[c] * v + loc[c];
     }
 };
-template <Scalar S>
-struct actnorm_log_det {
+template <Scalar S> struct actnorm_log_det {
     S* ljd;
     S v;
     INN_HD void operator()(index_t b) const { ljd[b] += v; }
 };
 
-template <Scalar S, signature Sig>
-struct actnorm_module {
+template <Scalar S, signature Sig> struct actnorm_module {
     using host_type = typename ActNorm::template bind<S, Sig>;
     static constexpr index_t channels = host_type::channels, n_pix = host_type::n_pix,
                              size = host_type::size;
@@ -54,7 +51,7 @@ struct actnorm_module {
         log_det = -h.log_scale.values.sum() * S(n_pix);
         copy_to_device(ctx, sc.data(), scale.data(), channels);
         copy_to_device(ctx, h.loc.data(), loc.data(), channels);
-        ctx.synchronize();  // `sc` goes out of scope
+        ctx.synchronize(); // `sc` goes out of scope
     }
 
     void forward(const run_args<S, device>& a) const { run(a, true); }
@@ -72,12 +69,10 @@ struct actnorm_module {
     }
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn {
-template <>
-struct space_binding<ActNorm, cuda::device> {
-    template <Scalar S, signature Sig>
-    using bind = cuda::actnorm_module<S, Sig>;
+template <> struct space_binding<ActNorm, cuda::device> {
+    template <Scalar S, signature Sig> using bind = cuda::actnorm_module<S, Sig>;
 };
-}  // namespace inn
+} // namespace inn

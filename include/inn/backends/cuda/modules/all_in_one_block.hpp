@@ -34,8 +34,7 @@ struct aio_geometry {
 
 // y[b, i, p] = Σ_j M[i, j] x[b, j, p] at every pixel p (M row-major, C x C), one output per
 // index: the soft permutation on images.
-template <Scalar S>
-struct aio_channel_mix {
+template <Scalar S> struct aio_channel_mix {
     const S* M;
     const S* x;
     index_t ldx;
@@ -47,14 +46,14 @@ struct aio_channel_mix {
         const index_t b = idx / size, q = idx - b * size, i = q / n_pix, p = q - i * n_pix;
         const S* xb = x + b * ldx + p;
         S acc = 0;
-        for (index_t j = 0; j < channels; ++j) acc += M[i * channels + j] * xb[j * n_pix];
+        for (index_t j = 0; j < channels; ++j)
+            acc += M[i * channels + j] * xb[j * n_pix];
         y[b * ldy + q] = acc;
     }
 };
 
 // y[b, i, p] = x[b, idx[i], p]: a hard permutation of whole channels, one output per index.
-template <Scalar S>
-struct aio_channel_gather {
+template <Scalar S> struct aio_channel_gather {
     const S* x;
     index_t ldx;
     S* y;
@@ -68,50 +67,49 @@ struct aio_channel_gather {
 };
 
 // s and t of element r of the active half of sample b, from the subnet output a.
-template <Scalar S>
-struct aio_coupling {
+template <Scalar S> struct aio_coupling {
     const S* a;
-    const S* mean;  // GIN: per sample; else null
-    S alpha;        // affine_clamping
+    const S* mean; // GIN: per sample; else null
+    S alpha;       // affine_clamping
     index_t n_a, n2;
     INN_HD S s(index_t b, index_t r) const {
         S v = math::tanh(a[b * n_a + r] * S(0.1) / alpha) * alpha;
-        if (mean) v -= mean[b];
+        if (mean)
+            v -= mean[b];
         return v;
     }
     INN_HD S t(index_t b, index_t r) const { return a[b * n_a + n2 + r] * S(0.1); }
 };
 
 // mean[b] = mean of s over the active half (GIN).
-template <Scalar S>
-struct aio_mean_of_s {
+template <Scalar S> struct aio_mean_of_s {
     aio_coupling<S> k;
     S* mean;
     INN_HD void operator()(index_t b) const {
         S sum = 0;
-        for (index_t r = 0; r < k.n2; ++r) sum += k.s(b, r);
+        for (index_t r = 0; r < k.n2; ++r)
+            sum += k.s(b, r);
         mean[b] = sum / S(k.n2);
     }
 };
 
 // ljd[b] += sign * sum(s) + log_term (sum(s) = 0 with GIN).
-template <Scalar S>
-struct aio_add_log_det {
+template <Scalar S> struct aio_add_log_det {
     aio_coupling<S> k;
     S* ljd;
     S sign, log_term;
     INN_HD void operator()(index_t b) const {
         S sum = 0;
         if (!k.mean)
-            for (index_t r = 0; r < k.n2; ++r) sum += k.s(b, r);
+            for (index_t r = 0; r < k.n2; ++r)
+                sum += k.s(b, r);
         ljd[b] += sign * sum + log_term;
     }
 };
 
 // Forward tail, one output scalar per index: coupling and global affine, written to `dst`
 // (soft: the pre-permutation values; hard: y, gathering channel perm[i]).
-template <Scalar S>
-struct aio_forward_tail {
+template <Scalar S> struct aio_forward_tail {
     aio_coupling<S> k;
     aio_geometry g;
     const S* x;
@@ -120,7 +118,7 @@ struct aio_forward_tail {
     index_t ldd;
     const S* sig;
     const S* off;
-    const index_t* perm;  // hard: the gather; soft: null
+    const index_t* perm; // hard: the gather; soft: null
     INN_HD void operator()(index_t idx) const {
         const index_t b = fast_div(idx, g.size), q = idx - b * g.size;
         index_t src = q;
@@ -140,8 +138,7 @@ struct aio_forward_tail {
 
 // Inverse, first step: x = (P⁻¹ y - offset) / Ψ for the passive half (hard: gathered; soft:
 // in place on P⁻¹ y for all channels).
-template <Scalar S>
-struct aio_unscale {
+template <Scalar S> struct aio_unscale {
     aio_geometry g;
     const S* y;
     index_t ldy;
@@ -149,7 +146,7 @@ struct aio_unscale {
     index_t ldx;
     const S* sig;
     const S* off;
-    const index_t* perm_inv;  // hard: the gather; soft: null (y is x, all channels)
+    const index_t* perm_inv; // hard: the gather; soft: null (y is x, all channels)
     index_t cols;
     INN_HD void operator()(index_t idx) const {
         const index_t b = fast_div(idx, cols), q = idx - b * cols;
@@ -161,11 +158,10 @@ struct aio_unscale {
 };
 
 // Inverse, active half: x2 = (u - t) exp(-s), u unscaled (hard: from y, gathered).
-template <Scalar S>
-struct aio_inverse_tail {
+template <Scalar S> struct aio_inverse_tail {
     aio_coupling<S> k;
     aio_geometry g;
-    const S* y;  // hard: y; soft: null (u already in x)
+    const S* y; // hard: y; soft: null (u already in x)
     index_t ldy;
     S* x;
     index_t ldx;
@@ -192,18 +188,17 @@ struct aio_inverse_tail {
 // warp at once (one broadcast load each), and a block is one launch whatever the batch. Used
 // in both directions; the layer-by-layer path above is the reference it is tested against
 // (tests: the parity fixtures run either, by their sizes).
-template <Scalar S, int I, int H, int O, int C, class Act>
-struct aio_small_block {
+template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_block {
     // The stages for_each_sample runs (launch.hpp): one sample per warp on a GPU, its 32 lanes
     // sharing the hidden units; one sample per call on the host system.
     using scalar = S;
     static constexpr int inputs = I, hidden_units = H, outputs = O, channels = C;
     static constexpr int len2 = O / 2, len1 = C - len2;
-    const S* w1;  // (H, I)
+    const S* w1; // (H, I)
     const S* b1;
-    const S* w2;  // (O, H)
+    const S* w2; // (O, H)
     const S* b2;
-    const S* in;  // forward: x, inverse: y
+    const S* in; // forward: x, inverse: y
     index_t ld_in;
     S* out;
     index_t ld_out;
@@ -213,9 +208,9 @@ struct aio_small_block {
     int n_cond;
     const S* sig;
     const S* off;
-    const S* w;           // soft: W (C x C); else null
-    const index_t* perm;  // hard: w_perm (forward) or w_perm_inv (inverse)
-    S* ljd;               // null: no log-determinant
+    const S* w;          // soft: W (C x C); else null
+    const index_t* perm; // hard: w_perm (forward) or w_perm_inv (inverse)
+    S* ljd;              // null: no log-determinant
     S alpha, log_term;
     bool gin, forward;
 
@@ -224,32 +219,38 @@ struct aio_small_block {
     INN_HD void input(index_t b, S* u, S* v) const {
         const S* x = in + b * ld_in;
         if (forward) {
-            for (int i = 0; i < len1; ++i) u[i] = x[i];
+            for (int i = 0; i < len1; ++i)
+                u[i] = x[i];
         } else {
             for (int c = 0; c < C; ++c) {
                 S p;
                 if (w) {
                     p = 0;
-                    for (int i = 0; i < C; ++i) p += w[i * C + c] * x[i];
+                    for (int i = 0; i < C; ++i)
+                        p += w[i * C + c] * x[i];
                 } else {
                     p = x[perm[c]];
                 }
                 v[c] = gin ? p - off[c] : (p - off[c]) / sig[c];
             }
-            for (int i = 0; i < len1; ++i) u[i] = v[i];
+            for (int i = 0; i < len1; ++i)
+                u[i] = v[i];
         }
         int at = len1;
         for (int j = 0; j < n_cond; ++j)
-            for (index_t q = 0; q < cond_n[j]; ++q) u[at++] = cond[j][b * cond_stride[j] + q];
+            for (index_t q = 0; q < cond_n[j]; ++q)
+                u[at++] = cond[j][b * cond_stride[j] + q];
     }
 
     // a[o] += Σ w2[o, h] act(b1[h] + w1[h, :] u) over h = first, first + step, ...
     INN_HD void hidden(const S* u, int first, int step, S* a) const {
         for (int h = first; h < H; h += step) {
             S v = b1[h];
-            for (int i = 0; i < I; ++i) v += w1[h * I + i] * u[i];
+            for (int i = 0; i < I; ++i)
+                v += w1[h * I + i] * u[i];
             v = Act{}(v);
-            for (int o = 0; o < O; ++o) a[o] += w2[o * H + h] * v;
+            for (int o = 0; o < O; ++o)
+                a[o] += w2[o * H + h] * v;
         }
     }
 
@@ -267,40 +268,45 @@ struct aio_small_block {
         }
         if (gin) {
             const S mean = sum / S(len2);
-            for (int r = 0; r < len2; ++r) s[r] -= mean;
+            for (int r = 0; r < len2; ++r)
+                s[r] -= mean;
             sum = 0;
         }
         if (forward) {
             S z[C];
             for (int k = 0; k < C; ++k) {
                 S u = x[k];
-                if (k >= len1) u = u * math::exp(s[k - len1]) + t[k - len1];
+                if (k >= len1)
+                    u = u * math::exp(s[k - len1]) + t[k - len1];
                 z[k] = gin ? u + off[k] : u * sig[k] + off[k];
             }
             for (int i = 0; i < C; ++i) {
                 if (w) {
                     S acc = 0;
-                    for (int j = 0; j < C; ++j) acc += w[i * C + j] * z[j];
+                    for (int j = 0; j < C; ++j)
+                        acc += w[i * C + j] * z[j];
                     y[i] = acc;
                 } else {
                     y[i] = z[perm[i]];
                 }
             }
         } else {
-            for (int c = 0; c < len1; ++c) y[c] = v[c];
-            for (int r = 0; r < len2; ++r) y[len1 + r] = (v[len1 + r] - t[r]) * math::exp(-s[r]);
+            for (int c = 0; c < len1; ++c)
+                y[c] = v[c];
+            for (int r = 0; r < len2; ++r)
+                y[len1 + r] = (v[len1 + r] - t[r]) * math::exp(-s[r]);
             sum = -sum;
         }
-        if (ljd) ljd[b] += sum + log_term;
+        if (ljd)
+            ljd[b] += sum + log_term;
     }
 };
 
 // Linear(I, H) -> activation -> Linear(H, O) with biases, as a subnet spec: the fused kernel's
 // shape, or `ok = false`.
-template <class Spec, Scalar S>
-struct small_mlp {
+template <class Spec, Scalar S> struct small_mlp {
     static constexpr bool ok = false;
-    static constexpr int in = 1, hidden = 1, out = 2;  // unused placeholders
+    static constexpr int in = 1, hidden = 1, out = 2; // unused placeholders
     using activation = identity;
 };
 template <int I, int H, int O, class A, Scalar S>
@@ -311,16 +317,15 @@ struct small_mlp<nn::Sequential<nn::Linear<I, H, true>, A, nn::Linear<H, O, true
 };
 
 // What the device version supports, decided before it is instantiated.
-template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
-struct all_in_one_support {
+template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_in_one_support {
     using host_type = typename AllInOneBlock<Subnet, O>::template bind<S, Sig>;
-    using subnet_spec = typename nn::subnet_for<Subnet, S, host_type::subnet_in,
-                                                2 * host_type::len2, AllInOneBlock<Subnet, O>>::spec;
+    using subnet_spec =
+        typename nn::subnet_for<Subnet, S, host_type::subnet_in, 2 * host_type::len2,
+                                AllInOneBlock<Subnet, O>>::spec;
     static constexpr bool value = layer_on_device<subnet_spec>;
 };
 
-template <class Subnet, AllInOneOptions O, Scalar S, signature Sig>
-struct all_in_one_block {
+template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_in_one_block {
     using host_type = typename AllInOneBlock<Subnet, O>::template bind<S, Sig>;
     using subnet_spec = typename all_in_one_support<Subnet, O, S, Sig>::subnet_spec;
 
@@ -335,13 +340,14 @@ struct all_in_one_block {
     // A small vector block runs as one kernel (aio_small_block: a warp per sample on a GPU);
     // any other, layer by layer.
     using mlp = small_mlp<subnet_spec, S>;
-    static constexpr bool fused = mlp::ok && !reverse && n_pix == 1 && channels <= 16 && mlp::in <= 32 &&
-                                  mlp::out >= 2 && mlp::out <= 32 &&
+    static constexpr bool fused = mlp::ok && !reverse && n_pix == 1 && channels <= 16 &&
+                                  mlp::in <= 32 && mlp::out >= 2 && mlp::out <= 32 &&
                                   Sig.conditions.count <= max_conditions;
 
     subnet_type subnet;
     device_buffer<S> sigma{channels}, offset{channels};
-    device_buffer<S> w_perm{soft ? channels * channels : 0}, w_perm_inv{soft ? channels * channels : 0};
+    device_buffer<S> w_perm{soft ? channels * channels : 0},
+        w_perm_inv{soft ? channels * channels : 0};
     device_buffer<index_t> perm{soft ? 0 : channels}, perm_inv{soft ? 0 : channels};
     S log_sigma_sum = 0;
 
@@ -379,7 +385,7 @@ struct all_in_one_block {
             copy_to_device(ctx, p.data(), perm.data(), channels);
             copy_to_device(ctx, pi.data(), perm_inv.data(), channels);
         }
-        ctx.synchronize();  // the host vectors above go out of scope
+        ctx.synchronize(); // the host vectors above go out of scope
     }
 
     // Scratch: [a: batch x n_a | mean of s (GIN): batch | pre-permutation values (soft):
@@ -387,8 +393,7 @@ struct all_in_one_block {
     // scratch].
     static constexpr index_t scratch_size(index_t batch) {
         return batch * (n_a + 1 + (soft ? size : 0) + (reverse ? size : 0)) +
-               concat::scratch_size(n1, batch) +
-               subnet_type::scratch_size(batch);
+               concat::scratch_size(n1, batch) + subnet_type::scratch_size(batch);
     }
 
     // (Kernels are launched with the functors' own names: nvcc's host stub would spell a
@@ -400,7 +405,7 @@ struct all_in_one_block {
         S* a;
         S* mean;
         S* pre;
-        S* rev;  // reverse_permutation: P⁻¹(x)
+        S* rev; // reverse_permutation: P⁻¹(x)
         S* cat;
         S* sub;
     };
@@ -461,8 +466,8 @@ struct all_in_one_block {
     }
 
     // out = M in per sample (vectors: one product for the batch; images: per pixel).
-    static void mix(const context& ctx, const S* M, const S* in, index_t ldi, S* out,
-                    index_t ldo, index_t batch) {
+    static void mix(const context& ctx, const S* M, const S* in, index_t ldi, S* out, index_t ldo,
+                    index_t batch) {
         if constexpr (n_pix == 1)
             blas::gemm_nt<S>(ctx, batch, channels, channels, in, ldi, M, out, ldo);
         else
@@ -500,16 +505,17 @@ struct all_in_one_block {
         if constexpr (soft) {
             for_each_index(ctx, a.batch * size,
                            aio_forward_tail<S>{k, geo, x.data, x.stride, w.pre, size, sigma.data(),
-                                        offset.data(), nullptr});
+                                               offset.data(), nullptr});
             mix(ctx, w_perm.data(), w.pre, size, y.data, y.stride, a.batch);
         } else {
             for_each_index(ctx, a.batch * size,
-                           aio_forward_tail<S>{k, geo, x.data, x.stride, y.data, y.stride, sigma.data(),
-                                        offset.data(), perm.data()});
+                           aio_forward_tail<S>{k, geo, x.data, x.stride, y.data, y.stride,
+                                               sigma.data(), offset.data(), perm.data()});
         }
         if (a.jac)
-            for_each_index(ctx, a.batch,
-                           aio_add_log_det<S>{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
+            for_each_index(
+                ctx, a.batch,
+                aio_add_log_det<S>{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
     }
 
     void inverse(const run_args<S, device>& a) const {
@@ -526,24 +532,27 @@ struct all_in_one_block {
             mix(ctx, w_perm_inv.data(), y.data, y.stride, x.data, x.stride, a.batch);
             for_each_index(ctx, a.batch * size,
                            aio_unscale<S>{geo, x.data, x.stride, x.data, x.stride, sigma.data(),
-                                   offset.data(), nullptr, size});
+                                          offset.data(), nullptr, size});
         } else {
             for_each_index(ctx, a.batch * n1,
                            aio_unscale<S>{geo, y.data, y.stride, x.data, x.stride, sigma.data(),
-                                   offset.data(), perm_inv.data(), n1});
+                                          offset.data(), perm_inv.data(), n1});
         }
         const coupling k = coefficients(a, x, w);
         for_each_index(ctx, a.batch * n2,
-                       aio_inverse_tail<S>{k, geo, soft ? nullptr : y.data, y.stride, x.data, x.stride,
-                                    sigma.data(), offset.data(), soft ? nullptr : perm_inv.data()});
+                       aio_inverse_tail<S>{k, geo, soft ? nullptr : y.data, y.stride, x.data,
+                                           x.stride, sigma.data(), offset.data(),
+                                           soft ? nullptr : perm_inv.data()});
         if (a.jac)
-            for_each_index(ctx, a.batch,
-                           aio_add_log_det<S>{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
-        if constexpr (reverse) permute(ctx, false, x, a.out[0], a.batch);
+            for_each_index(
+                ctx, a.batch,
+                aio_add_log_det<S>{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
+        if constexpr (reverse)
+            permute(ctx, false, x, a.out[0], a.batch);
     }
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn {
 template <class Subnet, AllInOneOptions O>
@@ -552,4 +561,4 @@ struct space_binding<AllInOneBlock<Subnet, O>, cuda::device> {
     using bind = std::conditional_t<cuda::all_in_one_support<Subnet, O, S, Sig>::value,
                                     cuda::all_in_one_block<Subnet, O, S, Sig>, void>;
 };
-}  // namespace inn
+} // namespace inn

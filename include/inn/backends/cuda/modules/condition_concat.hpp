@@ -15,13 +15,12 @@ inline constexpr int max_conditions = 8;
 
 // Column q of cat(part, c_0, ...), one scalar per index (a functor of the scalar only: see
 // all_in_one_block.hpp).
-template <Scalar S>
-struct concat_gather {
+template <Scalar S> struct concat_gather {
     const S* part;
     index_t part_stride, part_size, cond_size;
     const S* cond[max_conditions];
     index_t cond_stride[max_conditions];
-    index_t cond_n[max_conditions];  // scalars per sample
+    index_t cond_n[max_conditions]; // scalars per sample
     S* out;
     INN_HD void operator()(index_t idx) const {
         const index_t width = part_size + cond_size;
@@ -43,8 +42,7 @@ struct concat_gather {
     }
 };
 
-template <Scalar S, signature Sig>
-struct condition_concat {
+template <Scalar S, signature Sig> struct condition_concat {
     static constexpr int n_cond = Sig.conditions.count;
     static constexpr index_t cond_size =
         index_t(Sig.conditions.total_channels()) * Sig.in().spatial_size();
@@ -58,7 +56,8 @@ struct condition_concat {
 
     static dcview<S> make(const context& ctx, dcview<S> part, index_t part_size,
                           std::span<const dcview<S>> cond, index_t batch, S* buf) {
-        if (in_place(part_size)) return n_cond == 0 ? part : cond[0];
+        if (in_place(part_size))
+            return n_cond == 0 ? part : cond[0];
         if constexpr (n_cond > 0) {
             static_assert(n_cond <= max_conditions,
                           "inn::cuda: a module with more than 8 conditions is not on the device");
@@ -74,4 +73,4 @@ struct condition_concat {
     }
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda

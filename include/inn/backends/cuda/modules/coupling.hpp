@@ -32,74 +32,71 @@ using subnet_spec = typename Subnet::template net<CIn, Out>;
 
 /// inn::soft_clamp on the device: clamp * g(raw), the options as values (not template
 /// parameters, which device code may not read).
-template <Scalar S>
-struct soft_clamp_fn {
+template <Scalar S> struct soft_clamp_fn {
     S clamp;
     clamp_activation activation;
     INN_HD S operator()(S raw) const {
         S g;
         switch (activation) {
-            case clamp_activation::atan:
-                g = S(0.636) * math::atan(raw);
-                break;
-            case clamp_activation::tanh:
-                g = math::tanh(raw);
-                break;
-            default:  // sigmoid
-                g = S(2.0) * (S(1) / (S(1) + math::exp(-raw)) - S(0.5));
-                break;
+        case clamp_activation::atan:
+            g = S(0.636) * math::atan(raw);
+            break;
+        case clamp_activation::tanh:
+            g = math::tanh(raw);
+            break;
+        default: // sigmoid
+            g = S(2.0) * (S(1) / (S(1) + math::exp(-raw)) - S(0.5));
+            break;
         }
         return clamp * g;
     }
 };
 
-template <Scalar S, CouplingOptions O>
-constexpr soft_clamp_fn<S> soft_clamp_of() {
+template <Scalar S, CouplingOptions O> constexpr soft_clamp_fn<S> soft_clamp_of() {
     return {S(O.clamp), O.activation};
 }
 
 /// One affine coupling of `n = len * pixels` scalars per sample: s = clamp(raw) (GIN: minus the
 /// per-pixel mean), y = exp(s) x + t, or (Rev) y = (x - t) exp(-s). One output per index.
-template <Scalar S, bool Rev>
-struct affine_map {
+template <Scalar S, bool Rev> struct affine_map {
     const S* x;
     index_t ldx;
-    const S* s;  // raw
+    const S* s; // raw
     const S* t;
-    index_t ldst;  // row stride of s and t
+    index_t ldst; // row stride of s and t
     S* y;
     index_t ldy;
-    const S* mean;  // GIN: batch x pixels; else null
+    const S* mean; // GIN: batch x pixels; else null
     index_t n, pixels;
     soft_clamp_fn<S> clamp;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / n, i = k - b * n;
+        const index_t b = fast_div(k, n), i = k - b * n;
         S si = clamp(s[b * ldst + i]);
-        if (mean) si -= mean[b * pixels + i % pixels];
+        if (mean)
+            si -= mean[b * pixels + i % pixels];
         const S xi = x[b * ldx + i], ti = t[b * ldst + i];
         y[b * ldy + i] = Rev ? (xi - ti) * math::exp(-si) : math::exp(si) * xi + ti;
     }
 };
 
 /// GIN: mean[b, p] = mean over the `len` channels of the clamped s at pixel p.
-template <Scalar S>
-struct pixel_mean_of_s {
+template <Scalar S> struct pixel_mean_of_s {
     const S* s;
     index_t lds;
     S* mean;
     index_t len, pixels;
     soft_clamp_fn<S> clamp;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / pixels, p = k - b * pixels;
+        const index_t b = fast_div(k, pixels), p = k - b * pixels;
         S sum = 0;
-        for (index_t c = 0; c < len; ++c) sum += clamp(s[b * lds + c * pixels + p]);
+        for (index_t c = 0; c < len; ++c)
+            sum += clamp(s[b * lds + c * pixels + p]);
         mean[k] = sum / S(len);
     }
 };
 
 /// j[b] = sign * sum of the clamped s of sample b.
-template <Scalar S>
-struct sum_of_s {
+template <Scalar S> struct sum_of_s {
     const S* s;
     index_t lds;
     S* j;
@@ -108,14 +105,14 @@ struct sum_of_s {
     soft_clamp_fn<S> clamp;
     INN_HD void operator()(index_t b) const {
         S sum = 0;
-        for (index_t i = 0; i < n; ++i) sum += clamp(s[b * lds + i]);
+        for (index_t i = 0; i < n; ++i)
+            sum += clamp(s[b * lds + i]);
         j[b] = sign * sum;
     }
 };
 
 /// y = x + shift (NICE), or (Rev) x - shift.
-template <Scalar S, bool Rev>
-struct additive_map {
+template <Scalar S, bool Rev> struct additive_map {
     const S* x;
     index_t ldx;
     const S* shift;
@@ -124,18 +121,17 @@ struct additive_map {
     index_t ldy;
     index_t n;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / n, i = k - b * n;
+        const index_t b = fast_div(k, n), i = k - b * n;
         const S xi = x[b * ldx + i], si = shift[b * lds + i];
         y[b * ldy + i] = Rev ? xi - si : xi + si;
     }
 };
 
 /// ljd[b] += j1[b] + j2[b] (FrEIA's order: the two sides summed first).
-template <Scalar S>
-struct add_two {
+template <Scalar S> struct add_two {
     S* ljd;
     const S* j1;
-    const S* j2;  // null: j1 alone
+    const S* j2; // null: j1 alone
     INN_HD void operator()(index_t b) const { ljd[b] += j2 ? j1[b] + j2[b] : j1[b]; }
 };
 
@@ -153,15 +149,13 @@ void affine_coupling(const context& ctx, dcview<S> x, dcview<S> s, dcview<S> t, 
                    affine_map<S, Rev>{x.data, x.stride, s.data, t.data, ldst, y.data, y.stride,
                                       Center ? mean : nullptr, n, pixels, clamp});
     if (j && !Center)
-        for_each_index(ctx, batch,
-                       sum_of_s<S>{s.data, ldst, j, n, Rev ? S(-1) : S(1), clamp});
+        for_each_index(ctx, batch, sum_of_s<S>{s.data, ldst, j, n, Rev ? S(-1) : S(1), clamp});
 }
 
 /// FrEIA's two-sided forward/reverse over a derived device module `D` (the host's
 /// detail::two_sided_coupling, on the device): D provides has_log_det, work_size(batch) and
 /// couple<Side, Rev>(ctx, active, u, result, batch, j, work).
-template <class D, Scalar S, signature Sig, CouplingOptions O>
-struct two_sided_coupling {
+template <class D, Scalar S, signature Sig, CouplingOptions O> struct two_sided_coupling {
     using layout = inn::detail::coupling_layout<Sig, O>;
     using concat = condition_concat<S, Sig>;
 
@@ -178,8 +172,7 @@ struct two_sided_coupling {
     void inverse(const run_args<S, device>& a) const { run<true>(a); }
 
   private:
-    template <bool Rev>
-    void run(const run_args<S, device>& a) const {
+    template <bool Rev> void run(const run_args<S, device>& a) const {
         constexpr index_t n1 = layout::n1, n2 = layout::n2;
         const context& ctx = *a.context;
         const index_t batch = a.batch;
@@ -203,7 +196,8 @@ struct two_sided_coupling {
             d.template couple<1, true>(ctx, in1, concat::make(ctx, out2, n2, a.cond, batch, cat),
                                        out1, batch, jac ? j1 : nullptr, work);
         }
-        if (jac) for_each_index(ctx, batch, add_two<S>{a.ljd, j1, j2});
+        if (jac)
+            for_each_index(ctx, batch, add_two<S>{a.ljd, j1, j2});
     }
 };
 
@@ -214,8 +208,10 @@ struct glow_coupling
     : two_sided_coupling<glow_coupling<Module, Subnet, O, Gin, S, Sig>, S, Sig, O> {
     using host_type = inn::detail::glow_coupling<Module, Subnet, O, Gin, S, Sig>;
     using layout = inn::detail::coupling_layout<Sig, O>;
-    using net1_t = layer_t<subnet_spec<Subnet, layout::in1.channels(), 2 * layout::len2>, S, layout::in1>;
-    using net2_t = layer_t<subnet_spec<Subnet, layout::in2.channels(), 2 * layout::len1>, S, layout::in2>;
+    using net1_t =
+        layer_t<subnet_spec<Subnet, layout::in1.channels(), 2 * layout::len2>, S, layout::in1>;
+    using net2_t =
+        layer_t<subnet_spec<Subnet, layout::in2.channels(), 2 * layout::len1>, S, layout::in2>;
     static constexpr bool has_log_det = !Gin;
     static constexpr index_t width = host_type::width;
 
@@ -236,14 +232,14 @@ struct glow_coupling
     }
 
     template <int Side, bool Rev>
-    void couple(const context& ctx, dcview<S> active, dcview<S> u, dview<S> result,
-                index_t batch, S* j, S* work) const {
+    void couple(const context& ctx, dcview<S> active, dcview<S> u, dview<S> result, index_t batch,
+                S* j, S* work) const {
         constexpr int len = Side == 1 ? layout::len1 : layout::len2;
         constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
         const dview<S> st{work, 2 * n};
         S* mean = work + width * batch;
         S* sub = mean + (Gin ? layout::pixels : 0) * batch;
-        if constexpr (Side == 1)  // part 1 is transformed by the subnet of part 2
+        if constexpr (Side == 1) // part 1 is transformed by the subnet of part 2
             subnet2.forward(ctx, u, st, batch, sub);
         else
             subnet1.forward(ctx, u, st, batch, sub);
@@ -258,8 +254,10 @@ template <class Subnet, CouplingOptions O, Scalar S, signature Sig>
 struct rnvp_coupling : two_sided_coupling<rnvp_coupling<Subnet, O, S, Sig>, S, Sig, O> {
     using host_type = typename RNVPCouplingBlock<Subnet, O>::template bind<S, Sig>;
     using layout = inn::detail::coupling_layout<Sig, O>;
-    using net1_t = layer_t<subnet_spec<Subnet, layout::in1.channels(), layout::len2>, S, layout::in1>;
-    using net2_t = layer_t<subnet_spec<Subnet, layout::in2.channels(), layout::len1>, S, layout::in2>;
+    using net1_t =
+        layer_t<subnet_spec<Subnet, layout::in1.channels(), layout::len2>, S, layout::in1>;
+    using net2_t =
+        layer_t<subnet_spec<Subnet, layout::in2.channels(), layout::len1>, S, layout::in2>;
     static constexpr bool has_log_det = true;
     static constexpr index_t width = host_type::width;
 
@@ -278,17 +276,18 @@ struct rnvp_coupling : two_sided_coupling<rnvp_coupling<Subnet, O, S, Sig>, S, S
 
     // s, t, then the subnets' own scratch.
     static constexpr index_t work_size(index_t batch) {
-        return 2 * width * batch + std::max(net1_t::scratch_size(batch), net2_t::scratch_size(batch));
+        return 2 * width * batch +
+               std::max(net1_t::scratch_size(batch), net2_t::scratch_size(batch));
     }
 
     template <int Side, bool Rev>
-    void couple(const context& ctx, dcview<S> active, dcview<S> u, dview<S> result,
-                index_t batch, S* j, S* work) const {
+    void couple(const context& ctx, dcview<S> active, dcview<S> u, dview<S> result, index_t batch,
+                S* j, S* work) const {
         constexpr int len = Side == 1 ? layout::len1 : layout::len2;
         constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
         const dview<S> s{work, n}, t{work + width * batch, n};
         S* sub = work + 2 * width * batch;
-        if constexpr (Side == 1) {  // part 1 is scaled by the subnets of part 2
+        if constexpr (Side == 1) { // part 1 is scaled by the subnets of part 2
             subnet_s2.forward(ctx, u, s, batch, sub);
             subnet_t2.forward(ctx, u, t, batch, sub);
         } else {
@@ -296,8 +295,8 @@ struct rnvp_coupling : two_sided_coupling<rnvp_coupling<Subnet, O, S, Sig>, S, S
             subnet_t1.forward(ctx, u, t, batch, sub);
         }
         // s and t share the stride n.
-        affine_coupling<S, O, Rev, false>(ctx, active, s, t, n, result, len, layout::pixels,
-                                          batch, nullptr, j);
+        affine_coupling<S, O, Rev, false>(ctx, active, s, t, n, result, len, layout::pixels, batch,
+                                          nullptr, j);
     }
 };
 
@@ -326,8 +325,8 @@ struct nice_coupling : two_sided_coupling<nice_coupling<Subnet, O, S, Sig>, S, S
     }
 
     template <int Side, bool Rev>
-    void couple(const context& ctx, dcview<S> active, dcview<S> u, dview<S> result,
-                index_t batch, S*, S* work) const {
+    void couple(const context& ctx, dcview<S> active, dcview<S> u, dview<S> result, index_t batch,
+                S*, S* work) const {
         constexpr index_t n = Side == 1 ? layout::n1 : layout::n2;
         const dview<S> shift{work, n};
         if constexpr (Side == 1)
@@ -335,8 +334,8 @@ struct nice_coupling : two_sided_coupling<nice_coupling<Subnet, O, S, Sig>, S, S
         else
             G.forward(ctx, u, shift, batch, work + width * batch);
         for_each_index(ctx, batch * n,
-                       additive_map<S, Rev>{active.data, active.stride, shift.data, n,
-                                            result.data, result.stride, n});
+                       additive_map<S, Rev>{active.data, active.stride, shift.data, n, result.data,
+                                            result.stride, n});
     }
 };
 
@@ -371,8 +370,7 @@ struct one_sided_affine {
     void inverse(const run_args<S, device>& a) const { run<true>(a); }
 
   private:
-    template <bool Rev>
-    void run(const run_args<S, device>& a) const {
+    template <bool Rev> void run(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
         const index_t batch = a.batch;
         S* j = a.jac ? a.scratch : nullptr;
@@ -387,7 +385,8 @@ struct one_sided_affine {
         subnet.forward(ctx, concat::make(ctx, in1, n1, a.cond, batch, cat), st, batch, sub);
         affine_coupling<S, O, Rev, false>(ctx, a.in[0].shifted(n1), st, st.shifted(n2), 2 * n2,
                                           a.out[0].shifted(n1), len2, pixels, batch, nullptr, j);
-        if (j) for_each_index(ctx, batch, add_two<S>{a.ljd, j, nullptr});
+        if (j)
+            for_each_index(ctx, batch, add_two<S>{a.ljd, j, nullptr});
     }
 };
 
@@ -401,14 +400,12 @@ using conditional_affine =
     one_sided_affine<typename ConditionalAffineTransform<Subnet, O>::template bind<S, Sig>, Subnet,
                      O, S, Sig, 0>;
 
-
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn::cuda {
 // The subnet specs of a two-sided block: side 1's (reads part 1, `Out1` channels out) and
 // side 2's, known without instantiating the device block (whose layers need device twins).
-template <class Subnet, CouplingOptions O, signature Sig, int Scale>
-struct two_sided_specs {
+template <class Subnet, CouplingOptions O, signature Sig, int Scale> struct two_sided_specs {
     using layout = inn::detail::coupling_layout<Sig, O>;
     static constexpr bool on_device =
         layer_on_device<subnet_spec<Subnet, layout::in1.channels(), Scale * layout::len2>> &&
@@ -418,7 +415,7 @@ template <class Subnet, CouplingOptions O, signature Sig, int Passive>
 constexpr bool one_sided_on_device =
     layer_on_device<subnet_spec<Subnet, Passive + Sig.conditions.total_channels(),
                                 2 * (Sig.in().channels() - Passive)>>;
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn {
 template <class Subnet, CouplingOptions O>
@@ -460,4 +457,4 @@ struct space_binding<ConditionalAffineTransform<Subnet, O>, cuda::device> {
     using bind = std::conditional_t<cuda::one_sided_on_device<Subnet, O, Sig, 0>,
                                     cuda::conditional_affine<Subnet, O, S, Sig>, void>;
 };
-}  // namespace inn
+} // namespace inn

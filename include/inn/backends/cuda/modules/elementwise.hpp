@@ -21,8 +21,7 @@
 namespace inn::cuda {
 
 /// y[b, i] = x[b, i] * scale[i] over rows of n scalars.
-template <Scalar S>
-struct scale_elements {
+template <Scalar S> struct scale_elements {
     const S* x;
     index_t ldx;
     S* y;
@@ -30,13 +29,12 @@ struct scale_elements {
     const S* scale;
     index_t n;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / n, i = k - b * n;
+        const index_t b = fast_div(k, n), i = k - b * n;
         y[b * ldy + i] = x[b * ldx + i] * scale[i];
     }
 };
 
-template <Scalar S>
-struct add_value {
+template <Scalar S> struct add_value {
     S* ljd;
     S v;
     INN_HD void operator()(index_t b) const { ljd[b] += v; }
@@ -48,7 +46,7 @@ struct learned_elementwise_scaling {
     static constexpr index_t n = host_type::n;
 
     device_buffer<S> scale_fwd{n}, scale_inv{n};
-    S sum = 0;  // Σ s
+    S sum = 0; // Σ s
 
     learned_elementwise_scaling(const context& ctx, const host_type& h) { upload(ctx, h); }
     void upload(const context& ctx, const host_type& h) {
@@ -58,7 +56,7 @@ struct learned_elementwise_scaling {
         sum = h.s.values.sum();
         copy_to_device(ctx, f.data(), scale_fwd.data(), n);
         copy_to_device(ctx, r.data(), scale_inv.data(), n);
-        ctx.synchronize();  // f and r go out of scope
+        ctx.synchronize(); // f and r go out of scope
     }
 
     void forward(const run_args<S, device>& a) const { run(a, scale_fwd.data(), sum); }
@@ -71,14 +69,14 @@ struct learned_elementwise_scaling {
         for_each_index(*a.context, a.batch * n,
                        scale_elements<S>{a.in[0].data, a.in[0].stride, a.out[0].data,
                                          a.out[0].stride, scale, n});
-        if (a.jac) for_each_index(*a.context, a.batch, add_value<S>{a.ljd, ljd});
+        if (a.jac)
+            for_each_index(*a.context, a.batch, add_value<S>{a.ljd, ljd});
     }
 };
 
 /// y = x * f[c][sign(x)] per element; f holds 3 factors per channel for x < 0, == 0, > 0 (a NaN
 /// passes unscaled).
-template <Scalar S>
-struct signed_scale {
+template <Scalar S> struct signed_scale {
     const S* x;
     index_t ldx;
     S* y;
@@ -86,7 +84,7 @@ struct signed_scale {
     const S* f;
     index_t size, pixels;
     INN_HD void operator()(index_t k) const {
-        const index_t b = k / size, q = k - b * size, c = q / pixels;
+        const index_t b = fast_div(k, size), q = k - b * size, c = fast_div(q, pixels);
         const S v = x[b * ldx + q];
         S out = v;
         if (v > S(0))
@@ -100,8 +98,7 @@ struct signed_scale {
 };
 
 /// ljd[b] += Σ_c (count of each sign in channel c) · l[c][sign], a NaN adding itself.
-template <Scalar S>
-struct signed_log_det {
+template <Scalar S> struct signed_log_det {
     const S* x;
     index_t ldx;
     S* ljd;
@@ -130,8 +127,7 @@ struct signed_log_det {
 
 /// InvAutoAct (TwoSided = false) and InvAutoActTwoSided: log-slopes ℓ per channel and sign,
 /// FrEIA's formulas (the host's private factors(), written out again).
-template <class Host, Scalar S, bool TwoSided>
-struct invauto_activation {
+template <class Host, Scalar S, bool TwoSided> struct invauto_activation {
     using host_type = Host;
     static constexpr index_t C = Host::C, P = Host::P;
 
@@ -153,7 +149,7 @@ struct invauto_activation {
             }
             for (std::size_t k = 0; k < 3; ++k) {
                 const std::size_t i = std::size_t(3 * c) + k;
-                lf[i] = S(1) * l[k];  // the host's direction * ℓ
+                lf[i] = S(1) * l[k]; // the host's direction * ℓ
                 li[i] = S(-1) * l[k];
                 ff[i] = std::exp(lf[i]);
                 fi[i] = std::exp(li[i]);
@@ -163,7 +159,7 @@ struct invauto_activation {
         copy_to_device(ctx, fi.data(), f_inv.data(), 3 * C);
         copy_to_device(ctx, lf.data(), l_fwd.data(), 3 * C);
         copy_to_device(ctx, li.data(), l_inv.data(), 3 * C);
-        ctx.synchronize();  // the host vectors go out of scope
+        ctx.synchronize(); // the host vectors go out of scope
     }
 
     void forward(const run_args<S, device>& a) const { run(a, f_fwd.data(), l_fwd.data()); }
@@ -176,28 +172,25 @@ struct invauto_activation {
             for_each_index(*a.context, a.batch,
                            signed_log_det<S>{a.in[0].data, a.in[0].stride, a.ljd, l, C, P});
         for_each_index(*a.context, a.batch * C * P,
-                       signed_scale<S>{a.in[0].data, a.in[0].stride, a.out[0].data,
-                                       a.out[0].stride, f, C * P, P});
+                       signed_scale<S>{a.in[0].data, a.in[0].stride, a.out[0].data, a.out[0].stride,
+                                       f, C * P, P});
     }
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn {
 template <LearnedElementwiseScalingOptions O>
 struct space_binding<LearnedElementwiseScaling<O>, cuda::device> {
-    template <Scalar S, signature Sig>
-    using bind = cuda::learned_elementwise_scaling<O, S, Sig>;
+    template <Scalar S, signature Sig> using bind = cuda::learned_elementwise_scaling<O, S, Sig>;
 };
-template <InvAutoActOptions O>
-struct space_binding<InvAutoAct<O>, cuda::device> {
+template <InvAutoActOptions O> struct space_binding<InvAutoAct<O>, cuda::device> {
     template <Scalar S, signature Sig>
     using bind = cuda::invauto_activation<typename InvAutoAct<O>::template bind<S, Sig>, S, false>;
 };
-template <InvAutoActTwoSidedOptions O>
-struct space_binding<InvAutoActTwoSided<O>, cuda::device> {
+template <InvAutoActTwoSidedOptions O> struct space_binding<InvAutoActTwoSided<O>, cuda::device> {
     template <Scalar S, signature Sig>
     using bind =
         cuda::invauto_activation<typename InvAutoActTwoSided<O>::template bind<S, Sig>, S, true>;
 };
-}  // namespace inn
+} // namespace inn

@@ -12,8 +12,7 @@ namespace inn::cuda {
 
 // y[b, i * n_pix + p] = x[b, idx[i] * n_pix + p] (a functor of the scalar only: see
 // all_in_one_block.hpp).
-template <Scalar S>
-struct channel_gather {
+template <Scalar S> struct channel_gather {
     const S* x;
     index_t ldx;
     S* y;
@@ -26,8 +25,7 @@ struct channel_gather {
     }
 };
 
-template <PermuteRandomOptions O, Scalar S, signature Sig>
-struct permute_random {
+template <PermuteRandomOptions O, Scalar S, signature Sig> struct permute_random {
     using host_type = typename PermuteRandom<O>::template bind<S, Sig>;
     static constexpr index_t channels = host_type::channels, n_pix = host_type::n_pix,
                              size = host_type::size;
@@ -57,12 +55,10 @@ struct permute_random {
     }
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn {
-template <PermuteRandomOptions O>
-struct space_binding<PermuteRandom<O>, cuda::device> {
-    template <Scalar S, signature Sig>
-    using bind = cuda::permute_random<O, S, Sig>;
+template <PermuteRandomOptions O> struct space_binding<PermuteRandom<O>, cuda::device> {
+    template <Scalar S, signature Sig> using bind = cuda::permute_random<O, S, Sig>;
 };
-}  // namespace inn
+} // namespace inn

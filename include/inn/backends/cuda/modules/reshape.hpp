@@ -12,8 +12,7 @@
 namespace inn::cuda {
 
 /// Flatten and Reshape: each row copied as it is.
-template <class Host, Scalar S>
-struct row_copy {
+template <class Host, Scalar S> struct row_copy {
     using host_type = Host;
     static constexpr index_t size = Host::size;
     static constexpr view_kind view = view_kind::outputs_in_input;
@@ -33,14 +32,13 @@ struct row_copy {
 // Moves the block of one piece between the whole and the piece (a functor of the scalar only:
 // see all_in_one_block.hpp). Block o of sample b: whole + b * ld + o * block + at <-> piece +
 // b * ld + o * n.
-template <Scalar S>
-struct section_move {
+template <Scalar S> struct section_move {
     const S* src;
     index_t lds;
     S* dst;
     index_t ldd;
     index_t n, at;
-    index_t outer, block;  // blocks per sample, scalars per block of the whole
+    index_t outer, block; // blocks per sample, scalars per block of the whole
     bool from_whole;
     INN_HD void operator()(index_t k) const {
         const index_t per_sample = outer * n;
@@ -56,8 +54,7 @@ struct section_move {
 
 /// Split (forward) and Concat (inverse) of one whole into N pieces along a dim, per
 /// detail::section_layout; `ToPieces` says which way the data goes.
-template <Scalar S, int N, class Host>
-struct sections {
+template <Scalar S, int N, class Host> struct sections {
     // The bound host module as a type, not its layout as a reference template argument: nvcc's
     // regenerated host code turns that reference into a pointer g++ then rejects.
     static constexpr const auto& Layout = Host::layout;
@@ -72,20 +69,18 @@ struct sections {
             if constexpr (ToPieces)
                 for_each_index(ctx, rows * n,
                                section_move<S>{whole_in.data, whole_in.stride, pieces_out[j].data,
-                                    pieces_out[j].stride, n, at, Layout.outer,
-                                    Layout.length * Layout.inner, true});
+                                               pieces_out[j].stride, n, at, Layout.outer,
+                                               Layout.length * Layout.inner, true});
             else
                 for_each_index(ctx, rows * n,
-                               section_move<S>{pieces_in[j].data, pieces_in[j].stride, whole_out.data,
-                                    whole_out.stride, n, at, Layout.outer,
-                                    Layout.length * Layout.inner, false});
+                               section_move<S>{pieces_in[j].data, pieces_in[j].stride,
+                                               whole_out.data, whole_out.stride, n, at,
+                                               Layout.outer, Layout.length * Layout.inner, false});
         }
     }
-
 };
 
-template <SplitOptions O, Scalar S, signature Sig>
-struct split_module {
+template <SplitOptions O, Scalar S, signature Sig> struct split_module {
     using host_type = typename Split<O>::template bind<S, Sig>;
     static constexpr int n_out = host_type::n_out;
     static constexpr view_kind view = host_type::view;
@@ -101,8 +96,7 @@ struct split_module {
     }
 };
 
-template <ConcatOptions O, Scalar S, signature Sig>
-struct concat_module {
+template <ConcatOptions O, Scalar S, signature Sig> struct concat_module {
     using host_type = typename Concat<O>::template bind<S, Sig>;
     static constexpr int n_in = host_type::n_in;
     static constexpr view_kind view = host_type::view;
@@ -118,27 +112,21 @@ struct concat_module {
     }
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn {
-template <>
-struct space_binding<Flatten, cuda::device> {
+template <> struct space_binding<Flatten, cuda::device> {
     template <Scalar S, signature Sig>
     using bind = cuda::row_copy<typename Flatten::template bind<S, Sig>, S>;
 };
-template <ShapeType Target>
-struct space_binding<Reshape<Target>, cuda::device> {
+template <ShapeType Target> struct space_binding<Reshape<Target>, cuda::device> {
     template <Scalar S, signature Sig>
     using bind = cuda::row_copy<typename Reshape<Target>::template bind<S, Sig>, S>;
 };
-template <SplitOptions O>
-struct space_binding<Split<O>, cuda::device> {
-    template <Scalar S, signature Sig>
-    using bind = cuda::split_module<O, S, Sig>;
+template <SplitOptions O> struct space_binding<Split<O>, cuda::device> {
+    template <Scalar S, signature Sig> using bind = cuda::split_module<O, S, Sig>;
 };
-template <ConcatOptions O>
-struct space_binding<Concat<O>, cuda::device> {
-    template <Scalar S, signature Sig>
-    using bind = cuda::concat_module<O, S, Sig>;
+template <ConcatOptions O> struct space_binding<Concat<O>, cuda::device> {
+    template <Scalar S, signature Sig> using bind = cuda::concat_module<O, S, Sig>;
 };
-}  // namespace inn
+} // namespace inn

@@ -19,28 +19,29 @@ struct patch_offsets {
 };
 struct patch_geometry {
     index_t C, H, W;
-    bool channel_major;  // low channel k*C + c (Haar's order_by_wavelet, i-RevNet legacy)
+    bool channel_major; // low channel k*C + c (Haar's order_by_wavelet, i-RevNet legacy)
     INN_HD index_t patches() const { return C * (H / 2) * (W / 2); }
     // Sample b's offsets are relative to its row.
     INN_HD patch_offsets at(index_t k, index_t& b) const {
         const index_t H2 = H / 2, W2 = W / 2, P2 = H2 * W2;
         const index_t n = C * P2;
-        b = k / n;
-        const index_t r = k - b * n, c = r / P2, l = r - c * P2, i = l / W2, j = l - i * W2;
+        b = fast_div(k, n);
+        const index_t r = k - b * n, c = fast_div(r, P2), l = r - c * P2, i = fast_div(l, W2),
+                      j = l - i * W2;
         const index_t h = c * H * W + 2 * i * W + 2 * j;
         patch_offsets o;
         o.hi[0] = h;
         o.hi[1] = h + 1;
         o.hi[2] = h + W;
         o.hi[3] = h + W + 1;
-        for (index_t q = 0; q < 4; ++q) o.lo[q] = (channel_major ? q * C + c : 4 * c + q) * P2 + l;
+        for (index_t q = 0; q < 4; ++q)
+            o.lo[q] = (channel_major ? q * C + c : 4 * c + q) * P2 + l;
         return o;
     }
 };
 
 /// i-RevNet: the four pixels moved (ToLow: high -> low).
-template <Scalar S>
-struct patch_move {
+template <Scalar S> struct patch_move {
     patch_geometry g;
     const S* src;
     index_t lds;
@@ -63,8 +64,7 @@ struct patch_move {
 
 /// Haar: analysis (high -> components, scaled after the sums) or synthesis (components scaled,
 /// then summed), as the host's haar_transform.
-template <Scalar S>
-struct patch_haar {
+template <Scalar S> struct patch_haar {
     patch_geometry g;
     const S* src;
     index_t lds;
@@ -84,8 +84,7 @@ struct patch_haar {
             d[o.lo[2]] = (a + bb - cc - dd) * f;
             d[o.lo[3]] = (a - bb - cc + dd) * f;
         } else {
-            const S A = s[o.lo[0]] * f, V = s[o.lo[1]] * f, Hc = s[o.lo[2]] * f,
-                    D = s[o.lo[3]] * f;
+            const S A = s[o.lo[0]] * f, V = s[o.lo[1]] * f, Hc = s[o.lo[2]] * f, D = s[o.lo[3]] * f;
             d[o.hi[0]] = A + V + Hc + D;
             d[o.hi[1]] = A - V + Hc - D;
             d[o.hi[2]] = A + V - Hc - D;
@@ -94,16 +93,14 @@ struct patch_haar {
     }
 };
 
-template <Scalar S>
-struct add_constant {
+template <Scalar S> struct add_constant {
     S* ljd;
     S v;
     INN_HD void operator()(index_t b) const { ljd[b] += v; }
 };
 
 /// IRevNetDownsampling (Down) / IRevNetUpsampling, bound by their high-resolution side.
-template <Scalar S, dims High, bool Legacy, bool Down>
-struct irevnet_module {
+template <Scalar S, dims High, bool Legacy, bool Down> struct irevnet_module {
     using host_type = inn::detail::irevnet_bound<S, High, Legacy, Down>;
     static constexpr patch_geometry geometry{High[0], High[1], High[2], Legacy};
 
@@ -121,8 +118,7 @@ struct irevnet_module {
 };
 
 /// HaarDownsampling (Down) / HaarUpsampling, bound by their high-resolution side.
-template <Scalar S, dims High, HaarOptions Opt, bool Down>
-struct haar_module {
+template <Scalar S, dims High, HaarOptions Opt, bool Down> struct haar_module {
     using host_type = inn::detail::haar_bound<S, High, Opt, Down>;
     static constexpr patch_geometry geometry{High[0], High[1], High[2], Opt.order_by_wavelet};
     static constexpr index_t n = High.size();
@@ -148,28 +144,23 @@ struct haar_module {
     }
 };
 
-}  // namespace inn::cuda
+} // namespace inn::cuda
 
 namespace inn {
-template <IRevNetOptions O>
-struct space_binding<IRevNetDownsampling<O>, cuda::device> {
+template <IRevNetOptions O> struct space_binding<IRevNetDownsampling<O>, cuda::device> {
     template <Scalar S, signature Sig>
     using bind = cuda::irevnet_module<S, Sig.in(), O.legacy_backend, true>;
 };
-template <IRevNetOptions O>
-struct space_binding<IRevNetUpsampling<O>, cuda::device> {
+template <IRevNetOptions O> struct space_binding<IRevNetUpsampling<O>, cuda::device> {
     template <Scalar S, signature Sig>
     using bind =
         cuda::irevnet_module<S, detail::high_resolution(Sig.in()), O.legacy_backend, false>;
 };
-template <HaarOptions O>
-struct space_binding<HaarDownsampling<O>, cuda::device> {
-    template <Scalar S, signature Sig>
-    using bind = cuda::haar_module<S, Sig.in(), O, true>;
+template <HaarOptions O> struct space_binding<HaarDownsampling<O>, cuda::device> {
+    template <Scalar S, signature Sig> using bind = cuda::haar_module<S, Sig.in(), O, true>;
 };
-template <HaarOptions O>
-struct space_binding<HaarUpsampling<O>, cuda::device> {
+template <HaarOptions O> struct space_binding<HaarUpsampling<O>, cuda::device> {
     template <Scalar S, signature Sig>
     using bind = cuda::haar_module<S, detail::high_resolution(Sig.in()), O, false>;
 };
-}  // namespace inn
+} // namespace inn
