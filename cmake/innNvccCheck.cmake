@@ -90,8 +90,10 @@ add_library(inn_nvcc_check_tests OBJECT "${PROJECT_SOURCE_DIR}/tests/cuda/test_c
                                         "${PROJECT_SOURCE_DIR}/tests/cuda/test_cuda_modules.cu")
 target_include_directories(inn_nvcc_check_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests")
 target_compile_definitions(inn_nvcc_check_tests PRIVATE INN_TEST_CUDA=1)
+# (GCC 12's false "pointer may be used after free" inside Eigen's aligned free on nvcc's host
+# code, as in cmake/innCudaTargets.cmake: not an error here either.)
 target_compile_options(inn_nvcc_check_tests PRIVATE
     -std=c++20 -O2 --expt-relaxed-constexpr -diag-suppress=20012
     -Werror all-warnings
-    "SHELL:-Xcompiler -Wall,-Wextra,-Werror")
+    "SHELL:-Xcompiler -Wall,-Wextra,-Werror" -Xcompiler=-Wno-use-after-free)
 target_link_libraries(inn_nvcc_check_tests PRIVATE inn::io Catch2::Catch2)

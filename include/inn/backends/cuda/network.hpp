@@ -77,8 +77,8 @@ template <class Net> class network {
     static constexpr int n_outputs = Net::n_outputs;
     static constexpr int n_conditions = Net::n_conditions;
 
-    /// The host network's parameters on the device; calls go to `stream` (default: CUDA's
-    /// default stream).
+    /// The host network's parameters on the device; calls go to `stream` (default: a
+    /// non-blocking stream of the network's own, see context).
     explicit network(const Net& host, stream_t stream = {})
         : ctx_(stream), modules_(build(ctx_, prepared(host))) {
         ctx_.synchronize(); // the uploads read the prepared copy, which goes out of scope
