@@ -248,16 +248,18 @@ template <class Net> class network {
         return std::string(Desc::node_name(Forward ? plan.output_node[i] : plan.input_node[i]));
     }
 
-    template <class V>
+    // `name()` gives the node's name; called only to build a message, so a call that passes
+    // does no string work.
+    template <class V, class Name>
     static void check_tensor(const V& v, index_t batch, index_t size, const char* what,
-                             const std::string& name) {
+                             Name&& name) {
         if (batch > 0 && !v.data)
-            throw data_error("inn::cuda: " + std::string(what) + " '" + name +
+            throw data_error("inn::cuda: " + std::string(what) + " '" + name() +
                              "' is a null pointer");
         if (batch > 1 && v.stride < size)
-            throw data_error("inn::cuda: " + std::string(what) + " '" + name + "' has row stride " +
-                             std::to_string(v.stride) + ", less than its " + std::to_string(size) +
-                             " scalars per sample");
+            throw data_error("inn::cuda: " + std::string(what) + " '" + name() +
+                             "' has row stride " + std::to_string(v.stride) + ", less than its " +
+                             std::to_string(size) + " scalars per sample");
     }
 
     // Checks everything, then queues: inputs copied into the plan's buffers, modules in plan
@@ -279,14 +281,15 @@ template <class Net> class network {
                              std::to_string(capacity_) + " reserved (call reserve())");
         for (int i = 0; i < n_read; ++i)
             check_tensor(x[std::size_t(i)], batch, plan.edge_shape[reading_edge<Forward>(i)].size(),
-                         "input", reading_name<Forward>(i));
+                         "input", [&] { return reading_name<Forward>(i); });
         for (int i = 0; i < n_write; ++i)
             check_tensor(out[std::size_t(i)], batch,
                          plan.edge_shape[writing_edge<Forward>(i)].size(), "output",
-                         writing_name<Forward>(i));
+                         [&] { return writing_name<Forward>(i); });
         for (int j = 0; j < n_conditions; ++j)
             check_tensor(c[std::size_t(j)], batch, plan.edge_shape[plan.condition_edge[j]].size(),
-                         "condition", std::string(Desc::node_name(plan.condition_node[j])));
+                         "condition",
+                         [&] { return std::string(Desc::node_name(plan.condition_node[j])); });
         if (batch == 0)
             return;
         grow(batch);

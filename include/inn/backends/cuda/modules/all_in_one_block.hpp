@@ -21,6 +21,7 @@
 #include "../math.hpp"
 #include "../nn.hpp"
 #include "condition_concat.hpp"
+#include "permute_random.hpp" // channel_gather
 
 namespace inn::cuda {
 
@@ -49,20 +50,6 @@ template <Scalar S> struct aio_channel_mix {
         for (index_t j = 0; j < channels; ++j)
             acc += M[i * channels + j] * xb[j * n_pix];
         y[b * ldy + q] = acc;
-    }
-};
-
-// y[b, i, p] = x[b, idx[i], p]: a hard permutation of whole channels, one output per index.
-template <Scalar S> struct aio_channel_gather {
-    const S* x;
-    index_t ldx;
-    S* y;
-    index_t ldy;
-    const index_t* idx;
-    index_t size, n_pix;
-    INN_HD void operator()(index_t k) const {
-        const index_t b = k / size, q = k - b * size, i = q / n_pix;
-        y[b * ldy + q] = x[b * ldx + idx[i] * n_pix + (q - i * n_pix)];
     }
 };
 
@@ -483,9 +470,8 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
                 out.stride, batch);
         else
             for_each_index(ctx, batch * size,
-                           aio_channel_gather<S>{in.data, in.stride, out.data, out.stride,
-                                                 inverse ? perm_inv.data() : perm.data(), size,
-                                                 n_pix});
+                           channel_gather<S>{in.data, in.stride, out.data, out.stride,
+                                             inverse ? perm_inv.data() : perm.data(), size, n_pix});
     }
 
     void forward(const run_args<S, device>& a) const {
