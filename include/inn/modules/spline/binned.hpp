@@ -513,42 +513,6 @@ struct spline_buffers {
     }
 };
 
-/// A subnet's backward inside a module's: dL/du into `gu`, its parameters' gradients as the
-/// module's call asks (param_grads, grad_shift).
-template <class Net, Scalar S>
-void subnet_backward(const Net& net, const backward_args<S>& a, std::type_identity_t<cview<S>> u,
-                     std::type_identity_t<cview<S>> out, std::type_identity_t<cview<S>> gout,
-                     std::type_identity_t<view<S>> gu, S* work) {
-    nn::layer_backward_args<S> b;
-    b.batch = a.batch;
-    b.x = u;
-    b.y = out;
-    b.gy = gout;
-    b.gx = gu;
-    b.scratch = work;
-    b.param_grads = a.param_grads;
-    b.grad_shift = a.grad_shift;
-    net.backward(b);
-}
-
-/// Adds dL/d(cat(c...)) (`gc`, `width` scalars per sample) into the condition gradients, once
-/// per value, unless they are not wanted.
-template <signature Sig, Scalar S>
-void add_condition_gradients_to(const backward_args<S>& a, const S* gc, index_t width) {
-    if (a.grad_cond.empty())
-        return;
-    for (index_t b = 0; b < a.batch; ++b) {
-        const S* g = gc + b * width;
-        for (int j = 0; j < Sig.conditions.count; ++j) {
-            const index_t n = Sig.conditions[j].size();
-            S* dst = a.grad_cond[std::size_t(j)].row(b);
-            for (index_t i = 0; i < n; ++i)
-                dst[i] += g[i];
-            g += n;
-        }
-    }
-}
-
 /// The bound BinnedSpline coupling: FrEIA's two-sided scheme, where — unlike GLOW —
 /// subnet1 reads part 2 and parameterises part 1: subnet1 = f(len2 + cl, len1*P),
 /// subnet2 = f(len1 + cl, len2*P). Children in state_dict order: spline_base, subnet1, subnet2.
@@ -633,7 +597,7 @@ struct binned_spline_coupling
             subnet2.forward(u, r, batch, work);
             binned_spline_backward<Kind, spline>(x2, r, a.grad_out[0].shifted(n1), a.grad_ljd, gx2,
                                                  gr, layout::len2, layout::pixels, batch, c);
-            subnet_backward(subnet2, a, u, r, gr, view<S>{gu, n1 + cond_size}, work);
+            subnet_backward(subnet2, u, r, gr, view<S>{gu, n1 + cond_size}, batch, work, a);
             for (index_t b = 0; b < batch; ++b) {
                 const S* g = gu + b * (n1 + cond_size);
                 const S* gy = a.grad_out[0].row(b);
@@ -650,7 +614,7 @@ struct binned_spline_coupling
             subnet1.forward(u, r, batch, work);
             binned_spline_backward<Kind, spline>(x1, r, cview<S>{gy1, n1}, a.grad_ljd, gx1, gr,
                                                  layout::len1, layout::pixels, batch, c);
-            subnet_backward(subnet1, a, u, r, gr, view<S>{gu, n2 + cond_size}, work);
+            subnet_backward(subnet1, u, r, gr, view<S>{gu, n2 + cond_size}, batch, work, a);
             for (index_t b = 0; b < batch; ++b) {
                 const S* g = gu + b * (n2 + cond_size);
                 S* gx = gx2.row(b);
@@ -660,7 +624,7 @@ struct binned_spline_coupling
                     gc[b * cond_size + i] += g[n2 + i];
             }
         }
-        add_condition_gradients_to<Sig>(a, gc, cond_size);
+        concat::add_condition_gradient(a.grad_cond, batch, gc, 0);
     }
 
     template <class V>

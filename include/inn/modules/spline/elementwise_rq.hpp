@@ -180,10 +180,10 @@ struct erqs_conditional {
         binned_spline_backward<rq_spline, O>(a.in[0], raw, a.grad_out[0], a.grad_ljd, a.grad_in[0],
                                              graw, C, pixels, batch, base.constants());
         const bool cond_wanted = !a.grad_cond.empty();
-        subnet_backward(subnet, a, u, raw, graw,
-                        cond_wanted ? view<S>{gc, concat::cond_size} : view<S>{}, work);
+        subnet_backward(subnet, u, raw, graw,
+                        cond_wanted ? view<S>{gc, concat::cond_size} : view<S>{}, batch, work, a);
         if (cond_wanted)
-            add_condition_gradients_to<Sig>(a, gc, concat::cond_size);
+            concat::add_condition_gradient(a.grad_cond, batch, gc, 0);
     }
 
     template <class V>
