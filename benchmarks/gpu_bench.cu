@@ -93,9 +93,16 @@ template <class T> void fill(std::vector<T>& v, unsigned seed) {
         v[i] = T(((seed + i * 2654435761u) % 2001) / 1000.0 - 1.0) * T(0.5);
 }
 
+// How the device network runs (inn::cuda::network's switches).
+struct variant {
+    bool fusion = true;     // use_fusion
+    bool epilogues = false; // use_epilogues
+    bool host = true;       // time the host backend too (the variants' rows leave it out)
+};
+
 template <class Net>
 void bench_model(const char* name, double flops_per_sample, const std::vector<long>& batches,
-                 int rounds, std::vector<row>& out) {
+                 int rounds, std::vector<row>& out, variant how = {}) {
     if (batches.empty())
         return;
     if constexpr (!inn::cuda::runs_on_device<Net>) {
@@ -111,6 +118,8 @@ void bench_model(const char* name, double flops_per_sample, const std::vector<lo
         host->reserve(max_batch);
         host->set_threads(int(std::max(1u, std::thread::hardware_concurrency())));
         inn::cuda::network<Net> g(*host);
+        g.use_fusion(how.fusion);
+        g.use_epilogues(how.epilogues);
         g.reserve(max_batch);
         const index_t nx = Net::input_dims().size(), nz = Net::output_dims().size();
         const index_t nc = Net::n_conditions > 0 ? Net::condition_dims().size() : 0;
@@ -166,6 +175,11 @@ void bench_model(const char* name, double flops_per_sample, const std::vector<lo
                             host->inverse_into(hz, hxr, hl);
                     }
                 };
+                if (!how.host) {
+                    out.push_back({name, dir == 0 ? "forward" : "inverse", b, median(times), 0,
+                                   flops_per_sample * double(b) / 1e9});
+                    continue;
+                }
                 if (dir == 1) { // z from a forward call
                     if constexpr (Net::n_conditions > 0)
                         host->forward_into(hxm, hz, hl, inn::conditions(hcm));
@@ -191,6 +205,68 @@ void bench_model(const char* name, double flops_per_sample, const std::vector<lo
         cudaEventDestroy(t0);
         cudaEventDestroy(t1);
     }
+}
+
+// mnist-cinn's dense products alone, as the network issues them (cuBLAS, FP32), at `batch`:
+// per block Linear(402, 512), Linear(512, 784) and the soft permutation's 784 x 784 product.
+// What the rest of a call (element-wise passes, launches) costs is the network's time less
+// this. Also the first product with its rows padded from 402 to 404 scalars (16-byte aligned
+// rows), which cuBLAS may serve with faster kernels.
+void bench_mnist_products(long batch, int rounds, const gpu_info& gpu) {
+    inn::cuda::context ctx;
+    const int b = int(batch);
+    auto buffer = [&](long n) {
+        std::vector<float> h(static_cast<std::size_t>(n));
+        fill(h, 3);
+        return inn::cuda::upload(ctx, h.data(), index_t(n));
+    };
+    auto x = buffer(long(b) * 404), w1 = buffer(512 * 404), h = buffer(long(b) * 512),
+         w2 = buffer(784 * 512), a = buffer(long(b) * 784), wp = buffer(784 * 784),
+         y = buffer(long(b) * 784);
+    cudaEvent_t t0, t1;
+    check(cudaEventCreate(&t0));
+    check(cudaEventCreate(&t1));
+    auto time = [&](auto&& work) {
+        work();
+        std::vector<double> times;
+        for (int r = 0; r < rounds; ++r) {
+            check(cudaEventRecord(t0, ctx.stream()));
+            work();
+            check(cudaEventRecord(t1, ctx.stream()));
+            check(cudaEventSynchronize(t1));
+            float ms = 0;
+            check(cudaEventElapsedTime(&ms, t0, t1));
+            times.push_back(1e3 * ms);
+        }
+        return median(times);
+    };
+    namespace blas = inn::cuda::blas;
+    auto first = [&](int ld) {
+        blas::gemm_nt<float>(ctx, b, 512, 402, x.data(), ld, w1.data(), h.data(), 512);
+    };
+    const double t_all = time([&] {
+        for (int k = 0; k < 12; ++k) {
+            first(402);
+            blas::gemm_nt<float>(ctx, b, 784, 512, h.data(), 512, w2.data(), a.data(), 784);
+            blas::gemm_nt<float>(ctx, b, 784, 784, a.data(), 784, wp.data(), y.data(), 784);
+        }
+    });
+    const double t_first = time([&] {
+        for (int k = 0; k < 12; ++k)
+            first(402);
+    });
+    // (w1 read with rows of 402 either way: only x's rows change; cuBLAS picks by all of them.)
+    const double t_first_padded = time([&] {
+        for (int k = 0; k < 12; ++k)
+            blas::gemm_nt<float>(ctx, b, 512, 400, x.data(), 404, w1.data(), h.data(), 512);
+    });
+    const double flops = 12.0 * 2 * double(b) * (402 * 512 + 512 * 784 + 784 * 784);
+    std::printf("mnist-cinn products alone at batch %ld: %.1f us (%.0f%% of the FP32 floor); "
+                "the 12 Linear(402, 512): %.1f us, with K = 400 and rows of 404: %.1f us\n",
+                batch, t_all, 100.0 * flops / gpu.fp32_flops * 1e6 / t_all, t_first,
+                t_first_padded);
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
 }
 
 } // namespace
@@ -220,9 +296,17 @@ int main(int argc, char** argv) {
     std::vector<row> rows;
     bench_model<bench::Moons>("moons", 8 * (2.0 * (1 * 512 + 512 * 2) + 2.0 * 2 * 2), batches,
                               rounds, rows);
+    // The same model module by module (each block its own kernel, copies in and out), beside
+    // the fused chain above.
+    bench_model<bench::Moons>("moons/unfused", 8 * (2.0 * (1 * 512 + 512 * 2) + 2.0 * 2 * 2),
+                              batches, rounds, rows, variant{.fusion = false, .host = false});
     bench_model<bench::MnistCINN>("mnist-cinn",
                                   12 * (2.0 * (402 * 512 + 512 * 784) + 2.0 * 784 * 784), batches,
                                   rounds, rows);
+    // Bias and ReLU in cuBLASLt's epilogues (off by default until checked on a GPU).
+    bench_model<bench::MnistCINN>("mnist-cinn/lt",
+                                  12 * (2.0 * (402 * 512 + 512 * 784) + 2.0 * 784 * 784), batches,
+                                  rounds, rows, variant{.epilogues = true, .host = false});
     // conv-cifar at batch <= 256 (its activations at 4096 exceed what the comparison needs).
     std::vector<long> conv_batches;
     for (long b : batches)
@@ -234,13 +318,20 @@ int main(int argc, char** argv) {
                                       6 * glow_conv(6, 6, 3, 16 * 16) + 12 * glow_fc(384, 384),
                                   conv_batches, rounds, rows);
 
-    std::printf("\n%-11s %-8s %6s %12s %12s %9s %12s\n", "model", "pass", "batch", "GPU us",
+    bench_mnist_products(*std::max_element(batches.begin(), batches.end()), rounds, gpu);
+
+    std::printf("\n%-13s %-8s %6s %12s %12s %9s %12s\n", "model", "pass", "batch", "GPU us",
                 "host us", "host/GPU", "FP32 floor");
     for (const row& r : rows) {
         const double floor_us = r.gflop * 1e9 / gpu.fp32_flops * 1e6;
-        std::printf("%-11s %-8s %6ld %12.1f %12.1f %8.1fx %11.0f%%\n", r.model.c_str(),
-                    r.dir.c_str(), r.batch, r.gpu_us, r.host_us, r.host_us / r.gpu_us,
-                    r.gflop > 0 ? 100.0 * floor_us / r.gpu_us : 0.0);
+        if (r.host_us > 0)
+            std::printf("%-13s %-8s %6ld %12.1f %12.1f %8.1fx %11.0f%%\n", r.model.c_str(),
+                        r.dir.c_str(), r.batch, r.gpu_us, r.host_us, r.host_us / r.gpu_us,
+                        r.gflop > 0 ? 100.0 * floor_us / r.gpu_us : 0.0);
+        else
+            std::printf("%-13s %-8s %6ld %12.1f %12s %9s %11.0f%%\n", r.model.c_str(),
+                        r.dir.c_str(), r.batch, r.gpu_us, "-", "-",
+                        r.gflop > 0 ? 100.0 * floor_us / r.gpu_us : 0.0);
     }
     if (!json.empty()) {
         if (FILE* f = std::fopen(json.c_str(), "w")) {

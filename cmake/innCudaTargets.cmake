@@ -40,7 +40,7 @@ target_include_directories(inn_cuda_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests")
 target_compile_definitions(inn_cuda_tests PRIVATE INN_TEST_CUDA=1 INN_CUDA_CUDNN=1
     INN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")
 target_link_libraries(inn_cuda_tests PRIVATE inn::io Catch2::Catch2 CUDA::cudart_static
-                                             CUDA::cublas "${INN_CUDNN_LIBRARY}")
+                                             CUDA::cublas CUDA::cublasLt "${INN_CUDNN_LIBRARY}")
 
 add_executable(inn_gpu_bench "${PROJECT_SOURCE_DIR}/benchmarks/gpu_bench.cu")
 # The host backend beside it with AVX2 and FMA (x86-64-v3: every GPU server's CPU has them), as
@@ -48,5 +48,5 @@ add_executable(inn_gpu_bench "${PROJECT_SOURCE_DIR}/benchmarks/gpu_bench.cu")
 target_compile_options(inn_gpu_bench PRIVATE ${_inn_cuda_flags} "SHELL:-Xcompiler -mavx2,-mfma")
 target_include_directories(inn_gpu_bench PRIVATE "${PROJECT_SOURCE_DIR}/benchmarks")
 target_compile_definitions(inn_gpu_bench PRIVATE INN_CUDA_CUDNN=1)
-target_link_libraries(inn_gpu_bench PRIVATE inn::inn CUDA::cudart_static CUDA::cublas
+target_link_libraries(inn_gpu_bench PRIVATE inn::inn CUDA::cudart_static CUDA::cublas CUDA::cublasLt
                                             "${INN_CUDNN_LIBRARY}")

@@ -25,6 +25,10 @@ struct fc24 {
     template <int I, int O>
     using net = nn::Sequential<nn::Linear<I, 24>, nn::Tanh, nn::Linear<24, O>>;
 };
+struct fc_relu { // Linear-ReLU-Linear on 40 channels: the layer-by-layer path
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 48>, nn::ReLU, nn::Linear<48, O>>;
+};
 struct fc_wide { // Linear-ReLU-Linear-ReLU-Linear: not the fused kernel's shape
     template <int I, int O>
     using net = nn::Sequential<nn::Linear<I, 16>, nn::ReLU, nn::Linear<16, 16>, nn::ReLU,
@@ -42,9 +46,15 @@ using WideSoft = SequenceINN<
     Conditioned<AllInOneBlock<fc24, soft>, 1>, Conditioned<AllInOneBlock<fc24, soft>, 0>>;
 using WideGin =
     SequenceINN<Shape<40>, Repeat<2, AllInOneBlock<fc24, gin_hard>>, PermuteRandom<seed5>>;
+using WideRelu = SequenceINN<Shape<40>, Repeat<2, AllInOneBlock<fc_relu, soft>>>;
 using WideHouseholder = SequenceINN<Shape<20>, Repeat<2, AllInOneBlock<fc_wide, householder>>>;
 // 6 channels and a small subnet: the fused kernel.
 using SmallSoft = SequenceINN<Shape<6>, Repeat<4, AllInOneBlock<fc24, soft>>>;
+// Conditioned small blocks: still one chain.
+using SmallCond =
+    SequenceINN<Shape<5>, Conditions<Shape<3>, Shape<2>>, Conditioned<AllInOneBlock<fc24, soft>, 0>,
+                Conditioned<AllInOneBlock<fc24, soft>, 1>,
+                Conditioned<AllInOneBlock<fc24, soft>, 1>>;
 using WithActNorm = SequenceINN<Shape<6>, ActNorm, AllInOneBlock<fc24, soft>>;
 
 template <Scalar S> row_matrix<S> data(index_t rows, index_t cols, int seed) {
@@ -59,9 +69,13 @@ template <class A, class B> double max_rel(const A& a, const B& b) {
 }
 
 // The device against the host on `batch` samples, both directions; tol relative.
-template <class Net> void compare_with_host(Net& host, index_t batch, double tol) {
+template <class Net>
+void compare_with_host(Net& host, index_t batch, double tol, bool fusion = true,
+                       bool epilogues = false) {
     using S = typename Net::scalar;
     inn::cuda::network<Net> g(host);
+    g.use_fusion(fusion);
+    g.use_epilogues(epilogues);
     const row_matrix<S> x = data<S>(batch, Net::input_dims().size(), 1);
     if constexpr (Net::n_conditions == 0) {
         auto [z, l] = host.forward(x);
@@ -131,9 +145,71 @@ TEST_CASE("cuda: the layer-by-layer path equals the host on wide blocks", "[cuda
         WideHouseholder::with_scalar<double> host{5};
         compare_with_host(host, 5, 1e-12);
     }
-    SECTION("the fused small-block kernel, float") {
+    // Bias and ReLU in cuBLASLt's epilogue (on a GPU; the host system has one path).
+    SECTION("dense layers with epilogues, float") {
+        WideRelu host{11};
+        compare_with_host(host, 37, 2e-5, true, true);
+    }
+    SECTION("dense layers with epilogues, double") {
+        WideRelu::with_scalar<double> host{12};
+        compare_with_host(host, 19, 1e-12, true, true);
+    }
+    SECTION("the fused small-block kernel, block by block, float") {
+        SmallSoft host{6};
+        compare_with_host(host, 33, 2e-5, false);
+    }
+    SECTION("the same blocks as one fused chain, float") {
         SmallSoft host{6};
         compare_with_host(host, 33, 2e-5);
+    }
+}
+
+TEST_CASE("cuda: a chain of small blocks runs as one kernel", "[cuda]") {
+    SECTION("which networks are such a chain") {
+        SmallSoft small{1};
+        WideGin wide{1};
+        inn::cuda::network<SmallSoft> g(small);
+        inn::cuda::network<WideGin> gw(wide);
+        CHECK(g.fused());
+        CHECK_FALSE(gw.fused());
+        g.use_fusion(false);
+        CHECK_FALSE(g.fused());
+    }
+    SECTION("conditions read where the caller has them; in place; without the log-det") {
+        SmallCond::with_scalar<double> host{2};
+        inn::cuda::network<SmallCond::with_scalar<double>> g(host), unfused(host);
+        unfused.use_fusion(false);
+        REQUIRE(g.fused());
+        const auto x = data<double>(11, 5, 1), c0 = data<double>(11, 3, 2),
+                   c1 = data<double>(11, 2, 3);
+        auto [z, l] = host.forward(x, conditions(c0, c1));
+        const auto& ctx = g.device_context();
+        // Conditions with strided rows (3 scalars in rows of 4).
+        row_matrix<double> c0s = row_matrix<double>::Zero(11, 4);
+        c0s.leftCols(3) = c0;
+        inn::cuda::device_buffer<double> dc0 = inn::cuda::upload(ctx, c0s.data(), c0s.size());
+        inn::cuda::device_buffer<double> dc1 = inn::cuda::upload(ctx, c1.data(), c1.size());
+        const inn::cuda::dcview<double> cs[2] = {{dc0.data(), 4}, {dc1.data(), 2}};
+        for (auto* net : {&g, &unfused}) {
+            inn::cuda::device_buffer<double> dx = inn::cuda::upload(ctx, x.data(), x.size()),
+                                             dl(11);
+            const inn::cuda::dcview<double> in[1] = {{dx.data(), 5}};
+            const inn::cuda::dview<double> out[1] = {{dx.data(), 5}}; // in place
+            net->forward_into(11, in, out, dl.data(), cs);
+            row_matrix<double> z_dev(11, 5);
+            vector<double> l_dev(11);
+            inn::cuda::copy_to_host(ctx, static_cast<const double*>(dx.data()), z_dev.data(), 55);
+            inn::cuda::copy_to_host(ctx, static_cast<const double*>(dl.data()), l_dev.data(), 11);
+            net->synchronize();
+            CHECK(max_rel(z_dev, z) <= 1e-12);
+            CHECK(max_rel(l_dev, l) <= 1e-12);
+            // Back again, in place, no log-determinant.
+            net->inverse_into(11, in, out, nullptr, cs);
+            row_matrix<double> x_dev(11, 5);
+            inn::cuda::copy_to_host(ctx, static_cast<const double*>(dx.data()), x_dev.data(), 55);
+            net->synchronize();
+            CHECK(max_rel(x_dev, x) <= 1e-12);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 // The CUDA backend's memory space and the context of its calls.
 //
 // `inn::cuda::device` is the memory space tag (core/memory_space.hpp) of data on the device.
-// A call there needs a stream and a cuBLAS handle: `inn::cuda::context`, which every
+// A call there needs a stream and cuBLAS handles: `inn::cuda::context`, which every
 // run_args<S, device> carries. A network owns one context; calls are asynchronous with respect
 // to the host on its stream, as cuBLAS and thrust calls are.
 
@@ -14,6 +14,7 @@
 #include "config.hpp"
 
 #if INN_CUDA_DEVICE
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #endif
@@ -55,12 +56,14 @@ class context {
         }
         check(cublasCreate(&blas_), "cublasCreate");
         check(cublasSetStream(blas_, stream_), "cublasSetStream");
+        check(cublasLtCreate(&blas_lt_), "cublasLtCreate");
 #endif
     }
     context(const context&) = delete;
     context& operator=(const context&) = delete;
     ~context() {
 #if INN_CUDA_DEVICE
+        cublasLtDestroy(blas_lt_);
         cublasDestroy(blas_);
         if (own_stream_)
             cudaStreamDestroy(stream_);
@@ -74,6 +77,13 @@ class context {
         check(cublasSetStream(blas_, stream_), "cublasSetStream");
 #endif
     }
+    /// Whether dense layers apply their bias and a following ReLU in cuBLASLt's epilogue
+    /// (blas::epilogue_gemm) rather than in a pass after the product. Off by default: not yet
+    /// checked against the golden files on a GPU (docs/gpu.md); on the host system it changes
+    /// nothing.
+    void use_epilogues(bool on) { epilogues_ = on; }
+    bool epilogues() const { return epilogues_; }
+
     /// Waits for everything queued on the stream.
     void synchronize() const {
 #if INN_CUDA_DEVICE
@@ -82,12 +92,16 @@ class context {
     }
 #if INN_CUDA_DEVICE
     cublasHandle_t blas() const { return blas_; }
+    /// cuBLASLt (products with an epilogue: blas.hpp); its calls take the stream explicitly.
+    cublasLtHandle_t blas_lt() const { return blas_lt_; }
 #endif
 
   private:
     stream_t stream_{};
+    bool epilogues_ = false;
 #if INN_CUDA_DEVICE
     cublasHandle_t blas_{};
+    cublasLtHandle_t blas_lt_{};
     bool own_stream_ = false;
 #endif
 };

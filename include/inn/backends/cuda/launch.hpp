@@ -8,8 +8,10 @@
 // The indices of one launch fit in 32 bits (checked), so functors split them with 32-bit
 // division (fast_div), which a GPU does in a few instructions instead of a 64-bit library call.
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 
 #include <thrust/execution_policy.h>
 #include <thrust/for_each.h>
@@ -37,33 +39,51 @@ template <class F> __global__ void for_each_kernel(F f, std::uint32_t n) {
 }
 #endif
 
+/// How many lanes share a sample, known at compile time (so that a lane's share of a loop has
+/// a fixed trip count and unrolls: its loads are issued together): 32 on a GPU, 1 on the host.
+template <int N> using lane_count = std::integral_constant<int, N>;
+
+/// The sum of `v` over the lanes that share a sample, in every lane: on a GPU a warp's 32
+/// lanes (butterfly shuffles), on the host system one lane (nothing to do). Called by every
+/// lane of the warp.
+template <class S> INN_HD inline void lanes_sum(S& v) {
+#ifdef __CUDA_ARCH__
+    for (int d = 16; d > 0; d /= 2)
+        v += __shfl_xor_sync(0xffffffffu, v, d);
+#else
+    (void)v;
+#endif
+}
+
+/// Asks for the `bytes` at p in L1 ahead of use, the lanes sharing the cache lines (a hint:
+/// nothing on the host system).
+template <class Lanes>
+INN_HD inline void prefetch_l1(const void* p, std::size_t bytes, int lane, Lanes) {
+#ifdef __CUDA_ARCH__
+    const char* c = static_cast<const char*>(p);
+    for (std::size_t at = std::size_t(lane) * 128; at < bytes; at += Lanes::value * 128)
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(c + at));
+#else
+    (void)p;
+    (void)bytes;
+    (void)lane;
+#endif
+}
+
 #if INN_CUDA_DEVICE
-// One warp per sample: every lane takes every 32nd hidden unit, the partial sums meet by
-// shuffles, lane 0 finishes the sample.
 template <class F> __global__ void for_each_sample_kernel(F f, std::uint32_t batch) {
-    using S = typename F::scalar;
     const std::uint32_t b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    const int lane = int(threadIdx.x % 32);
     if (b >= batch)
         return; // whole warps
-    S u[F::inputs > 0 ? F::inputs : 1], v[F::channels], a[F::outputs];
-    f.input(index_t(b), u, v);
-    for (int o = 0; o < F::outputs; ++o)
-        a[o] = S(0);
-    f.hidden(u, lane, 32, a);
-    for (int o = 0; o < F::outputs; ++o)
-        for (int d = 16; d > 0; d /= 2)
-            a[o] += __shfl_xor_sync(0xffffffffu, a[o], d);
-    if (lane == 0)
-        f.finish(index_t(b), a, v);
+    f(index_t(b), int(threadIdx.x % 32), lane_count<32>{});
 }
 #endif
 
-/// Per-sample work whose middle stage is a sum over many terms (a small subnet's hidden
-/// units): `f.input(b, u, v)`, `f.hidden(u, first, step, a)` adding its share into a,
-/// `f.finish(b, a, v)`. On a GPU one warp per sample shares the sum; on the host system one
-/// call per sample does it all, in order.
-template <class F> void for_each_sample(const context& ctx, index_t batch, F f) {
+/// Per-sample work shared by the lanes of one warp: `f(b, lane, lanes)` for every sample b,
+/// where the lanes (a lane_count) split the sample's work (lane, lane + lanes, ...) and meet
+/// through lanes_sum. On a GPU one warp per sample; on the host system one call per sample with one
+/// lane, in order - the same code, so the host build tests the kernel's logic.
+template <class F> void for_each_sample_warp(const context& ctx, index_t batch, F f) {
     if (batch <= 0)
         return;
     if (batch > index_t(0xffffffff) / 32)
@@ -75,16 +95,32 @@ template <class F> void for_each_sample(const context& ctx, index_t batch, F f) 
     check(cudaGetLastError(), "kernel launch");
 #else
     (void)ctx;
+    for (index_t b = 0; b < batch; ++b)
+        f(b, 0, lane_count<1>{});
+#endif
+}
+
+/// The three stages of per-sample work whose middle stage is a sum over many terms (a small
+/// subnet's hidden units), as one lane-shared step: `f.input(b, u, v)`; `f.hidden(u, first,
+/// step, a)` adding this lane's share into a; `f.finish(b, a, v)` with the full sums.
+template <class F> struct staged_sample {
     using S = typename F::scalar;
-    for (index_t b = 0; b < batch; ++b) {
+    F f;
+    template <class Lanes> INN_HD void operator()(index_t b, int lane, Lanes lanes) const {
         S u[F::inputs > 0 ? F::inputs : 1], v[F::channels], a[F::outputs];
         f.input(b, u, v);
         for (int o = 0; o < F::outputs; ++o)
             a[o] = S(0);
-        f.hidden(u, 0, 1, a);
-        f.finish(b, a, v);
+        f.hidden(u, lane, lanes, a);
+        for (int o = 0; o < F::outputs; ++o)
+            lanes_sum(a[o]);
+        if (lane == 0)
+            f.finish(b, a, v);
     }
-#endif
+};
+
+template <class F> void for_each_sample(const context& ctx, index_t batch, F f) {
+    for_each_sample_warp(ctx, batch, staged_sample<F>{f});
 }
 
 template <class F> void for_each_index(const context& ctx, index_t n, F f) {

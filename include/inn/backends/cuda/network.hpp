@@ -26,6 +26,7 @@
 #include <utility>
 
 #include <boost/hana/at.hpp>
+#include <boost/hana/fold_left.hpp>
 #include <boost/hana/for_each.hpp>
 #include <boost/hana/unpack.hpp>
 
@@ -37,6 +38,7 @@
 #include "device.hpp"
 #include "graph.hpp"
 #include "launch.hpp"
+#include "sample_chain.hpp"
 
 namespace inn::cuda {
 
@@ -47,6 +49,9 @@ template <Scalar S> struct fill_value {
     S v;
     INN_HD void operator()(index_t i) const { p[i] = v; }
 };
+
+/// Whether a device module can be a step of a fused per-sample chain (sample_chain.hpp).
+template <class M> constexpr bool per_sample_module = requires { requires M::per_sample; };
 
 /// Whether every module of `Net` has a device twin (a network of it can be built).
 template <class Net>
@@ -107,6 +112,21 @@ template <class Net> class network {
         if (!on)
             graphs_.clear();
     }
+
+    /// Whether a network that is one chain of small per-sample blocks runs as one kernel
+    /// (sample_chain.hpp; default on); off, module by module. Results agree to rounding.
+    void use_fusion(bool on) {
+        fusion_enabled_ = on;
+        graphs_.clear();
+    }
+    /// Whether dense layers add bias and ReLU in cuBLASLt's epilogue (context::use_epilogues;
+    /// default off until checked on a GPU).
+    void use_epilogues(bool on) {
+        ctx_.use_epilogues(on);
+        graphs_.clear();
+    }
+    /// Whether calls run as one fused kernel (this network is such a chain and fusion is on).
+    bool fused() const { return fusion_enabled_ && chain_fusable; }
 
     /// Waits for every call queued so far.
     void synchronize() const { ctx_.synchronize(); }
@@ -312,6 +332,9 @@ template <class Net> class network {
         for (const auto& v : c)
             note(v);
         auto call = [&] {
+            if constexpr (chain_fusable)
+                if (fusion_enabled_)
+                    return run_chain<Forward>(batch, x[0], out[0], ljd, c);
             copy_in<Forward>(batch, x, c);
             run_modules<Forward>(batch, jac);
             copy_out<Forward>(batch, out, ljd);
@@ -377,6 +400,72 @@ template <class Net> class network {
         });
     }
 
+    // ---- the network as one per-sample chain (sample_chain.hpp) ----
+
+    // One input, one output, and every module in turn reading exactly what the one before
+    // wrote (so each sample's values can stay in registers from start to end).
+    static constexpr bool is_chain = [] {
+        if (plan.n_inputs != 1 || plan.n_outputs != 1)
+            return false;
+        int e = plan.input_edge[0];
+        for (int step = 0; step < plan.n_modules; ++step) {
+            const int node = plan.forward_order[step];
+            const graph::node_info& n = plan.node[node];
+            if (n.kind != graph::node_kind::module || n.n_in != 1 || plan.outs[node].count != 1 ||
+                plan.edge_of(n.in[0]) != e)
+                return false;
+            e = plan.edge[node][0];
+        }
+        return e == plan.output_edge[0];
+    }();
+    template <class M> static constexpr std::size_t step_bytes() {
+        if constexpr (per_sample_module<M>)
+            return sizeof(decltype(std::declval<const M&>().sample_step(
+                std::declval<const run_args<S, device>&>(), true)));
+        else
+            return 0;
+    }
+    static constexpr bool all_per_sample =
+        hana::fold_left(exec::module_types, true, [](bool all, auto t) {
+            return all && per_sample_module<typename decltype(t)::type>;
+        });
+    // (A chain's steps are one kernel's arguments: a longer one runs module by module.)
+    static constexpr std::size_t chain_bytes =
+        hana::fold_left(exec::module_types, std::size_t(0), [](std::size_t n, auto t) {
+            return n + step_bytes<typename decltype(t)::type>();
+        });
+    static constexpr bool chain_fusable =
+        is_chain && all_per_sample && chain_bytes <= max_chain_bytes;
+
+    // The step of the module at `Step` of the direction's order, reading conditions through
+    // `edge`.
+    template <bool Forward, int Step, class Edge> auto chain_step(index_t batch, Edge& edge) const {
+        constexpr int node = Forward ? plan.forward_order[Step] : plan.inverse_order[Step];
+        const auto t = exec::template node_tensors<node, Forward>(edge);
+        const run_args<S, device> a{batch, t.in, t.out, t.cond, nullptr, false, nullptr, 0, &ctx_};
+        return hana::at_c<std::size_t(plan.module_index[node])>(modules_).sample_step(a, Forward);
+    }
+
+    // The whole call as one kernel from the caller's x to the caller's out and ljd, conditions
+    // read where the caller has them.
+    template <bool Forward>
+    void run_chain(index_t batch, dcview<S> x, dview<S> out, S* ljd, std::span<const dcview<S>> c) {
+        auto edge_or_condition = [&](int e) -> dview<S> {
+            for (int j = 0; j < n_conditions; ++j)
+                if (e == plan.condition_edge[j]) // only read: const_cast to share the view type
+                    return {const_cast<S*>(c[std::size_t(j)].data), c[std::size_t(j)].stride};
+            return edge(e);
+        };
+        constexpr int C = int(plan.edge_shape[plan.input_edge[0]].size());
+        hana::unpack(graph::module_positions<Desc>, [&](auto... k) {
+            for_each_sample_warp(
+                ctx_, batch,
+                make_sample_chain<S, C>(
+                    x.data, x.stride, out.data, out.stride, ljd,
+                    chain_step<Forward, decltype(k)::value>(batch, edge_or_condition)...));
+        });
+    }
+
     template <bool Forward> void single(index_t batch, const S* x, S* out, S* ljd, const S* c) {
         const dcview<S> in[1] = {{x, plan.edge_shape[reading_edge<Forward>(0)].size()}};
         const dview<S> o[1] = {{out, plan.edge_shape[writing_edge<Forward>(0)].size()}};
@@ -428,6 +517,7 @@ template <class Net> class network {
     modules_type modules_;
     graph_cache<key_size> graphs_;
     bool graphs_enabled_ = true;
+    bool fusion_enabled_ = true;
     device_buffer<S> buffer_;
     std::array<index_t, std::size_t(plan.n_edges) + 1> offset_{};
     std::array<index_t, std::size_t(plan.n_edges) + 1> stride_{};

@@ -1,7 +1,8 @@
 #pragma once
 // The subnets' layers on the device: each nn layer spec gets a device twin built from the host
 // layer (its parameters uploaded). Linear is a dense product (blas.hpp) and one element-wise
-// pass adding the bias and applying a following activation; activations are element-wise
+// pass adding the bias and applying a following activation (or, with context::use_epilogues,
+// bias and ReLU in cuBLASLt's epilogue of the product); activations are element-wise
 // functors; Sequential ping-pongs between two scratch regions as the host's does.
 //
 //   cuda::layer_t<Spec, S, In>   the device layer of `Spec` bound to input shape In
@@ -170,12 +171,22 @@ template <Scalar S, dims D, int In, int Out, bool Bias> struct linear_layer {
     }
     template <class F>
     void forward_act(const context& ctx, dcview<S> x, dview<S> y, index_t batch, S*, F f) const {
+        // Bias and ReLU inside the product where cuBLASLt offers it.
+        constexpr bool relu = std::is_same_v<F, activation<nn::detail::relu_fn>>;
+        if constexpr (relu || (Bias && std::is_same_v<F, identity>))
+            if (ctx.epilogues() &&
+                epilogue_.run(ctx, batch, Out, In, x.data, x.stride, weight.data(), y.data,
+                              y.stride, Bias ? bias.data() : nullptr, relu))
+                return;
         blas::gemm_nt<S>(ctx, batch, Out, In, x.data, x.stride, weight.data(), y.data, y.stride);
         if (Bias || !std::is_same_v<F, identity>)
             for_each_index(ctx, batch * Out,
                            map_rows<S, F>{y.data, y.stride, y.data, y.stride,
                                           Bias ? bias.data() : nullptr, Out, f});
     }
+
+  private:
+    blas::epilogue_gemm<S> epilogue_;
 };
 
 template <class Spec> constexpr bool is_linear = false;

@@ -68,29 +68,33 @@ template <Scalar S> struct aio_coupling {
     INN_HD S t(index_t b, index_t r) const { return a[b * n_a + n2 + r] * S(0.1); }
 };
 
-// mean[b] = mean of s over the active half (GIN).
+// mean[b] = mean of s over the active half (GIN); the lanes of a warp share a sample.
 template <Scalar S> struct aio_mean_of_s {
     aio_coupling<S> k;
     S* mean;
-    INN_HD void operator()(index_t b) const {
+    INN_HD void operator()(index_t b, int lane, int lanes) const {
         S sum = 0;
-        for (index_t r = 0; r < k.n2; ++r)
+        for (index_t r = lane; r < k.n2; r += lanes)
             sum += k.s(b, r);
-        mean[b] = sum / S(k.n2);
+        lanes_sum(sum);
+        if (lane == 0)
+            mean[b] = sum / S(k.n2);
     }
 };
 
-// ljd[b] += sign * sum(s) + log_term (sum(s) = 0 with GIN).
+// ljd[b] += sign * sum(s) + log_term (sum(s) = 0 with GIN); the lanes of a warp share a sample.
 template <Scalar S> struct aio_add_log_det {
     aio_coupling<S> k;
     S* ljd;
     S sign, log_term;
-    INN_HD void operator()(index_t b) const {
+    INN_HD void operator()(index_t b, int lane, int lanes) const {
         S sum = 0;
         if (!k.mean)
-            for (index_t r = 0; r < k.n2; ++r)
+            for (index_t r = lane; r < k.n2; r += lanes)
                 sum += k.s(b, r);
-        ljd[b] += sign * sum + log_term;
+        lanes_sum(sum);
+        if (lane == 0)
+            ljd[b] += sign * sum + log_term;
     }
 };
 
@@ -173,8 +177,10 @@ template <Scalar S> struct aio_inverse_tail {
 // Linear(I, H) -> activation -> Linear(H, O) (the moons model: I = 1, H = 512, O = 2, C = 2):
 // the subnet's hidden layer never leaves registers, the weights are read by every thread of a
 // warp at once (one broadcast load each), and a block is one launch whatever the batch. Used
-// in both directions; the layer-by-layer path above is the reference it is tested against
-// (tests: the parity fixtures run either, by their sizes).
+// in both directions, block by block (for_each_sample) or as a step of a fused chain of blocks
+// (row(); sample_chain.hpp); the layer-by-layer path above is the reference it is tested
+// against (the parity fixtures run the chain or the layers, by their sizes;
+// test_cuda_backend.cpp all three).
 template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_block {
     // The stages for_each_sample runs (launch.hpp): one sample per warp on a GPU, its 32 lanes
     // sharing the hidden units; one sample per call on the host system.
@@ -201,10 +207,34 @@ template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_bloc
     S alpha, log_term;
     bool gin, forward;
 
+    // The stages on memory: sample b of `in`, written to `out`, its log-determinant added to
+    // ljd[b].
+    INN_HD void input(index_t b, S* u, S* v) const { input_row(in + b * ld_in, b, u, v); }
+    INN_HD void finish(index_t b, const S* a, const S* v) const {
+        const S l = finish_row(in + b * ld_in, a, v, out + b * ld_out);
+        if (ljd)
+            ljd[b] += l;
+    }
+
+    // The whole block on one sample whose C values x every lane of a warp holds (registers, in
+    // a fused chain: sample_chain.hpp): y (C values, every lane) and the log-determinant term.
+    template <class Lanes> INN_HD S row(const S* x, S* y, index_t b, int lane, Lanes lanes) const {
+        S u[I > 0 ? I : 1], v[C], a[O];
+        input_row(x, b, u, v);
+        for (int o = 0; o < O; ++o)
+            a[o] = S(0);
+        hidden(u, lane, lanes, a);
+        for (int o = 0; o < O; ++o)
+            lanes_sum(a[o]);
+        return finish_row(x, a, v, y);
+    }
+
+    // The stages on one sample's C values x (wherever they are: memory, or registers in a
+    // fused chain), b only selecting the conditions' rows.
+    //
     // The subnet's input u = cat(x1, c) of sample b; inverse: v = (P⁻¹ y - offset) / Ψ first,
     // whose passive half is x1.
-    INN_HD void input(index_t b, S* u, S* v) const {
-        const S* x = in + b * ld_in;
+    INN_HD void input_row(const S* x, index_t b, S* u, S* v) const {
         if (forward) {
             for (int i = 0; i < len1; ++i)
                 u[i] = x[i];
@@ -229,9 +259,25 @@ template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_bloc
                 u[at++] = cond[j][b * cond_stride[j] + q];
     }
 
-    // a[o] += Σ w2[o, h] act(b1[h] + w1[h, :] u) over h = first, first + step, ...
-    INN_HD void hidden(const S* u, int first, int step, S* a) const {
-        for (int h = first; h < H; h += step) {
+    // The subnet's parameters, for a chain's prefetch.
+    template <class Lanes> INN_HD void prefetch(int lane, Lanes lanes) const {
+        prefetch_l1(w1, sizeof(S) * H * I, lane, lanes);
+        prefetch_l1(b1, sizeof(S) * H, lane, lanes);
+        prefetch_l1(w2, sizeof(S) * O * H, lane, lanes);
+        prefetch_l1(b2, sizeof(S) * O, lane, lanes);
+    }
+
+    // a[o] += Σ w2[o, h] act(b1[h] + w1[h, :] u) over h = first, first + lanes, ... (a fixed
+    // trip count per lane, unrolled on a GPU: the loads of every term are issued together).
+    template <class Lanes> INN_HD void hidden(const S* u, int first, Lanes, S* a) const {
+        constexpr int step = Lanes::value, trips = (H + step - 1) / step;
+#ifdef __CUDA_ARCH__
+#pragma unroll
+#endif
+        for (int k = 0; k < trips; ++k) {
+            const int h = first + k * step;
+            if (H % step != 0 && h >= H)
+                break;
             S v = b1[h];
             for (int i = 0; i < I; ++i)
                 v += w1[h * I + i] * u[i];
@@ -241,11 +287,9 @@ template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_bloc
         }
     }
 
-    // From the summed hidden contributions a: the coupling, the global affine map, the
-    // permutation and the log-determinant of sample b.
-    INN_HD void finish(index_t b, const S* a, const S* v) const {
-        const S* x = in + b * ld_in;
-        S* y = out + b * ld_out;
+    // From the summed hidden contributions a: the coupling, the global affine map and the
+    // permutation, written to y (which may be x); returns the sample's log-determinant term.
+    INN_HD S finish_row(const S* x, const S* a, const S* v, S* y) const {
         S s[len2 > 0 ? len2 : 1], t[len2 > 0 ? len2 : 1];
         S sum = 0;
         for (int r = 0; r < len2; ++r) {
@@ -284,8 +328,7 @@ template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_bloc
                 y[len1 + r] = (v[len1 + r] - t[r]) * math::exp(-s[r]);
             sum = -sum;
         }
-        if (ljd)
-            ljd[b] += sum + log_term;
+        return sum + log_term;
     }
 };
 
@@ -330,6 +373,9 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
     static constexpr bool fused = mlp::ok && !reverse && n_pix == 1 && channels <= 16 &&
                                   mlp::in <= 32 && mlp::out >= 2 && mlp::out <= 32 &&
                                   Sig.conditions.count <= max_conditions;
+
+    /// A step of a fused per-sample chain (sample_chain.hpp) when the block is one kernel.
+    static constexpr bool per_sample = fused;
 
     subnet_type subnet;
     device_buffer<S> sigma{channels}, offset{channels};
@@ -413,7 +459,7 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
                        a.batch, w.sub);
         coupling k{w.a, nullptr, S(O.affine_clamping), n_a, n2};
         if constexpr (gin) {
-            for_each_index(ctx, a.batch, aio_mean_of_s<S>{k, w.mean});
+            for_each_sample_warp(ctx, a.batch, aio_mean_of_s<S>{k, w.mean});
             k.mean = w.mean;
         }
         return k;
@@ -450,6 +496,12 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
         f.gin = gin;
         f.forward = forward;
         return f;
+    }
+
+    // The chain's step: the fused kernel's arguments (in, out and ljd unused).
+    aio_small_block<S, mlp::in, mlp::hidden, mlp::out, int(channels), typename mlp::activation>
+    sample_step(const run_args<S, device>& a, bool forward) const requires(fused) {
+        return small_block(a, forward);
     }
 
     // out = M in per sample (vectors: one product for the batch; images: per pixel).
@@ -499,7 +551,7 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
                                                sigma.data(), offset.data(), perm.data()});
         }
         if (a.jac)
-            for_each_index(
+            for_each_sample_warp(
                 ctx, a.batch,
                 aio_add_log_det<S>{k, a.ljd, S(1), gin ? S(0) : S(n_pix) * log_sigma_sum});
     }
@@ -530,7 +582,7 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
                                            x.stride, sigma.data(), offset.data(),
                                            soft ? nullptr : perm_inv.data()});
         if (a.jac)
-            for_each_index(
+            for_each_sample_warp(
                 ctx, a.batch,
                 aio_add_log_det<S>{k, a.ljd, S(-1), gin ? S(0) : S(-n_pix) * log_sigma_sum});
         if constexpr (reverse)

@@ -95,7 +95,7 @@ template <Scalar S> struct pixel_mean_of_s {
     }
 };
 
-/// j[b] = sign * sum of the clamped s of sample b.
+/// j[b] = sign * sum of the clamped s of sample b; the lanes of a warp share a sample.
 template <Scalar S> struct sum_of_s {
     const S* s;
     index_t lds;
@@ -103,11 +103,13 @@ template <Scalar S> struct sum_of_s {
     index_t n;
     S sign;
     soft_clamp_fn<S> clamp;
-    INN_HD void operator()(index_t b) const {
+    INN_HD void operator()(index_t b, int lane, int lanes) const {
         S sum = 0;
-        for (index_t i = 0; i < n; ++i)
+        for (index_t i = lane; i < n; i += lanes)
             sum += clamp(s[b * lds + i]);
-        j[b] = sign * sum;
+        lanes_sum(sum);
+        if (lane == 0)
+            j[b] = sign * sum;
     }
 };
 
@@ -149,7 +151,8 @@ void affine_coupling(const context& ctx, dcview<S> x, dcview<S> s, dcview<S> t, 
                    affine_map<S, Rev>{x.data, x.stride, s.data, t.data, ldst, y.data, y.stride,
                                       Center ? mean : nullptr, n, pixels, clamp});
     if (j && !Center)
-        for_each_index(ctx, batch, sum_of_s<S>{s.data, ldst, j, n, Rev ? S(-1) : S(1), clamp});
+        for_each_sample_warp(ctx, batch,
+                             sum_of_s<S>{s.data, ldst, j, n, Rev ? S(-1) : S(1), clamp});
 }
 
 /// FrEIA's two-sided forward/reverse over a derived device module `D` (the host's

@@ -97,19 +97,21 @@ template <Scalar S> struct signed_scale {
     }
 };
 
-/// ljd[b] += Σ_c (count of each sign in channel c) · l[c][sign], a NaN adding itself.
+/// ljd[b] += Σ_c (count of each sign in channel c) · l[c][sign], a NaN adding itself; the
+/// lanes of a warp share a sample (the counts are exact whatever the order).
 template <Scalar S> struct signed_log_det {
     const S* x;
     index_t ldx;
     S* ljd;
     const S* l;
     index_t channels, pixels;
-    INN_HD void operator()(index_t b) const {
+    INN_HD void operator()(index_t b, int lane, int lanes) const {
         const S* xb = x + b * ldx;
+        S sum = 0;
         for (index_t c = 0; c < channels; ++c) {
             index_t neg = 0, zero = 0, pos = 0;
             S nan = 0;
-            for (index_t p = 0; p < pixels; ++p) {
+            for (index_t p = lane; p < pixels; p += lanes) {
                 const S v = xb[c * pixels + p];
                 if (v > S(0))
                     ++pos;
@@ -120,8 +122,14 @@ template <Scalar S> struct signed_log_det {
                 else
                     nan = v;
             }
-            ljd[b] += S(neg) * l[3 * c] + S(zero) * l[3 * c + 1] + S(pos) * l[3 * c + 2] + nan;
+            lanes_sum(neg);
+            lanes_sum(zero);
+            lanes_sum(pos);
+            lanes_sum(nan);
+            sum += S(neg) * l[3 * c] + S(zero) * l[3 * c + 1] + S(pos) * l[3 * c + 2] + nan;
         }
+        if (lane == 0)
+            ljd[b] += sum;
     }
 };
 
@@ -169,8 +177,8 @@ template <class Host, Scalar S, bool TwoSided> struct invauto_activation {
     static void run(const run_args<S, device>& a, const S* f, const S* l) {
         // The log-det reads the input's signs: first, as the output may share its memory.
         if (a.jac)
-            for_each_index(*a.context, a.batch,
-                           signed_log_det<S>{a.in[0].data, a.in[0].stride, a.ljd, l, C, P});
+            for_each_sample_warp(*a.context, a.batch,
+                                 signed_log_det<S>{a.in[0].data, a.in[0].stride, a.ljd, l, C, P});
         for_each_index(*a.context, a.batch * C * P,
                        signed_scale<S>{a.in[0].data, a.in[0].stride, a.out[0].data, a.out[0].stride,
                                        f, C * P, P});
