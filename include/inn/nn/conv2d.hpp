@@ -6,12 +6,14 @@
 // following activation (fused by nn::Sequential) are applied as the output is written.
 // (The im2col + Eigen GEMM formulation is kept for odd sizes and as the reference path.)
 //
-// Backward, per sample: dW += gy colᵀ (col = im2col(x), or x itself for 1x1), db += Σ gy, and gx,
+// Backward, per sample: dW += gy colᵀ (col = im2col(x), or x itself for 1x1; for a larger kernel
+// with few outputs, dot products over conv_direct's padded planes), db += Σ gy, and gx,
 // the transposed convolution of gy: for a 1x1 kernel Wᵀ gy through gemm_rows; for a larger one
 // a stride-1 convolution of gy zero-padded by Kernel - 1 - Padding with the kernel flipped and
 // its channel axes swapped, through conv_direct; where Padding > Kernel - 1 (the border of the
 // input is never read) Wᵀ gy scattered back onto the input's pixels (col2im).
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/conv.hpp"
@@ -159,13 +161,17 @@ struct Conv2d {
         // Wᵀ [In, Out] for the 1x1 product, the flipped kernel [In, Out, K, K] for conv_direct.
         static constexpr index_t weight_copy =
             fast_1x1 ? index_t(In) * Out : (transposed_direct ? Out * patch : 0);
+        // dW of a layer with few outputs straight from the padded planes (conv_direct): as a
+        // product with the patch matrix, writing and packing that matrix is most of its time.
+        static constexpr bool direct_weight_gradient = fast_direct && Out <= 16;
 
         /// The weight copy, then the patch matrix of one sample (or its gradient), or the
-        /// transposed convolution's work space.
+        /// transposed convolution's work space, or the direct weight gradient's.
         static constexpr index_t backward_scratch_size(index_t) {
             return weight_copy +
-                   std::max<index_t>(direct ? 0 : patch * pixels,
-                                     transposed_direct ? transposed_conv::scratch_size : 0);
+                   std::max({direct ? index_t(0) : patch * pixels,
+                             transposed_direct ? transposed_conv::scratch_size : index_t(0),
+                             direct_weight_gradient ? direct_conv::scratch_size : index_t(0)});
         }
 
         void backward(const layer_backward_args<S>& a) const {
@@ -199,9 +205,14 @@ struct Conv2d {
                 const S* x = a.x.row(n);
                 const S* g = a.gy.row(n);
                 if (gw) {
+                    bool via_planes = direct_weight_gradient;
+                    if constexpr (kernels::switchable)
+                        via_planes = via_planes && kernels::tuning().conv;
                     if constexpr (direct) {
                         kernels::product<S, true>(map(gw, Out, In), cmap(g, Out, pixels),
                                                   cmap(x, In, pixels).transpose());
+                    } else if (via_planes) {
+                        direct_conv::weight_gradient(x, g, gw, work);
                     } else {
                         im2col(x, work);
                         kernels::product<S, true>(map(gw, Out, patch), cmap(g, Out, pixels),

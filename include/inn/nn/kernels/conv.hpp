@@ -5,7 +5,7 @@
 //                   convolution is one such product per sample, W [Out, In] times the sample
 //                   [In, H·W];
 //   * conv_direct   a larger kernel (3x3) read tap by tap straight from a zero-padded copy of
-//                   the sample, no im2col matrix written.
+//                   the sample, no im2col matrix written; the weight gradient the same way.
 //
 // Bias and activation are applied as the output is stored.
 
@@ -105,17 +105,22 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
                 V::store(y + r * ext_padded + v * L, acc[r][v]);
     }
 
-    /// One sample: x (In, H, W) -> y (Out, Ho, Wo) = act(conv(x) + bias).
-    template <class F>
-    static void run(const S* weight, const S* bias, const S* x, S* y, S* scratch, F act) {
-        S* xp = scratch;
-        S* yext = scratch + index_t(In) * plane;
+    /// x (In, H, W) into its zero-padded planes.
+    static void pad_input(const S* x, S* xp) {
         for (int c = 0; c < In; ++c) {
             S* dst = xp + index_t(c) * plane;
             std::fill(dst, dst + plane, S(0));
             for (int i = 0; i < H; ++i)
                 std::copy_n(x + (index_t(c) * H + i) * W, W, dst + (i + Pad) * Wp + Pad);
         }
+    }
+
+    /// One sample: x (In, H, W) -> y (Out, Ho, Wo) = act(conv(x) + bias).
+    template <class F>
+    static void run(const S* weight, const S* bias, const S* x, S* y, S* scratch, F act) {
+        S* xp = scratch;
+        S* yext = scratch + index_t(In) * plane;
+        pad_input(x, xp);
         for (index_t q0 = 0; q0 < ext; q0 += 3 * L) {
             index_t n0 = 0;
             for (; n0 + MR <= Out; n0 += MR)
@@ -132,6 +137,51 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
                     dst[j] = act(src[j] + b);
             }
         }
+    }
+
+    /// R rows of dW from the padded planes xp and the extended gradient g (R rows of
+    /// ext_padded): dW[r, c, u, t] += Σ_q g[r, q] xp[c, u*Wp + t + q].
+    template <int R> static void weight_gradient_tile(const S* xp, const S* g, S* gw) {
+        constexpr index_t taps = index_t(In) * KS * KS;
+        for (int c = 0; c < In; ++c)
+            for (int u = 0; u < KS; ++u)
+                for (int t = 0; t < KS; ++t) {
+                    const S* xr = xp + index_t(c) * plane + u * Wp + t;
+                    vec acc[R];
+                    for (int r = 0; r < R; ++r)
+                        acc[r] = vec{};
+                    for (index_t q = 0; q < ext_padded; q += L) {
+                        const vec xv = V::load(xr + q);
+                        for (int r = 0; r < R; ++r)
+                            acc[r] += V::load(g + r * ext_padded + q) * xv;
+                    }
+                    const index_t k = (index_t(c) * KS + u) * KS + t;
+                    for (int r = 0; r < R; ++r)
+                        gw[r * taps + k] += V::sum(acc[r]);
+                }
+    }
+
+    /// dW += the weight gradient of one sample, gy (Out, Ho, Wo), through the same extended
+    /// grid: gy is laid out on it with zeros in the discarded columns, so that each weight's
+    /// gradient is one contiguous dot product over the planes. (As a product of gy and the
+    /// im2col matrix, a layer with few outputs spends its time writing and packing that matrix
+    /// for a product only Out columns wide.) Uses `scratch_size`.
+    static void weight_gradient(const S* x, const S* gy, S* gw, S* scratch) {
+        S* xp = scratch;
+        S* gext = scratch + index_t(In) * plane;
+        pad_input(x, xp);
+        for (int o = 0; o < Out; ++o) {
+            S* dst = gext + o * ext_padded;
+            std::fill(dst, dst + ext_padded, S(0));
+            for (int i = 0; i < Ho; ++i)
+                std::copy_n(gy + (index_t(o) * Ho + i) * Wo, Wo, dst + index_t(i) * Wp);
+        }
+        constexpr index_t taps = index_t(In) * KS * KS;
+        int o0 = 0;
+        for (; o0 + MR <= Out; o0 += MR)
+            weight_gradient_tile<MR>(xp, gext + o0 * ext_padded, gw + o0 * taps);
+        if constexpr (Out % MR != 0)
+            weight_gradient_tile<Out % MR>(xp, gext + o0 * ext_padded, gw + o0 * taps);
     }
 };
 
