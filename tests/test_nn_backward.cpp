@@ -95,6 +95,9 @@ TEST_CASE("nn backward: activations against finite differences", "[nn][backward]
 struct mlp_relu {  // the small-MLP kernel in forward
     using net = nn::Sequential<nn::Linear<3, 16>, nn::ReLU, nn::Linear<16, 2>>;
 };
+struct mlp_moons {  // the moons model's subnet shape: four groups per pass with AVX-512
+    using net = nn::Sequential<nn::Linear<1, 16>, nn::ReLU, nn::Linear<16, 2>>;
+};
 struct mlp_elu {  // the small-MLP kernel with an activation that reads its input
     using net = nn::Sequential<nn::Linear<2, 8>, nn::ELU<>, nn::Linear<8, 3>>;
 };
@@ -116,11 +119,16 @@ struct activations_only {
 
 TEST_CASE("nn backward: Sequential against finite differences", "[nn][backward]") {
     SECTION("Linear-ReLU-Linear with small ends (small_mlp in forward)") {
-        // small_mlp_backward on whole groups of lanes' worth of samples (in pairs of groups,
-        // fours with AVX-512), the rest as one group padded with zero output gradients.
+        // small_mlp_backward on passes of whole groups of lanes' worth of samples (pairs of
+        // groups; fours with AVX-512 where they fit, as for mlp_moons), the rest as one more pass
+        // of as many groups as it needs, padded with zero output gradients (8 double lanes with
+        // AVX-512, mlp_moons: 9 -> a rest of 2 groups, 20 -> 3, 29 -> 4, 87 -> two passes and 3).
         gradcheck<mlp_relu::net, vec(3)>(1);
         gradcheck<mlp_relu::net, vec(3)>(9);
+        gradcheck<mlp_relu::net, vec(3)>(29);
         gradcheck<mlp_relu::net, vec(3)>(37);
+        for (index_t batch : {1, 9, 20, 29, 87})
+            gradcheck<mlp_moons::net, vec(1)>(batch);
         gradcheck<mlp_elu::net, vec(2)>(5);
         gradcheck<mlp_elu::net, vec(2)>(35);
     }

@@ -114,17 +114,25 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp {
 /// The partial sums ((O + 1 + I) * H vectors: 128 KiB for moons' width 512 with AVX-512) do
 /// not fit the L1 cache, so their traffic bounds the kernel: as many groups as registers allow
 /// go through the hidden units together, and the first of them stores its sums where the others
-/// load and add (no clearing pass). The samples past the last whole group run as one more
-/// group padded with zero output gradients, which make the padding lanes' contributions zero.
+/// load and add (no clearing pass). The samples past the last full pass run as one more pass of
+/// as many groups as they need, padded with zero output gradients, which make the padding lanes'
+/// contributions zero.
 template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
     using V = simd<S>;
     using vec = typename V::vec;
     static constexpr int L = V::lanes;
     static_assert(H % L == 0, "small_mlp: the hidden width must be a multiple of the lanes");
-    // Partial sums of dW2 [O, H], db1 [H], dW1 [H, I], L lanes each; then one group of L rows
-    // of x, gy and gx for the samples past the last whole group.
+    // Groups per pass: four where their inputs, output gradients and input gradients (4 (2I + O)
+    // vectors) and the per-group temporaries fit AVX-512's 32 registers, else two where they
+    // fit in 24, else one.
+    static constexpr int max_groups =
+        vector_bytes == 64 && 4 * (2 * I + O) <= 16 ? 4 : 2 * (2 * I + O) <= 24 ? 2 : 1;
+
+    // Partial sums of dW2 [O, H], db1 [H], dW1 [H, I], L lanes each; then up to max_groups
+    // groups of L rows of x, gy and gx for the samples past the last full pass.
     static constexpr index_t scratch_size =
-        (index_t(O) * H + H + index_t(H) * I) * L + index_t(L) * (2 * std::max(I, 1) + O);
+        (index_t(O) * H + H + index_t(H) * I) * L +
+        index_t(max_groups) * L * (2 * std::max(I, 1) + O);
 
     static vec grad(vec in, vec g) {
         if constexpr (requires { F::relu; }) {
@@ -135,12 +143,6 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
             return g;
         }
     }
-
-    // Groups per pass: four where their inputs, output gradients and input gradients (4 (2I + O)
-    // vectors) and the per-group temporaries fit AVX-512's 32 registers, else two where they
-    // fit in 24, else one.
-    static constexpr int max_groups =
-        vector_bytes == 64 && 4 * (2 * I + O) <= 16 ? 4 : 2 * (2 * I + O) <= 24 ? 2 : 1;
 
     template <int G, bool First>
     static void groups(const S* X, index_t ldx, const S* GY, index_t ldg, S* GX, index_t ldgx,
@@ -206,38 +208,39 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
         S* P1 = Pb + index_t(H) * L;
         bool first = true;
         index_t b = 0;
-        auto pass = [&]<int G>(std::integral_constant<int, G>) {
-            for (; b + G * L <= batch; b += G * L) {
-                S* gx = GX ? GX + b * ldgx : nullptr;
-                if (first)
-                    groups<G, true>(X + b * ldx, ldx, GY + b * ldg, ldg, gx, ldgx, W1, b1, W2, P2,
-                                    Pb, P1, act);
-                else
-                    groups<G, false>(X + b * ldx, ldx, GY + b * ldg, ldg, gx, ldgx, W1, b1, W2,
-                                     P2, Pb, P1, act);
-                first = false;
-            }
+        auto pass = [&]<int G>(std::integral_constant<int, G>, const S* x, index_t lx,
+                               const S* gy, index_t lg, S* gx, index_t lgx) {
+            if (first)
+                groups<G, true>(x, lx, gy, lg, gx, lgx, W1, b1, W2, P2, Pb, P1, act);
+            else
+                groups<G, false>(x, lx, gy, lg, gx, lgx, W1, b1, W2, P2, Pb, P1, act);
+            first = false;
         };
-        if constexpr (max_groups >= 4)
-            pass(std::integral_constant<int, 4>{});
-        if constexpr (max_groups >= 2)
-            pass(std::integral_constant<int, 2>{});
-        pass(std::integral_constant<int, 1>{});
+        constexpr int M = max_groups;
+        for (; b + M * L <= batch; b += M * L)
+            pass(std::integral_constant<int, M>{}, X + b * ldx, ldx, GY + b * ldg, ldg,
+                 GX ? GX + b * ldgx : nullptr, ldgx);
+        // The rest as one more pass of as many groups as it needs, padded with zero output
+        // gradients (which make the padding lanes' contributions zero): each pass reads and
+        // writes all partial sums, so one pass for the rest rather than one per group size.
         if (const index_t rest = batch - b; rest > 0) {
             constexpr index_t ni = std::max(I, 1);
+            const int n_groups = int((rest + L - 1) / L);
             S* xp = P1 + index_t(H) * I * L;
-            S* gyp = xp + L * ni;
-            S* gxp = gyp + L * O;
-            std::fill(xp, gxp + L * ni, S(0));
+            S* gyp = xp + index_t(M) * L * ni;
+            S* gxp = gyp + index_t(M) * L * O;
+            std::fill(xp, gxp + index_t(M) * L * ni, S(0));
             for (index_t r = 0; r < rest; ++r) {
                 std::copy_n(X + (b + r) * ldx, I, xp + r * ni);
                 std::copy_n(GY + (b + r) * ldg, O, gyp + r * O);
             }
             S* gx = GX ? gxp : nullptr;
-            if (first)
-                groups<1, true>(xp, ni, gyp, O, gx, ni, W1, b1, W2, P2, Pb, P1, act);
-            else
-                groups<1, false>(xp, ni, gyp, O, gx, ni, W1, b1, W2, P2, Pb, P1, act);
+            [&]<int... G>(std::integer_sequence<int, G...>) {
+                ((n_groups == G + 1
+                      ? pass(std::integral_constant<int, G + 1>{}, xp, ni, gyp, O, gx, ni)
+                      : void()),
+                 ...);
+            }(std::make_integer_sequence<int, M>{});
             if (GX)
                 for (index_t r = 0; r < rest; ++r)
                     std::copy_n(gxp + r * ni, I, GX + (b + r) * ldgx);
