@@ -100,29 +100,6 @@ template <class F> void for_each_sample_warp(const context& ctx, index_t batch, 
 #endif
 }
 
-/// The three stages of per-sample work whose middle stage is a sum over many terms (a small
-/// subnet's hidden units), as one lane-shared step: `f.input(b, u, v)`; `f.hidden(u, first,
-/// step, a)` adding this lane's share into a; `f.finish(b, a, v)` with the full sums.
-template <class F> struct staged_sample {
-    using S = typename F::scalar;
-    F f;
-    template <class Lanes> INN_HD void operator()(index_t b, int lane, Lanes lanes) const {
-        S u[F::inputs > 0 ? F::inputs : 1], v[F::channels], a[F::outputs];
-        f.input(b, u, v);
-        for (int o = 0; o < F::outputs; ++o)
-            a[o] = S(0);
-        f.hidden(u, lane, lanes, a);
-        for (int o = 0; o < F::outputs; ++o)
-            lanes_sum(a[o]);
-        if (lane == 0)
-            f.finish(b, a, v);
-    }
-};
-
-template <class F> void for_each_sample(const context& ctx, index_t batch, F f) {
-    for_each_sample_warp(ctx, batch, staged_sample<F>{f});
-}
-
 template <class F> void for_each_index(const context& ctx, index_t n, F f) {
     if (n <= 0)
         return;

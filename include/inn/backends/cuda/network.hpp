@@ -461,7 +461,7 @@ template <class Net> class network {
             for_each_sample_warp(
                 ctx_, batch,
                 make_sample_chain<S, C>(
-                    x.data, x.stride, out.data, out.stride, ljd,
+                    x.data, x.stride, out.data, out.stride, ljd, false,
                     chain_step<Forward, decltype(k)::value>(batch, edge_or_condition)...));
         });
     }

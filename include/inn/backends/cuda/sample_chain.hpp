@@ -50,7 +50,9 @@ INN_HD inline void run_steps(const sample_steps<F, R...>& s, S* v, index_t b, in
     run_steps<S, C>(s.tail, v, b, lane, lanes, ljd);
 }
 
-/// The whole chain on sample b: x in, z and the log-determinant (unless null) out.
+/// The whole chain on sample b: x in, z and the log-determinant (unless null) out, written or
+/// (`accumulate`: a module of a larger network) added. The sample is read whole before z is
+/// written, so z may be x.
 template <Scalar S, int C, class... F> struct sample_chain {
     sample_steps<F...> steps;
     const S* x;
@@ -58,6 +60,7 @@ template <Scalar S, int C, class... F> struct sample_chain {
     S* z;
     index_t ldz;
     S* ljd;
+    bool accumulate;
     template <class Lanes> INN_HD void operator()(index_t b, int lane, Lanes lanes) const {
         steps.prefetch(lane, lanes);
         S v[C];
@@ -69,7 +72,7 @@ template <Scalar S, int C, class... F> struct sample_chain {
             for (int k = 0; k < C; ++k)
                 z[b * ldz + k] = v[k];
             if (ljd)
-                ljd[b] = l;
+                ljd[b] = accumulate ? ljd[b] + l : l;
         }
     }
 };
@@ -85,8 +88,8 @@ sample_steps<F, G, R...> make_sample_steps(const F& f, const G& g, const R&... r
 /// cannot spell a module's options).
 template <Scalar S, int C, class... F>
 sample_chain<S, C, F...> make_sample_chain(const S* x, index_t ldx, S* z, index_t ldz, S* ljd,
-                                           const F&... steps) {
-    return {make_sample_steps(steps...), x, ldx, z, ldz, ljd};
+                                           bool accumulate, const F&... steps) {
+    return {make_sample_steps(steps...), x, ldx, z, ldz, ljd, accumulate};
 }
 
 /// The most bytes of steps one chain kernel takes as arguments (within CUDA's classic limit of

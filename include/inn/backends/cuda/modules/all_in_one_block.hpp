@@ -20,6 +20,7 @@
 #include "../launch.hpp"
 #include "../math.hpp"
 #include "../nn.hpp"
+#include "../sample_chain.hpp"
 #include "condition_concat.hpp"
 #include "permute_random.hpp" // channel_gather
 
@@ -176,14 +177,12 @@ template <Scalar S> struct aio_inverse_tail {
 // The whole block for one sample in one thread, for small vector blocks whose subnet is
 // Linear(I, H) -> activation -> Linear(H, O) (the moons model: I = 1, H = 512, O = 2, C = 2):
 // the subnet's hidden layer never leaves registers, the weights are read by every thread of a
-// warp at once (one broadcast load each), and a block is one launch whatever the batch. Used
-// in both directions, block by block (for_each_sample) or as a step of a fused chain of blocks
-// (row(); sample_chain.hpp); the layer-by-layer path above is the reference it is tested
-// against (the parity fixtures run the chain or the layers, by their sizes;
+// warp at once (one broadcast load each), and a block is one launch whatever the batch. A step
+// of a sample chain (sample_chain.hpp) in both directions: the block alone is a chain of one
+// step, several blocks of a network one chain; the layer-by-layer path above is the reference
+// it is tested against (the parity fixtures run the chain or the layers, by their sizes;
 // test_cuda_backend.cpp all three).
 template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_block {
-    // The stages for_each_sample runs (launch.hpp): one sample per warp on a GPU, its 32 lanes
-    // sharing the hidden units; one sample per call on the host system.
     using scalar = S;
     static constexpr int inputs = I, hidden_units = H, outputs = O, channels = C;
     static constexpr int len2 = O / 2, len1 = C - len2;
@@ -191,10 +190,6 @@ template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_bloc
     const S* b1;
     const S* w2; // (O, H)
     const S* b2;
-    const S* in; // forward: x, inverse: y
-    index_t ld_in;
-    S* out;
-    index_t ld_out;
     const S* cond[max_conditions];
     index_t cond_stride[max_conditions];
     index_t cond_n[max_conditions];
@@ -203,21 +198,11 @@ template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_bloc
     const S* off;
     const S* w;          // soft: W (C x C); else null
     const index_t* perm; // hard: w_perm (forward) or w_perm_inv (inverse)
-    S* ljd;              // null: no log-determinant
     S alpha, log_term;
     bool gin, forward;
 
-    // The stages on memory: sample b of `in`, written to `out`, its log-determinant added to
-    // ljd[b].
-    INN_HD void input(index_t b, S* u, S* v) const { input_row(in + b * ld_in, b, u, v); }
-    INN_HD void finish(index_t b, const S* a, const S* v) const {
-        const S l = finish_row(in + b * ld_in, a, v, out + b * ld_out);
-        if (ljd)
-            ljd[b] += l;
-    }
-
-    // The whole block on one sample whose C values x every lane of a warp holds (registers, in
-    // a fused chain: sample_chain.hpp): y (C values, every lane) and the log-determinant term.
+    // The whole block on one sample whose C values x every lane of a warp holds (registers:
+    // sample_chain.hpp): y (C values, every lane) and the log-determinant term.
     template <class Lanes> INN_HD S row(const S* x, S* y, index_t b, int lane, Lanes lanes) const {
         S u[I > 0 ? I : 1], v[C], a[O];
         input_row(x, b, u, v);
@@ -229,8 +214,7 @@ template <Scalar S, int I, int H, int O, int C, class Act> struct aio_small_bloc
         return finish_row(x, a, v, y);
     }
 
-    // The stages on one sample's C values x (wherever they are: memory, or registers in a
-    // fused chain), b only selecting the conditions' rows.
+    // The stages of row(), b only selecting the conditions' rows.
     //
     // The subnet's input u = cat(x1, c) of sample b; inverse: v = (P⁻¹ y - offset) / Ψ first,
     // whose passive half is x1.
@@ -465,21 +449,18 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
         return k;
     }
 
-    // The fused kernel's arguments for one call. (Its type spelled out, not `auto` nor a member
-    // alias: nvcc's device pass then missed the kernel, which failed at run time with "invalid
-    // device function", and its host stub cannot spell this class's template arguments.)
+    // The fused kernel's step for one call (conditions from `a`). (Its type spelled out, not
+    // `auto` nor a member alias: nvcc's device pass then missed the kernel, which failed at run
+    // time with "invalid device function", and its host stub cannot spell this class's template
+    // arguments.) Also the step of a network's chain (sample_chain.hpp).
     aio_small_block<S, mlp::in, mlp::hidden, mlp::out, int(channels), typename mlp::activation>
-    small_block(const run_args<S, device>& a, bool forward) const {
+    sample_step(const run_args<S, device>& a, bool forward) const requires(fused) {
         aio_small_block<S, mlp::in, mlp::hidden, mlp::out, int(channels), typename mlp::activation>
             f{};
         f.w1 = std::get<0>(subnet.layers).weight.data();
         f.b1 = std::get<0>(subnet.layers).bias.data();
         f.w2 = std::get<2>(subnet.layers).weight.data();
         f.b2 = std::get<2>(subnet.layers).bias.data();
-        f.in = a.in[0].data;
-        f.ld_in = a.in[0].stride;
-        f.out = a.out[0].data;
-        f.ld_out = a.out[0].stride;
         f.n_cond = int(a.cond.size());
         for (int j = 0; j < f.n_cond; ++j) {
             f.cond[j] = a.cond[std::size_t(j)].data;
@@ -490,7 +471,6 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
         f.off = offset.data();
         f.w = soft ? w_perm.data() : nullptr;
         f.perm = soft ? nullptr : forward ? perm.data() : perm_inv.data();
-        f.ljd = a.jac ? a.ljd : nullptr;
         f.alpha = S(O.affine_clamping);
         f.log_term = gin ? S(0) : (forward ? S(n_pix) : S(-n_pix)) * log_sigma_sum;
         f.gin = gin;
@@ -498,10 +478,12 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
         return f;
     }
 
-    // The chain's step: the fused kernel's arguments (in, out and ljd unused).
-    aio_small_block<S, mlp::in, mlp::hidden, mlp::out, int(channels), typename mlp::activation>
-    sample_step(const run_args<S, device>& a, bool forward) const requires(fused) {
-        return small_block(a, forward);
+    // The block as a chain of one step: in to out, its log-determinant added to ljd.
+    void run_fused(const run_args<S, device>& a, bool forward) const requires(fused) {
+        for_each_sample_warp(*a.context, a.batch,
+                             make_sample_chain<S, int(channels)>(
+                                 a.in[0].data, a.in[0].stride, a.out[0].data, a.out[0].stride,
+                                 a.jac ? a.ljd : nullptr, true, sample_step(a, forward)));
     }
 
     // out = M in per sample (vectors: one product for the batch; images: per pixel).
@@ -529,7 +511,7 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
     void forward(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
         if constexpr (fused) {
-            for_each_sample(ctx, a.batch, small_block(a, true));
+            run_fused(a, true);
             return;
         }
         const work w = layout(a.batch, a.scratch);
@@ -559,7 +541,7 @@ template <class Subnet, AllInOneOptions O, Scalar S, signature Sig> struct all_i
     void inverse(const run_args<S, device>& a) const {
         const context& ctx = *a.context;
         if constexpr (fused) {
-            for_each_sample(ctx, a.batch, small_block(a, false));
+            run_fused(a, false);
             return;
         }
         const work w = layout(a.batch, a.scratch);
