@@ -341,6 +341,12 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
     benchmark::Initialize(&n, rest.data());
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
+    // Which kernels ran (stderr: the JSON on stdout stays the benchmark's own).
+    const auto& c = inn::nn::kernels::caches();
+    std::fprintf(stderr, "%s: %d-byte vectors, L1d %ld KiB, L2 %ld KiB; measured gemm picks:\n%s",
+                 name, inn::nn::kernels::vector_bytes, c.l1d / 1024, c.l2 / 1024,
+                 inn::nn::kernels::gemm_picks().empty() ? "  (none: no product large enough)\n"
+                                                        : inn::nn::kernels::gemm_picks().c_str());
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "../core/tensor_view.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_pick.hpp"
 #include "kernels/mlp.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/switches.hpp"

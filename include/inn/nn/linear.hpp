@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "kernels/gemm.hpp"
+#include "kernels/gemm_pick.hpp"
 #include "kernels/grad.hpp"
 #include "layer.hpp"
 
@@ -43,12 +43,20 @@ struct Linear {
         /// y = act(x Wᵀ + b): nn::Sequential fuses a following element-wise layer this way.
         template <class F>
         void forward_act(cview<S> in, view<S> y, index_t batch, S* scratch, F act) const {
-            kernels::gemm_nt<S, In, Out>(in.data, in.stride, weight.data(),
-                                         Bias ? bias.data() : nullptr, y.data, y.stride, batch,
-                                         scratch, act);
+            kernels::gemm_nt_picked<S, In, Out>(in.data, in.stride, weight.data(),
+                                                Bias ? bias.data() : nullptr, y.data, y.stride,
+                                                batch, scratch, scratch_panels(batch), act);
         }
-        /// A panel of transposed inputs for the matrix product.
-        static constexpr index_t scratch_size(index_t) { return kernels::gemm_nt_scratch<S, In>(); }
+        /// Panels of transposed inputs for the matrix product: room for every plan the measured
+        /// pick may choose at this batch (kernels/gemm_pick.hpp), one panel for small batches.
+        static constexpr index_t scratch_panels(index_t batch) {
+            return batch >= kernels::gemm_pick_panels * kernels::gemm_panel<S>
+                       ? kernels::gemm_pick_panels
+                       : 1;
+        }
+        static constexpr index_t scratch_size(index_t batch) {
+            return kernels::gemm_nt_scratch<S, In>(scratch_panels(batch));
+        }
 
         static constexpr index_t flops(index_t batch) { return 2 * index_t(In) * Out * batch; }
 

@@ -10,6 +10,7 @@
 //   * bias_act      Y = act(Y + b) in one pass over Y (bias and activation fused).
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include <Eigen/Core>
@@ -47,24 +48,99 @@ template <Scalar S, int MR, int NV> struct gemm_tile {
     }
 };
 
-/// Scratch of gemm_nt for a layer with `In` inputs: one packed panel of inputs.
-template <Scalar S, index_t In> constexpr index_t gemm_nt_scratch() {
-    return In * 3 * simd<S>::lanes;
+/// How gemm_nt_dense walks a product: `panels` panels of samples are packed at a time, and W
+/// is taken `row_block` rows at a time (0: all of it), each block multiplied into every packed
+/// panel before the next block is read - so a block of W stays in cache while the samples
+/// stream (one panel and all of W: W streams once per panel). Every plan gives the same bits:
+/// each output is one chain of multiply-adds over k in order, whatever the tiling (tested), so
+/// the measured pick (gemm_pick.hpp) can choose any of them.
+struct gemm_plan {
+    index_t panels = 1;
+    index_t row_block = 0;
+    friend constexpr bool operator==(gemm_plan, gemm_plan) = default;
+};
+
+/// Samples in one packed panel of gemm_nt_dense.
+template <Scalar S> inline constexpr index_t gemm_panel = 3 * simd<S>::lanes;
+
+/// Scratch of gemm_nt for a layer with `In` inputs: `panels` packed panels of inputs (one is
+/// what the default plan needs).
+template <Scalar S, index_t In> constexpr index_t gemm_nt_scratch(index_t panels = 1) {
+    return In * gemm_panel<S> * panels;
 }
+
+namespace detail {
+/// Panel [In x P] of samples m0 .. m0 + width: column j is sample m0 + j, unused columns zero.
+template <Scalar S>
+void pack_panel(const S* X, index_t ldx, index_t m0, index_t width, index_t In, S* dst) {
+    constexpr index_t P = gemm_panel<S>, L = simd<S>::lanes;
+    const index_t filled = (width + L - 1) / L * L;
+    for (index_t k = 0; k < In; ++k, dst += P) {
+        for (index_t j = 0; j < width; ++j)
+            dst[j] = X[(m0 + j) * ldx + k];
+        for (index_t j = width; j < filled; ++j)
+            dst[j] = S(0);
+    }
+}
+
+/// Rows [r0, r1) of Y's samples m0 .. m0 + width from their packed panel, a register tile of
+/// MR rows at a time, bias and activation applied as the tile is stored (transposed).
+template <Scalar S, class F>
+void panel_rows(const S* panel, index_t width, const S* W, const S* bias, S* Y, index_t ldy,
+                index_t m0, index_t In, index_t r0, index_t r1, F act) {
+    using V = simd<S>;
+    constexpr int L = V::lanes, MR = 8;
+    constexpr index_t P = gemm_panel<S>;
+    auto tiles = [&]<int NV>() {
+        auto rows = [&]<int R>(index_t n0) {
+            gemm_tile<S, R, NV> t;
+            t.run(W + n0 * In, In, panel, P, In);
+            // Transposed through a small sample-major block, so that each sample's R outputs
+            // leave as one contiguous store: R scalar stores per sample into rows of Y a
+            // power-of-two apart (Out = 512) hit the same few cache sets and thrash L1.
+            S tile[NV * L][R];
+            for (int r = 0; r < R; ++r) {
+                const S b = bias ? bias[n0 + r] : S(0);
+                for (int v = 0; v < NV; ++v) {
+                    const typename V::vec y = V::apply(act, t.acc[r][v] + b);
+                    for (int l = 0; l < L; ++l)
+                        tile[v * L + l][r] = y[l];
+                }
+            }
+            for (index_t j = 0; j < width; ++j)
+                std::memcpy(Y + (m0 + j) * ldy + n0, tile[j], sizeof(tile[j]));
+        };
+        index_t n0 = r0;
+        for (; n0 + MR <= r1; n0 += MR)
+            rows.template operator()<MR>(n0);
+        // The last (r1 - r0) % MR rows: one tile of exactly that many (a run-time count).
+        [&]<int... R>(std::integer_sequence<int, R...>) {
+            ((r1 - n0 == R + 1 ? rows.template operator()<R + 1>(n0) : void()), ...);
+        }(std::make_integer_sequence<int, MR - 1>{});
+    };
+    const int nv = int((width + L - 1) / L);
+    if (nv == 3)
+        tiles.template operator()<3>();
+    else if (nv == 2)
+        tiles.template operator()<2>();
+    else
+        tiles.template operator()<1>();
+}
+} // namespace detail
 
 /// Y (batch x Out) = act(X (batch x In) Wᵀ + bias), W row-major [Out, In] as torch.nn.Linear
 /// stores it. One or two samples: matrix-vector products (W streams through once per sample,
 /// nothing is packed). Otherwise panels of 3 vectors' worth of samples are transposed into
-/// `scratch` and multiplied by W one register tile at a time, W broadcast from its rows; the
-/// tile is written back transposed, with bias and activation applied on the way.
+/// `scratch` and multiplied by W one register tile at a time, W broadcast from its rows, in the
+/// order `plan` gives (it must fit the scratch: gemm_nt_scratch(plan.panels)); the tile is
+/// written back transposed, with bias and activation applied on the way.
 // The sizes are run-time values here: one instantiation per scalar type and activation serves
 // every layer shape (compile time), while the inner loops live in gemm_tile.
 template <Scalar S, class F>
 void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, index_t ldy,
-                   index_t batch, index_t In, index_t Out, S* scratch, F act) {
-    using V = simd<S>;
-    constexpr int L = V::lanes;
-    constexpr int MR = 8, NV = 3, P = NV * L;
+                   index_t batch, index_t In, index_t Out, S* scratch, F act,
+                   gemm_plan plan = {}) {
+    constexpr index_t P = gemm_panel<S>;
     using rmat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using stride = Eigen::Stride<Eigen::Dynamic, 1>;
     const Eigen::Map<const rmat> Wm(W, Out, In);
@@ -92,46 +168,17 @@ void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, ind
         }
         return;
     }
-    for (index_t m0 = 0; m0 < batch; m0 += P) {
-        const index_t width = std::min<index_t>(P, batch - m0);
-        const int nv = int((width + L - 1) / L);
-        // Panel [In x P]: column j is sample m0 + j; unused columns are zero.
-        for (index_t k = 0; k < In; ++k) {
-            S* dst = scratch + k * P;
-            for (index_t j = 0; j < width; ++j)
-                dst[j] = X[(m0 + j) * ldx + k];
-            for (index_t j = width; j < nv * L; ++j)
-                dst[j] = S(0);
-        }
-        auto tiles = [&]<int NVt>() {
-            auto rows = [&]<int R>(index_t n0) {
-                gemm_tile<S, R, NVt> t;
-                t.run(W + n0 * In, In, scratch, P, In);
-                for (int r = 0; r < R; ++r) {
-                    const S b = bias ? bias[n0 + r] : S(0);
-                    for (int v = 0; v < NVt; ++v) {
-                        const typename V::vec y = V::apply(act, t.acc[r][v] + b);
-                        const index_t n = std::min<index_t>(L, width - v * L);
-                        S* out = Y + (m0 + v * L) * ldy + n0 + r;
-                        for (index_t l = 0; l < n; ++l)
-                            out[l * ldy] = y[l];
-                    }
-                }
-            };
-            index_t n0 = 0;
-            for (; n0 + MR <= Out; n0 += MR)
-                rows.template operator()<MR>(n0);
-            // The last Out % MR rows: one tile of exactly that many (a run-time count).
-            [&]<int... R>(std::integer_sequence<int, R...>) {
-                ((Out - n0 == R + 1 ? rows.template operator()<R + 1>(n0) : void()), ...);
-            }(std::make_integer_sequence<int, MR - 1>{});
-        };
-        if (nv == 3)
-            tiles.template operator()<3>();
-        else if (nv == 2)
-            tiles.template operator()<2>();
-        else
-            tiles.template operator()<1>();
+    const index_t panels = std::max<index_t>(1, plan.panels);
+    const index_t block = plan.row_block > 0 ? plan.row_block : Out;
+    for (index_t m0 = 0; m0 < batch; m0 += panels * P) {
+        const index_t n_panels = std::min(panels, (batch - m0 + P - 1) / P);
+        for (index_t p = 0; p < n_panels; ++p)
+            detail::pack_panel(X, ldx, m0 + p * P, std::min(P, batch - m0 - p * P), In,
+                               scratch + p * In * P);
+        for (index_t r0 = 0; r0 < Out; r0 += block)
+            for (index_t p = 0; p < n_panels; ++p)
+                detail::panel_rows(scratch + p * In * P, std::min(P, batch - m0 - p * P), W, bias,
+                                   Y, ldy, m0 + p * P, In, r0, std::min(Out, r0 + block), act);
     }
 }
 
