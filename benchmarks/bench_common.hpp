@@ -17,6 +17,9 @@
 //              "<mode>.loss" and "<mode>.<key>" (dL/dθ of every trainable parameter, by its
 //              state_dict key) for mode = store, recompute to OUT, then exits;
 //   --info     prints one JSON line: FLOPs per sample, parameter bytes, workspace bytes;
+//   --bf16     the cases run with bfloat16 weights (network::use_bf16_weights; they matter at
+//              batch 1 and 2); --check also writes "z_bf16", "ljd_bf16" (forward, one sample per
+//              call) and "x_rev_bf16", "ljd_rev_bf16" (the inverse of the float32 z);
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
 //              share_buffers, views, fuse_coupling; mutable only with INN_BENCHMARK_SWITCHES,
@@ -148,6 +151,32 @@ template <class Net> int check(Net& net, const std::string& spec) {
         net.forward_into(x, z2, ljd2);
     set_threads(net, 1);
     out.push_back(inn::io::make_tensor("z_threads2", {batch, z2.cols()}, vec(z2)));
+    // With bfloat16 weights, one sample per call (where they are read): z and log-det of x, and
+    // x back from the float32 z, for their accuracy against float32.
+    net.use_bf16_weights();
+    inn::row_matrix<float> zh(batch, z.cols()), xh(batch, x.cols());
+    inn::vector<float> ljdh(batch), ljd_revh(batch);
+    for (inn::index_t b = 0; b < batch; ++b) {
+        inn::row_matrix<float> xb = x.row(b), zb = z.row(b), zo(1, z.cols()), xo(1, x.cols());
+        inn::vector<float> l(1), lr(1);
+        if constexpr (conditional<Net>) {
+            inn::row_matrix<float> cb = c.row(b);
+            net.forward_into(xb, zo, l, inn::conditions(cb));
+            net.inverse_into(zb, xo, lr, inn::conditions(cb));
+        } else {
+            net.forward_into(xb, zo, l);
+            net.inverse_into(zb, xo, lr);
+        }
+        zh.row(b) = zo;
+        xh.row(b) = xo;
+        ljdh[b] = l[0];
+        ljd_revh[b] = lr[0];
+    }
+    net.use_bf16_weights(false);
+    out.push_back(inn::io::make_tensor("z_bf16", {batch, z.cols()}, vec(zh)));
+    out.push_back(inn::io::make_tensor("ljd_bf16", {batch}, vec(ljdh)));
+    out.push_back(inn::io::make_tensor("x_rev_bf16", {batch, x.cols()}, vec(xh)));
+    out.push_back(inn::io::make_tensor("ljd_rev_bf16", {batch}, vec(ljd_revh)));
     inn::io::write_safetensors(spec.substr(colon + 1), out);
     return 0;
 }
@@ -251,6 +280,8 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
             check_spec = std::string(a.substr(8));
         else if (a == "--info")
             info = true;
+        else if (a == "--bf16")
+            net->use_bf16_weights();
         else if (a.starts_with("--off=")) {
             auto& t = inn::nn::kernels::tuning();
             for (std::string_view k = a.substr(6); !k.empty();) {

@@ -624,7 +624,12 @@ def check_model(name, exe, weights, tmp):
     errs = {"z": rel(cpp["z"], z), "ljd": rel(cpp["ljd"], ljd), "x_rev": rel(cpp["x_rev"], xr),
             "ljd_rev": rel(cpp["ljd_rev"], ljd_r), "z (inn, 2 threads)": rel(cpp["z_threads2"], z)}
     ok = all(v < 1e-3 for v in errs.values())
-    return ok, errs
+    # bfloat16 weights (one sample per call) against inn's float32 results.
+    x_flat = x.reshape(n, -1)
+    errs_bf16 = {"z": rel(cpp["z_bf16"], cpp["z"]), "ljd": rel(cpp["ljd_bf16"], cpp["ljd"]),
+                 "x_rev": rel(cpp["x_rev_bf16"], x_flat),
+                 "ljd_rev": rel(cpp["ljd_rev_bf16"], cpp["ljd_rev"])}
+    return ok, errs, errs_bf16
 
 
 # Batches of the gradient comparison (small enough for float64 references of the big models).
@@ -800,6 +805,36 @@ def print_targets(rows, handwritten):
         for text, ok, figure in checks:
             print(f"  [{'met' if ok else 'NOT met'}] {text}: {figure}")
 
+    # The portable-speed issue's, on this CPU (it asks for them on every CPU kind).
+    checks = []
+    for d in ("fwd", "inv"):
+        r = row("moons", d, 1)
+        if r and r[4]:
+            checks.append((f"moons {d} batch 1: >= 200x PyTorch best", r[6] / r[4] >= 200,
+                           f"{r[6] / r[4]:.0f}x"))
+        r = row("conv-cifar", d, 16)
+        if r and r[4]:
+            checks.append((f"conv-cifar {d} batch 16: >= 1.5x PyTorch best", r[6] / r[4] >= 1.5,
+                           f"{r[6] / r[4]:.2f}x"))
+        for name in ("moons", "mnist-cinn"):
+            r = row(name, d, 256)
+            if r and r[4]:
+                checks.append((f"{name} {d} batch 256: within 1.25x of the FLOP floor",
+                               r[4] <= 1.25 * r[8], f"{r[4] / r[8]:.2f}x"))
+            one, two = row(name, d, 256, 1), row(name, d, 256, 2)
+            if one and two and one[4] and two[4]:
+                checks.append((f"{name} {d} batch 256: two threads >= 1.7x one",
+                               one[4] / two[4] >= 1.7, f"{one[4] / two[4]:.2f}x"))
+        r = row("mnist-cinn", d + "-bf16", 1)
+        if r and r[4]:
+            checks.append((f"mnist-cinn {d} batch 1, bfloat16 weights: >= 2.5x PyTorch best",
+                           r[6] / r[4] >= 2.5, f"{r[6] / r[4]:.2f}x"))
+    if checks:
+        print()
+        print(f"targets of the portable-speed issue, on {lscpu_model()}:")
+        for text, ok, figure in checks:
+            print(f"  [{'met' if ok else 'NOT met'}] {text}: {figure}")
+
 
 def merge_gbench(rounds):
     """Per case: the median over rounds of each round's median."""
@@ -910,9 +945,12 @@ def main():
             state = model.state_dict()
             weights = os.path.join(tmp, f"{name}.safetensors")
             write_safetensors(weights, state)
-            ok, errs = check_model(name, exe, weights, tmp)
+            ok, errs, errs_bf16 = check_model(name, exe, weights, tmp)
             print(f"{name}: outputs agree with PyTorch: {'yes' if ok else 'NO'} (max relative "
                   "error " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()) + ")", flush=True)
+            print(f"{name}: bfloat16 weights against float32 (batch 1; max error over max "
+                  "value): " + ", ".join(f"{k} {v:.1e}" for k, v in errs_bf16.items()),
+                  flush=True)
             info = json.loads(run([exe, "--info"], stdout=subprocess.PIPE).stdout)
             flops = info["flops_per_sample"]
             wbytes = streamed_bytes(state)
@@ -933,7 +971,9 @@ def main():
 
             print(f"{name}: timing PyTorch (found) ...", flush=True)
             torch_res = {"found": torch_run("found", found_env, False, False, args.reps, "found")}
-            cpp_rounds, best_rounds = [], []
+            cpp_rounds, best_rounds, bf16_rounds = [], [], []
+            # Batch 1 with bfloat16 weights where it streams them from memory.
+            stream_bf16 = wbytes > llc_bytes() and 1 in batches
             for r in range(args.rounds):
                 print(f"{name}: round {r + 1}/{args.rounds}: inn, then PyTorch (best) ...",
                       flush=True)
@@ -942,13 +982,21 @@ def main():
                                                "--batches=" + ",".join(map(str, batches)),
                                                "--train-batches="],
                                          args.round_reps, 0.05 if args.quick else 0.1))
+                if stream_bf16:
+                    bf16_rounds.append(gbench(exe, [f"--weights={weights}", "--threads=1",
+                                                    "--batches=1", "--train-batches=", "--bf16"],
+                                              args.round_reps, 0.05 if args.quick else 0.1))
                 best_rounds.append(torch_run("best", best_env, not args.no_traced, True,
                                              args.round_reps, f"best{r}"))
             cpp = merge_gbench(cpp_rounds)
+            if bf16_rounds:
+                for key, v in merge_gbench(bf16_rounds).items():
+                    cpp[key.replace("/batch:", "-bf16/batch:")] = v
             torch_res["best"] = merge_torch(best_rounds)
             blas = torch_res["best"]["blas"]
             print(f"{name}: OpenBLAS as found: {torch_res['found']['blas']}; at best: {blas}")
-            everything["models"][name] = {"check": errs, "flops_per_sample": flops,
+            everything["models"][name] = {"check": errs, "check_bf16": errs_bf16,
+                                          "flops_per_sample": flops,
                                           "weight_bytes": wbytes, "inn": cpp, "torch": torch_res,
                                           "compile": costs.get(exe_name)}
             for case in torch_res["best"]["cases"]:
@@ -963,6 +1011,11 @@ def main():
                 mem_floor = wbytes / fl["read_bw"] if wbytes > llc_bytes() else 0.0
                 rows.append((name, d, b, t, mine, found["seconds"], case["seconds"], case["mode"],
                              flop_floor, mem_floor, costs.get(exe_name)))
+                half = cpp.get(f"{name}/{d}-bf16/batch:{b}/threads:{t}", {}).get("seconds")
+                if half:  # bfloat16 weights: half the bytes to stream
+                    rows.append((name, d + "-bf16", b, t, half, found["seconds"],
+                                 case["seconds"], case["mode"], flop_floor, mem_floor / 2,
+                                 costs.get(exe_name)))
         ablations = []
         if not args.no_ablations and do_infer:
             for name in args.models:

@@ -82,11 +82,13 @@ using ImageCondNet =
 template <class Net>
 void perturb(Net& net, unsigned seed = 7) {
     generator g(seed);
-    net.visit([&](const std::string& key, const tensor_ref<double>& t) {
+    using S = typename Net::scalar;
+    net.visit([&](const std::string& key, const tensor_ref<S>& t) {
         if (!t.real || !t.trainable) return;
         const bool global = key.ends_with("global_scale") || key.ends_with("global_offset");
         for (std::int64_t i = 0; i < t.shape.numel(); ++i)
-            t.real[i] = global ? t.real[i] + 0.3 * g.normal<double>() : 0.9 * g.normal<double>();
+            t.real[i] = S(global ? double(t.real[i]) + 0.3 * g.normal<double>()
+                                 : 0.9 * g.normal<double>());
     });
 }
 
@@ -546,6 +548,95 @@ TEST_CASE("AllInOneBlock with one channel is the global affine map", "[allinone]
     run(y, back, false);
     CHECK(max_rel_error(back, x) < 1e-15);
     CHECK(std::abs(ljd[1]) < 1e-15);  // forward + inverse
+}
+
+// ---- bfloat16 weights (network::use_bf16_weights) ------------------------------------------
+
+struct wide_subnet {  // wide enough for whole vectors of every width, and a tail
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 45>, nn::ReLU, nn::Linear<45, O>>;
+};
+using Bf16Net = SequenceINN<Shape<37>, Conditions<Shape<3>>,
+                            Repeat<3, Conditioned<AllInOneBlock<wide_subnet,
+                                                                opt{.permute_soft = true}>,
+                                                  0>>>;
+
+// Every weight that offers a bfloat16 copy, rounded to bfloat16 in place.
+template <class Net>
+int round_offered_weights(Net& net) {
+    int rounded = 0;
+    net.visit([&](const std::string&, const tensor_ref<float>& t) {
+        if (!t.bf16) return;
+        ++rounded;
+        for (std::int64_t i = 0; i < t.shape.numel(); ++i)
+            t.real[i] = nn::kernels::from_bf16(nn::kernels::to_bf16(t.real[i]));
+    });
+    return rounded;
+}
+
+TEST_CASE("bfloat16 rounding: nearest, ties to even, Inf and NaN kept", "[allinone][bf16]") {
+    using nn::kernels::from_bf16;
+    using nn::kernels::to_bf16;
+    CHECK(from_bf16(to_bf16(1.0f)) == 1.0f);
+    // At 1 a bfloat16's ulp is 2^-7: 1 + 2^-8 is a tie.
+    CHECK(from_bf16(to_bf16(1.0f + 0x1p-8f)) == 1.0f);                 // tie: to even (down)
+    CHECK(from_bf16(to_bf16(1.0f + 3 * 0x1p-8f)) == 1.0f + 0x1p-6f);   // tie: to even (up)
+    CHECK(from_bf16(to_bf16(1.0f + 0x1p-8f + 0x1p-20f)) == 1.0f + 0x1p-7f); // above the tie
+    CHECK(from_bf16(to_bf16(-2.5f)) == -2.5f);
+    CHECK(std::isinf(from_bf16(to_bf16(std::numeric_limits<float>::infinity()))));
+    CHECK(std::isnan(from_bf16(to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+    for (float v : {0.1f, -7.3f, 1e-3f, 12345.678f}) // within half an ulp: 2^-8 relative
+        CHECK(std::abs(from_bf16(to_bf16(v)) - v) <= std::abs(v) * 0x1p-8f);
+}
+
+TEST_CASE("bfloat16 weights: batch 1 and 2 run on the rounded weights, larger batches as before",
+          "[allinone][bf16]") {
+    Bf16Net net(7); // PyTorch's init: well conditioned, so that float32 rounding stays small
+    for (int b : {1, 2, 5}) {
+        INFO("batch " << b);
+        const row_matrix<float> x = inn::test::random_batch(b, 37, 3).cast<float>();
+        const row_matrix<float> c = inn::test::random_batch(b, 3, 4).cast<float>();
+        auto [z, ljd] = net.forward(x, conditions(c));
+        auto [xr, ljd_rev] = net.inverse(z, conditions(c));
+
+        // The truth: a copy whose offered weights are rounded to bfloat16, run in float32.
+        Bf16Net rounded = net;
+        CHECK(round_offered_weights(rounded) == 3 * (2 + 2)); // two Linear, w_perm, w_perm_inv
+        auto [zr, ljdr] = rounded.forward(x, conditions(c));
+        auto [xrr, ljd_revr] = rounded.inverse(z, conditions(c));
+        CHECK(max_rel_error(zr, z) > 1e-5); // rounding the weights does change the result
+
+        net.use_bf16_weights();
+        auto [zh, ljdh] = net.forward(x, conditions(c));
+        auto [xh, ljd_revh] = net.inverse(z, conditions(c));
+        if (b <= 2) { // equal to the rounded network's up to the order of the sums
+            CHECK(max_rel_error(zh, zr) < 1e-5);
+            CHECK(max_rel_error(ljdh, ljdr) < 1e-5);
+            CHECK(max_rel_error(xh, xrr) < 1e-5);
+            CHECK(max_rel_error(ljd_revh, ljd_revr) < 1e-5);
+        } else { // compute-bound batches keep the float32 weights: the same bits
+            CHECK((zh.array() == z.array()).all());
+            CHECK((xh.array() == xr.array()).all());
+        }
+        // The copies follow the weights: changed after the switch, the next call sees them.
+        Bf16Net changed = net;
+        changed.visit([](const std::string&, const tensor_ref<float>& t) {
+            if (t.bf16)
+                for (std::int64_t i = 0; i < t.shape.numel(); ++i) t.real[i] *= 0.75f;
+        });
+        Bf16Net changed_rounded = changed;
+        changed_rounded.use_bf16_weights(false);
+        changed.use_bf16_weights();
+        round_offered_weights(changed_rounded);
+        if (b <= 2)
+            CHECK(max_rel_error(changed.forward(x, conditions(c)).z,
+                                changed_rounded.forward(x, conditions(c)).z) < 1e-5);
+
+        net.use_bf16_weights(false); // off: the float32 weights' bits again
+        auto [z2, ljd2] = net.forward(x, conditions(c));
+        CHECK((z2.array() == z.array()).all());
+        CHECK((ljd2.array() == ljd.array()).all());
+    }
 }
 
 }  // namespace

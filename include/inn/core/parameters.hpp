@@ -59,6 +59,9 @@ struct tensor_ref {
     bool trainable = false;        // a learned parameter (requires_grad in PyTorch)
     S** grad_slot = nullptr;       // where the owner keeps its gradient pointer (trainable reals)
     void* device = nullptr;        // its storage in a backend's memory (then `real` is null)
+    /// A weight that products stream (Linear's, a soft permutation's) offers a bfloat16 copy
+    /// for them to read instead (network::use_bf16_weights); empty while that is off.
+    std::vector<std::uint16_t>* bf16 = nullptr;
 
     /// The gradient (numel values) while a trainer has attached one, else null.
     S* grad() const { return grad_slot ? *grad_slot : nullptr; }
@@ -74,23 +77,34 @@ struct parameter {
     /// through `ref().grad_slot`; a module's `backward` reads it as `args.grad_of(p)`. Not
     /// copied: a copied network has no gradient storage until a trainer gives it some.
     S* grad = nullptr;
+    /// Whether products that stream this weight may read a bfloat16 copy (set by the layer
+    /// that owns it), and the copy itself while the network asks for one.
+    bool offers_bf16 = false;
+    std::vector<std::uint16_t> bf16;
 
     parameter() = default;
     explicit parameter(tensor_shape s, bool learned = true)
         : values(vector<S>::Zero(static_cast<index_t>(s.numel()))), shape(s), trainable(learned) {}
-    parameter(const parameter& o) : values(o.values), shape(o.shape), trainable(o.trainable) {}
+    parameter(const parameter& o)
+        : values(o.values), shape(o.shape), trainable(o.trainable), offers_bf16(o.offers_bf16),
+          bf16(o.bf16) {}
     parameter(parameter&& o) noexcept
-        : values(std::move(o.values)), shape(o.shape), trainable(o.trainable) {}
+        : values(std::move(o.values)), shape(o.shape), trainable(o.trainable),
+          offers_bf16(o.offers_bf16), bf16(std::move(o.bf16)) {}
     parameter& operator=(const parameter& o) {
         values = o.values;
         shape = o.shape;
         trainable = o.trainable;
+        offers_bf16 = o.offers_bf16;
+        bf16 = o.bf16;
         return *this;
     }
     parameter& operator=(parameter&& o) noexcept {
         values = std::move(o.values);
         shape = o.shape;
         trainable = o.trainable;
+        offers_bf16 = o.offers_bf16;
+        bf16 = std::move(o.bf16);
         return *this;
     }
 
@@ -104,7 +118,10 @@ struct parameter {
     Eigen::Map<row_matrix<S>> matrix(index_t rows, index_t cols) {
         return Eigen::Map<row_matrix<S>>(values.data(), rows, cols);
     }
-    tensor_ref<S> ref() { return {values.data(), nullptr, nullptr, shape, trainable, &grad, nullptr}; }
+    tensor_ref<S> ref() {
+        return {values.data(), nullptr, nullptr, shape, trainable, &grad, nullptr,
+                offers_bf16 ? &bf16 : nullptr};
+    }
 };
 
 /// Owned int64 index buffer (PyTorch stores permutations as int64 parameters).

@@ -197,7 +197,8 @@ class executor {
           stride_(o.stride_), memory_(o.memory_), scratch_offset_(o.scratch_offset_),
           slice_scratch_(o.slice_scratch_), capacity_(std::exchange(o.capacity_, 0)),
           pool_(std::move(o.pool_)), version_(o.version_), prepared_(o.prepared_),
-          pending_init_(o.pending_init_) {}
+          pending_init_(o.pending_init_), bf16_weights_(o.bf16_weights_),
+          bf16_copies_(o.bf16_copies_) {}
     executor& operator=(executor&& o) noexcept {
         if (this != &o) {
             modules_ = std::move(o.modules_);
@@ -212,6 +213,8 @@ class executor {
             version_ = o.version_;
             prepared_ = o.prepared_;
             pending_init_ = o.pending_init_;
+            bf16_weights_ = o.bf16_weights_;
+            bf16_copies_ = o.bf16_copies_;
         }
         return *this;
     }
@@ -243,8 +246,30 @@ class executor {
         bool waiting = false;
         for_each_module_impl([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
         pending_init_ = waiting;
+        // The weights' bfloat16 copies follow their values (or are dropped when not wanted).
+        if (bf16_weights_ || bf16_copies_) for_each_module_impl([&](auto, auto& m) {
+            visit_tensors(m,
+                          [&](const std::string&, const tensor_ref<S>& t) {
+                              if (!t.bf16 || !t.real) return;
+                              if (bf16_weights_)
+                                  nn::kernels::to_bf16(t.real, std::size_t(t.shape.numel()),
+                                                       *t.bf16);
+                              else
+                                  std::vector<std::uint16_t>().swap(*t.bf16);
+                          },
+                          std::string());
+        });
+        bf16_copies_ = bf16_weights_;
         prepared_ = version_;
     }
+
+    /// Products that stream their weights (one or two samples) read bfloat16 copies of them
+    /// (network::use_bf16_weights); made at the next call's prepare.
+    void use_bf16_weights(bool on) {
+        if (on != bf16_weights_) parameters_changed();
+        bf16_weights_ = on;
+    }
+    bool bf16_weights() const { return bf16_weights_; }
 
     /// Sizes every buffer for `max_batch` samples: the only allocation of a network's life after
     /// construction (and set_threads).
@@ -550,6 +575,8 @@ class executor {
     std::uint64_t version_ = 1;   // bumped by every non-const access to the parameters
     std::uint64_t prepared_ = 0;  // the version the modules were last prepared for
     bool pending_init_ = false;   // a module awaits data initialisation (known once prepared)
+    bool bf16_weights_ = false;   // streamed weights read from bfloat16 copies
+    bool bf16_copies_ = false;    // the modules hold such copies now
 };
 
 }  // namespace inn::graph

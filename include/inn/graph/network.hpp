@@ -138,6 +138,17 @@ class network {
         check_usable();
         exec_.set_threads(threads);
     }
+    /// Opt-in reduced-precision weight storage for memory-bound calls: products of one or two
+    /// samples (Linear layers, AllInOneBlock's soft permutation) read a bfloat16 copy of their
+    /// weights - half the bytes to stream - while the arithmetic and its sums stay in the
+    /// network's scalar type; larger batches keep reading the full weights. The copies follow
+    /// parameter changes (made at the next call) and cost half the weights' memory again.
+    /// Accuracy against float32: docs/performance.md. Default off.
+    void use_bf16_weights(bool on = true) {
+        check_usable();
+        exec_.use_bf16_weights(on);
+    }
+    bool bf16_weights() const { return exec_.bf16_weights(); }
     /// False when a module must see whole batches (IResNetLayer): then every call runs on the
     /// calling thread whatever set_threads says.
     static constexpr bool batch_parallel = executor_type::batch_parallel;

@@ -10,6 +10,7 @@
 //   * kernels/switches.hpp  the benchmark switches (constants unless INN_BENCHMARK_SWITCHES).
 
 #include "../core/tensor_view.hpp"
+#include "kernels/bf16.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_pick.hpp"

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "kernels/bf16.hpp"
 #include "kernels/gemm_pick.hpp"
 #include "kernels/grad.hpp"
 #include "layer.hpp"
@@ -32,6 +33,7 @@ struct Linear {
             S bound = S(torch_default_init_bound(In));
             g.fill_uniform(weight.data(), std::size_t(weight.size()), -bound, bound);
             if constexpr (Bias) g.fill_uniform(bias.data(), std::size_t(bias.size()), -bound, bound);
+            weight.offers_bf16 = true;
         }
 
         static constexpr index_t in_features = In, out_features = Out;
@@ -43,6 +45,11 @@ struct Linear {
         /// y = act(x Wᵀ + b): nn::Sequential fuses a following element-wise layer this way.
         template <class F>
         void forward_act(cview<S> in, view<S> y, index_t batch, S* scratch, F act) const {
+            // One or two samples stream W: from its bfloat16 copy where the network keeps one.
+            if (batch <= 2 && scratch && !weight.bf16.empty())
+                return kernels::gemv_bf16<S>(weight.bf16.data(), In, Out, in.data, in.stride,
+                                             batch, Bias ? bias.data() : nullptr, y.data,
+                                             y.stride, scratch, act);
             kernels::gemm_nt_picked<S, In, Out>(in.data, in.stride, weight.data(),
                                                 Bias ? bias.data() : nullptr, y.data, y.stride,
                                                 batch, scratch, scratch_panels(batch), act);
