@@ -19,15 +19,15 @@ namespace inn::nn::kernels {
 /// `f` rounded to the nearest bfloat16 (ties to even); NaN stays a (quiet) NaN.
 inline std::uint16_t to_bf16(float f) {
     std::uint32_t u = std::bit_cast<std::uint32_t>(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return std::uint16_t((u >> 16) | 0x40u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return std::uint16_t((u >> 16) | 0x40u);
     u += 0x7fffu + ((u >> 16) & 1u);
     return std::uint16_t(u >> 16);
 }
 inline float from_bf16(std::uint16_t h) { return std::bit_cast<float>(std::uint32_t(h) << 16); }
 
 /// `out` = the n values of `x` as bfloat16.
-template <Scalar S>
-void to_bf16(const S* x, std::size_t n, std::vector<std::uint16_t>& out) {
+template <Scalar S> void to_bf16(const S* x, std::size_t n, std::vector<std::uint16_t>& out) {
     out.resize(n);
     for (std::size_t i = 0; i < n; ++i)
         out[i] = to_bf16(float(x[i]));
@@ -90,15 +90,16 @@ void gemv_bf16(const std::uint16_t* W, index_t In, index_t Out, const S* X, inde
                 for (index_t i = 0; i < body; i += 2 * L) {
                     const vec xe = V::load(xs + i), xo = V::load(xs + i + L);
                     for (int r = 0; r < 8; ++r) {
-                        if (next) __builtin_prefetch(w + (8 + r) * In + i);
+                        if (next)
+                            __builtin_prefetch(w + (8 + r) * In + i);
                         const halves h = widen(w + r * In + i);
                         e[r] += h.even * xe;
                         d[r] += h.odd * xo;
                     }
                 }
                 for (int r = 0; r < 8; ++r)
-                    y[o + r] = act(V::sum(e[r] + d[r]) + tail(w + r * In) +
-                                   (bias ? bias[o + r] : 0.f));
+                    y[o + r] =
+                        act(V::sum(e[r] + d[r]) + tail(w + r * In) + (bias ? bias[o + r] : 0.f));
             }
             for (index_t r = 0; r < Out % 8; ++r) {
                 const index_t o = 8 * blocks + r;

@@ -138,8 +138,7 @@ void panel_rows(const S* panel, index_t width, const S* W, const S* bias, S* Y, 
 // every layer shape (compile time), while the inner loops live in gemm_tile.
 template <Scalar S, class F>
 void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, index_t ldy,
-                   index_t batch, index_t In, index_t Out, S* scratch, F act,
-                   gemm_plan plan = {}) {
+                   index_t batch, index_t In, index_t Out, S* scratch, F act, gemm_plan plan = {}) {
     constexpr index_t P = gemm_panel<S>;
     using rmat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using stride = Eigen::Stride<Eigen::Dynamic, 1>;

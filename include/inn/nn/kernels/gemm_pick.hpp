@@ -38,8 +38,10 @@ inline const cache_sizes& caches() {
     static const cache_sizes c = [] {
         cache_sizes r;
 #if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
-        if (const long v = sysconf(_SC_LEVEL1_DCACHE_SIZE); v > 0) r.l1d = v;
-        if (const long v = sysconf(_SC_LEVEL2_CACHE_SIZE); v > 0) r.l2 = v;
+        if (const long v = sysconf(_SC_LEVEL1_DCACHE_SIZE); v > 0)
+            r.l1d = v;
+        if (const long v = sysconf(_SC_LEVEL2_CACHE_SIZE); v > 0)
+            r.l2 = v;
 #endif
         return r;
     }();
@@ -60,7 +62,8 @@ inline int gemm_candidates(index_t In, index_t Out, index_t batch, index_t scrat
     if (scratch_panels < gemm_pick_panels || batch < gemm_pick_panels * gemm_panel<S> ||
         w_bytes <= l2 / 2)
         return 1;
-    const index_t rows = std::max<index_t>(8, index_t(l2 / 4 / (long(In) * long(sizeof(S)))) / 8 * 8);
+    const index_t rows =
+        std::max<index_t>(8, index_t(l2 / 4 / (long(In) * long(sizeof(S)))) / 8 * 8);
     out[1] = gemm_plan{gemm_pick_panels, rows};
     return 2;
 }
@@ -112,10 +115,12 @@ void gemm_nt_picked(const S* X, index_t ldx, const S* W, const S* bias, S* Y, in
         for (int rep = 0; rep < 2; ++rep) {
             const auto t0 = std::chrono::steady_clock::now();
             gemm_nt_dense<S>(X, ldx, W, bias, Y, ldy, batch, In, Out, scratch, act, plans[i]);
-            const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double dt =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             t = rep == 0 ? dt : std::min(t, dt);
         }
-        if (i == 0 || t < best) best = t, best_plan = i;
+        if (i == 0 || t < best)
+            best = t, best_plan = i;
     }
     int expected = 0;
     if (slot.compare_exchange_strong(expected, best_plan + 1)) {
@@ -137,7 +142,8 @@ inline std::string gemm_picks() {
     const int n = std::min(detail::pick_count().load(), 64);
     for (int k = 0; k < n; ++k) {
         const auto& r = detail::pick_records()[k];
-        if (r.plan.load() == 0) continue;
+        if (r.plan.load() == 0)
+            continue;
         char line[160];
         const long lo = 1L << (r.batch_class - 1), hi = (1L << r.batch_class) - 1;
         if (r.plan == 1)
