@@ -770,70 +770,64 @@ def describe_gradients(name, g):
 
 
 def print_targets(rows, handwritten):
-    """The issue's targets (single thread unless said), each with the figure it is read from."""
+    """The issues' targets (single thread unless said), each with the figure it is read from."""
     def row(name, d, b, t=1):
         return next((r for r in rows if r[:4] == (name, d, b, t)), None)
 
+    # Each appends (text, met, figure) to `checks` where the run has the rows it reads.
+    def faster(checks, name, d, b, target, label=None):
+        r = row(name, d, b)
+        if r and r[4]:
+            ratio = r[6] / r[4]
+            checks.append((f"{label or f'{name} {d} batch {b}'}: >= {target}x PyTorch best",
+                           ratio >= target, f"{ratio:.0f}x" if target >= 100 else f"{ratio:.2f}x"))
+
+    def near_floor(checks, name, d, b, limit):
+        r = row(name, d, b)
+        if r and r[4]:
+            checks.append((f"{name} {d} batch {b}: within {limit}x of the FLOP floor",
+                           r[4] <= limit * r[8], f"{r[4] / r[8]:.2f}x"))
+
+    def threads(checks, name, d, b, target):
+        one, two = row(name, d, b, 1), row(name, d, b, 2)
+        if one and two and one[4] and two[4]:
+            checks.append((f"{name} {d} batch {b}: two threads >= {target}x one",
+                           one[4] / two[4] >= target, f"{one[4] / two[4]:.2f}x"))
+
+    def show(title, checks):
+        if checks:
+            print()
+            print(title)
+            for text, ok, figure in checks:
+                print(f"  [{'met' if ok else 'NOT met'}] {text}: {figure}")
+
     checks = []
     for d in ("fwd", "inv"):
+        faster(checks, "moons", d, 1, 200)
         r = row("moons", d, 1)
-        if r and r[4]:
-            checks.append((f"moons {d} batch 1: >= 200x PyTorch best", r[6] / r[4] >= 200,
-                           f"{r[6] / r[4]:.0f}x"))
-            if handwritten.get(1):
-                checks.append((f"moons {d} batch 1: within 2x of the hand-written loop",
-                               r[4] <= 2 * handwritten[1], f"{r[4] / handwritten[1]:.2f}x"))
+        if r and r[4] and handwritten.get(1):
+            checks.append((f"moons {d} batch 1: within 2x of the hand-written loop",
+                           r[4] <= 2 * handwritten[1], f"{r[4] / handwritten[1]:.2f}x"))
         for name, b, target in (("mnist-cinn", 1, 1.5), ("conv-cifar", 1, 1.5),
                                 ("conv-cifar", 16, 1.2)):
-            r = row(name, d, b)
-            if r and r[4]:
-                checks.append((f"{name} {d} batch {b}: >= {target}x PyTorch best",
-                               r[6] / r[4] >= target, f"{r[6] / r[4]:.2f}x"))
+            faster(checks, name, d, b, target)
         for name in ("moons", "mnist-cinn"):
-            r = row(name, d, 256)
-            if r and r[4]:
-                checks.append((f"{name} {d} batch 256: within 1.5x of the FLOP floor",
-                               r[4] <= 1.5 * r[8], f"{r[4] / r[8]:.2f}x"))
+            near_floor(checks, name, d, 256, 1.5)
         for name, b in (("moons", 256), ("mnist-cinn", 256), ("conv-cifar", 64)):
-            one, two = row(name, d, b, 1), row(name, d, b, 2)
-            if one and two and one[4] and two[4]:
-                checks.append((f"{name} {d} batch {b}: two threads >= 1.6x one",
-                               one[4] / two[4] >= 1.6, f"{one[4] / two[4]:.2f}x"))
-    if checks:
-        print()
-        print("targets of the issue:")
-        for text, ok, figure in checks:
-            print(f"  [{'met' if ok else 'NOT met'}] {text}: {figure}")
+            threads(checks, name, d, b, 1.6)
+    show("targets of the issue:", checks)
 
     # The portable-speed issue's, on this CPU (it asks for them on every CPU kind).
     checks = []
     for d in ("fwd", "inv"):
-        r = row("moons", d, 1)
-        if r and r[4]:
-            checks.append((f"moons {d} batch 1: >= 200x PyTorch best", r[6] / r[4] >= 200,
-                           f"{r[6] / r[4]:.0f}x"))
-        r = row("conv-cifar", d, 16)
-        if r and r[4]:
-            checks.append((f"conv-cifar {d} batch 16: >= 1.5x PyTorch best", r[6] / r[4] >= 1.5,
-                           f"{r[6] / r[4]:.2f}x"))
+        faster(checks, "moons", d, 1, 200)
+        faster(checks, "conv-cifar", d, 16, 1.5)
         for name in ("moons", "mnist-cinn"):
-            r = row(name, d, 256)
-            if r and r[4]:
-                checks.append((f"{name} {d} batch 256: within 1.25x of the FLOP floor",
-                               r[4] <= 1.25 * r[8], f"{r[4] / r[8]:.2f}x"))
-            one, two = row(name, d, 256, 1), row(name, d, 256, 2)
-            if one and two and one[4] and two[4]:
-                checks.append((f"{name} {d} batch 256: two threads >= 1.7x one",
-                               one[4] / two[4] >= 1.7, f"{one[4] / two[4]:.2f}x"))
-        r = row("mnist-cinn", d + "-bf16", 1)
-        if r and r[4]:
-            checks.append((f"mnist-cinn {d} batch 1, bfloat16 weights: >= 2.5x PyTorch best",
-                           r[6] / r[4] >= 2.5, f"{r[6] / r[4]:.2f}x"))
-    if checks:
-        print()
-        print(f"targets of the portable-speed issue, on {lscpu_model()}:")
-        for text, ok, figure in checks:
-            print(f"  [{'met' if ok else 'NOT met'}] {text}: {figure}")
+            near_floor(checks, name, d, 256, 1.25)
+            threads(checks, name, d, 256, 1.7)
+        faster(checks, "mnist-cinn", d + "-bf16", 1, 2.5,
+               f"mnist-cinn {d} batch 1, bfloat16 weights")
+    show(f"targets of the portable-speed issue, on {lscpu_model()}:", checks)
 
 
 def merge_gbench(rounds):
