@@ -281,7 +281,7 @@ ABLATIONS = {
     "moons": [("mlp", 256), ("mlp", 1)],
     "mnist-cinn": [("gemm", 256), ("fuse_activation", 256), ("share_buffers", 256)],
     "conv-cifar": [("conv", 1), ("gemm", 16), ("fuse_activation", 1), ("fuse_coupling", 16),
-                   ("views", 16), ("share_buffers", 64)],
+                   ("fuse_elementwise", 16), ("views", 16), ("share_buffers", 64)],
 }
 
 MODELS = {

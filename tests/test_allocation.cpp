@@ -12,9 +12,11 @@
 #include <new>
 
 #include <inn/inn.hpp>
+#include <inn/modules/actnorm.hpp>
 #include <inn/modules/all_in_one_block.hpp>
 #include <inn/modules/concat.hpp>
 #include <inn/modules/coupling.hpp>
+#include <inn/modules/elementwise_scaling.hpp>
 #include <inn/modules/irevnet.hpp>
 #include <inn/modules/permute_random.hpp>
 #include <inn/modules/reshape.hpp>
@@ -183,6 +185,17 @@ TEST_CASE("allocation: forward_into / inverse_into allocate nothing", "[allocati
         for (index_t b : {1, 8}) check_no_allocation(net, b);
         net.set_threads(2);
         check_no_allocation(net, 8);
+    }
+    SECTION("a fused chain of element-wise modules, composed again after a parameter change") {
+        using Net = SequenceINN<Shape<4, 4, 4>, ActNorm, PermuteRandom<>, LearnedElementwiseScaling<>,
+                                IRevNetDownsampling<>, GLOWCouplingBlock<subnet_conv>>;
+        Net net;
+        REQUIRE(net.summary().find("fused pass 1 (3/4)") != std::string::npos);
+        check_no_allocation(net, 8);
+        (void)net.module<2>();  // counts as a change: the next call composes the chain again
+        row_matrix<float> x = row_matrix<float>::Random(8, 64), z(8, 64);
+        vector<float> ljd(8);
+        CHECK(count_allocations([&] { net.forward_into(x, z, ljd); }) == 0);
     }
 }
 

@@ -23,6 +23,7 @@
 //       static constexpr inverse_kind inversion;         // default exact
 //       static constexpr view_kind view;                 // only moves data (below)
 //       static constexpr bool batch_parallel;            // default true (below)
+//       void affine_form(pass, affine_gather<S>&) const; // element-wise modules (below)
 //
 // forward/inverse are const and do no per-call bookkeeping: whatever depends only on the
 // parameters (exp of a log-scale, a Householder product, the check that a loaded permutation is
@@ -36,12 +37,20 @@
 // With `net.set_threads(n)` the samples of a batch run on several threads at once, each with
 // its own scratch; a module whose call cannot be split (IResNetLayer draws its probes per call)
 // declares `batch_parallel = false` and then sees whole batches on one thread.
+//
+// An element-wise module (each output element an affine map of one input element, the same for
+// every sample, a log-determinant independent of the data: PermuteRandom, ActNorm,
+// LearnedElementwiseScaling, the i-RevNet reshuffles) may describe each direction as data with
+// affine_form (core/affine_gather.hpp), after prepare() and giving the numbers forward/inverse
+// give, to rounding. The network then runs a chain of such modules as one composed pass
+// (graph/fusion.hpp); forward/inverse remain what runs everywhere else.
 
 #include <concepts>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "affine_gather.hpp"
 #include "errors.hpp"
 #include "memory_space.hpp"
 #include "parameters.hpp"
@@ -243,6 +252,10 @@ constexpr view_kind view_of() {
     else
         return view_kind::none;
 }
+
+/// A bound module that describes itself as an affine gather (see affine_form above).
+template <class B, class S>
+concept AffineElementwise = requires(const B& b, affine_gather<S>& m) { b.affine_form(pass::forward, m); };
 
 template <class B, class V>
 void visit_tensors(B& module, V&& visitor, const std::string& prefix) {

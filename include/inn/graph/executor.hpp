@@ -39,6 +39,7 @@
 #include "../core/workspace.hpp"
 #include "../nn/kernels.hpp"
 #include "diagnostics.hpp"
+#include "fusion.hpp"
 #include "memory_plan.hpp"
 #include "plan.hpp"
 #include "thread_pool.hpp"
@@ -196,9 +197,9 @@ class executor {
         : modules_(std::move(o.modules_)), buffer_(std::move(o.buffer_)), offset_(o.offset_),
           stride_(o.stride_), memory_(o.memory_), scratch_offset_(o.scratch_offset_),
           slice_scratch_(o.slice_scratch_), capacity_(std::exchange(o.capacity_, 0)),
-          pool_(std::move(o.pool_)), version_(o.version_), prepared_(o.prepared_),
-          pending_init_(o.pending_init_), bf16_weights_(o.bf16_weights_),
-          bf16_copies_(o.bf16_copies_) {}
+          pool_(std::move(o.pool_)), fused_(std::move(o.fused_)), version_(o.version_),
+          prepared_(o.prepared_), pending_init_(o.pending_init_), fuse_(o.fuse_),
+          bf16_weights_(o.bf16_weights_), bf16_copies_(o.bf16_copies_) {}
     executor& operator=(executor&& o) noexcept {
         if (this != &o) {
             modules_ = std::move(o.modules_);
@@ -210,9 +211,11 @@ class executor {
             slice_scratch_ = o.slice_scratch_;
             capacity_ = std::exchange(o.capacity_, 0);
             pool_ = std::move(o.pool_);
+            fused_ = std::move(o.fused_);
             version_ = o.version_;
             prepared_ = o.prepared_;
             pending_init_ = o.pending_init_;
+            fuse_ = o.fuse_;
             bf16_weights_ = o.bf16_weights_;
             bf16_copies_ = o.bf16_copies_;
         }
@@ -260,6 +263,7 @@ class executor {
                           std::string());
         });
         bf16_copies_ = bf16_weights_;
+        if constexpr (fusion.n_groups > 0) compose_fused();
         prepared_ = version_;
     }
 
@@ -280,6 +284,7 @@ class executor {
         // The layout the switches ask for (all on unless a benchmark measures one off).
         const auto& t = nn::kernels::tuning();
         memory_ = &layouts[t.views ? 1 : 0][t.share_buffers ? 1 : 0];
+        fuse_ = t.fuse_elementwise;
         std::array<index_t, std::size_t(memory.max_edges)> region{};
         index_t total = 0;
         for (int c = 0; c < memory_->n_colours; ++c) {
@@ -338,12 +343,31 @@ class executor {
             return std::array<view_kind, std::size_t(n_modules)>{
                 view_of<typename decltype(t)::type>()...};
         });
+    /// Which modules describe themselves as affine gathers (host only), and which are views
+    /// that leave elements in place, in forward order; from them the chains that run as one
+    /// pass (graph/fusion.hpp).
+    static constexpr std::array<bool, std::size_t(n_modules)> affine_modules =
+        hana::unpack(module_types, [](auto... t) {
+            return std::array<bool, std::size_t(n_modules)>{
+                (std::is_same_v<Space, host> &&
+                 AffineElementwise<typename decltype(t)::type, S>)...};
+        });
+    static constexpr std::array<bool, std::size_t(n_modules)> identity_modules =
+        hana::unpack(module_types, [](auto... t) {
+            return std::array<bool, std::size_t(n_modules)>{
+                (view_of<typename decltype(t)::type>() != view_kind::none)...};
+        });
+    static constexpr fusion_plan<plan> fusion{affine_modules.data(), identity_modules.data()};
     /// Where the buffers between modules live (graph/memory_plan.hpp), computed at compile
-    /// time; `layouts[views][sharing]` with either analysis off, for measuring them.
-    static constexpr memory_plan<plan> memory{views.data(), true, true};
+    /// time; `layouts[views][sharing]` with either analysis off, for measuring them. A fused
+    /// chain's input and output are kept apart in all of them.
+    static constexpr memory_plan<plan> memory{views.data(), true, true, {}, &fusion};
     static constexpr memory_plan<plan> layouts[2][2] = {
-        {{views.data(), false, false}, {views.data(), false, true}},
-        {{views.data(), true, false}, memory}};
+        {{views.data(), false, false, {}, &fusion}, {views.data(), false, true, {}, &fusion}},
+        {{views.data(), true, false, {}, &fusion}, memory}};
+
+    /// Whether chains run fused (the switch fuse_elementwise, read by reserve).
+    bool fusing() const { return fuse_; }
 
     /// Runs every module; `ljd` (batch entries) must be zeroed by the caller, and the modules
     /// prepared. With threads, the batch is cut into one slice of samples per thread and each
@@ -435,6 +459,19 @@ class executor {
     void step(index_t b0, index_t batch, bool jac, S* ljd, S* scratch,
               std::vector<tensor_snapshot<S>>* undo = nullptr) {
         constexpr int node = Forward ? plan.forward_order[Step] : plan.inverse_order[Step];
+        constexpr int k = plan.module_index[node];  // its forward step
+        constexpr int g = fusion.group[k];
+        if constexpr (g >= 0 && !Initialising) {
+            if (fuse_) {  // the chain's first module in this direction runs it all
+                if constexpr (fusion.leader(g, Forward) == k) {
+                    constexpr int x = plan.edge_of(plan.node[fusion.first_node(g)].in[0]);
+                    constexpr int z = plan.edge[fusion.last_node(g)][0];
+                    fused_[std::size_t(g)].run(Forward, batch, edge_rows(Forward ? x : z, b0),
+                                               edge_rows(Forward ? z : x, b0), ljd, jac);
+                }
+                return;
+            }
+        }
         if (memory_->is_view[node]) return;  // its outputs are its inputs' memory
         // A FeedForwardNode is not inverted: in both directions it computes its output (a
         // condition) from its sources.
@@ -522,6 +559,8 @@ class executor {
         bool waiting = false;
         for_each_module_impl([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
         pending_init_ = waiting;
+        // Fused chains compose the parameters the initialisation has just set.
+        if constexpr (fusion.n_groups > 0) parameters_changed();
     }
     thread_pool* pool() const { return pool_ ? pool_.operator->() : nullptr; }
 
@@ -545,6 +584,23 @@ class executor {
 
 
   private:
+    // Each chain's maps from its modules' forms (graph/fusion.hpp). Sized once: later calls
+    // (an optimiser step's prepare) allocate nothing.
+    void compose_fused() {
+        for (int g = 0; g < fusion.n_groups; ++g)
+            fused_[std::size_t(g)].begin(fusion.size(g), fusion.elementwise[g]);
+        hana::for_each(module_positions<Desc>, [&](auto k) {
+            constexpr int g = fusion.group[k.value];
+            if constexpr (g >= 0 && fusion.member[k.value] >= 0) {
+                const auto& m = hana::at(modules_, k);
+                m.affine_form(pass::forward, fuse_form_[0]);
+                m.affine_form(pass::inverse, fuse_form_[1]);
+                fused_[std::size_t(g)].add(fusion.member[k.value], fuse_form_[0], fuse_form_[1]);
+            }
+        });
+        for (auto& f : fused_) f.end();
+    }
+
     static std::string where(int node) {
         return "node '" + std::string(Desc::node_name(node)) + "'";
     }
@@ -572,9 +628,12 @@ class executor {
         thread_pool* operator->() const { return p.get(); }
         explicit operator bool() const { return bool(p); }
     } pool_;
+    std::array<fused_chain<S>, std::size_t(fusion.n_groups)> fused_{};
+    std::array<affine_gather<S>, 2> fuse_form_{};  // one module's forms, while composing
     std::uint64_t version_ = 1;   // bumped by every non-const access to the parameters
     std::uint64_t prepared_ = 0;  // the version the modules were last prepared for
     bool pending_init_ = false;   // a module awaits data initialisation (known once prepared)
+    bool fuse_ = true;            // chains of element-wise modules run as one pass
     bool bf16_weights_ = false;   // streamed weights read from bfloat16 copies
     bool bf16_copies_ = false;    // the modules hold such copies now
 };

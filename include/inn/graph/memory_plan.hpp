@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "../core/module.hpp"
+#include "fusion.hpp"
 #include "plan.hpp"
 
 namespace inn::graph {
@@ -48,9 +49,13 @@ template <const auto& plan> struct memory_plan {
     /// two analyses off (to measure what each buys). `keep[e]`: edge e must hold its forward
     /// value until the inverse walk is done with it (training, graph/backprop.hpp: the inputs
     /// of modules whose inverse is not exact are kept, not recomputed).
+    /// `fused`: chains that may run as one pass (graph/fusion.hpp), whose input and output
+    /// must then not share memory.
     constexpr memory_plan(const view_kind* views, bool use_views, bool share,
-                          const std::array<bool, std::size_t(max_edges)>& keep = {}) {
+                          const std::array<bool, std::size_t(max_edges)>& keep = {},
+                          const fusion_plan<plan>* fused = nullptr) {
         live_ranges(keep);
+        if (fused) overlap_fused(*fused);
         for (int e = 0; e < plan.n_edges; ++e) {
             root[e] = e;
             extent[e] = size(e);
@@ -133,6 +138,20 @@ template <const auto& plan> struct memory_plan {
                 last_f[e] = n;
                 first_i[e] = -1;
             }
+    }
+
+    // A fused chain writes its output where its first module runs forward, and its input where
+    // its last module runs inverse (graph/fusion.hpp): each is then live in the step that reads
+    // the other, so the two never share memory.
+    constexpr void overlap_fused(const fusion_plan<plan>& f) {
+        for (int g = 0; g < f.n_groups; ++g) {
+            const int x = plan.edge_of(plan.node[f.first_node(g)].in[0]);
+            const int z = plan.edge[f.last_node(g)][0];
+            int inverse_leader = 0;
+            while (plan.inverse_order[inverse_leader] != f.last_node(g)) ++inverse_leader;
+            first_f[z] = std::min(first_f[z], f.first[g]);
+            first_i[x] = std::min(first_i[x], inverse_leader);
+        }
     }
 
     constexpr bool disjoint_in_time(int a, int b) const {

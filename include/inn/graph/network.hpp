@@ -250,7 +250,8 @@ class network {
         return n;
     }
 
-    /// FrEIA's verbose print: nodes in execution order with shapes and parameter counts.
+    /// FrEIA's verbose print: nodes in execution order with shapes and parameter counts; and
+    /// how they run: modules fused into one pass (graph/fusion.hpp), views that copy nothing.
     std::string summary() const {
         check_usable();
         std::ostringstream os;
@@ -282,11 +283,21 @@ class network {
                    << (Reversed ? list(sig.inputs) : list(plan.outs[node]));
             if (sig.conditions.count && plan.node[node].kind != node_kind::feed_forward)
                 os << " | conditions " << list(sig.conditions);
-            os << "  params " << counts[std::size_t(k)] << "\n";
+            os << "  params " << counts[std::size_t(k)];
+            constexpr const auto& fusion = executor_type::fusion;
+            if (const int g = fusion.group[k]; g >= 0 && exec_.fusing())
+                os << "  | fused pass " << g + 1 << " (" << k - fusion.first[g] + 1 << "/"
+                   << fusion.length[g] << ")";
+            else if (exec_.layout().is_view[node])
+                os << "  | view, no pass";
+            os << "\n";
         }
         std::int64_t total = 0;
         for (auto c : counts) total += c;
         os << "  total trainable parameters: " << total << "\n";
+        if (exec_.fusing() && executor_type::fusion.n_groups > 0)
+            os << "  fused passes: " << executor_type::fusion.n_groups
+               << " (chains of element-wise modules, each one pass over the batch)\n";
         return os.str();
     }
 

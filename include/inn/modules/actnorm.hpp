@@ -165,6 +165,24 @@ struct ActNorm {
             }
         }
 
+        /// For fusing with its neighbours (graph/fusion.hpp): forward x / e^s - loc / e^s (the
+        /// division folded into a scale: equal to rounding), inverse e^s y + loc.
+        void affine_form(pass p, affine_gather<S>& m) const {
+            m.set_identity(size);
+            for (index_t c = 0; c < channels; ++c)
+                for (index_t q = 0; q < n_pix; ++q) {
+                    const auto j = std::size_t(c * n_pix + q);
+                    if (p == pass::inverse) {
+                        m.scale[j] = scale_[c];
+                        m.shift[j] = loc.values[c];
+                    } else {
+                        m.scale[j] = S(1) / scale_[c];
+                        m.shift[j] = -loc.values[c] / scale_[c];
+                    }
+                }
+            m.log_det = p == pass::inverse ? -log_det_ : log_det_;
+        }
+
         template <class V>
         void visit(V&& v, const std::string& prefix) {
             v(prefix + "log_scale", log_scale.ref());

@@ -84,6 +84,16 @@ struct LearnedElementwiseScaling {
             Eigen::Map<vector<S>>(gs, n) += sum;
         }
 
+        /// For fusing with its neighbours (graph/fusion.hpp): the same scales and log-dets as
+        /// forward and inverse.
+        void affine_form(pass p, affine_gather<S>& m) const {
+            const bool inverse = p == pass::inverse;
+            m.set_identity(n);
+            for (index_t j = 0; j < n; ++j)
+                m.scale[std::size_t(j)] = std::exp((inverse ? S(-1) : S(1)) * s.values[j]);
+            m.log_det = (!inverse || O.freia_reverse_logdet ? S(1) : S(-1)) * s.values.sum();
+        }
+
         template <class V>
         void visit(V&& v, const std::string& prefix) {
             v(prefix + "s", s.ref());

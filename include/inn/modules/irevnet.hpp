@@ -82,6 +82,19 @@ template <Scalar S, dims High, bool Legacy, bool Down> struct irevnet_bound {
         for (index_t b = 0; b < a.batch; ++b)
             shuffle::template run<!Down>(a.grad_out[0].row(b), a.grad_in[0].row(b));
     }
+    /// For fusing with its neighbours (graph/fusion.hpp): the reshuffle as a gather.
+    void affine_form(pass p, affine_gather<S>& m) const {
+        const bool to_low = p == pass::inverse ? !Down : Down;
+        m.set_identity(n);
+        shuffle::geometry::for_each_patch([&](const auto& hi, const auto& lo) {
+            for (std::size_t k = 0; k < 4; ++k) {
+                if (to_low)
+                    m.source[std::size_t(lo[k])] = hi[k];
+                else
+                    m.source[std::size_t(hi[k])] = lo[k];
+            }
+        });
+    }
     template <class V> void visit(V&& v, const std::string& prefix) {
         if constexpr (!Legacy)
             v(prefix + "downsample_kernel", downsample_kernel.ref());

@@ -78,6 +78,16 @@ struct PermuteRandom {
             }
         }
 
+        /// For fusing with its neighbours (graph/fusion.hpp): a gather of whole channels.
+        void affine_form(pass p, affine_gather<S>& m) const {
+            const index_buffer& idx = p == pass::inverse ? perm_inv : perm;
+            m.set_identity(size);
+            for (index_t i = 0; i < channels; ++i)
+                for (index_t q = 0; q < n_pix; ++q)
+                    m.source[std::size_t(i * n_pix + q)] =
+                        index_t(idx.values[std::size_t(i)]) * n_pix + q;
+        }
+
         template <class V>
         void visit(V&& v, const std::string& prefix) {
             v(prefix + "perm", perm.ref<S>());

@@ -12,10 +12,17 @@
 namespace inn::detail {
 
 /// Throws parameter_error unless `perm` is a permutation of [0, n) and `inverse` its inverse.
+/// Allocates nothing when they are (it runs in prepare(), after every optimiser step): if every
+/// perm[i] is in range and inverse[perm[i]] = i, perm is one-to-one, hence a permutation, and
+/// inverse is its inverse. Only a failing pair is looked at again to say what is wrong.
 inline void check_permutation_pair(const std::vector<std::int64_t>& perm,
                                    const std::vector<std::int64_t>& inverse,
                                    const std::string& perm_key, const std::string& inverse_key) {
     const auto n = std::int64_t(perm.size());
+    bool ok = inverse.size() == perm.size();
+    for (std::size_t i = 0; ok && i < perm.size(); ++i)
+        ok = perm[i] >= 0 && perm[i] < n && inverse[std::size_t(perm[i])] == std::int64_t(i);
+    if (ok) return;
     std::vector<bool> seen(perm.size(), false);
     for (std::size_t i = 0; i < perm.size(); ++i) {
         const std::int64_t p = perm[i];

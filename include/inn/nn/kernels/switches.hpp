@@ -28,7 +28,9 @@ inline constexpr bool switchable = false;
 /// `share_buffers` - one buffer per group of connections between modules, none shared by
 /// lifetime; `views` - Flatten, Reshape, Split and Concat copy instead of being views (both read
 /// by network::reserve, see graph/memory_plan.hpp); `fuse_coupling` - the element-wise tail of
-/// an affine coupling (clamp, exp, multiply-add, log-det sum) pass by pass instead of in one.
+/// an affine coupling (clamp, exp, multiply-add, log-det sum) pass by pass instead of in one;
+/// `fuse_elementwise` - chains of element-wise modules (PermuteRandom, ActNorm, ...) module by
+/// module instead of as one pass (read by network::reserve, see graph/fusion.hpp).
 #if defined(INN_BENCHMARK_SWITCHES)
 struct switches {
     bool gemm = true;
@@ -38,6 +40,7 @@ struct switches {
     bool share_buffers = true;
     bool views = true;
     bool fuse_coupling = true;
+    bool fuse_elementwise = true;
 };
 inline switches& tuning() {
     static switches s;
@@ -53,6 +56,7 @@ struct switches {
     static constexpr bool share_buffers = true;
     static constexpr bool views = true;
     static constexpr bool fuse_coupling = true;
+    static constexpr bool fuse_elementwise = true;
 };
 constexpr switches tuning() { return {}; }
 #endif
