@@ -361,10 +361,10 @@ class executor {
     /// Where the buffers between modules live (graph/memory_plan.hpp), computed at compile
     /// time; `layouts[views][sharing]` with either analysis off, for measuring them. A fused
     /// chain's input and output are kept apart in all of them.
-    static constexpr memory_plan<plan> memory{views.data(), true, true, {}, &fusion};
+    static constexpr memory_plan<plan> memory{views.data(), true, true, {}, fusion};
     static constexpr memory_plan<plan> layouts[2][2] = {
-        {{views.data(), false, false, {}, &fusion}, {views.data(), false, true, {}, &fusion}},
-        {{views.data(), true, false, {}, &fusion}, memory}};
+        {{views.data(), false, false, {}, fusion}, {views.data(), false, true, {}, fusion}},
+        {{views.data(), true, false, {}, fusion}, memory}};
 
     /// Whether chains run fused (the switch fuse_elementwise, read by reserve).
     bool fusing() const { return fuse_; }

@@ -44,6 +44,11 @@ template <const auto& plan> struct fusion_plan {
     int group[max_nodes]{};       // per forward step: its group, -1 for none
     int member[max_nodes]{};      // per forward step in a group: which element-wise module it is
 
+    /// No chains.
+    constexpr fusion_plan() {
+        for (int k = 0; k < max_nodes; ++k)
+            group[k] = -1;
+    }
     /// `affine[k]`, `identity[k]`: module k (forward order) describes itself as an affine gather,
     /// or is a view that leaves the elements where they are (one input, one output).
     constexpr fusion_plan(const bool* affine, const bool* identity) {

@@ -50,12 +50,13 @@ template <const auto& plan> struct memory_plan {
     /// value until the inverse walk is done with it (training, graph/backprop.hpp: the inputs
     /// of modules whose inverse is not exact are kept, not recomputed).
     /// `fused`: chains that may run as one pass (graph/fusion.hpp), whose input and output
-    /// must then not share memory.
+    /// must then not share memory. (A reference, not a pointer tested for null: GCC's UBSan
+    /// build cannot compare a static member's address with null in a constant expression.)
     constexpr memory_plan(const view_kind* views, bool use_views, bool share,
                           const std::array<bool, std::size_t(max_edges)>& keep = {},
-                          const fusion_plan<plan>* fused = nullptr) {
+                          const fusion_plan<plan>& fused = {}) {
         live_ranges(keep);
-        if (fused) overlap_fused(*fused);
+        overlap_fused(fused);
         for (int e = 0; e < plan.n_edges; ++e) {
             root[e] = e;
             extent[e] = size(e);
