@@ -3,7 +3,7 @@
 //
 // PermuteRandom, ActNorm, LearnedElementwiseScaling and the i-RevNet reshuffles each move or
 // scale every element on its own (core/affine_gather.hpp); a chain of them, say
-// PermuteRandom -> IRevNetDownsampling, is a single gather with one multiply-add per element.
+// PermuteRandom -> IRevNetDownsampling, is one gather with one multiply-add per element.
 // Run module by module, the chain reads and writes the whole batch once per module; fused, once.
 //
 //  1. The plan (compile time, `fusion_plan`): maximal runs of consecutive modules in the forward
@@ -11,10 +11,11 @@
 //     each reading only the previous one's output, which nothing else reads, and that are
 //     consecutive in the inverse order too. Views at either end are left out (they cost nothing
 //     already), and a run needs two element-wise modules to be worth a pass of its own.
-//  2. The maps (`fused_chain`, on prepare()): each direction's maps composed into one, the
-//     modules' log-dets kept apart to be added in their order (the unfused bits).
+//  2. The maps (`fused_chain`, on prepare()): each direction's maps composed into one and cut
+//     into runs that stream without an index per element; the modules' log-dets kept apart to
+//     be added in their order (the unfused bits).
 //  3. The pass (the executor): where the run's first module would run (in that direction), one
-//     gather over the batch into the run's last output; the other modules are skipped. The
+//     pass over the batch into the run's last output; the other modules are skipped. The
 //     memory plan keeps the run's input and output apart (graph/memory_plan.hpp), which it
 //     would not otherwise: unfused, their live ranges do not touch.
 //
