@@ -20,6 +20,9 @@
 //   --bf16     the cases run with bfloat16 weights (network::use_bf16_weights; they matter at
 //              batch 1 and 2); --check also writes "z_bf16", "ljd_bf16" (forward, one sample per
 //              call) and "x_rev_bf16", "ljd_rev_bf16" (the inverse of the float32 z);
+//   --vector-bytes=N  caps the dense kernels' vector target at N-byte vectors (64, 32, 16;
+//              inn::nn::kernels::limit_vector_bytes): a build for baseline x86-64
+//              (-DINN_BENCHMARK_ARCH=x86-64) runs as a machine without AVX-512 or AVX2 would;
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
 //              share_buffers, views, fuse_coupling, fuse_elementwise; mutable only with
@@ -283,6 +286,8 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
             info = true;
         else if (a == "--bf16")
             net->use_bf16_weights();
+        else if (a.starts_with("--vector-bytes="))
+            inn::nn::kernels::limit_vector_bytes(int(parse_list(a.substr(15)).at(0)));
         else if (a.starts_with("--off=")) {
             auto& t = inn::nn::kernels::tuning();
             for (std::string_view k = a.substr(6); !k.empty();) {
@@ -377,8 +382,12 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
     benchmark::Shutdown();
     // Which kernels ran (stderr: the JSON on stdout stays the benchmark's own).
     const auto& c = inn::nn::kernels::caches();
-    std::fprintf(stderr, "%s: %d-byte vectors, L1d %ld KiB, L2 %ld KiB; measured gemm picks:\n%s",
-                 name, inn::nn::kernels::vector_bytes, c.l1d / 1024, c.l2 / 1024,
+    std::fprintf(stderr,
+                 "%s: dense kernels on %s (%d-byte vectors; the build's: %d), L1d %ld KiB, L2 %ld "
+                 "KiB; measured gemm picks:\n%s",
+                 name, inn::nn::kernels::vector_target_name(),
+                 inn::nn::kernels::vector_target_bytes(), inn::nn::kernels::build_vector_bytes,
+                 c.l1d / 1024, c.l2 / 1024,
                  inn::nn::kernels::gemm_picks().empty() ? "  (none: no product large enough)\n"
                                                         : inn::nn::kernels::gemm_picks().c_str());
     return 0;

@@ -537,7 +537,8 @@ def build(args):
         launcher = f"/usr/bin/time;-a;-o;{log};-f;%e %M %C"
         run(["cmake", "-S", ROOT, "-B", bdir, "-DCMAKE_BUILD_TYPE=Release",
              "-DINN_BUILD_BENCHMARKS=ON", "-DINN_BUILD_TESTS=OFF", "-DINN_BUILD_EXAMPLES=OFF",
-             f"-DCMAKE_CXX_COMPILER_LAUNCHER={launcher}"], stdout=subprocess.DEVNULL)
+             f"-DINN_BENCHMARK_ARCH={args.arch}", f"-DCMAKE_CXX_COMPILER_LAUNCHER={launcher}"],
+            stdout=subprocess.DEVNULL)
     targets = ["bench_floors"] + [MODELS[m][0] for m in args.models]
     print(f"building {', '.join(targets)} in {bdir} (compile times in {log}) ...", flush=True)
     # The compiler's output goes to a file: shown only if the build fails.
@@ -869,6 +870,10 @@ def fmt_time(s):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
+    p.add_argument("--arch", default="native",
+                   help="-march= of the benchmarks when --build-dir is configured (x86-64: as a "
+                        "distribution package is built; the kernels pick their vector target at "
+                        "run time)")
     p.add_argument("--models", default="moons,mnist-cinn,conv-cifar")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--batches", default=None, help="override every model's batch list")

@@ -4,6 +4,7 @@
 // The same checks with the switches off run in test_benchmark_switches.cpp.
 
 #include "support/nn_nonfinite.hpp"
+#include "support/vector_targets.hpp"
 
 #include <inn/nn/kernels.hpp>
 #include <inn/nn/linear.hpp>
@@ -141,6 +142,150 @@ TEST_CASE("nn: the measured pick of a large Linear keeps the default plan's bits
     const std::string picks = nn::kernels::gemm_picks();
     INFO(picks);
     CHECK((candidates == 2) == (picks.find("float 512x784, batch 128-255") != std::string::npos));
+}
+
+// --- vector targets (kernels/targets.hpp) ----------------------------------------------------
+// The dense kernels run on the widest vector target the CPU has; limit_vector_bytes makes the
+// process run as a narrower machine would. Each target compiled here must give the products
+// of a long-double reference to rounding; the targets with fused multiply-adds (AVX2, AVX-512)
+// the same bits wherever each output is one chain of multiply-adds in input order.
+
+template <class S> std::vector<S> uniform(std::size_t n, std::uint64_t seed) {
+    std::vector<S> v(n);
+    generator g(seed);
+    g.fill_uniform(v.data(), n, S(-1), S(1));
+    return v;
+}
+
+TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference", "[nn][targets]",
+                   float, double) {
+    using S = TestType;
+    test::vector_targets targets;
+    INFO("targets: " << targets.bytes.size() << ", widest " << targets.bytes.front() << " bytes");
+#if INN_VECTOR_DISPATCH
+    // A baseline x86-64 build with GCC compiles the wider targets; this CPU runs at least AVX2
+    // wherever the CI machines seen so far ran it (both kinds have AVX-512).
+    if (nn::kernels::cpu_vector_bytes() >= 32)
+        CHECK(targets.bytes.size() >= 2);
+#endif
+    // gemm_nt's packed panels (batches that fill several panels and leave a part), gemm_rows
+    // (P a whole number of vectors, and not), the direct convolution.
+    constexpr index_t In = 37, Out = 29, ldx = In + 3, ldy = Out + 5;
+    const auto X = uniform<S>(std::size_t(211 * ldx), 1), W = uniform<S>(std::size_t(Out * In), 2),
+               b = uniform<S>(std::size_t(Out), 3);
+    constexpr index_t N = 12, K = 7;
+    const auto Wr = uniform<S>(std::size_t(N * K), 4), B = uniform<S>(std::size_t(K * 80), 5);
+    using conv = nn::kernels::conv_direct<S, 3, 5, 3, 1, 8, 8>;
+    const auto cw = uniform<S>(std::size_t(5 * 3 * 9), 6), cx = uniform<S>(std::size_t(3 * 64), 7),
+               cb = uniform<S>(5, 8), cgy = uniform<S>(std::size_t(5 * 64), 9);
+    struct result {
+        int bytes;
+        std::vector<S> gemm, rows64, rows36, conv, conv_dw;
+    };
+    std::vector<result> results;
+    const nn::detail::relu_fn relu{};
+    for (int bytes : targets.bytes) {
+        nn::kernels::limit_vector_bytes(bytes);
+        result r{bytes, {}, {}, {}, {}, {}};
+        std::vector<S> scratch(std::size_t(nn::kernels::gemm_nt_scratch<S, In>(4)));
+        r.gemm.assign(std::size_t(211 * ldy), S(7));
+        nn::kernels::gemm_nt_dense<S>(X.data(), ldx, W.data(), b.data(), r.gemm.data(), ldy, 211,
+                                      In, Out, scratch.data(), relu, {4, 16});
+        for (index_t P : {64, 36}) {
+            auto& C = P == 64 ? r.rows64 : r.rows36;
+            C.assign(std::size_t(N * 80), S(7));
+            nn::kernels::gemm_rows<S, N, K>(Wr.data(), B.data(), 80, P, b.data(), C.data(), 80,
+                                            nn::kernels::no_act{});
+        }
+        std::vector<S> cs(std::size_t(conv::scratch_size));
+        r.conv.assign(std::size_t(5 * 64), S(0));
+        conv::run(cw.data(), cb.data(), cx.data(), r.conv.data(), cs.data(), relu);
+        r.conv_dw.assign(cw.size(), S(0));
+        conv::weight_gradient(cx.data(), cgy.data(), r.conv_dw.data(), cs.data());
+        results.push_back(std::move(r));
+    }
+    // Long-double references.
+    auto dot = [](auto&& term, index_t n, long double init) {
+        long double s = init, mag = std::abs(init);
+        for (index_t k = 0; k < n; ++k) {
+            const long double t = term(k);
+            s += t, mag += std::abs(t);
+        }
+        return std::pair{s, mag};
+    };
+    const long double eps = std::numeric_limits<S>::epsilon();
+    for (const auto& r : results) {
+        INFO("target of " << r.bytes << " bytes");
+        for (index_t s = 0; s < 211; ++s)
+            for (index_t o = 0; o < ldy; ++o) {
+                const S y = r.gemm[std::size_t(s * ldy + o)];
+                if (o >= Out) {
+                    CHECK(y == S(7)); // the padding between rows untouched
+                    continue;
+                }
+                auto [ref, mag] = dot(
+                    [&](index_t k) {
+                        return (long double)X[std::size_t(s * ldx + k)] * W[std::size_t(o * In + k)];
+                    },
+                    In, b[std::size_t(o)]);
+                CHECK(std::abs(y - std::max(ref, 0.0L)) <= mag * 4 * eps);
+            }
+        for (index_t P : {64, 36}) {
+            const auto& C = P == 64 ? r.rows64 : r.rows36;
+            for (index_t n = 0; n < N; ++n)
+                for (index_t p = 0; p < 80; ++p) {
+                    const S c = C[std::size_t(n * 80 + p)];
+                    if (p >= P) {
+                        CHECK(c == S(7));
+                        continue;
+                    }
+                    auto [ref, mag] = dot(
+                        [&](index_t k) {
+                            return (long double)Wr[std::size_t(n * K + k)] * B[std::size_t(k * 80 + p)];
+                        },
+                        K, b[std::size_t(n)]);
+                    CHECK(std::abs(c - ref) <= mag * 4 * eps);
+                }
+        }
+        for (int o = 0; o < 5; ++o)
+            for (int i = 0; i < 8; ++i)
+                for (int j = 0; j < 8; ++j) {
+                    auto [ref, mag] = dot(
+                        [&](index_t k) {
+                            const int c = int(k / 9), u = int(k % 9 / 3), t = int(k % 3);
+                            const int ii = i + u - 1, jj = j + t - 1;
+                            if (ii < 0 || ii >= 8 || jj < 0 || jj >= 8) return 0.0L;
+                            return (long double)cw[std::size_t(o * 27 + k)] *
+                                   cx[std::size_t(c * 64 + ii * 8 + jj)];
+                        },
+                        27, cb[std::size_t(o)]);
+                    CHECK(std::abs(r.conv[std::size_t(o * 64 + i * 8 + j)] - std::max(ref, 0.0L)) <=
+                          mag * 4 * eps);
+                }
+        for (int o = 0; o < 5; ++o)
+            for (index_t k = 0; k < 27; ++k) {
+                auto [ref, mag] = dot(
+                    [&](index_t q) {
+                        const int c = int(k / 9), u = int(k % 9 / 3), t = int(k % 3);
+                        const int i = int(q / 8), j = int(q % 8), ii = i + u - 1, jj = j + t - 1;
+                        if (ii < 0 || ii >= 8 || jj < 0 || jj >= 8) return 0.0L;
+                        return (long double)cgy[std::size_t(o * 64 + q)] *
+                               cx[std::size_t(c * 64 + ii * 8 + jj)];
+                    },
+                    64, 0.0L);
+                CHECK(std::abs(r.conv_dw[std::size_t(o * 27 + k)] - ref) <= mag * 4 * eps);
+            }
+    }
+    // Targets with fused multiply-adds: the same bits for the products (one chain per output).
+    for (std::size_t i = 1; i < results.size(); ++i) {
+        if (!test::vector_targets::fma(results[i].bytes) || !test::vector_targets::fma(results[0].bytes))
+            continue;
+        INFO(results[0].bytes << " against " << results[i].bytes << " bytes");
+        CHECK(results[i].gemm == results[0].gemm);
+        CHECK(results[i].rows64 == results[0].rows64);
+        CHECK(results[i].rows36 == results[0].rows36);
+        CHECK(results[i].conv == results[0].conv);
+    }
 }
 
 } // namespace

@@ -17,6 +17,7 @@
 #include <inn/nn/sequential.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/vector_targets.hpp"
 
 namespace {
 

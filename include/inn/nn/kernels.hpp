@@ -2,7 +2,10 @@
 // The dense kernels behind nn::Linear, nn::Conv2d and the fused subnets of nn::Sequential, one
 // concept per header under kernels/:
 //
-//   * kernels/simd.hpp      vector widths, SIMD vectors and lane helpers, Eigen packet loops;
+//   * kernels/simd.hpp      the build's SIMD vectors and lane helpers, Eigen packet loops;
+//   * kernels/targets.hpp   vector targets: the dense kernels (kernels/vector/*.ipp) compiled
+//                           per instruction set (the build's, AVX2, AVX-512), picked at run
+//                           time from the CPU's features;
 //   * kernels/gemm.hpp      the register-tiled products of Linear layers (bias + activation in
 //                           the store);
 //   * kernels/conv.hpp      direct 3x3 and tiled 1x1 convolutions;
@@ -17,3 +20,4 @@
 #include "kernels/mlp.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/switches.hpp"
+#include "kernels/targets.hpp"

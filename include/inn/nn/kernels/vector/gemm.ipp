@@ -1,0 +1,162 @@
+// The register-tiled products of one vector target (see simd.ipp): the tile, the packed-panel
+// product of gemm_nt and the row-major product of gemm_rows (public entry points and their
+// documentation: gemm.hpp, conv.hpp). No include guard: one copy per target.
+
+/// Rows of W per register tile of three vectors: AVX-512 has 32 vector registers (24
+/// accumulators, three loaded vectors, a broadcast), AVX2 and SSE 16 (12 + 3 + 1).
+inline constexpr int tile_rows = vector_bytes == 64 ? 8 : 4;
+
+/// The register tile of the GEMMs: MR rows of W (broadcast) times NV vectors of a row-major
+/// B panel (loaded), MR * NV accumulators.
+template <Scalar S, int MR, int NV> struct gemm_tile {
+    using V = simd<S>;
+    using vec = typename V::vec;
+    static constexpr int L = V::lanes;
+    vec acc[MR][NV];
+
+    /// acc = W[0..MR) [0..K) · B[0..K) [0..NV*L); W rows `ldw` apart, B rows `ldb` apart. (K is
+    /// a run-time bound: one instantiation serves every layer shape.)
+    void run(const S* W, index_t ldw, const S* B, index_t ldb, index_t K) {
+        for (int r = 0; r < MR; ++r)
+            for (int v = 0; v < NV; ++v)
+                acc[r][v] = vec{};
+        for (index_t k = 0; k < K; ++k) {
+            vec b[NV];
+            for (int v = 0; v < NV; ++v)
+                b[v] = V::load(B + k * ldb + v * L);
+            for (int r = 0; r < MR; ++r) {
+                const S a = W[r * ldw + k];
+                for (int v = 0; v < NV; ++v)
+                    acc[r][v] += b[v] * a;
+            }
+        }
+    }
+};
+
+/// Samples in one packed panel of gemm_nt: three vectors.
+template <Scalar S> inline constexpr index_t panel_samples = 3 * simd<S>::lanes;
+
+namespace detail {
+/// Panel [In x P] of samples m0 .. m0 + width: column j is sample m0 + j, unused columns zero.
+template <Scalar S>
+void pack_panel(const S* X, index_t ldx, index_t m0, index_t width, index_t In, S* dst) {
+    constexpr index_t P = panel_samples<S>, L = simd<S>::lanes;
+    const index_t filled = (width + L - 1) / L * L;
+    for (index_t k = 0; k < In; ++k, dst += P) {
+        for (index_t j = 0; j < width; ++j)
+            dst[j] = X[(m0 + j) * ldx + k];
+        for (index_t j = width; j < filled; ++j)
+            dst[j] = S(0);
+    }
+}
+
+/// Rows [r0, r1) of Y's samples m0 .. m0 + width from their packed panel, a register tile of
+/// MR rows at a time, bias and activation applied as the tile is stored (transposed).
+template <Scalar S, class F>
+void panel_rows(const S* panel, index_t width, const S* W, const S* bias, S* Y, index_t ldy,
+                index_t m0, index_t In, index_t r0, index_t r1, F act) {
+    using V = simd<S>;
+    constexpr int L = V::lanes, MR = tile_rows;
+    constexpr index_t P = panel_samples<S>;
+    auto tiles = [&]<int NV>() {
+        auto rows = [&]<int R>(index_t n0) {
+            gemm_tile<S, R, NV> t;
+            t.run(W + n0 * In, In, panel, P, In);
+            // Transposed through a small sample-major block, so that each sample's R outputs
+            // leave as one contiguous store: R scalar stores per sample into rows of Y a
+            // power-of-two apart (Out = 512) hit the same few cache sets and thrash L1.
+            S tile[NV * L][R];
+            for (int r = 0; r < R; ++r) {
+                const S b = bias ? bias[n0 + r] : S(0);
+                for (int v = 0; v < NV; ++v) {
+                    const typename V::vec y = V::apply(act, t.acc[r][v] + b);
+                    for (int l = 0; l < L; ++l)
+                        tile[v * L + l][r] = y[l];
+                }
+            }
+            for (index_t j = 0; j < width; ++j)
+                std::memcpy(Y + (m0 + j) * ldy + n0, tile[j], sizeof(tile[j]));
+        };
+        index_t n0 = r0;
+        for (; n0 + MR <= r1; n0 += MR)
+            rows.template operator()<MR>(n0);
+        // The last (r1 - r0) % MR rows: one tile of exactly that many (a run-time count).
+        [&]<int... R>(std::integer_sequence<int, R...>) {
+            ((r1 - n0 == R + 1 ? rows.template operator()<R + 1>(n0) : void()), ...);
+        }
+        (std::make_integer_sequence<int, MR - 1>{});
+    };
+    const int nv = int((width + L - 1) / L);
+    if (nv == 3)
+        tiles.template operator()<3>();
+    else if (nv == 2)
+        tiles.template operator()<2>();
+    else
+        tiles.template operator()<1>();
+}
+} // namespace detail
+
+/// gemm_nt_dense's packed path: `panels` panels of samples packed into `scratch` at a time,
+/// W taken `row_block` rows at a time (0: all of it), each block multiplied into every packed
+/// panel before the next block is read.
+template <Scalar S, class F>
+void gemm_panels(target, const S* X, index_t ldx, const S* W, const S* bias, S* Y, index_t ldy,
+                 index_t batch, index_t In, index_t Out, S* scratch, F act, index_t panels,
+                 index_t row_block) {
+    constexpr index_t P = panel_samples<S>;
+    const index_t block = row_block > 0 ? row_block : Out;
+    for (index_t m0 = 0; m0 < batch; m0 += panels * P) {
+        const index_t n_panels = std::min(panels, (batch - m0 + P - 1) / P);
+        for (index_t p = 0; p < n_panels; ++p)
+            detail::pack_panel(X, ldx, m0 + p * P, std::min(P, batch - m0 - p * P), In,
+                               scratch + p * In * P);
+        for (index_t r0 = 0; r0 < Out; r0 += block)
+            for (index_t p = 0; p < n_panels; ++p)
+                detail::panel_rows(scratch + p * In * P, std::min(P, batch - m0 - p * P), W, bias,
+                                   Y, ldy, m0 + p * P, In, r0, std::min(Out, r0 + block), act);
+    }
+}
+
+/// gemm_rows (conv.hpp): C (N x P) = act(W (N x K) · B (K x P) + bias), B readable up to the
+/// next multiple of this target's lanes in P.
+template <Scalar S, index_t N, index_t K, class F>
+void gemm_rows(target, const S* W, const S* B, index_t ldb, index_t P, const S* bias, S* C,
+               index_t ldc, F act) {
+    using V = simd<S>;
+    constexpr int L = V::lanes;
+    constexpr int MR = tile_rows;
+    auto column_block = [&]<int NV>(index_t p0, index_t width) {
+        auto rows = [&]<int R>(index_t n0) {
+            gemm_tile<S, R, NV> t;
+            t.run(W + n0 * K, K, B + p0, ldb, K);
+            for (int r = 0; r < R; ++r) {
+                const S b = bias ? bias[n0 + r] : S(0);
+                S* c = C + (n0 + r) * ldc + p0;
+                for (int v = 0; v < NV; ++v) {
+                    const typename V::vec y = V::apply(act, t.acc[r][v] + b);
+                    const index_t n = std::min<index_t>(L, width - v * L);
+                    if (n == L)
+                        V::store(c + v * L, y);
+                    else
+                        for (index_t l = 0; l < n; ++l)
+                            c[v * L + l] = y[l];
+                }
+            }
+        };
+        index_t n0 = 0;
+        for (; n0 + MR <= N; n0 += MR)
+            rows.template operator()<MR>(n0);
+        if constexpr (N % MR != 0)
+            rows.template operator()<int(N % MR)>(n0);
+    };
+    index_t p0 = 0;
+    for (; p0 + 3 * L <= P; p0 += 3 * L)
+        column_block.template operator()<3>(p0, 3 * L);
+    const index_t rest = P - p0;
+    if (rest > 2 * L)
+        column_block.template operator()<3>(p0, rest);
+    else if (rest > L)
+        column_block.template operator()<2>(p0, rest);
+    else if (rest > 0)
+        column_block.template operator()<1>(p0, rest);
+}
