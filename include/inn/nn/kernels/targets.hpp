@@ -163,17 +163,12 @@ inline int vector_target_bytes() {
     return std::max(build_vector_bytes, std::min(cpu_vector_bytes(), limit));
 }
 
-/// The name of the target the kernels run at now ("avx512", "avx2", or the build's own:
-/// "build (16-byte vectors)").
+/// The name of the target the kernels run at now: "avx512", "avx2", or "build" (the build's
+/// own, whatever its width).
 inline const char* vector_target_name() {
     const int b = vector_target_bytes();
-    if (INN_VECTOR_DISPATCH && b == 64)
-        return "avx512";
-    if (INN_VECTOR_DISPATCH && b == 32)
-        return "avx2";
-    return b == 64   ? "build (64-byte vectors)"
-           : b == 32 ? "build (32-byte vectors)"
-                     : "build (16-byte vectors)";
+    if (!INN_VECTOR_DISPATCH || b == build_vector_bytes) return "build";
+    return b == 64 ? "avx512" : "avx2";
 }
 
 /// Calls `run(target)` for the widest target that this CPU runs, the cap allows and the build
