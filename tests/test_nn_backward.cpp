@@ -467,4 +467,49 @@ TEMPLATE_TEST_CASE("nn backward: NaN in x or gy where PyTorch has it", "[nn][bac
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Vector targets: the fused small MLP (forward and backward) on each target this CPU runs agrees
+// with the widest to rounding (kernels/targets.hpp; the products' bits: test_nn.cpp).
+
+TEMPLATE_TEST_CASE("nn backward: the fused small MLP agrees on every vector target",
+                   "[nn][backward][targets]", float, double) {
+    using S = TestType;
+    // Moons' subnet shape at a width of 64 with two inputs; batches with a rest of the groups.
+    using net = nn::Sequential<nn::Linear<2, 64>, nn::ReLU, nn::Linear<64, 2>>;
+    harness<net, S, vec(2)> h;
+    test::vector_targets targets;
+    const double tol = std::is_same_v<S, float> ? 4e-6 : 1e-14;
+    for (index_t batch : {1, 5, 100}) {
+        INFO("batch " << batch);
+        const row_matrix<S> x = normal<double>(batch, 2, 7).cast<S>(),
+                            gy = normal<double>(batch, 2, 8).cast<S>();
+        std::vector<row_matrix<S>> ys, gxs;
+        std::vector<std::vector<std::vector<S>>> grads;
+        for (int bytes : targets.bytes) {
+            nn::kernels::limit_vector_bytes(bytes);
+            h.zero_grads();
+            ys.push_back(h.forward(x));
+            gxs.push_back(h.backward(x, ys.back(), gy));
+            grads.push_back(h.grads);
+        }
+        auto close = [](const auto& a, const auto& b, double t) {
+            double m = 0, d = 0;
+            for (std::size_t i = 0; i < std::size_t(a.size()); ++i) {
+                m = std::max(m, double(std::abs(b.data()[i])));
+                d = std::max(d, double(std::abs(a.data()[i] - b.data()[i])));
+            }
+            INFO("max difference " << d << ", largest value " << m);
+            CHECK(m > 0);
+            CHECK(d <= t * m);
+        };
+        for (std::size_t i = 1; i < ys.size(); ++i) {
+            INFO(targets.bytes[0] << " against " << targets.bytes[i] << " bytes");
+            close(ys[i], ys[0], tol);
+            close(gxs[i], gxs[0], tol);
+            for (std::size_t p = 0; p < grads[0].size(); ++p)
+                close(grads[i][p], grads[0][p], 8 * tol);
+        }
+    }
+}
+
 }  // namespace
