@@ -9,6 +9,7 @@
 #include <inn/nn/kernels.hpp>
 #include <inn/nn/linear.hpp>
 
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -285,6 +286,121 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference"
         CHECK(results[i].rows64 == results[0].rows64);
         CHECK(results[i].rows36 == results[0].rows36);
         CHECK(results[i].conv == results[0].conv);
+    }
+}
+
+TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward products of the "
+                   "reference",
+                   "[nn][targets]", float, double) {
+    using S = TestType;
+    test::vector_targets targets;
+    const long double eps = std::numeric_limits<S>::epsilon();
+    auto dot = [](auto&& term, index_t n, long double init) {
+        long double s = init, mag = std::abs(init);
+        for (index_t k = 0; k < n; ++k) {
+            const long double t = term(k);
+            s += t, mag += std::abs(t);
+        }
+        return std::pair{s, mag};
+    };
+    // gemv: one or two samples (In with and without a tail past the last pair of vectors, Out
+    // not a whole number of register tiles); in bfloat16 too (float).
+    constexpr index_t Out = 29, ldy = Out + 3;
+    for (index_t In : {index_t(37), index_t(83), index_t(128)}) {
+        const index_t ldx = In + 2;
+        const auto X = uniform<S>(std::size_t(2 * ldx), 11),
+                   W = uniform<S>(std::size_t(Out * In), 12), b = uniform<S>(std::size_t(Out), 13);
+        std::vector<std::uint16_t> W16;
+        nn::kernels::to_bf16(W.data(), W.size(), W16);
+        std::vector<S> xs(std::size_t(nn::kernels::gemv_bf16_scratch(In)));
+        for (int bytes : targets.bytes) {
+            nn::kernels::limit_vector_bytes(bytes);
+            INFO("In " << In << ", target of " << bytes << " bytes");
+            std::vector<S> Y(std::size_t(2 * ldy), S(7)), Y16(Y);
+            nn::kernels::gemm_nt_dense<S>(X.data(), ldx, W.data(), b.data(), Y.data(), ldy, 2, In,
+                                          Out, nullptr, nn::detail::relu_fn{});
+            nn::kernels::gemv_bf16<S>(W16.data(), In, Out, X.data(), ldx, 2, b.data(), Y16.data(),
+                                      ldy, xs.data(), nn::kernels::no_act{});
+            for (index_t s = 0; s < 2; ++s)
+                for (index_t o = 0; o < ldy; ++o) {
+                    const std::size_t at = std::size_t(s * ldy + o);
+                    if (o >= Out) {
+                        CHECK(Y[at] == S(7));
+                        CHECK(Y16[at] == S(7));
+                        continue;
+                    }
+                    auto [ref, mag] = dot(
+                        [&](index_t k) {
+                            return (long double)X[std::size_t(s * ldx + k)] *
+                                   W[std::size_t(o * In + k)];
+                        },
+                        In, b[std::size_t(o)]);
+                    CHECK(std::abs(Y[at] - std::max(ref, 0.0L)) <= mag * 4 * eps);
+                    auto [ref16, mag16] = dot(
+                        [&](index_t k) {
+                            return (long double)X[std::size_t(s * ldx + k)] *
+                                   nn::kernels::from_bf16(W16[std::size_t(o * In + k)]);
+                        },
+                        In, b[std::size_t(o)]);
+                    CHECK(std::abs(Y16[at] - ref16) <= mag16 * 4 * eps);
+                }
+        }
+    }
+    // matmul: C = A B and C += A B, A row-major and given transposed; m not a whole number of
+    // register tiles, n a whole number of vectors and not (B and C end at column n: nothing
+    // past it is read or written, which the sanitizer build checks); k 11. Eigen's GEMM where
+    // the build's own target runs.
+    constexpr index_t m = 13, k = 11;
+    const auto A = uniform<S>(std::size_t(m * k), 14), At = uniform<S>(std::size_t(k * m), 15);
+    for (index_t n : {index_t(5), index_t(37), index_t(48), index_t(69)}) {
+        const index_t ldc = n + 1;
+        const auto B = uniform<S>(std::size_t(k * n), 16),
+                   C0 = uniform<S>(std::size_t(m * ldc), 17);
+        std::vector<std::vector<S>> first;
+        for (int bytes : targets.bytes) {
+            nn::kernels::limit_vector_bytes(bytes);
+            INFO("n " << n << ", target of " << bytes << " bytes");
+            std::vector<std::vector<S>> got;
+            for (int form = 0; form < 4; ++form) {
+                const bool transposed = form & 1, accumulate = form & 2;
+                std::vector<S> C = C0;
+                const S* a = transposed ? At.data() : A.data();
+                const index_t lda = transposed ? m : k;
+                if (transposed && accumulate)
+                    nn::kernels::matmul<S, true, true>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
+                else if (transposed)
+                    nn::kernels::matmul<S, false, true>(C.data(), ldc, a, lda, B.data(), n, m, n,
+                                                        k);
+                else if (accumulate)
+                    nn::kernels::matmul<S, true>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
+                else
+                    nn::kernels::matmul<S, false>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
+                for (index_t i = 0; i < m; ++i)
+                    for (index_t j = 0; j < ldc; ++j) {
+                        const std::size_t at = std::size_t(i * ldc + j);
+                        if (j >= n) {
+                            CHECK(C[at] == C0[at]);
+                            continue;
+                        }
+                        auto [ref, mag] = dot(
+                            [&](index_t p) {
+                                const S aip = transposed ? At[std::size_t(p * m + i)]
+                                                         : A[std::size_t(i * k + p)];
+                                return (long double)aip * B[std::size_t(p * n + j)];
+                            },
+                            k, accumulate ? C0[at] : S(0));
+                        CHECK(std::abs(C[at] - ref) <= mag * 4 * eps);
+                    }
+                got.push_back(std::move(C));
+            }
+            // Dispatched targets (the build's own runs Eigen's GEMM, kernels::matmul): the same
+            // bits (one chain of fused multiply-adds per output, in order).
+            const bool tile = bytes != nn::kernels::build_vector_bytes;
+            if (first.empty() && tile)
+                first = got;
+            else if (tile)
+                CHECK(got == first);
+        }
     }
 }
 

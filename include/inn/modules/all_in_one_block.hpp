@@ -700,8 +700,9 @@ struct AllInOneBlock {
                 using map = Eigen::Map<row_matrix<S>>;
                 const cmap M(W, C, C);
                 if constexpr (n_pix == 1) {
-                    if constexpr (Transposed)
-                        nn::kernels::product<S, false>(y.matrix(batch, C), x.matrix(batch, C), M);
+                    if constexpr (Transposed) // y = x M: B row-major, the dispatched product
+                        nn::kernels::matmul<S, false>(y.data, y.stride, x.data, x.stride, W, C,
+                                                      batch, C, C);
                     else
                         nn::kernels::product<S, false>(y.matrix(batch, C), x.matrix(batch, C),
                                                        M.transpose());
@@ -863,11 +864,11 @@ struct AllInOneBlock {
             const index_t batch = args.batch;
             // R = sum over samples and pixels of gv v^T (+ x gx^T).
             if constexpr (n_pix == 1) {
-                nn::kernels::product<S, false>(R, cview<S>(w.gv, size).matrix(batch, C).transpose(),
-                                               cview<S>(w.v, size).matrix(batch, C));
+                nn::kernels::matmul<S, false, true>(R.data(), C, w.gv, size, w.v, size, C, C,
+                                                    batch);
                 if constexpr (reverse)
-                    nn::kernels::product<S, true>(R, x.matrix(batch, C).transpose(),
-                                                  gx.matrix(batch, C));
+                    nn::kernels::matmul<S, true, true>(R.data(), C, x.data, x.stride, gx.data,
+                                                       gx.stride, C, C, batch);
             } else {
                 R.setZero();
                 for (index_t b = 0; b < batch; ++b) {

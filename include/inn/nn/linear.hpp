@@ -70,15 +70,16 @@ struct Linear {
         static constexpr bool backward_reads_x = true, backward_reads_y = false;
         /// Parameter gradients first, then gx: nothing is read after gx is written.
         void backward(const layer_backward_args<S>& a) const {
-            const auto gy = a.gy.matrix(a.batch, Out);
+            // gW += gyᵀ x, gx = gy W: B row-major in both (kernels::matmul).
             if (S* gw = a.grad_of(weight))
-                kernels::product<S, true>(Eigen::Map<row_matrix<S>>(gw, Out, In), gy.transpose(),
-                                          a.x.matrix(a.batch, In));
+                kernels::matmul<S, true, true>(gw, In, a.gy.data, a.gy.stride, a.x.data,
+                                               a.x.stride, Out, In, a.batch);
             if constexpr (Bias)
                 if (S* gb = a.grad_of(bias))
                     kernels::add_row_sums(gb, a.gy.data, a.gy.stride, a.batch, index_t(Out));
             if (a.gx.data)
-                kernels::product<S, false>(a.gx.matrix(a.batch, In), gy, weight.matrix(Out, In));
+                kernels::matmul<S, false>(a.gx.data, a.gx.stride, a.gy.data, a.gy.stride,
+                                          weight.data(), In, a.batch, In, Out);
         }
 
         template <class V>

@@ -5,7 +5,8 @@
 //                   row-major panel, MR * NV accumulators (kernels/vector/gemm.ipp, one copy
 //                   per vector target, see targets.hpp);
 //   * gemm_nt       Y = act(X Wᵀ + b), a matrix-vector product per sample for tiny batches
-//                   (streams W once per sample, no packing), packed panels through gemm_tile
+//                   (kernels/vector/gemv.ipp: streams W once per sample, no packing, rows of W
+//                   dotted with the sample's inputs), packed panels through gemm_tile
 //                   for larger ones, bias and activation applied as the tile is stored;
 //                   Eigen's GEMM where the tile would not pay (fewer than 16 inputs);
 //   * bias_act      Y = act(Y + b) in one pass over Y (bias and activation fused).
@@ -74,13 +75,11 @@ void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, ind
         return;
     }
     if (batch <= 2 || scratch == nullptr) {
-        using vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-        for (index_t b = 0; b < batch; ++b) {
-            Eigen::Map<vec> y(Y + b * ldy, Out);
-            y.noalias() = Wm * Eigen::Map<const vec>(X + b * ldx, In);
-            for (index_t o = 0; o < Out; ++o)
-                y[o] = act(y[o] + (bias ? bias[o] : S(0)));
-        }
+        dispatch([&](auto target) {
+            for (index_t b = 0; b < batch; ++b)
+                gemv(target, W, In, Out, X + b * ldx, bias, Y + b * ldy, act);
+            return true;
+        });
         return;
     }
     const index_t panels = std::max<index_t>(1, plan.panels);

@@ -23,6 +23,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -73,6 +75,7 @@ namespace inn::nn::kernels::isa::build {
 // clang-format off
 #include "vector/simd.ipp"
 #include "vector/gemm.ipp"
+#include "vector/gemv.ipp"
 #include "vector/conv.ipp"
 #include "vector/mlp.ipp"
 // clang-format on
@@ -91,6 +94,7 @@ namespace inn::nn::kernels::isa::avx2 {
 // clang-format off
 #include "vector/simd.ipp"
 #include "vector/gemm.ipp"
+#include "vector/gemv.ipp"
 #include "vector/conv.ipp"
 #include "vector/mlp.ipp"
 // clang-format on
@@ -106,6 +110,7 @@ namespace inn::nn::kernels::isa::avx512 {
 // clang-format off
 #include "vector/simd.ipp"
 #include "vector/gemm.ipp"
+#include "vector/gemv.ipp"
 #include "vector/conv.ipp"
 #include "vector/mlp.ipp"
 // clang-format on

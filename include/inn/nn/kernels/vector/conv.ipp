@@ -25,25 +25,25 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
 
     template <int R, int NV> static void tile(const S* w, const S* x, S* y) {
         vec acc[R][NV];
-        for (int r = 0; r < R; ++r)
-            for (int v = 0; v < NV; ++v)
+        INN_UNROLL for (int r = 0; r < R; ++r)
+            INN_UNROLL for (int v = 0; v < NV; ++v)
                 acc[r][v] = vec{};
         for (int c = 0; c < In; ++c)
             for (int u = 0; u < KS; ++u)
                 for (int t = 0; t < KS; ++t) {
                     const S* xr = x + index_t(c) * plane + u * Wp + t;
                     vec b[NV];
-                    for (int v = 0; v < NV; ++v)
+                    INN_UNROLL for (int v = 0; v < NV; ++v)
                         b[v] = V::load(xr + v * L);
                     const index_t k = (index_t(c) * KS + u) * KS + t;
-                    for (int r = 0; r < R; ++r) {
+                    INN_UNROLL for (int r = 0; r < R; ++r) {
                         const S a = w[r * index_t(In) * KS * KS + k];
-                        for (int v = 0; v < NV; ++v)
+                        INN_UNROLL for (int v = 0; v < NV; ++v)
                             acc[r][v] += b[v] * a;
                     }
                 }
-        for (int r = 0; r < R; ++r)
-            for (int v = 0; v < NV; ++v)
+        INN_UNROLL for (int r = 0; r < R; ++r)
+            INN_UNROLL for (int v = 0; v < NV; ++v)
                 V::store(y + r * ext_padded + v * L, acc[r][v]);
     }
 
@@ -90,15 +90,15 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
                 for (int t = 0; t < KS; ++t) {
                     const S* xr = xp + index_t(c) * plane + u * Wp + t;
                     vec acc[R];
-                    for (int r = 0; r < R; ++r)
+                    INN_UNROLL for (int r = 0; r < R; ++r)
                         acc[r] = vec{};
                     for (index_t q = 0; q < ext_padded; q += L) {
                         const vec xv = V::load(xr + q);
-                        for (int r = 0; r < R; ++r)
+                        INN_UNROLL for (int r = 0; r < R; ++r)
                             acc[r] += V::load(g + r * ext_padded + q) * xv;
                     }
                     const index_t k = (index_t(c) * KS + u) * KS + t;
-                    for (int r = 0; r < R; ++r)
+                    INN_UNROLL for (int r = 0; r < R; ++r)
                         gw[r * taps + k] += V::sum(acc[r]);
                 }
     }

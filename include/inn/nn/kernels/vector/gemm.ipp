@@ -17,17 +17,14 @@ template <Scalar S, int MR, int NV> struct gemm_tile {
     /// acc = W[0..MR) [0..K) · B[0..K) [0..NV*L); W rows `ldw` apart, B rows `ldb` apart. (K is
     /// a run-time bound: one instantiation serves every layer shape.)
     void run(const S* W, index_t ldw, const S* B, index_t ldb, index_t K) {
-        for (int r = 0; r < MR; ++r)
-            for (int v = 0; v < NV; ++v)
-                acc[r][v] = vec{};
+        INN_UNROLL for (int r = 0; r < MR; ++r) INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] =
+            vec{};
         for (index_t k = 0; k < K; ++k) {
             vec b[NV];
-            for (int v = 0; v < NV; ++v)
-                b[v] = V::load(B + k * ldb + v * L);
-            for (int r = 0; r < MR; ++r) {
+            INN_UNROLL for (int v = 0; v < NV; ++v) b[v] = V::load(B + k * ldb + v * L);
+            INN_UNROLL for (int r = 0; r < MR; ++r) {
                 const S a = W[r * ldw + k];
-                for (int v = 0; v < NV; ++v)
-                    acc[r][v] += b[v] * a;
+                INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += b[v] * a;
             }
         }
     }
@@ -66,12 +63,11 @@ void panel_rows(const S* panel, index_t width, const S* W, const S* bias, S* Y, 
             // leave as one contiguous store: R scalar stores per sample into rows of Y a
             // power-of-two apart (Out = 512) hit the same few cache sets and thrash L1.
             S tile[NV * L][R];
-            for (int r = 0; r < R; ++r) {
+            INN_UNROLL for (int r = 0; r < R; ++r) {
                 const S b = bias ? bias[n0 + r] : S(0);
-                for (int v = 0; v < NV; ++v) {
+                INN_UNROLL for (int v = 0; v < NV; ++v) {
                     const typename V::vec y = V::apply(act, t.acc[r][v] + b);
-                    for (int l = 0; l < L; ++l)
-                        tile[v * L + l][r] = y[l];
+                    INN_UNROLL for (int l = 0; l < L; ++l) tile[v * L + l][r] = y[l];
                 }
             }
             for (index_t j = 0; j < width; ++j)
@@ -129,17 +125,17 @@ void gemm_rows(target, const S* W, const S* B, index_t ldb, index_t P, const S* 
         auto rows = [&]<int R>(index_t n0) {
             gemm_tile<S, R, NV> t;
             t.run(W + n0 * K, K, B + p0, ldb, K);
-            for (int r = 0; r < R; ++r) {
+            INN_UNROLL for (int r = 0; r < R; ++r) {
                 const S b = bias ? bias[n0 + r] : S(0);
                 S* c = C + (n0 + r) * ldc + p0;
-                for (int v = 0; v < NV; ++v) {
+                INN_UNROLL for (int v = 0; v < NV; ++v) {
                     const typename V::vec y = V::apply(act, t.acc[r][v] + b);
-                    const index_t n = std::min<index_t>(L, width - v * L);
-                    if (n == L)
+                    // Columns left from this vector on: > 0 by the choice of NV.
+                    const index_t n = width - v * L;
+                    if (n >= L)
                         V::store(c + v * L, y);
                     else
-                        for (index_t l = 0; l < n; ++l)
-                            c[v * L + l] = y[l];
+                        V::store_part(c + v * L, y, n);
                 }
             }
         };
@@ -149,14 +145,86 @@ void gemm_rows(target, const S* W, const S* B, index_t ldb, index_t P, const S* 
         if constexpr (N % MR != 0)
             rows.template operator()<int(N % MR)>(n0);
     };
-    index_t p0 = 0;
-    for (; p0 + 3 * L <= P; p0 += 3 * L)
-        column_block.template operator()<3>(p0, 3 * L);
-    const index_t rest = P - p0;
+    // Whole blocks of three vectors, then the rest (P is often a constant here: spelled so
+    // that the compiler sees which of the branches below is taken).
+    const index_t blocks = P / (3 * L);
+    for (index_t q = 0; q < blocks; ++q)
+        column_block.template operator()<3>(q * 3 * L, 3 * L);
+    const index_t p0 = blocks * 3 * L, rest = P - p0;
     if (rest > 2 * L)
         column_block.template operator()<3>(p0, rest);
     else if (rest > L)
         column_block.template operator()<2>(p0, rest);
     else if (rest > 0)
         column_block.template operator()<1>(p0, rest);
+}
+
+/// matmul (grad.hpp): C (m x n, row-major) = or += A (m x k) · B (k x n, row-major), element
+/// (i, p) of A at A[p * lda + i] where `ATransposed`, else A[i * lda + p]. Register tiles of
+/// tile_rows rows of A (broadcast) by up to three vectors of B's columns; the last vector of a
+/// row of B or C that n does not fill is loaded and stored in part (nothing read or written
+/// past column n).
+template <Scalar S, bool ATransposed, bool Accumulate>
+void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, index_t ldb,
+                index_t m, index_t n, index_t k) {
+    using V = simd<S>;
+    using vec = typename V::vec;
+    constexpr int L = V::lanes, MR = tile_rows;
+    auto column_block = [&]<int NV>(index_t j0, index_t width) {
+        // Valid lanes of the last vector (L where width fills it).
+        const index_t last = width - (NV - 1) * L;
+        auto rows = [&]<int R>(index_t i0) {
+            vec acc[R][NV] = {}; // (`acc[r][v] = vec{}` in a lambda crashes nvcc 13)
+            auto step = [&]<bool Part>(index_t p) {
+                const S* b = B + p * ldb + j0;
+                vec bv[NV];
+                INN_UNROLL for (int v = 0; v < NV; ++v) bv[v] =
+                    Part && v == NV - 1 ? V::load_part(b + v * L, last) : V::load(b + v * L);
+                INN_UNROLL for (int r = 0; r < R; ++r) {
+                    const S a = ATransposed ? A[p * lda + i0 + r] : A[(i0 + r) * lda + p];
+                    INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * a;
+                }
+            };
+            if (last == L)
+                for (index_t p = 0; p < k; ++p)
+                    step.template operator()<false>(p);
+            else
+                for (index_t p = 0; p < k; ++p)
+                    step.template operator()<true>(p);
+            INN_UNROLL for (int r = 0; r < R; ++r) {
+                S* c = C + (i0 + r) * ldc + j0;
+                INN_UNROLL for (int v = 0; v < NV; ++v) {
+                    const index_t count = v == NV - 1 ? last : L;
+                    vec y = acc[r][v];
+                    if (count == L) {
+                        if constexpr (Accumulate)
+                            y += V::load(c + v * L);
+                        V::store(c + v * L, y);
+                    } else {
+                        if constexpr (Accumulate)
+                            y += V::load_part(c + v * L, count);
+                        V::store_part(c + v * L, y, count);
+                    }
+                }
+            }
+        };
+        index_t i0 = 0;
+        for (; i0 + MR <= m; i0 += MR)
+            rows.template operator()<MR>(i0);
+        // The last m % MR rows: one tile of exactly that many (a run-time count).
+        [&]<int... R>(std::integer_sequence<int, R...>) {
+            ((m - i0 == R + 1 ? rows.template operator()<R + 1>(i0) : void()), ...);
+        }
+        (std::make_integer_sequence<int, MR - 1>{});
+    };
+    index_t j0 = 0;
+    for (; j0 + 3 * L <= n; j0 += 3 * L)
+        column_block.template operator()<3>(j0, 3 * L);
+    const index_t rest = n - j0;
+    if (rest > 2 * L)
+        column_block.template operator()<3>(j0, rest);
+    else if (rest > L)
+        column_block.template operator()<2>(j0, rest);
+    else if (rest > 0)
+        column_block.template operator()<1>(j0, rest);
 }

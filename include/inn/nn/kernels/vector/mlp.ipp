@@ -15,31 +15,31 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp {
     static void groups(const S* X, index_t ldx, const S* W1, const S* b1, const S* W2, const S* b2,
                        S* Y, index_t ldy, F act) {
         vec x[G][I > 0 ? I : 1];
-        for (int g = 0; g < G; ++g)
-            for (int i = 0; i < I; ++i)
+        INN_UNROLL for (int g = 0; g < G; ++g)
+            INN_UNROLL for (int i = 0; i < I; ++i)
                 x[g][i] = V::strided(X + g * L * ldx + i, ldx);
         vec acc[2][G][O];
-        for (int p = 0; p < 2; ++p)
-            for (int g = 0; g < G; ++g)
-                for (int o = 0; o < O; ++o)
+        INN_UNROLL for (int p = 0; p < 2; ++p)
+            INN_UNROLL for (int g = 0; g < G; ++g)
+                INN_UNROLL for (int o = 0; o < O; ++o)
                     acc[p][g][o] = vec{};
         for (int k = 0; k < H; k += 2) {
-            for (int p = 0; p < 2; ++p) {
+            INN_UNROLL for (int p = 0; p < 2; ++p) {
                 const int kk = k + p;
-                for (int g = 0; g < G; ++g) {
+                INN_UNROLL for (int g = 0; g < G; ++g) {
                     vec h = x[g][0] * W1[kk * I] + b1[kk];
-                    for (int i = 1; i < I; ++i)
+                    INN_UNROLL for (int i = 1; i < I; ++i)
                         h += x[g][i] * W1[kk * I + i];
                     h = V::apply(act, h);
-                    for (int o = 0; o < O; ++o)
+                    INN_UNROLL for (int o = 0; o < O; ++o)
                         acc[p][g][o] += h * W2[o * H + kk];
                 }
             }
         }
-        for (int g = 0; g < G; ++g)
-            for (int o = 0; o < O; ++o) {
+        INN_UNROLL for (int g = 0; g < G; ++g)
+            INN_UNROLL for (int o = 0; o < O; ++o) {
                 const vec y = acc[0][g][o] + acc[1][g][o] + b2[o];
-                for (int l = 0; l < L; ++l)
+                INN_UNROLL for (int l = 0; l < L; ++l)
                     Y[(g * L + l) * ldy + o] = y[l];
             }
     }
@@ -50,30 +50,30 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp {
         // Two accumulators per output (even and odd chunks): twice the FMA chains in flight.
         constexpr int P = H % (2 * L) == 0 ? 2 : 1;
         vec acc[P][O];
-        for (int p = 0; p < P; ++p)
-            for (int o = 0; o < O; ++o)
+        INN_UNROLL for (int p = 0; p < P; ++p)
+            INN_UNROLL for (int o = 0; o < O; ++o)
                 acc[p][o] = vec{};
         for (int k = 0; k < H; k += P * L) {
-            for (int p = 0; p < P; ++p) {
+            INN_UNROLL for (int p = 0; p < P; ++p) {
                 const int kk = k + p * L;
                 vec h = V::load(b1 + kk);
-                for (int i = 0; i < I; ++i) {
+                INN_UNROLL for (int i = 0; i < I; ++i) {
                     vec w;
                     if constexpr (I == 1)
                         w = V::load(W1 + kk);
                     else
-                        for (int l = 0; l < L; ++l)
+                        INN_UNROLL for (int l = 0; l < L; ++l)
                             w[l] = W1[(kk + l) * I + i];
                     h += w * x[i];
                 }
                 h = V::apply(act, h);
-                for (int o = 0; o < O; ++o)
+                INN_UNROLL for (int o = 0; o < O; ++o)
                     acc[p][o] += h * V::load(W2 + o * H + kk);
             }
         }
-        for (int o = 0; o < O; ++o) {
+        INN_UNROLL for (int o = 0; o < O; ++o) {
             vec a = acc[0][o];
-            for (int p = 1; p < P; ++p)
+            INN_UNROLL for (int p = 1; p < P; ++p)
                 a += acc[p][o];
             y[o] = V::sum(a) + b2[o];
         }
@@ -129,7 +129,7 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
         if constexpr (requires { F::relu; }) {
             return in <= vec{} ? vec{} : g; // as F::grad, lane by lane
         } else {
-            for (int l = 0; l < L; ++l)
+            INN_UNROLL for (int l = 0; l < L; ++l)
                 g[l] = F::grad(in[l], g[l]);
             return g;
         }
@@ -139,54 +139,54 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
     static void groups(const S* X, index_t ldx, const S* GY, index_t ldg, S* GX, index_t ldgx,
                        const S* W1, const S* b1, const S* W2, S* P2, S* Pb, S* P1, F act) {
         vec x[G][I > 0 ? I : 1], gy[G][O], gx[G][I > 0 ? I : 1];
-        for (int g = 0; g < G; ++g) {
-            for (int i = 0; i < I; ++i) {
+        INN_UNROLL for (int g = 0; g < G; ++g) {
+            INN_UNROLL for (int i = 0; i < I; ++i) {
                 gx[g][i] = vec{};
                 x[g][i] = V::strided(X + g * L * ldx + i, ldx);
             }
-            for (int o = 0; o < O; ++o)
+            INN_UNROLL for (int o = 0; o < O; ++o)
                 gy[g][o] = V::strided(GY + g * L * ldg + o, ldg);
         }
         for (int k = 0; k < H; ++k) {
             vec h[G], gp[G];
-            for (int g = 0; g < G; ++g) {
+            INN_UNROLL for (int g = 0; g < G; ++g) {
                 vec pre = x[g][0] * W1[k * I] + b1[k]; // as small_mlp::groups
-                for (int i = 1; i < I; ++i)
+                INN_UNROLL for (int i = 1; i < I; ++i)
                     pre += x[g][i] * W1[k * I + i];
                 h[g] = V::apply(act, pre);
                 vec gh = gy[g][0] * W2[k];
-                for (int o = 1; o < O; ++o)
+                INN_UNROLL for (int o = 1; o < O; ++o)
                     gh += gy[g][o] * W2[o * H + k];
                 gp[g] = grad(F::reads_x ? pre : h[g], gh);
             }
             // (Lambdas here capture: a captureless one's function-pointer thunk would not get
             // the target's instruction set, and returns a vector of it.)
             auto start = [&](const S* partial) { return First ? vec{} : V::load(partial); };
-            for (int o = 0; o < O; ++o) {
+            INN_UNROLL for (int o = 0; o < O; ++o) {
                 vec p = start(P2 + (index_t(o) * H + k) * L);
-                for (int g = 0; g < G; ++g)
+                INN_UNROLL for (int g = 0; g < G; ++g)
                     p += gy[g][o] * h[g];
                 V::store(P2 + (index_t(o) * H + k) * L, p);
             }
             vec pb = start(Pb + index_t(k) * L);
-            for (int g = 0; g < G; ++g)
+            INN_UNROLL for (int g = 0; g < G; ++g)
                 pb += gp[g];
             V::store(Pb + index_t(k) * L, pb);
-            for (int i = 0; i < I; ++i) {
+            INN_UNROLL for (int i = 0; i < I; ++i) {
                 vec p = start(P1 + (index_t(k) * I + i) * L);
-                for (int g = 0; g < G; ++g)
+                INN_UNROLL for (int g = 0; g < G; ++g)
                     p += gp[g] * x[g][i];
                 V::store(P1 + (index_t(k) * I + i) * L, p);
             }
             if (GX)
-                for (int g = 0; g < G; ++g)
-                    for (int i = 0; i < I; ++i)
+                INN_UNROLL for (int g = 0; g < G; ++g)
+                    INN_UNROLL for (int i = 0; i < I; ++i)
                         gx[g][i] += gp[g] * W1[k * I + i];
         }
         if (GX)
-            for (int g = 0; g < G; ++g)
-                for (int i = 0; i < I; ++i)
-                    for (int l = 0; l < L; ++l)
+            INN_UNROLL for (int g = 0; g < G; ++g)
+                INN_UNROLL for (int i = 0; i < I; ++i)
+                    INN_UNROLL for (int l = 0; l < L; ++l)
                         GX[(g * L + l) * ldgx + i] = gx[g][i][l];
     }
 

@@ -22,10 +22,20 @@ template <Scalar S> struct simd {
         return v;
     }
     static void store(S* p, const vec& v) { std::memcpy(p, &v, sizeof(vec)); }
+    /// Lanes [0, count) from p, the others zero; nothing read past p + count.
+    static vec load_part(const S* p, index_t count) {
+        vec v{};
+        std::memcpy(&v, p, std::size_t(count) * sizeof(S));
+        return v;
+    }
+    /// Lanes [0, count) to p; nothing written past p + count.
+    static void store_part(S* p, const vec& v, index_t count) {
+        std::memcpy(p, &v, std::size_t(count) * sizeof(S));
+    }
     /// Lane l = p[l * stride] (a column of row-major samples).
     static vec strided(const S* p, index_t stride) {
         S lane[lanes];
-        for (int l = 0; l < lanes; ++l)
+        INN_UNROLL for (int l = 0; l < lanes; ++l)
             lane[l] = p[l * stride];
         return load(lane);
     }
@@ -51,7 +61,7 @@ template <Scalar S> struct simd {
         else
             return _mm_sqrt_pd(v);
 #else
-        for (int l = 0; l < lanes; ++l)
+        INN_UNROLL for (int l = 0; l < lanes; ++l)
             v[l] = std::sqrt(v[l]);
         return v;
 #endif
@@ -103,7 +113,7 @@ template <Scalar S> struct simd {
                 return _mm512_maskz_max_pd(0xff, vec{}, v);
         }
 #endif
-        for (int l = 0; l < lanes; ++l)
+        INN_UNROLL for (int l = 0; l < lanes; ++l)
             v[l] = f(v[l]);
         return v;
     }
