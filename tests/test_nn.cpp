@@ -158,6 +158,18 @@ template <class S> std::vector<S> uniform(std::size_t n, std::uint64_t seed) {
     return v;
 }
 
+// A long-double sum of n terms after init, and the sum of their magnitudes (the scale of the
+// rounding a float or double result may carry).
+template <class Term>
+std::pair<long double, long double> dot_reference(Term&& term, index_t n, long double init) {
+    long double s = init, mag = std::abs(init);
+    for (index_t k = 0; k < n; ++k) {
+        const long double t = term(k);
+        s += t, mag += std::abs(t);
+    }
+    return {s, mag};
+}
+
 TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference", "[nn][targets]",
                    float, double) {
     using S = TestType;
@@ -205,15 +217,7 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference"
         conv::weight_gradient(cx.data(), cgy.data(), r.conv_dw.data(), cs.data());
         results.push_back(std::move(r));
     }
-    // Long-double references.
-    auto dot = [](auto&& term, index_t n, long double init) {
-        long double s = init, mag = std::abs(init);
-        for (index_t k = 0; k < n; ++k) {
-            const long double t = term(k);
-            s += t, mag += std::abs(t);
-        }
-        return std::pair{s, mag};
-    };
+    // Long-double references (dot_reference).
     const long double eps = std::numeric_limits<S>::epsilon();
     for (const auto& r : results) {
         INFO("target of " << r.bytes << " bytes");
@@ -224,7 +228,7 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference"
                     CHECK(y == S(7)); // the padding between rows untouched
                     continue;
                 }
-                auto [ref, mag] = dot(
+                auto [ref, mag] = dot_reference(
                     [&](index_t k) {
                         return (long double)X[std::size_t(s * ldx + k)] * W[std::size_t(o * In + k)];
                     },
@@ -240,7 +244,7 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference"
                         CHECK(c == S(7));
                         continue;
                     }
-                    auto [ref, mag] = dot(
+                    auto [ref, mag] = dot_reference(
                         [&](index_t k) {
                             return (long double)Wr[std::size_t(n * K + k)] * B[std::size_t(k * 80 + p)];
                         },
@@ -251,7 +255,7 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference"
         for (int o = 0; o < 5; ++o)
             for (int i = 0; i < 8; ++i)
                 for (int j = 0; j < 8; ++j) {
-                    auto [ref, mag] = dot(
+                    auto [ref, mag] = dot_reference(
                         [&](index_t k) {
                             const int c = int(k / 9), u = int(k % 9 / 3), t = int(k % 3);
                             const int ii = i + u - 1, jj = j + t - 1;
@@ -265,7 +269,7 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference"
                 }
         for (int o = 0; o < 5; ++o)
             for (index_t k = 0; k < 27; ++k) {
-                auto [ref, mag] = dot(
+                auto [ref, mag] = dot_reference(
                     [&](index_t q) {
                         const int c = int(k / 9), u = int(k % 9 / 3), t = int(k % 3);
                         const int i = int(q / 8), j = int(q % 8), ii = i + u - 1, jj = j + t - 1;
@@ -295,14 +299,6 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
     using S = TestType;
     test::vector_targets targets;
     const long double eps = std::numeric_limits<S>::epsilon();
-    auto dot = [](auto&& term, index_t n, long double init) {
-        long double s = init, mag = std::abs(init);
-        for (index_t k = 0; k < n; ++k) {
-            const long double t = term(k);
-            s += t, mag += std::abs(t);
-        }
-        return std::pair{s, mag};
-    };
     // gemv: one or two samples (In with and without a tail past the last pair of vectors, Out
     // not a whole number of register tiles); in bfloat16 too (float).
     constexpr index_t Out = 29, ldy = Out + 3;
@@ -329,14 +325,14 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
                         CHECK(Y16[at] == S(7));
                         continue;
                     }
-                    auto [ref, mag] = dot(
+                    auto [ref, mag] = dot_reference(
                         [&](index_t k) {
                             return (long double)X[std::size_t(s * ldx + k)] *
                                    W[std::size_t(o * In + k)];
                         },
                         In, b[std::size_t(o)]);
                     CHECK(std::abs(Y[at] - std::max(ref, 0.0L)) <= mag * 4 * eps);
-                    auto [ref16, mag16] = dot(
+                    auto [ref16, mag16] = dot_reference(
                         [&](index_t k) {
                             return (long double)X[std::size_t(s * ldx + k)] *
                                    nn::kernels::from_bf16(W16[std::size_t(o * In + k)]);
@@ -382,7 +378,7 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
                             CHECK(C[at] == C0[at]);
                             continue;
                         }
-                        auto [ref, mag] = dot(
+                        auto [ref, mag] = dot_reference(
                             [&](index_t p) {
                                 const S aip = transposed ? At[std::size_t(p * m + i)]
                                                          : A[std::size_t(i * k + p)];
