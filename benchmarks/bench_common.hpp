@@ -25,9 +25,9 @@
 //              (-DINN_BENCHMARK_ARCH=x86-64) runs as a machine without AVX-512 or AVX2 would;
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
-//              share_buffers, views, fuse_coupling, fuse_elementwise; mutable only with
-//              INN_BENCHMARK_SWITCHES, which benchmarks/CMakeLists.txt defines for every
-//              benchmark).
+//              share_buffers, views, fuse_coupling, fuse_elementwise, pack_weights;
+//              mutable only with INN_BENCHMARK_SWITCHES, which benchmarks/CMakeLists.txt
+//              defines for every benchmark).
 //
 // The cases are named <model>/<fwd|inv>/batch:<B>/threads:<T>; every call goes through the
 // allocation-free forward_into / inverse_into with the workspace reserved beforehand. Training
@@ -309,6 +309,8 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
                     t.fuse_coupling = false;
                 else if (key == "fuse_elementwise")
                     t.fuse_elementwise = false;
+                else if (key == "pack_weights")
+                    t.pack_weights = false;
                 else
                     throw std::runtime_error("unknown switch " + std::string(key));
                 k = comma == std::string_view::npos ? std::string_view() : k.substr(comma + 1);

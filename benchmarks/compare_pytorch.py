@@ -279,7 +279,8 @@ def torch_models():
 # include/inn/nn/kernels/switches.hpp).
 ABLATIONS = {
     "moons": [("mlp", 256), ("mlp", 1)],
-    "mnist-cinn": [("gemm", 256), ("fuse_activation", 256), ("share_buffers", 256)],
+    "mnist-cinn": [("gemm", 256), ("pack_weights", 256), ("fuse_activation", 256),
+                   ("share_buffers", 256)],
     "conv-cifar": [("conv", 1), ("gemm", 16), ("fuse_activation", 1), ("fuse_coupling", 16),
                    ("fuse_elementwise", 16), ("views", 16), ("share_buffers", 64)],
 }

@@ -574,6 +574,88 @@ int round_offered_weights(Net& net) {
     return rounded;
 }
 
+// ---- packed weights (network::use_packed_weights) -------------------------------------------
+
+TEST_CASE("packed weights: the same bits as the stored weights, following every change",
+          "[allinone][packed]") {
+    // Bf16Net's subnets (22 -> 45 -> 36: each a part of a packed block of 48 outputs) and
+    // soft permutations of 37 channels; batches of 3 and more may read the packed copies.
+    Bf16Net net(11);
+    Bf16Net unpacked = net;
+    unpacked.use_packed_weights(false);
+    CHECK(net.packed_weights());
+    CHECK_FALSE(unpacked.packed_weights());
+    auto packed_floats = [](Bf16Net& n) {
+        std::int64_t count = 0;
+        n.visit([&](const std::string&, const tensor_ref<float>& t) {
+            if (t.packed) count += t.packed->size();
+        });
+        return count;
+    };
+    // Every copy holds W [out, in] as blocks of 48 outputs, each [in][48], zero past out.
+    auto copies_hold_the_weights = [](Bf16Net& n) {
+        int copies = 0;
+        n.visit([&](const std::string& key, const tensor_ref<float>& t) {
+            if (!t.packed || t.packed->empty()) return;
+            INFO(key);
+            ++copies;
+            const std::int64_t out = t.shape.extent[0], in = t.shape.extent[1];
+            const std::int64_t blocks = (out + 47) / 48;
+            REQUIRE(t.packed->size() == blocks * 48 * in);
+            bool same = true;
+            for (std::int64_t o = 0; o < blocks * 48; ++o)
+                for (std::int64_t k = 0; k < in; ++k)
+                    same = same && t.packed->data()[(o / 48) * 48 * in + k * 48 + o % 48] ==
+                                       (o < out ? t.real[o * in + k] : 0.f);
+            CHECK(same);
+        });
+        return copies;
+    };
+    for (int b : {3, 50, 200}) {
+        INFO("batch " << b);
+        const row_matrix<float> x = inn::test::random_batch(b, 37, 5).cast<float>();
+        const row_matrix<float> c = inn::test::random_batch(b, 3, 6).cast<float>();
+        // Each network picks its own plans (timed): whichever is picked, the same bits.
+        for (int call = 0; call < 2; ++call) {
+            auto [z, ljd] = net.forward(x, conditions(c));
+            auto [zu, ljdu] = unpacked.forward(x, conditions(c));
+            CHECK((z.array() == zu.array()).all());
+            CHECK((ljd.array() == ljdu.array()).all());
+            auto [xr, ljdr] = net.inverse(z, conditions(c));
+            auto [xu, ljdru] = unpacked.inverse(z, conditions(c));
+            CHECK((xr.array() == xu.array()).all());
+        }
+    }
+    // Made at the first call: two Linear layers and two soft permutations per block; none
+    // while off. (A visit marks the parameters changed: the copies are made again.)
+    CHECK(copies_hold_the_weights(net) == 3 * 4);
+    CHECK(packed_floats(unpacked) == 0);
+    // The copies follow the weights: changed through visit, the next call reads the new ones;
+    // a copied network carries its copies.
+    net.visit([](const std::string&, const tensor_ref<float>& t) {
+        if (t.packed)
+            for (std::int64_t i = 0; i < t.shape.numel(); ++i) t.real[i] *= 0.75f;
+    });
+    unpacked.visit([](const std::string&, const tensor_ref<float>& t) {
+        if (t.packed)
+            for (std::int64_t i = 0; i < t.shape.numel(); ++i) t.real[i] *= 0.75f;
+    });
+    const row_matrix<float> x = inn::test::random_batch(64, 37, 7).cast<float>();
+    const row_matrix<float> c = inn::test::random_batch(64, 3, 8).cast<float>();
+    const auto zu = unpacked.forward(x, conditions(c)).z;
+    CHECK((net.forward(x, conditions(c)).z.array() == zu.array()).all());
+    CHECK(copies_hold_the_weights(net) == 3 * 4);
+    Bf16Net copy = net;
+    CHECK((copy.forward(x, conditions(c)).z.array() == zu.array()).all());
+    // Off frees the copies at the next call; on makes them again.
+    net.use_packed_weights(false);
+    CHECK((net.forward(x, conditions(c)).z.array() == zu.array()).all());
+    CHECK(packed_floats(net) == 0);
+    net.use_packed_weights();
+    CHECK((net.forward(x, conditions(c)).z.array() == zu.array()).all());
+    CHECK(packed_floats(net) > 0);
+}
+
 TEST_CASE("bfloat16 rounding: nearest, ties to even, Inf and NaN kept", "[allinone][bf16]") {
     using nn::kernels::from_bf16;
     using nn::kernels::to_bf16;

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "aligned_vector.hpp"
 #include "tensor_view.hpp"
 
 namespace inn {
@@ -59,9 +60,12 @@ struct tensor_ref {
     bool trainable = false;        // a learned parameter (requires_grad in PyTorch)
     S** grad_slot = nullptr;       // where the owner keeps its gradient pointer (trainable reals)
     void* device = nullptr;        // its storage in a backend's memory (then `real` is null)
-    /// A weight that products stream (Linear's, a soft permutation's) offers a bfloat16 copy
-    /// for them to read instead (network::use_bf16_weights); empty while that is off.
+    /// A weight [out, in] that products stream (Linear's, a soft permutation's) offers copies
+    /// for them to read instead, which the network makes when its parameters change: bfloat16
+    /// (network::use_bf16_weights; empty while that is off) and packed for the register tiles
+    /// (nn::kernels::pack_weights; empty while a gradient is attached). Null for other tensors.
     std::vector<std::uint16_t>* bf16 = nullptr;
+    aligned_vector<S>* packed = nullptr;
 
     /// The gradient (numel values) while a trainer has attached one, else null.
     S* grad() const { return grad_slot ? *grad_slot : nullptr; }
@@ -77,34 +81,37 @@ struct parameter {
     /// through `ref().grad_slot`; a module's `backward` reads it as `args.grad_of(p)`. Not
     /// copied: a copied network has no gradient storage until a trainer gives it some.
     S* grad = nullptr;
-    /// Whether products that stream this weight may read a bfloat16 copy (set by the layer
-    /// that owns it), and the copy itself while the network asks for one.
-    bool offers_bf16 = false;
+    /// Whether products stream this weight (set by the layer that owns it), so that the
+    /// network keeps copies of it for them (tensor_ref::bf16, tensor_ref::packed).
+    bool streamed = false;
     std::vector<std::uint16_t> bf16;
+    aligned_vector<S> packed;
 
     parameter() = default;
     explicit parameter(tensor_shape s, bool learned = true)
         : values(vector<S>::Zero(static_cast<index_t>(s.numel()))), shape(s), trainable(learned) {}
     parameter(const parameter& o)
-        : values(o.values), shape(o.shape), trainable(o.trainable), offers_bf16(o.offers_bf16),
-          bf16(o.bf16) {}
+        : values(o.values), shape(o.shape), trainable(o.trainable), streamed(o.streamed),
+          bf16(o.bf16), packed(o.packed) {}
     parameter(parameter&& o) noexcept
         : values(std::move(o.values)), shape(o.shape), trainable(o.trainable),
-          offers_bf16(o.offers_bf16), bf16(std::move(o.bf16)) {}
+          streamed(o.streamed), bf16(std::move(o.bf16)), packed(std::move(o.packed)) {}
     parameter& operator=(const parameter& o) {
         values = o.values;
         shape = o.shape;
         trainable = o.trainable;
-        offers_bf16 = o.offers_bf16;
+        streamed = o.streamed;
         bf16 = o.bf16;
+        packed = o.packed;
         return *this;
     }
     parameter& operator=(parameter&& o) noexcept {
         values = std::move(o.values);
         shape = o.shape;
         trainable = o.trainable;
-        offers_bf16 = o.offers_bf16;
+        streamed = o.streamed;
         bf16 = std::move(o.bf16);
+        packed = std::move(o.packed);
         return *this;
     }
 
@@ -120,7 +127,7 @@ struct parameter {
     }
     tensor_ref<S> ref() {
         return {values.data(), nullptr, nullptr, shape, trainable, &grad, nullptr,
-                offers_bf16 ? &bf16 : nullptr};
+                streamed ? &bf16 : nullptr, streamed ? &packed : nullptr};
     }
 };
 

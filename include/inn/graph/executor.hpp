@@ -199,7 +199,8 @@ class executor {
           slice_scratch_(o.slice_scratch_), capacity_(std::exchange(o.capacity_, 0)),
           pool_(std::move(o.pool_)), fused_(std::move(o.fused_)), version_(o.version_),
           prepared_(o.prepared_), pending_init_(o.pending_init_), fuse_(o.fuse_),
-          bf16_weights_(o.bf16_weights_), bf16_copies_(o.bf16_copies_) {}
+          bf16_weights_(o.bf16_weights_), bf16_copies_(o.bf16_copies_),
+          packed_weights_(o.packed_weights_) {}
     executor& operator=(executor&& o) noexcept {
         if (this != &o) {
             modules_ = std::move(o.modules_);
@@ -218,6 +219,8 @@ class executor {
             fuse_ = o.fuse_;
             bf16_weights_ = o.bf16_weights_;
             bf16_copies_ = o.bf16_copies_;
+            packed_weights_ = o.packed_weights_;
+            streamed_ = streamed_list(); // pointers into the modules before the move
         }
         return *this;
     }
@@ -263,6 +266,31 @@ class executor {
                           std::string());
         });
         bf16_copies_ = bf16_weights_;
+        // Streamed weights packed for the register tiles (nn::kernels::pack_weights), but not
+        // those a trainer has attached a gradient to: they change every step, and repacking
+        // them would cost more than the products gain.
+        if (!streamed_.found) { // once: a visit builds key strings, which allocate
+            for_each_module_impl([&](auto, auto& m) {
+                visit_tensors(m,
+                              [&](const std::string&, const tensor_ref<S>& t) {
+                                  if (t.packed && t.real && t.shape.rank == 2)
+                                      streamed_.weights.push_back(
+                                          {t.real, t.packed, t.grad_slot,
+                                           index_t(t.shape.extent[0]),
+                                           index_t(t.shape.extent[1])});
+                              },
+                              std::string());
+            });
+            streamed_.found = true;
+        }
+        for (const auto& w : streamed_.weights) {
+            if (!packed_weights_ || (w.grad_slot && *w.grad_slot)) {
+                w.packed->clear();
+                continue;
+            }
+            w.packed->resize(nn::kernels::packed_size<S>(w.in, w.out));
+            nn::kernels::pack_weights(w.real, w.in, w.out, w.packed->data());
+        }
         if constexpr (fusion.n_groups > 0) compose_fused();
         prepared_ = version_;
     }
@@ -274,6 +302,14 @@ class executor {
         bf16_weights_ = on;
     }
     bool bf16_weights() const { return bf16_weights_; }
+
+    /// Whether streamed weights keep a packed copy for the products of three or more samples
+    /// (network::use_packed_weights); made or dropped at the next call's prepare.
+    void use_packed_weights(bool on) {
+        if (on != packed_weights_) parameters_changed();
+        packed_weights_ = on;
+    }
+    bool packed_weights() const { return packed_weights_; }
 
     /// Sizes every buffer for `max_batch` samples: the only allocation of a network's life after
     /// construction (and set_threads).
@@ -636,6 +672,29 @@ class executor {
     bool fuse_ = true;            // chains of element-wise modules run as one pass
     bool bf16_weights_ = false;   // streamed weights read from bfloat16 copies
     bool bf16_copies_ = false;    // the modules hold such copies now
+    bool packed_weights_ = true;  // streamed weights keep a packed copy (no gradient attached)
+
+    // The streamed weights of modules_, found at the first prepare. Pointers into modules_, so
+    // a copied or moved executor does not take them: it finds its own.
+    struct streamed_weight {
+        const S* real;
+        aligned_vector<S>* packed;
+        S** grad_slot;
+        index_t out, in;
+    };
+    struct streamed_list {
+        std::vector<streamed_weight> weights;
+        bool found = false;
+        streamed_list() = default;
+        streamed_list(const streamed_list&) {}
+        streamed_list(streamed_list&&) noexcept {}
+        streamed_list& operator=(const streamed_list&) { return *this = streamed_list(); }
+        streamed_list& operator=(streamed_list&&) noexcept {
+            weights.clear();
+            found = false;
+            return *this;
+        }
+    } streamed_;
 };
 
 }  // namespace inn::graph

@@ -149,6 +149,17 @@ class network {
         exec_.use_bf16_weights(on);
     }
     bool bf16_weights() const { return exec_.bf16_weights(); }
+    /// Products of three or more samples through Linear layers and soft permutations may read
+    /// a packed copy of their weights (blocks of outputs laid out for the register tiles,
+    /// nothing transposed per call; the measured pick of nn/kernels/gemm_pick.hpp decides, and
+    /// the bits are the same either way). The copies follow parameter changes (made at the next
+    /// call), cost the weights' memory again, and are not kept for weights with a trainer's
+    /// gradient attached. Default on; off frees them.
+    void use_packed_weights(bool on = true) {
+        check_usable();
+        exec_.use_packed_weights(on);
+    }
+    bool packed_weights() const { return exec_.packed_weights(); }
     /// False when a module must see whole batches (IResNetLayer): then every call runs on the
     /// calling thread whatever set_threads says.
     static constexpr bool batch_parallel = executor_type::batch_parallel;

@@ -206,7 +206,7 @@ struct AllInOneBlock {
             sigma_.setOnes(channels);
             if constexpr (householder) householder_tmp_.setZero(channels);
             if constexpr (soft && !householder) // streamed by the products of small batches
-                w_perm.offers_bf16 = w_perm_inv.offers_bf16 = true;
+                w_perm.streamed = w_perm_inv.streamed = true;
             prepare();
         }
 
@@ -417,18 +417,24 @@ struct AllInOneBlock {
             }
         }
 
-        // The bfloat16 copy of a soft permutation matrix while the network keeps one, else null.
-        static const std::uint16_t* low_precision(const perm_type& p) {
+        // The copies of a soft permutation matrix that the network keeps (tensor_ref): bfloat16
+        // and packed, each null while there is none.
+        struct weight_copies {
+            const std::uint16_t* bf16 = nullptr;
+            const S* packed = nullptr;
+        };
+        static weight_copies copies(const perm_type& p) {
             if constexpr (soft && !householder)
-                return p.bf16.empty() ? nullptr : p.bf16.data();
+                return {p.bf16.empty() ? nullptr : p.bf16.data(),
+                        p.packed.empty() ? nullptr : p.packed.data()};
             else
-                return nullptr;
+                return {};
         }
 
         // out[:, i] = sum_j M[i, j] in[:, j] at every position; M = W, or W^T if Transposed.
         template <bool Transposed>
         static void apply_matrix(const S* W, cview<S> x, view<S> y, index_t batch, S* pack,
-                                 const std::uint16_t* W16 = nullptr) {
+                                 weight_copies copy = {}) {
             constexpr index_t C = channels;
             if constexpr (C * C <= 256) {
                 for (index_t b = 0; b < batch; ++b) {
@@ -453,12 +459,15 @@ struct AllInOneBlock {
                 if constexpr (n_pix == 1) {  // the whole batch in one product
                     if constexpr (Transposed)
                         y.matrix(batch, C).noalias() = x.matrix(batch, C) * M;
-                    else if (W16 && pack && batch <= 2) // W's bfloat16 copy (use_bf16_weights)
-                        nn::kernels::gemv_bf16<S>(W16, C, C, x.data, x.stride, batch, nullptr,
-                                                  y.data, y.stride, pack, nn::kernels::no_act{});
-                    else  // a matrix-vector product per sample for tiny batches
-                        nn::kernels::gemm_nt<S, C, C>(x.data, x.stride, W, y.data, y.stride, batch,
-                                                      pack);
+                    else if (copy.bf16 && pack && batch <= 2) // use_bf16_weights
+                        nn::kernels::gemv_bf16<S>(copy.bf16, C, C, x.data, x.stride, batch,
+                                                  nullptr, y.data, y.stride, pack,
+                                                  nn::kernels::no_act{});
+                    else // a matrix-vector product per sample for tiny batches; W's packed copy
+                         // where the measured pick takes it
+                        nn::kernels::gemm_nt_picked<S, C, C>(
+                            x.data, x.stride, W, static_cast<const S*>(nullptr), y.data,
+                            y.stride, batch, pack, 1, nn::kernels::no_act{}, copy.packed);
                 } else {
                     for (index_t b = 0; b < batch; ++b) {
                         map Y(y.row(b), C, n_pix);
@@ -478,7 +487,7 @@ struct AllInOneBlock {
                 apply_matrix<Inverse>(w_perm.data(), x, y, batch, pack);
             } else if constexpr (soft) {
                 apply_matrix<false>(Inverse ? w_perm_inv.data() : w_perm.data(), x, y, batch,
-                                    pack, low_precision(Inverse ? w_perm_inv : w_perm));
+                                    pack, copies(Inverse ? w_perm_inv : w_perm));
             } else {
                 const auto& idx = Inverse ? w_perm_inv.values : w_perm.values;
                 for (index_t b = 0; b < batch; ++b)
@@ -586,7 +595,7 @@ struct AllInOneBlock {
             }
             if constexpr (soft)
                 apply_matrix<false>(w_perm.data(), {pre, size}, y, args.batch, w.subnet,
-                                    low_precision(w_perm));
+                                    copies(w_perm));
         }
 
         // y -> x, without the reverse post-permutation.
@@ -596,7 +605,7 @@ struct AllInOneBlock {
             // passive half now, the active half fused into the coupling pass below.
             if constexpr (soft) {
                 apply_matrix<householder>(householder ? w_perm.data() : w_perm_inv.data(), y, x,
-                                          args.batch, w.subnet, low_precision(w_perm_inv));
+                                          args.batch, w.subnet, copies(w_perm_inv));
                 for (index_t b = 0; b < args.batch; ++b)
                     for (index_t c = 0; c < channels; ++c) unscale(x.row(b) + c * n_pix, c);
             } else {

@@ -7,7 +7,7 @@
 //                           per instruction set (the build's, AVX2, AVX-512), picked at run
 //                           time from the CPU's features;
 //   * kernels/gemm.hpp      the register-tiled products of Linear layers (bias + activation in
-//                           the store);
+//                           the store), from packed panels of samples or packed weights;
 //   * kernels/conv.hpp      direct 3x3 and tiled 1x1 convolutions;
 //   * kernels/mlp.hpp       the fused small MLP (Linear -> activation -> Linear);
 //   * kernels/switches.hpp  the benchmark switches (constants unless INN_BENCHMARK_SWITCHES).

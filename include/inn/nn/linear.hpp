@@ -33,7 +33,7 @@ struct Linear {
             S bound = S(torch_default_init_bound(In));
             g.fill_uniform(weight.data(), std::size_t(weight.size()), -bound, bound);
             if constexpr (Bias) g.fill_uniform(bias.data(), std::size_t(bias.size()), -bound, bound);
-            weight.offers_bf16 = true;
+            weight.streamed = true;
         }
 
         static constexpr index_t in_features = In, out_features = Out;
@@ -50,9 +50,11 @@ struct Linear {
                 return kernels::gemv_bf16<S>(weight.bf16.data(), In, Out, in.data, in.stride,
                                              batch, Bias ? bias.data() : nullptr, y.data,
                                              y.stride, scratch, act);
-            kernels::gemm_nt_picked<S, In, Out>(in.data, in.stride, weight.data(),
-                                                Bias ? bias.data() : nullptr, y.data, y.stride,
-                                                batch, scratch, scratch_panels(batch), act);
+            // More: W's packed copy where the network keeps one (the measured pick decides).
+            kernels::gemm_nt_picked<S, In, Out>(
+                in.data, in.stride, weight.data(), Bias ? bias.data() : nullptr, y.data, y.stride,
+                batch, scratch, scratch_panels(batch), act,
+                weight.packed.empty() ? nullptr : weight.packed.data());
         }
         /// Panels of transposed inputs for the matrix product: room for every plan the measured
         /// pick may choose at this batch (kernels/gemm_pick.hpp), one panel for small batches.

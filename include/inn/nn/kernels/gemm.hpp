@@ -9,6 +9,10 @@
 //                   dotted with the sample's inputs), packed panels through gemm_tile
 //                   for larger ones, bias and activation applied as the tile is stored;
 //                   Eigen's GEMM where the tile would not pay (fewer than 16 inputs);
+//   * gemm_nt_packed  the same from W's packed copy (pack_weights, kept by the network for
+//                   weights that do not change every call): tiles of samples broadcast from
+//                   their rows by outputs loaded from the copy, stored as they are - nothing
+//                   transposed per call; the measured pick (gemm_pick.hpp) chooses it or not;
 //   * bias_act      Y = act(Y + b) in one pass over Y (bias and activation fused).
 
 #include <algorithm>
@@ -33,6 +37,9 @@ namespace inn::nn::kernels {
 struct gemm_plan {
     index_t panels = 1;
     index_t row_block = 0;
+    /// Read W from its packed copy (pack_weights) where the caller has one: samples broadcast
+    /// from their rows, nothing packed per call (gemm_nt_packed); panels and row_block unused.
+    bool packed = false;
     friend constexpr bool operator==(gemm_plan, gemm_plan) = default;
 };
 
@@ -46,6 +53,40 @@ template <Scalar S, index_t In> constexpr index_t gemm_nt_scratch(index_t panels
     return In * gemm_panel<S> * panels;
 }
 
+/// Outputs per block of a packed weight: three of the widest target's vectors.
+template <Scalar S> inline constexpr index_t packed_block = gemm_panel<S>;
+
+/// Size of W [Out, In] packed by pack_weights: whole blocks of outputs.
+template <Scalar S> constexpr index_t packed_size(index_t In, index_t Out) {
+    return (Out + packed_block<S> - 1) / packed_block<S> * packed_block<S> * In;
+}
+
+/// W [Out, In] (row-major, torch.nn.Linear's layout) packed for gemm_nt_packed: blocks of
+/// packed_block<S> outputs, each block [In][packed_block] (input-major: one row of a block is
+/// what the register tile loads for one input), outputs past Out zero.
+template <Scalar S> void pack_weights(const S* W, index_t In, index_t Out, S* dst) {
+    constexpr index_t B = packed_block<S>;
+    for (index_t o0 = 0; o0 < Out; o0 += B, dst += B * In) {
+        const index_t n = std::min(B, Out - o0);
+        for (index_t j = 0; j < B; ++j) // one row of W at a time: W is read in order
+            for (index_t k = 0; k < In; ++k)
+                dst[k * B + j] = j < n ? W[(o0 + j) * In + k] : S(0);
+    }
+}
+
+/// Y (batch x Out) = act(X (batch x In) Wᵀ + bias) from W packed by pack_weights (`Wp`): the
+/// same bits as gemm_nt_dense's panels (each output one chain of multiply-adds over k in
+/// order, then the bias, then the activation), without transposing samples into panels or
+/// outputs out of the tile. Nothing of Wp is read past its packed_size.
+template <Scalar S, class F>
+void gemm_nt_packed(const S* X, index_t ldx, const S* Wp, const S* bias, S* Y, index_t ldy,
+                    index_t batch, index_t In, index_t Out, F act) {
+    dispatch([&](auto target) {
+        gemm_packed(target, X, ldx, Wp, bias, Y, ldy, batch, In, Out, act);
+        return true;
+    });
+}
+
 /// Y (batch x Out) = act(X (batch x In) Wᵀ + bias), W row-major [Out, In] as torch.nn.Linear
 /// stores it. One or two samples: matrix-vector products (W streams through once per sample,
 /// nothing is packed). Otherwise panels of 3 vectors' worth of samples are transposed into
@@ -54,9 +95,11 @@ template <Scalar S, index_t In> constexpr index_t gemm_nt_scratch(index_t panels
 /// written back transposed, with bias and activation applied on the way.
 // The sizes are run-time values here: one instantiation per scalar type and activation serves
 // every layer shape (compile time), while the inner loops live in gemm_tile.
+/// With `plan.packed` and W's packed copy `Wp`, gemm_nt_packed instead (more than two samples).
 template <Scalar S, class F>
 void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, index_t ldy,
-                   index_t batch, index_t In, index_t Out, S* scratch, F act, gemm_plan plan = {}) {
+                   index_t batch, index_t In, index_t Out, S* scratch, F act, gemm_plan plan = {},
+                   const S* Wp = nullptr) {
     using rmat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using stride = Eigen::Stride<Eigen::Dynamic, 1>;
     const Eigen::Map<const rmat> Wm(W, Out, In);
@@ -82,6 +125,8 @@ void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, ind
         });
         return;
     }
+    if (plan.packed && Wp)
+        return gemm_nt_packed<S>(X, ldx, Wp, bias, Y, ldy, batch, In, Out, act);
     const index_t panels = std::max<index_t>(1, plan.panels);
     dispatch([&](auto target) {
         gemm_panels(target, X, ldx, W, bias, Y, ldy, batch, In, Out, scratch, act, panels,

@@ -3,10 +3,12 @@
 // the machine's caches, so where it can matter the first product of each layer shape and batch
 // class in a process times the candidate plans on its own data and keeps the fastest.
 //
-//   * Candidates: one panel of samples against all of W (W streams once per 48 samples), and W
+//   * Candidates: one panel of samples against all of W (W streams once per 48 samples); W
 //     in blocks of about a quarter of L2 multiplied into four panels at a time (each block read
-//     once per 192 samples). Only where W is larger than half of L2 and the batch fills the
-//     four panels: otherwise there is nothing to choose and nothing is timed.
+//     once per 192 samples), only where W is larger than half of L2 and the batch fills the
+//     four panels; and W's packed copy where the layer has one (the network makes them when
+//     the parameters change, for weights without a gradient attached): samples broadcast from
+//     their rows, nothing transposed per call. Where there is one candidate, nothing is timed.
 //   * Determinism: every plan gives the same bits (gemm.hpp), so which one a process picks,
 //     and when, never changes a result. The pick is made once per (scalar, In, Out, batch class)
 //     and process - never per call - on the call's own buffers (no allocation), lock-free;
@@ -71,14 +73,14 @@ inline int gemm_candidates(index_t In, index_t Out, index_t batch, index_t scrat
 namespace detail {
 /// What the processes' picks are, per layer shape: index of the plan + 1 (0: not picked yet)
 /// per batch class (the bit width of the batch).
-template <Scalar S, index_t In, index_t Out> struct gemm_pick_slots {
+template <Scalar S, index_t In, index_t Out, bool Packed> struct gemm_pick_slots {
     static inline std::atomic<int> slot[64] = {};
 };
 
 /// Every shape that has picked, for gemm_picks(): a fixed list (no allocation at call time).
 struct pick_record {
     std::atomic<long> in{0}, out{0}, batch_class{0}, rows{0};
-    std::atomic<int> scalar_bytes{0}, plan{0};
+    std::atomic<int> scalar_bytes{0}, plan{0}, packed{0};
 };
 inline pick_record* pick_records() {
     static pick_record r[64];
@@ -91,21 +93,36 @@ inline std::atomic<int>& pick_count() {
 } // namespace detail
 
 /// gemm_nt_dense with the plan picked for this shape and batch class (timed on this call the
-/// first time; see above).
+/// first time; see above). `Wp`: W's packed copy (pack_weights), or null.
 template <Scalar S, index_t In, index_t Out, class F>
 void gemm_nt_picked(const S* X, index_t ldx, const S* W, const S* bias, S* Y, index_t ldy,
-                    index_t batch, S* scratch, index_t scratch_panels, F act) {
+                    index_t batch, S* scratch, index_t scratch_panels, F act,
+                    const S* Wp = nullptr) {
     if constexpr (In == 0 || Out == 0)
         return gemm_nt<S, In, Out>(X, ldx, W, bias, Y, ldy, batch, scratch, act);
-    gemm_plan plans[2];
-    const int n = scratch ? gemm_candidates<S>(In, Out, batch, scratch_panels, plans) : 1;
+    gemm_plan plans[3];
+    int n = 1;
+    if (scratch) {
+        gemm_plan panel_plans[2];
+        n = gemm_candidates<S>(In, Out, batch, scratch_panels, panel_plans);
+        std::copy_n(panel_plans, n, plans);
+    }
+    // The packed copy where the tile runs at all (not for one or two samples, nor where
+    // gemm_nt_dense leaves the product to Eigen).
+    bool packed = Wp && batch > 2 && In >= 16;
+    if constexpr (switchable)
+        packed = packed && tuning().gemm && tuning().pack_weights;
+    if (packed)
+        plans[n++] = gemm_plan{.packed = true};
     if (n == 1)
-        return gemm_nt_dense<S>(X, ldx, W, bias, Y, ldy, batch, In, Out, scratch, act);
+        return gemm_nt_dense<S>(X, ldx, W, bias, Y, ldy, batch, In, Out, scratch, act, plans[0],
+                                Wp);
     const int cls = int(std::bit_width(std::size_t(batch)));
-    std::atomic<int>& slot = detail::gemm_pick_slots<S, In, Out>::slot[cls];
+    std::atomic<int>& slot = packed ? detail::gemm_pick_slots<S, In, Out, true>::slot[cls]
+                                    : detail::gemm_pick_slots<S, In, Out, false>::slot[cls];
     if (const int picked = slot.load(std::memory_order_relaxed); picked > 0)
         return gemm_nt_dense<S>(X, ldx, W, bias, Y, ldy, batch, In, Out, scratch, act,
-                                plans[picked - 1]);
+                                plans[picked - 1], Wp);
     // Each candidate twice, the better of its two times (the first run also warms the caches);
     // the last run leaves the call's result in Y, the same bits whichever ran last.
     double best = 0;
@@ -114,7 +131,8 @@ void gemm_nt_picked(const S* X, index_t ldx, const S* W, const S* bias, S* Y, in
         double t = 0;
         for (int rep = 0; rep < 2; ++rep) {
             const auto t0 = std::chrono::steady_clock::now();
-            gemm_nt_dense<S>(X, ldx, W, bias, Y, ldy, batch, In, Out, scratch, act, plans[i]);
+            gemm_nt_dense<S>(X, ldx, W, bias, Y, ldy, batch, In, Out, scratch, act, plans[i],
+                             Wp);
             const double dt =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             t = rep == 0 ? dt : std::min(t, dt);
@@ -130,6 +148,7 @@ void gemm_nt_picked(const S* X, index_t ldx, const S* W, const S* bias, S* Y, in
             r.in = long(In), r.out = long(Out), r.batch_class = long(cls);
             r.rows = long(plans[best_plan].row_block);
             r.scalar_bytes = int(sizeof(S));
+            r.packed = plans[best_plan].packed ? 1 : 0;
             r.plan = best_plan + 1; // written last: a reader sees a record once this is set
         }
     }
@@ -146,7 +165,12 @@ inline std::string gemm_picks() {
             continue;
         char line[160];
         const long lo = 1L << (r.batch_class - 1), hi = (1L << r.batch_class) - 1;
-        if (r.plan == 1)
+        if (r.packed)
+            std::snprintf(line, sizeof line,
+                          "  %s %ldx%ld, batch %ld-%ld: packed W, samples from their rows\n",
+                          r.scalar_bytes == 4 ? "float" : "double", r.in.load(), r.out.load(), lo,
+                          hi);
+        else if (r.plan == 1)
             std::snprintf(line, sizeof line, "  %s %ldx%ld, batch %ld-%ld: one panel, all of W\n",
                           r.scalar_bytes == 4 ? "float" : "double", r.in.load(), r.out.load(), lo,
                           hi);

@@ -30,7 +30,9 @@ inline constexpr bool switchable = false;
 /// by network::reserve, see graph/memory_plan.hpp); `fuse_coupling` - the element-wise tail of
 /// an affine coupling (clamp, exp, multiply-add, log-det sum) pass by pass instead of in one;
 /// `fuse_elementwise` - chains of element-wise modules (PermuteRandom, ActNorm, ...) module by
-/// module instead of as one pass (read by network::reserve, see graph/fusion.hpp).
+/// module instead of as one pass (read by network::reserve, see graph/fusion.hpp);
+/// `pack_weights` - products of more than two samples read W as stored, never its packed copy
+/// (gemm_nt_packed; the copies are still made).
 #if defined(INN_BENCHMARK_SWITCHES)
 struct switches {
     bool gemm = true;
@@ -41,6 +43,7 @@ struct switches {
     bool views = true;
     bool fuse_coupling = true;
     bool fuse_elementwise = true;
+    bool pack_weights = true;
 };
 inline switches& tuning() {
     static switches s;
@@ -57,6 +60,7 @@ struct switches {
     static constexpr bool views = true;
     static constexpr bool fuse_coupling = true;
     static constexpr bool fuse_elementwise = true;
+    static constexpr bool pack_weights = true;
 };
 constexpr switches tuning() { return {}; }
 #endif

@@ -228,3 +228,68 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
     else if (rest > 0)
         column_block.template operator()<1>(j0, rest);
 }
+
+/// gemm_nt_packed (gemm.hpp): Y = act(X Wᵀ + b) from W packed by pack_weights (blocks of
+/// 3 * scratch_lanes outputs, each [In][block], zero past Out). Register tiles of tile_rows
+/// samples (broadcast from their rows of X, nothing packed per call) by up to three vectors of a
+/// block's outputs (loaded); each sample's outputs leave as whole vectors of its row of Y, bias
+/// and activation applied on the way. A narrower target walks a block in several passes.
+template <Scalar S, class F>
+void gemm_packed(target, const S* X, index_t ldx, const S* Wp, const S* bias, S* Y, index_t ldy,
+                 index_t batch, index_t In, index_t Out, F act) {
+    using V = simd<S>;
+    using vec = typename V::vec;
+    constexpr int L = V::lanes, MR = tile_rows;
+    constexpr index_t block = 3 * scratch_lanes<S>, pass = 3 * L;
+    // Columns [c0, c0 + width) of Y, their packed weights at w (rows `block` apart).
+    auto columns = [&]<int NV>(const S* w, index_t c0, index_t width) {
+        // Valid lanes of the last vector (L where width fills it).
+        const index_t last = width - (NV - 1) * L;
+        vec b[NV] = {};
+        if (bias) {
+            INN_UNROLL for (int v = 0; v < NV; ++v) b[v] =
+                v == NV - 1 ? V::load_part(bias + c0 + v * L, last) : V::load(bias + c0 + v * L);
+        }
+        auto rows = [&]<int R>(index_t s0) {
+            vec acc[R][NV] = {}; // (`acc[r][v] = vec{}` in a lambda crashes nvcc 13)
+            const S* x = X + s0 * ldx;
+            for (index_t k = 0; k < In; ++k) {
+                vec wv[NV];
+                INN_UNROLL for (int v = 0; v < NV; ++v) wv[v] = V::load(w + k * block + v * L);
+                INN_UNROLL for (int r = 0; r < R; ++r) {
+                    const S a = x[r * ldx + k];
+                    INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += wv[v] * a;
+                }
+            }
+            INN_UNROLL for (int r = 0; r < R; ++r) {
+                S* y = Y + (s0 + r) * ldy + c0;
+                INN_UNROLL for (int v = 0; v < NV; ++v) {
+                    const vec out = V::apply(act, acc[r][v] + b[v]);
+                    if (v < NV - 1 || last == L)
+                        V::store(y + v * L, out);
+                    else
+                        V::store_part(y + v * L, out, last);
+                }
+            }
+        };
+        index_t s0 = 0;
+        for (; s0 + MR <= batch; s0 += MR)
+            rows.template operator()<MR>(s0);
+        // The last batch % MR samples: one tile of exactly that many (a run-time count).
+        [&]<int... R>(std::integer_sequence<int, R...>) {
+            ((batch - s0 == R + 1 ? rows.template operator()<R + 1>(s0) : void()), ...);
+        }
+        (std::make_integer_sequence<int, MR - 1>{});
+    };
+    for (index_t o0 = 0; o0 < Out; o0 += block)
+        for (index_t c0 = o0; c0 < std::min(Out, o0 + block); c0 += pass) {
+            const S* w = Wp + o0 * In + (c0 - o0);
+            const index_t width = std::min(pass, Out - c0);
+            if (width > 2 * L)
+                columns.template operator()<3>(w, c0, width);
+            else if (width > L)
+                columns.template operator()<2>(w, c0, width);
+            else
+                columns.template operator()<1>(w, c0, width);
+        }
+}
