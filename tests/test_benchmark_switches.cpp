@@ -131,8 +131,9 @@ TEST_CASE("switches: views, shared buffers and the fused coupling tail off give 
 
 TEST_CASE("switches: every switch off gives the same numbers", "[switches]") {
     using namespace views;
-    const auto off = {&sw::gemm,          &sw::conv,  &sw::mlp,          &sw::fuse_activation,
-                      &sw::share_buffers, &sw::views, &sw::fuse_coupling, &sw::fuse_elementwise};
+    const auto off = {&sw::gemm,          &sw::conv,  &sw::mlp,           &sw::fuse_activation,
+                      &sw::share_buffers, &sw::views, &sw::fuse_coupling, &sw::fuse_elementwise,
+                      &sw::pack_weights};
     check_same_with_off<Keep>(off, 1e-13);
     check_same_with_off<Chain>(off, 1e-13);
     check_same_with_off<Kernels>(off, 1e-13);

@@ -27,7 +27,8 @@ static_assert(!nn::kernels::switchable);
 static_assert(nn::kernels::tuning().gemm && nn::kernels::tuning().conv &&
               nn::kernels::tuning().mlp && nn::kernels::tuning().fuse_activation &&
               nn::kernels::tuning().share_buffers && nn::kernels::tuning().views &&
-              nn::kernels::tuning().fuse_coupling);
+              nn::kernels::tuning().fuse_coupling && nn::kernels::tuning().fuse_elementwise &&
+              nn::kernels::tuning().pack_weights);
 
 TEMPLATE_TEST_CASE("nn: NaN and +-Inf through the element-wise activation layers", "[nn][nan]",
                    float, double) {
