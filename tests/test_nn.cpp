@@ -131,7 +131,7 @@ TEMPLATE_TEST_CASE("nn: every plan of the tiled product gives the same bits", "[
                    double) {
     // Out 8 and 29: part of one packed block; 130: blocks and a part (float 48, double 24).
     for (const auto& [In, Out] : {std::pair<index_t, index_t>{16, 8}, {37, 29}, {64, 130}})
-        for (index_t batch : {3, 47, 48, 49, 100, 200, 211}) {
+        for (index_t batch : {3, 6, 13, 47, 48, 49, 100, 200, 211}) {
             INFO(In << " x " << Out << ", batch " << batch);
             check_gemm_plans<TestType>(In, Out, batch);
         }
@@ -386,61 +386,65 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
         }
     }
     // matmul: C = A B and C += A B, A row-major and given transposed; m not a whole number of
-    // register tiles, n a whole number of vectors and not (B and C end at column n: nothing
-    // past it is read or written, which the sanitizer build checks); k 11. Eigen's GEMM where
-    // the build's own target runs.
-    constexpr index_t m = 13, k = 11;
-    const auto A = uniform<S>(std::size_t(m * k), 14), At = uniform<S>(std::size_t(k * m), 15);
-    for (index_t n : {index_t(5), index_t(37), index_t(48), index_t(69)}) {
-        const index_t ldc = n + 1;
-        const auto B = uniform<S>(std::size_t(k * n), 16),
-                   C0 = uniform<S>(std::size_t(m * ldc), 17);
-        std::vector<std::vector<S>> first;
-        for (int bytes : targets.bytes) {
-            nn::kernels::limit_vector_bytes(bytes);
-            INFO("n " << n << ", target of " << bytes << " bytes");
-            std::vector<std::vector<S>> got;
-            for (int form = 0; form < 4; ++form) {
-                const bool transposed = form & 1, accumulate = form & 2;
-                std::vector<S> C = C0;
-                const S* a = transposed ? At.data() : A.data();
-                const index_t lda = transposed ? m : k;
-                if (transposed && accumulate)
-                    nn::kernels::matmul<S, true, true>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
-                else if (transposed)
-                    nn::kernels::matmul<S, false, true>(C.data(), ldc, a, lda, B.data(), n, m, n,
-                                                        k);
-                else if (accumulate)
-                    nn::kernels::matmul<S, true>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
-                else
-                    nn::kernels::matmul<S, false>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
-                for (index_t i = 0; i < m; ++i)
-                    for (index_t j = 0; j < ldc; ++j) {
-                        const std::size_t at = std::size_t(i * ldc + j);
-                        if (j >= n) {
-                            CHECK(C[at] == C0[at]);
-                            continue;
+    // register tiles (m % 8 = 3, 6, 5 and m % 4 = 3, 2, 1: each size of a last, partial tile),
+    // n a whole number of vectors and not (B and C end at column n: nothing past it is read or
+    // written, which the sanitizer build checks); k 11. Eigen's GEMM where the build's own target
+    // runs.
+    constexpr index_t k = 11;
+    for (index_t m : {index_t(3), index_t(6), index_t(13)})
+        for (index_t n : {index_t(5), index_t(37), index_t(48), index_t(69)}) {
+            const auto A = uniform<S>(std::size_t(m * k), 14),
+                       At = uniform<S>(std::size_t(k * m), 15);
+            const index_t ldc = n + 1;
+            const auto B = uniform<S>(std::size_t(k * n), 16),
+                       C0 = uniform<S>(std::size_t(m * ldc), 17);
+            std::vector<std::vector<S>> first;
+            for (int bytes : targets.bytes) {
+                nn::kernels::limit_vector_bytes(bytes);
+                INFO("m " << m << ", n " << n << ", target of " << bytes << " bytes");
+                std::vector<std::vector<S>> got;
+                for (int form = 0; form < 4; ++form) {
+                    const bool transposed = form & 1, accumulate = form & 2;
+                    std::vector<S> C = C0;
+                    const S* a = transposed ? At.data() : A.data();
+                    const index_t lda = transposed ? m : k;
+                    if (transposed && accumulate)
+                        nn::kernels::matmul<S, true, true>(C.data(), ldc, a, lda, B.data(), n, m, n,
+                                                           k);
+                    else if (transposed)
+                        nn::kernels::matmul<S, false, true>(C.data(), ldc, a, lda, B.data(), n, m,
+                                                            n, k);
+                    else if (accumulate)
+                        nn::kernels::matmul<S, true>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
+                    else
+                        nn::kernels::matmul<S, false>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
+                    for (index_t i = 0; i < m; ++i)
+                        for (index_t j = 0; j < ldc; ++j) {
+                            const std::size_t at = std::size_t(i * ldc + j);
+                            if (j >= n) {
+                                CHECK(C[at] == C0[at]);
+                                continue;
+                            }
+                            auto [ref, mag] = dot_reference(
+                                [&](index_t p) {
+                                    const S aip = transposed ? At[std::size_t(p * m + i)]
+                                                             : A[std::size_t(i * k + p)];
+                                    return (long double)aip * B[std::size_t(p * n + j)];
+                                },
+                                k, accumulate ? C0[at] : S(0));
+                            CHECK(std::abs(C[at] - ref) <= mag * 4 * eps);
                         }
-                        auto [ref, mag] = dot_reference(
-                            [&](index_t p) {
-                                const S aip = transposed ? At[std::size_t(p * m + i)]
-                                                         : A[std::size_t(i * k + p)];
-                                return (long double)aip * B[std::size_t(p * n + j)];
-                            },
-                            k, accumulate ? C0[at] : S(0));
-                        CHECK(std::abs(C[at] - ref) <= mag * 4 * eps);
-                    }
-                got.push_back(std::move(C));
+                    got.push_back(std::move(C));
+                }
+                // Dispatched targets (the build's own runs Eigen's GEMM, kernels::matmul): the same
+                // bits (one chain of fused multiply-adds per output, in order).
+                const bool tile = bytes != nn::kernels::build_vector_bytes;
+                if (first.empty() && tile)
+                    first = got;
+                else if (tile)
+                    CHECK(got == first);
             }
-            // Dispatched targets (the build's own runs Eigen's GEMM, kernels::matmul): the same
-            // bits (one chain of fused multiply-adds per output, in order).
-            const bool tile = bytes != nn::kernels::build_vector_bytes;
-            if (first.empty() && tile)
-                first = got;
-            else if (tile)
-                CHECK(got == first);
         }
-    }
 }
 
 } // namespace

@@ -3,7 +3,8 @@
 //
 //   * gemm_tile     the register tile: MR rows of W (broadcast) times NV vectors of a packed
 //                   row-major panel, MR * NV accumulators (kernels/vector/gemm.ipp, one copy
-//                   per vector target, see targets.hpp);
+//                   per vector target, see targets.hpp); a last tile of fewer rows reads its
+//                   last row again in place of the missing ones and stores only its own;
 //   * gemm_nt       Y = act(X Wᵀ + b), a matrix-vector product per sample for tiny batches
 //                   (kernels/vector/gemv.ipp: streams W once per sample, no packing, rows of W
 //                   dotted with the sample's inputs), packed panels through gemm_tile
@@ -77,7 +78,8 @@ template <Scalar S> void pack_weights(const S* W, index_t In, index_t Out, S* ds
 /// Y (batch x Out) = act(X (batch x In) Wᵀ + bias) from W packed by pack_weights (`Wp`): the
 /// same bits as gemm_nt_dense's panels (each output one chain of multiply-adds over k in
 /// order, then the bias, then the activation), without transposing samples into panels or
-/// outputs out of the tile. Nothing of Wp is read past its packed_size.
+/// outputs out of the tile. Nothing of Wp is read past its packed_size. X and Y must not
+/// overlap (rows of Y are written while later tiles still read X).
 template <Scalar S, class F>
 void gemm_nt_packed(const S* X, index_t ldx, const S* Wp, const S* bias, S* Y, index_t ldy,
                     index_t batch, index_t In, index_t Out, F act) {
@@ -92,10 +94,10 @@ void gemm_nt_packed(const S* X, index_t ldx, const S* Wp, const S* bias, S* Y, i
 /// nothing is packed). Otherwise panels of 3 vectors' worth of samples are transposed into
 /// `scratch` and multiplied by W one register tile at a time, W broadcast from its rows, in the
 /// order `plan` gives (it must fit the scratch: gemm_nt_scratch(plan.panels)); the tile is
-/// written back transposed, with bias and activation applied on the way.
+/// written back transposed, with bias and activation applied on the way. With `plan.packed`
+/// and W's packed copy `Wp`, gemm_nt_packed instead (more than two samples).
 // The sizes are run-time values here: one instantiation per scalar type and activation serves
 // every layer shape (compile time), while the inner loops live in gemm_tile.
-/// With `plan.packed` and W's packed copy `Wp`, gemm_nt_packed instead (more than two samples).
 template <Scalar S, class F>
 void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, index_t ldy,
                    index_t batch, index_t In, index_t Out, S* scratch, F act, gemm_plan plan = {},

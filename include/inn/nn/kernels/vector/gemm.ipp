@@ -6,6 +6,28 @@
 /// accumulators, three loaded vectors, a broadcast), AVX2 and SSE 16 (12 + 3 + 1).
 inline constexpr int tile_rows = vector_bytes == 64 ? 8 : 4;
 
+/// Row r of a register tile that has `count` rows of its own starting at `first`: a last,
+/// partial tile reads its last row again in place of the rows it lacks (and stores only its
+/// own), so that a few tile sizes serve every remainder (remainder_tile).
+inline index_t tile_row(index_t first, int r, int count) {
+    return first + (r < count ? r : count - 1);
+}
+
+/// The last `count` (1 .. MR - 1) rows of a walk over tiles of MR rows: `tile.template
+/// operator()<R>()` with R the next power of two from 2 (at most MR), a partial tile (tile_row).
+/// Three sizes in all where MR is 8: a tile per remainder size cost about a fifth more compile
+/// time (docs/compile-cost.md), and one partial tile of MR for every remainder up to 2x the time
+/// of a remainder of one to three rows (few accumulator chains are latency-bound, not slower
+/// per row).
+template <int MR, class F> void remainder_tile(int count, F&& tile) {
+    if (count <= 2)
+        tile.template operator()<2>();
+    else if (count <= 4)
+        tile.template operator()<(MR < 4 ? MR : 4)>();
+    else
+        tile.template operator()<MR>();
+}
+
 /// The register tile of the GEMMs: MR rows of W (broadcast) times NV vectors of a row-major
 /// B panel (loaded), MR * NV accumulators.
 template <Scalar S, int MR, int NV> struct gemm_tile {
@@ -14,16 +36,19 @@ template <Scalar S, int MR, int NV> struct gemm_tile {
     static constexpr int L = V::lanes;
     vec acc[MR][NV];
 
-    /// acc = W[0..MR) [0..K) · B[0..K) [0..NV*L); W rows `ldw` apart, B rows `ldb` apart. (K is
-    /// a run-time bound: one instantiation serves every layer shape.)
-    void run(const S* W, index_t ldw, const S* B, index_t ldb, index_t K) {
+    /// acc = W[0..MR) [0..K) · B[0..K) [0..NV*L); W rows `ldw` apart, B rows `ldb` apart, rows
+    /// of W past the first `count` read as the last of them (tile_row). (K is a run-time bound:
+    /// one instantiation serves every layer shape.)
+    void run(const S* W, index_t ldw, const S* B, index_t ldb, index_t K, int count = MR) {
+        const S* w[MR];
+        INN_UNROLL for (int r = 0; r < MR; ++r) w[r] = W + tile_row(0, r, count) * ldw;
         INN_UNROLL for (int r = 0; r < MR; ++r) INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] =
             vec{};
         for (index_t k = 0; k < K; ++k) {
             vec b[NV];
             INN_UNROLL for (int v = 0; v < NV; ++v) b[v] = V::load(B + k * ldb + v * L);
             INN_UNROLL for (int r = 0; r < MR; ++r) {
-                const S a = W[r * ldw + k];
+                const S a = w[r][k];
                 INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += b[v] * a;
             }
         }
@@ -56,31 +81,32 @@ void panel_rows(const S* panel, index_t width, const S* W, const S* bias, S* Y, 
     constexpr int L = V::lanes, MR = tile_rows;
     constexpr index_t P = panel_samples<S>;
     auto tiles = [&]<int NV>() {
-        auto rows = [&]<int R>(index_t n0) {
+        // Rows n0 .. n0 + count of W in a tile of R; `Partial`: count < R (tile_row).
+        auto rows = [&]<int R, bool Partial>(index_t n0, int count) {
             gemm_tile<S, R, NV> t;
-            t.run(W + n0 * In, In, panel, P, In);
-            // Transposed through a small sample-major block, so that each sample's R outputs
+            t.run(W + n0 * In, In, panel, P, In, Partial ? count : R);
+            // Transposed through a small sample-major block, so that each sample's outputs
             // leave as one contiguous store: R scalar stores per sample into rows of Y a
             // power-of-two apart (Out = 512) hit the same few cache sets and thrash L1.
             S tile[NV * L][R];
             INN_UNROLL for (int r = 0; r < R; ++r) {
-                const S b = bias ? bias[n0 + r] : S(0);
+                const S b = bias ? bias[tile_row(n0, r, Partial ? count : R)] : S(0);
                 INN_UNROLL for (int v = 0; v < NV; ++v) {
                     const typename V::vec y = V::apply(act, t.acc[r][v] + b);
                     INN_UNROLL for (int l = 0; l < L; ++l) tile[v * L + l][r] = y[l];
                 }
             }
+            const std::size_t bytes = sizeof(S) * std::size_t(Partial ? count : R);
             for (index_t j = 0; j < width; ++j)
-                std::memcpy(Y + (m0 + j) * ldy + n0, tile[j], sizeof(tile[j]));
+                std::memcpy(Y + (m0 + j) * ldy + n0, tile[j], bytes);
         };
         index_t n0 = r0;
         for (; n0 + MR <= r1; n0 += MR)
-            rows.template operator()<MR>(n0);
-        // The last (r1 - r0) % MR rows: one tile of exactly that many (a run-time count).
-        [&]<int... R>(std::integer_sequence<int, R...>) {
-            ((r1 - n0 == R + 1 ? rows.template operator()<R + 1>(n0) : void()), ...);
-        }
-        (std::make_integer_sequence<int, MR - 1>{});
+            rows.template operator()<MR, false>(n0, MR);
+        if (n0 < r1)
+            remainder_tile<MR>(int(r1 - n0), [&]<int R>() {
+                rows.template operator()<R, true>(n0, int(r1 - n0));
+            });
     };
     const int nv = int((width + L - 1) / L);
     if (nv == 3)
@@ -173,15 +199,18 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
     auto column_block = [&]<int NV>(index_t j0, index_t width) {
         // Valid lanes of the last vector (L where width fills it).
         const index_t last = width - (NV - 1) * L;
-        auto rows = [&]<int R>(index_t i0) {
+        // Rows i0 .. i0 + count of A and C in a tile of R; `Partial`: count < R (tile_row).
+        auto rows = [&]<int R, bool Partial>(index_t i0, int count) {
             vec acc[R][NV] = {}; // (`acc[r][v] = vec{}` in a lambda crashes nvcc 13)
+            index_t row[R];
+            INN_UNROLL for (int r = 0; r < R; ++r) row[r] = tile_row(i0, r, Partial ? count : R);
             auto step = [&]<bool Part>(index_t p) {
                 const S* b = B + p * ldb + j0;
                 vec bv[NV];
                 INN_UNROLL for (int v = 0; v < NV; ++v) bv[v] =
                     Part && v == NV - 1 ? V::load_part(b + v * L, last) : V::load(b + v * L);
                 INN_UNROLL for (int r = 0; r < R; ++r) {
-                    const S a = ATransposed ? A[p * lda + i0 + r] : A[(i0 + r) * lda + p];
+                    const S a = ATransposed ? A[p * lda + row[r]] : A[row[r] * lda + p];
                     INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * a;
                 }
             };
@@ -192,6 +221,8 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
                 for (index_t p = 0; p < k; ++p)
                     step.template operator()<true>(p);
             INN_UNROLL for (int r = 0; r < R; ++r) {
+                if (Partial && r >= count)
+                    break;
                 S* c = C + (i0 + r) * ldc + j0;
                 INN_UNROLL for (int v = 0; v < NV; ++v) {
                     const index_t count = v == NV - 1 ? last : L;
@@ -210,12 +241,11 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
         };
         index_t i0 = 0;
         for (; i0 + MR <= m; i0 += MR)
-            rows.template operator()<MR>(i0);
-        // The last m % MR rows: one tile of exactly that many (a run-time count).
-        [&]<int... R>(std::integer_sequence<int, R...>) {
-            ((m - i0 == R + 1 ? rows.template operator()<R + 1>(i0) : void()), ...);
-        }
-        (std::make_integer_sequence<int, MR - 1>{});
+            rows.template operator()<MR, false>(i0, MR);
+        if (i0 < m)
+            remainder_tile<MR>(int(m - i0), [&]<int R>() {
+                rows.template operator()<R, true>(i0, int(m - i0));
+            });
     };
     index_t j0 = 0;
     for (; j0 + 3 * L <= n; j0 += 3 * L)
@@ -255,20 +285,25 @@ void gemm_packed(target, const S* X, index_t ldx, const S* Wp, const S* bias, S*
             INN_UNROLL for (int v = 0; v < NV; ++v) b[v] =
                 v == NV - 1 ? V::load_part(bias + c0 + v * L, last) : V::load(bias + c0 + v * L);
         }
-        auto rows = [&]<int R>(index_t s0) {
+        // Samples s0 .. s0 + count in a tile of R; `Partial`: count < R (tile_row).
+        auto rows = [&]<int R, bool Partial>(index_t s0, int count) {
             vec acc[R][NV] = {}; // (`acc[r][v] = vec{}` in a lambda crashes nvcc 13)
-            const S* x = X + s0 * ldx;
+            const S* x[R];
+            INN_UNROLL for (int r = 0; r < R; ++r) x[r] =
+                X + tile_row(s0, r, Partial ? count : R) * ldx;
             for (index_t k = 0; k < In; ++k) {
                 const S* next = w + std::min(k + ahead, In - 1) * block;
                 INN_UNROLL for (int v = 0; v < NV; ++v) __builtin_prefetch(next + v * L);
                 vec wv[NV];
                 INN_UNROLL for (int v = 0; v < NV; ++v) wv[v] = V::load(w + k * block + v * L);
                 INN_UNROLL for (int r = 0; r < R; ++r) {
-                    const S a = x[r * ldx + k];
+                    const S a = x[r][k];
                     INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += wv[v] * a;
                 }
             }
             INN_UNROLL for (int r = 0; r < R; ++r) {
+                if (Partial && r >= count)
+                    break;
                 S* y = Y + (s0 + r) * ldy + c0;
                 INN_UNROLL for (int v = 0; v < NV; ++v) {
                     const vec out = V::apply(act, acc[r][v] + b[v]);
@@ -281,12 +316,11 @@ void gemm_packed(target, const S* X, index_t ldx, const S* Wp, const S* bias, S*
         };
         index_t s0 = 0;
         for (; s0 + MR <= batch; s0 += MR)
-            rows.template operator()<MR>(s0);
-        // The last batch % MR samples: one tile of exactly that many (a run-time count).
-        [&]<int... R>(std::integer_sequence<int, R...>) {
-            ((batch - s0 == R + 1 ? rows.template operator()<R + 1>(s0) : void()), ...);
-        }
-        (std::make_integer_sequence<int, MR - 1>{});
+            rows.template operator()<MR, false>(s0, MR);
+        if (s0 < batch)
+            remainder_tile<MR>(int(batch - s0), [&]<int R>() {
+                rows.template operator()<R, true>(s0, int(batch - s0));
+            });
     };
     for (index_t o0 = 0; o0 < Out; o0 += block)
         for (index_t c0 = o0; c0 < std::min(Out, o0 + block); c0 += pass) {
