@@ -3,48 +3,41 @@
 // vector kernels see the same alignment whatever the allocator returns.
 
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
-#include <new>
 
+#include "aligned_vector.hpp"
 #include "config.hpp"
 
 namespace inn {
 
+/// An aligned_vector whose copies get memory of the same size, not its contents: a copied
+/// network gets its own workspace.
 template <Scalar S>
 class aligned_buffer {
 public:
-    static constexpr std::size_t alignment = 64;
+    static constexpr std::size_t alignment = aligned_vector<S>::alignment;
 
     aligned_buffer() = default;
     aligned_buffer(aligned_buffer&&) noexcept = default;
     aligned_buffer& operator=(aligned_buffer&&) noexcept = default;
-    // A copied network gets its own workspace of the same size.
     aligned_buffer(const aligned_buffer& other) { resize(other.size_); }
     aligned_buffer& operator=(const aligned_buffer& other) {
         if (this != &other) resize(other.size_);
         return *this;
     }
 
-    S* data() { return data_.get(); }
-    const S* data() const { return data_.get(); }
+    S* data() { return memory_.data(); }
+    const S* data() const { return memory_.data(); }
     index_t size() const { return size_; }
 
-    /// Discards the contents; new memory is zero-initialised.
+    /// Discards the contents; new memory is zero-initialised (and never null, even for n = 0).
     void resize(index_t n) {
-        std::size_t bytes = (std::size_t(n) * sizeof(S) + alignment - 1) / alignment * alignment;
-        S* p = static_cast<S*>(std::aligned_alloc(alignment, bytes ? bytes : alignment));
-        if (!p) throw std::bad_alloc();
-        std::fill(p, p + n, S(0));
-        data_.reset(p);
+        memory_.clear();
+        memory_.resize(std::max<index_t>(n, 1));
         size_ = n;
     }
 
 private:
-    struct free_deleter {
-        void operator()(S* p) const { std::free(p); }
-    };
-    std::unique_ptr<S[], free_deleter> data_;
+    aligned_vector<S> memory_;
     index_t size_ = 0;
 };
 
