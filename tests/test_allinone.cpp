@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <bit>
 #include <map>
 #include <string>
 #include <vector>
@@ -611,11 +612,32 @@ TEST_CASE("packed weights: the same bits as the stored weights, following every 
         });
         return copies;
     };
+    // The products of `net` read the packed copies: the measured pick of each of its shapes
+    // (subnets 22 -> 45 -> 36, permutations 37 x 37) is made here, as the packed candidate -
+    // the last one - for every batch class below. `unpacked` has no copies (other slots): it
+    // picks its own plans (timed) before, and the test ends with no pick timed in between.
+    for (int b : {3, 50, 64, 200}) {
+        const row_matrix<float> x = inn::test::random_batch(b, 37, 1).cast<float>();
+        const row_matrix<float> c = inn::test::random_batch(b, 3, 2).cast<float>();
+        unpacked.inverse(unpacked.forward(x, conditions(c)).z, conditions(c));
+    }
+    const int picks_before = nn::kernels::detail::pick_count().load();
+    auto pick_packed = [&]<index_t In, index_t Out>(int batch) {
+        nn::kernels::gemm_plan plans[2];
+        const int n = nn::kernels::gemm_candidates<float>(In, Out, batch,
+                                                          nn::kernels::gemm_pick_panels, plans);
+        nn::kernels::detail::gemm_pick_slots<float, In, Out, true>::slot[std::bit_width(
+            unsigned(batch))] = n + 1;
+    };
+    for (int b : {3, 50, 64, 200}) {
+        pick_packed.template operator()<22, 45>(b);
+        pick_packed.template operator()<45, 36>(b);
+        pick_packed.template operator()<37, 37>(b);
+    }
     for (int b : {3, 50, 200}) {
         INFO("batch " << b);
         const row_matrix<float> x = inn::test::random_batch(b, 37, 5).cast<float>();
         const row_matrix<float> c = inn::test::random_batch(b, 3, 6).cast<float>();
-        // Each network picks its own plans (timed): whichever is picked, the same bits.
         for (int call = 0; call < 2; ++call) {
             auto [z, ljd] = net.forward(x, conditions(c));
             auto [zu, ljdu] = unpacked.forward(x, conditions(c));
@@ -654,6 +676,8 @@ TEST_CASE("packed weights: the same bits as the stored weights, following every 
     net.use_packed_weights();
     CHECK((net.forward(x, conditions(c)).z.array() == zu.array()).all());
     CHECK(packed_floats(net) > 0);
+    // Every product found its pick made above (the shapes and batch classes were right).
+    CHECK(nn::kernels::detail::pick_count().load() == picks_before);
 }
 
 TEST_CASE("bfloat16 rounding: nearest, ties to even, Inf and NaN kept", "[allinone][bf16]") {
