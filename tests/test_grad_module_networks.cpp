@@ -246,15 +246,18 @@ static_assert(Net::output_shape<downsample> == Shape<12, 4, 4>{});
 static_assert(Net::output_shape<split, 0> == Shape<48>{});
 } // namespace conv_readme
 
-/// The trainer's gradients against central finite differences of the forward loss, in both
-/// memory modes: every `stride`-th parameter (at least `min_checked` of them), every input
-/// scalar and, with a condition matrix `c...`, every condition scalar. The parameters get
-/// N(0, noise²) on top of their initial values.
+/// The trainer's gradients in the first of `modes` against central finite differences of the
+/// forward loss: every `stride`-th parameter (at least `min_checked` of them), every input
+/// scalar and, with a condition matrix `c...`, every condition scalar. Every other mode's
+/// gradients (all parameters, inputs, conditions) against the first mode's, to 1e-10 - which
+/// the finite differences could not resolve. The parameters get N(0, noise²) on top of their
+/// initial values.
 template <class Net, class... C>
 void check_readme_model(std::vector<train::memory_mode> modes, index_t batch, index_t size,
                         std::size_t stride, std::size_t min_checked, double noise,
                         const C&... c) {
     static_assert(sizeof...(C) <= 1);
+    std::vector<mat> first; // the first mode's gradients: parameters (one column), x, c
     for (auto mode : modes) {
         INFO("mode " << (mode == train::store ? "store" : "recompute"));
         auto net = std::make_unique<Net>(3);
@@ -273,6 +276,21 @@ void check_readme_model(std::vector<train::memory_mode> modes, index_t batch, in
         const auto grads = parameter_gradients(*net);
         auto params = parameter_pointers(*net);
         REQUIRE(grads.size() == params.size());
+        std::vector<mat> all{Eigen::Map<const mat>(grads.data(), Eigen::Index(grads.size()), 1),
+                             t.input_gradient()};
+        if constexpr (sizeof...(C) == 1)
+            all.push_back(t.condition_gradient(0));
+        if (!first.empty()) {
+            for (std::size_t k = 0; k < all.size(); ++k) {
+                INFO("gradient " << k << " (0: parameters, 1: input, 2: condition)");
+                REQUIRE(all[k].rows() == first[k].rows());
+                REQUIRE(all[k].cols() == first[k].cols());
+                const double scale = std::max(1.0, first[k].cwiseAbs().maxCoeff());
+                CHECK((all[k] - first[k]).cwiseAbs().maxCoeff() <= 1e-10 * scale);
+            }
+            continue;
+        }
+        first = all;
         const double h = 1e-6;
         // max |analytic - numeric| / max(1, max |numeric|) over one tensor's checked scalars.
         struct fd_error {
