@@ -225,16 +225,16 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
                     break;
                 S* c = C + (i0 + r) * ldc + j0;
                 INN_UNROLL for (int v = 0; v < NV; ++v) {
-                    const index_t count = v == NV - 1 ? last : L;
+                    const index_t lanes = v == NV - 1 ? last : L;
                     vec y = acc[r][v];
-                    if (count == L) {
+                    if (lanes == L) {
                         if constexpr (Accumulate)
                             y += V::load(c + v * L);
                         V::store(c + v * L, y);
                     } else {
                         if constexpr (Accumulate)
-                            y += V::load_part(c + v * L, count);
-                        V::store_part(c + v * L, y, count);
+                            y += V::load_part(c + v * L, lanes);
+                        V::store_part(c + v * L, y, lanes);
                     }
                 }
             }
