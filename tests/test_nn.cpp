@@ -7,9 +7,13 @@
 #include "support/vector_targets.hpp"
 
 #include <inn/core/aligned_vector.hpp>
+#include <inn/nn/activation.hpp>
+#include <inn/nn/conv2d.hpp>
 #include <inn/nn/kernels.hpp>
 #include <inn/nn/linear.hpp>
+#include <inn/nn/sequential.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -445,6 +449,57 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
                     CHECK(got == first);
             }
         }
+}
+
+// Conv2d -> activation -> Conv2d keeping H x W runs as one chain (kernels::conv_direct_chain),
+// the hidden layer stored straight into the second convolution's padded planes: the same bits
+// as the two layers one by one (each with its own padded copy), on every vector target. Grids
+// narrower than a block of three vectors and wider, hidden widths that are not whole tiles, 3x3
+// and 5x5 kernels, samples with gaps between them (left untouched), NaN and Inf in the input.
+template <class S, int In, int Hidden, int Out, int K, int H, int W, class Act>
+void check_conv_chain() {
+    using seq =
+        nn::bind_layer<nn::Sequential<nn::Conv2d<In, Hidden, K>, Act, nn::Conv2d<Hidden, Out, K>>,
+                       S, make_dims({In, H, W})>;
+    static_assert(seq::conv_chain);
+    generator g(std::uint64_t(In * 100 + Hidden * 10 + K));
+    const seq net(g);
+    constexpr index_t batch = 3, ldx = index_t(In) * H * W + 5, ldy = index_t(Out) * H * W + 3;
+    std::vector<S> x(std::size_t(batch * ldx));
+    g.fill_uniform(x.data(), x.size(), S(-2), S(2));
+    x[std::size_t(ldx + 1)] = std::numeric_limits<S>::quiet_NaN();
+    x[std::size_t(2 * ldx + W + 2)] = std::numeric_limits<S>::infinity();
+    const auto& conv1 = std::get<0>(net.layers);
+    const auto& conv2 = std::get<2>(net.layers);
+    using L0 = std::remove_cvref_t<decltype(conv1)>;
+    using L2 = std::remove_cvref_t<decltype(conv2)>;
+    test::vector_targets targets;
+    for (int bytes : targets.bytes) {
+        INFO(bytes << "-byte vectors");
+        nn::kernels::limit_vector_bytes(bytes);
+        std::vector<S> chain(std::size_t(batch * ldy), S(7)), layers = chain;
+        std::vector<S> scratch(std::size_t(seq::scratch_size(batch)), S(-3));
+        net.forward({x.data(), ldx}, {chain.data(), ldy}, batch, scratch.data());
+        // One by one: each layer with its own scratch, the hidden layer in a buffer of its own.
+        std::vector<S> hidden(std::size_t(batch * L0::out.size()));
+        std::vector<S> s1(std::size_t(std::max(L0::scratch_size(batch), L2::scratch_size(batch))));
+        conv1.forward_act(
+            {x.data(), ldx}, {hidden.data(), L0::out.size()}, batch, s1.data(),
+            typename std::remove_cvref_t<decltype(std::get<1>(net.layers))>::function{});
+        conv2.forward({hidden.data(), L0::out.size()}, {layers.data(), ldy}, batch, s1.data());
+        CHECK(std::memcmp(chain.data(), layers.data(), chain.size() * sizeof(S)) == 0);
+        for (index_t n = 0; n < batch; ++n) // the gaps between samples
+            for (index_t k = index_t(Out) * H * W; k < ldy; ++k)
+                CHECK(chain[std::size_t(n * ldy + k)] == S(7));
+    }
+}
+
+TEMPLATE_TEST_CASE("nn: Conv2d -> activation -> Conv2d as one chain gives the layers' bits",
+                   "[nn][conv]", float, double) {
+    using S = TestType;
+    check_conv_chain<S, 3, 20, 5, 3, 5, 7, nn::ReLU>();   // grid of 35 extended positions
+    check_conv_chain<S, 1, 16, 2, 3, 12, 12, nn::ReLU>(); // several blocks per plane
+    check_conv_chain<S, 2, 9, 4, 5, 6, 9, nn::Tanh>();    // 5x5, padding 2
 }
 
 } // namespace

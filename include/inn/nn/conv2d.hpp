@@ -44,6 +44,9 @@ struct Conv2d {
         static constexpr index_t patch = index_t(In) * Kernel * Kernel;
         static constexpr index_t pixels = index_t(Ho) * Wo;
         static constexpr bool direct = Kernel == 1 && Padding == 0;
+        static constexpr int in_channels = In, out_channels = Out, kernel_size = Kernel,
+                             padding = Padding;
+        static constexpr bool has_bias = Bias;
 
         parameter<S> weight{tensor_shape{Out, In, Kernel, Kernel}};
         parameter<S> bias{tensor_shape{Bias ? Out : 0}};

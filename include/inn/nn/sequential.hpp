@@ -3,7 +3,8 @@
 // named `<i>.weight`, `<i>.bias` — activations take an index too, as in PyTorch.
 // Intermediate results ping-pong between two scratch regions; element-wise layers run in place,
 // or inside the layer before them (Linear/Conv2d + activation in one pass over the output);
-// Linear -> activation -> Linear with small ends runs as one kernel (kernels::small_mlp).
+// Linear -> activation -> Linear with small ends runs as one kernel (kernels::small_mlp), and
+// Conv2d -> activation -> Conv2d keeping the image size as one chain (kernels::conv_direct_chain).
 // Backward recomputes the intermediate results it needs from x (see backward below).
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <boost/hana/type.hpp>
 #include <boost/hana/unpack.hpp>
 
+#include "kernels/conv.hpp"
 #include "kernels/grad.hpp"
 #include "kernels/mlp.hpp"
 #include "kernels/simd.hpp"
@@ -48,6 +50,17 @@ concept fuses_activation = requires { typename A::function; } &&
                            requires(const L& l, cview<S> x, view<S> y, index_t b, S* w) {
                                l.forward_act(x, y, b, w, typename A::function{});
                            };
+
+/// The kernel of a Conv2d -> activation -> Conv2d chain (nn::Sequential::conv_chain), or
+/// nothing.
+template <Scalar S, class L0, class L2, bool Chain>
+struct conv_chain_kernel {
+    static constexpr index_t scratch_size = 0;
+};
+template <Scalar S, class L0, class L2>
+struct conv_chain_kernel<S, L0, L2, true>
+    : kernels::conv_direct_chain<S, L0::in_channels, L0::out_channels, L2::out_channels,
+                                 L0::kernel_size, L0::H, L0::W> {};
 
 /// The largest output size of the bound layers in `bound` (a hana tuple of types).
 template <class Bound>
@@ -94,11 +107,37 @@ struct Sequential {
                   return layers_t{typename decltype(t)::type(g)...};  // left to right: PyTorch's
               })) {}                                                  // init order
 
+        // Conv2d -> activation -> Conv2d, both direct convolutions keeping H x W (a GLOW
+        // subnet): the hidden layer written once, into the second's padded planes
+        // (kernels::conv_direct_chain).
+        static constexpr bool conv_chain = [] {
+            if constexpr (n != 3) {
+                return false;
+            } else {
+                using L0 = bound_t<0>;
+                using L2 = bound_t<2>;
+                if constexpr (requires {
+                                  L0::kernel_size;
+                                  L2::kernel_size;
+                                  typename bound_t<1>::function;
+                              }) {
+                    return L0::fast_direct && L2::fast_direct && L0::has_bias &&
+                           L0::kernel_size == L2::kernel_size && L0::padding == L2::padding &&
+                           L0::kernel_size == 2 * L0::padding + 1;
+                } else {
+                    return false;
+                }
+            }
+        }();
+        using chain_kernel = detail::conv_chain_kernel<S, bound_t<0>, bound_t<n - 1>, conv_chain>;
+
         static constexpr index_t scratch_size(index_t batch) {
-            return 2 * width * batch +
-                   hana::fold_left(bound_types{}, index_t(0), [&](index_t m, auto t) {
-                       return std::max(m, layer_scratch<typename decltype(t)::type>(batch));
-                   });
+            return std::max(chain_kernel::scratch_size,
+                            2 * width * batch +
+                                hana::fold_left(bound_types{}, index_t(0), [&](index_t m, auto t) {
+                                    return std::max(
+                                        m, layer_scratch<typename decltype(t)::type>(batch));
+                                }));
         }
 
         // Layer I hands its output through a following element-wise layer (Linear + ReLU):
@@ -145,7 +184,17 @@ struct Sequential {
         }();
 
         void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
-            if constexpr (small_mlp) {
+            if constexpr (conv_chain) {
+                if constexpr (kernels::switchable)
+                    if (!kernels::tuning().conv || !kernels::tuning().fuse_activation)
+                        return forward_layers(in, y, batch, scratch);
+                const auto& l0 = std::get<0>(layers);
+                const auto& l2 = std::get<2>(layers);
+                chain_kernel::run(l0.weight.data(), l0.bias.data(), l2.weight.data(),
+                                  bound_t<2>::has_bias ? l2.bias.data() : nullptr, in.data,
+                                  in.stride, y.data, y.stride, batch, scratch,
+                                  typename bound_t<1>::function{});
+            } else if constexpr (small_mlp) {
                 if constexpr (kernels::switchable)
                     if (!kernels::tuning().mlp) return forward_layers(in, y, batch, scratch);
                 using L0 = bound_t<0>;

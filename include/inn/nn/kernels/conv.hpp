@@ -5,7 +5,10 @@
 //                   convolution is one such product per sample, W [Out, In] times the sample
 //                   [In, H·W];
 //   * conv_direct   a larger kernel (3x3) read tap by tap straight from a zero-padded copy of
-//                   the sample, no im2col matrix written; the weight gradient the same way.
+//                   the sample, no im2col matrix written; the weight gradient the same way;
+//   * conv_direct_chain  two such convolutions keeping H x W with an activation between
+//                   (a GLOW subnet), the hidden layer written straight into the second's
+//                   padded planes.
 //
 // Bias and activation are applied as the output is stored.
 
@@ -65,6 +68,28 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
     static void weight_gradient(const S* x, const S* gy, S* gw, S* scratch) {
         dispatch([&](auto target) {
             conv_direct_weight_gradient<S, In, Out, KS, Pad, H, W>(target, x, gy, gw, scratch);
+            return true;
+        });
+    }
+};
+
+/// Conv2d<In, Hidden, KS> -> act -> Conv2d<Hidden, Out, KS>, both with the padding that keeps
+/// H x W, as nn::Sequential runs them: the first layer's outputs, bias and activation applied,
+/// are stored straight into the zero-padded planes the second reads (its discarded columns
+/// fall on their padding), so the hidden layer is written once instead of three times (tiles,
+/// output layout, the second layer's padded copy). The same bits as the two layers one by one.
+template <Scalar S, int In, int Hidden, int Out, int KS, int H, int W> struct conv_direct_chain {
+    static constexpr index_t scratch_size =
+        isa::build::conv_direct_chain<S, In, Hidden, Out, KS, H, W>::scratch_size;
+
+    /// `batch` samples, x (In, H, W) rows ldx apart -> y (Out, H, W) rows ldy apart:
+    /// y = conv2(act(conv1(x) + b1)) + b2 (b1 required, b2 may be null).
+    template <class F>
+    static void run(const S* w1, const S* b1, const S* w2, const S* b2, const S* x, index_t ldx,
+                    S* y, index_t ldy, index_t batch, S* scratch, F act) {
+        dispatch([&](auto target) {
+            conv_direct_chain_run<S, In, Hidden, Out, KS, H, W>(target, w1, b1, w2, b2, x, ldx, y,
+                                                                ldy, batch, scratch, act, no_act{});
             return true;
         });
     }

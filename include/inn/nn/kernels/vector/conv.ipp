@@ -23,7 +23,15 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
     static constexpr index_t scratch_size = index_t(In) * plane + index_t(Out) * ext_padded;
     static constexpr int MR = tile_rows;
 
-    template <int R, int NV> static void tile(const S* w, const S* x, S* y) {
+    // R outputs (weights w) at the extended positions [q0, q0 + NV·L), the taps summed in
+    // registers. Stored raw at y (rows ext_padded apart: run applies bias, activation and the
+    // output layout in one pass after), or - given an activation, in the first layer of a
+    // conv_direct_chain - as act(sum + bias) straight into the next convolution's padded planes (rows `plane`
+    // apart), the positions `pads` (offsets within the block: discarded columns and the end
+    // of the grid) written as the zeros of that padding.
+    template <int R, int NV, class F = std::nullptr_t>
+    static void tile(const S* w, const S* x, S* y, const S* bias = nullptr, F act = nullptr,
+                     const int* pads = nullptr, int n_pads = 0) {
         vec acc[R][NV];
         INN_UNROLL for (int r = 0; r < R; ++r)
             INN_UNROLL for (int v = 0; v < NV; ++v)
@@ -42,9 +50,19 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
                             acc[r][v] += b[v] * a;
                     }
                 }
-        INN_UNROLL for (int r = 0; r < R; ++r)
-            INN_UNROLL for (int v = 0; v < NV; ++v)
-                V::store(y + r * ext_padded + v * L, acc[r][v]);
+        if constexpr (!std::is_same_v<F, std::nullptr_t>) {
+            INN_UNROLL for (int r = 0; r < R; ++r) {
+                const vec br = V::broadcast(bias[r]);
+                INN_UNROLL for (int v = 0; v < NV; ++v)
+                    V::store(y + r * plane + v * L, V::apply(act, acc[r][v] + br));
+                for (int p = 0; p < n_pads; ++p)
+                    y[r * plane + pads[p]] = S(0);
+            }
+        } else {
+            INN_UNROLL for (int r = 0; r < R; ++r)
+                INN_UNROLL for (int v = 0; v < NV; ++v)
+                    V::store(y + r * ext_padded + v * L, acc[r][v]);
+        }
     }
 
     /// x (In, H, W) into its zero-padded planes.
@@ -60,9 +78,13 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
     /// One sample: x (In, H, W) -> y (Out, Ho, Wo) = act(conv(x) + bias).
     template <class F>
     static void run(const S* weight, const S* bias, const S* x, S* y, S* scratch, F act) {
-        S* xp = scratch;
-        S* yext = scratch + index_t(In) * plane;
-        pad_input(x, xp);
+        pad_input(x, scratch);
+        run_padded(weight, bias, scratch, y, scratch + index_t(In) * plane, act);
+    }
+
+    /// The same from planes already padded (xp); yext holds the extended outputs.
+    template <class F>
+    static void run_padded(const S* weight, const S* bias, const S* xp, S* y, S* yext, F act) {
         for (index_t q0 = 0; q0 < ext; q0 += 3 * L) {
             index_t n0 = 0;
             for (; n0 + MR <= Out; n0 += MR)
@@ -127,7 +149,61 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
     }
 };
 
-/// The entry points of conv_direct for this target.
+/// Conv2d<In, Hidden> -> act -> Conv2d<Hidden, Out>, both KS x KS with the padding that keeps
+/// H x W (see conv.hpp). The first layer's extended grid, shifted by Pad rows and Pad columns,
+/// is the second layer's padded plane - its discarded columns fall on the padding - so the
+/// hidden layer is stored once, activated, where the second layer reads it: neither the pass
+/// that lays out the first layer's output nor the second's copy into padded planes is left.
+template <Scalar S, int In, int Hidden, int Out, int KS, int H, int W> struct conv_direct_chain {
+    static constexpr int Pad = (KS - 1) / 2;
+    static_assert(KS % 2 == 1, "a chain keeps H x W: an odd kernel");
+    using first = conv_direct<S, In, Hidden, KS, Pad, H, W>;
+    using second = conv_direct<S, Hidden, Out, KS, Pad, H, W>;
+    static constexpr index_t plane = first::plane, ext = first::ext, Wp = first::Wp;
+    static constexpr int Wo = first::Wo, L = first::L, MR = first::MR;
+    static constexpr index_t offset = index_t(Pad) * Wp + Pad; // grid position 0 in the plane
+    static_assert(offset + first::ext_padded <= plane, "the hidden tiles stay in their planes");
+    // Stored by the tiles: [offset, offset + written) of each hidden plane (this target's blocks).
+    static constexpr index_t written = (ext + 3 * L - 1) / (3 * L) * (3 * L);
+    /// The input's padded planes, the hidden layer's, the second layer's extended outputs.
+    static constexpr index_t scratch_size =
+        (index_t(In) + Hidden) * plane + index_t(Out) * second::ext_padded;
+
+    template <class F, class G>
+    static void run(const S* w1, const S* b1, const S* w2, const S* b2, const S* x,
+                    index_t ldx, S* y, index_t ldy, index_t batch, S* scratch, F act, G act2) {
+        S* xp = scratch;
+        S* hp = scratch + index_t(In) * plane;
+        S* yext = hp + index_t(Hidden) * plane;
+        for (int c = 0; c < Hidden; ++c) { // the padding no tile writes, once for the batch
+            S* p = hp + c * plane;
+            std::fill(p, p + offset, S(0));
+            std::fill(p + offset + written, p + plane, S(0));
+        }
+        constexpr index_t taps = index_t(In) * KS * KS;
+        for (index_t n = 0; n < batch; ++n) {
+            first::pad_input(x + n * ldx, xp);
+            for (index_t q0 = 0; q0 < ext; q0 += 3 * L) {
+                // The block's positions that are padding of the hidden planes.
+                int pads[3 * L];
+                int n_pads = 0;
+                for (int k = 0; k < 3 * L; ++k)
+                    if (q0 + k >= ext || (q0 + k) % Wp >= Wo) pads[n_pads++] = k;
+                S* dst = hp + offset + q0;
+                index_t n0 = 0;
+                for (; n0 + MR <= Hidden; n0 += MR)
+                    first::template tile<MR, 3>(w1 + n0 * taps, xp + q0, dst + n0 * plane,
+                                                b1 + n0, act, pads, n_pads);
+                if constexpr (Hidden % MR != 0)
+                    first::template tile<Hidden % MR, 3>(w1 + n0 * taps, xp + q0, dst + n0 * plane,
+                                                         b1 + n0, act, pads, n_pads);
+            }
+            second::run_padded(w2, b2, hp, y + n * ldy, yext, act2);
+        }
+    }
+};
+
+/// The entry points of conv_direct and conv_direct_chain for this target.
 template <Scalar S, int In, int Out, int KS, int Pad, int H, int W, class F>
 void conv_direct_run(target, const S* weight, const S* bias, const S* x, S* y, S* scratch, F act) {
     conv_direct<S, In, Out, KS, Pad, H, W>::run(weight, bias, x, y, scratch, act);
@@ -135,4 +211,11 @@ void conv_direct_run(target, const S* weight, const S* bias, const S* x, S* y, S
 template <Scalar S, int In, int Out, int KS, int Pad, int H, int W>
 void conv_direct_weight_gradient(target, const S* x, const S* gy, S* gw, S* scratch) {
     conv_direct<S, In, Out, KS, Pad, H, W>::weight_gradient(x, gy, gw, scratch);
+}
+template <Scalar S, int In, int Hidden, int Out, int KS, int H, int W, class F, class G>
+void conv_direct_chain_run(target, const S* w1, const S* b1, const S* w2, const S* b2, const S* x,
+                           index_t ldx, S* y, index_t ldy, index_t batch, S* scratch, F act,
+                           G act2) {
+    conv_direct_chain<S, In, Hidden, Out, KS, H, W>::run(w1, b1, w2, b2, x, ldx, y, ldy, batch,
+                                                         scratch, act, act2);
 }
