@@ -26,9 +26,9 @@ template <Scalar S, int In, int Out, int KS, int Pad, int H, int W> struct conv_
     // R outputs (weights w) at the extended positions [q0, q0 + NV·L), the taps summed in
     // registers. Stored raw at y (rows ext_padded apart: run applies bias, activation and the
     // output layout in one pass after), or - given an activation, in the first layer of a
-    // conv_direct_chain - as act(sum + bias) straight into the next convolution's padded planes (rows `plane`
-    // apart), the positions `pads` (offsets within the block: discarded columns and the end
-    // of the grid) written as the zeros of that padding.
+    // conv_direct_chain - as act(sum + bias) straight into the next convolution's padded
+    // planes (rows `plane` apart), the positions `pads` (offsets within the block: discarded
+    // columns and the end of the grid) written as the zeros of that padding.
     template <int R, int NV, class F = std::nullptr_t>
     static void tile(const S* w, const S* x, S* y, const S* bias = nullptr, F act = nullptr,
                      const int* pads = nullptr, int n_pads = 0) {
