@@ -24,7 +24,8 @@ inline constexpr bool switchable = false;
 /// All on by default. Each is read once per layer call. Off means: `gemm` - Eigen's GEMM for
 /// the products of Linear layers and permutation matrices; `conv` - im2col + Eigen's GEMM for
 /// convolutions and their weight gradients; `mlp` - small subnets layer by layer instead of the
-/// fused small_mlp; `fuse_activation` - bias and activation in separate passes over the output;
+/// fused small_mlp; `fuse_activation` - bias and activation in separate passes over the output,
+/// and Conv2d -> activation -> Conv2d layer by layer instead of as one conv_direct_chain;
 /// `share_buffers` - one buffer per group of connections between modules, none shared by
 /// lifetime; `views` - Flatten, Reshape, Split and Concat copy instead of being views (both read
 /// by network::reserve, see graph/memory_plan.hpp); `fuse_coupling` - the element-wise tail of
