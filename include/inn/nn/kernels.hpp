@@ -13,6 +13,7 @@
 //   * kernels/switches.hpp  the benchmark switches (constants unless INN_BENCHMARK_SWITCHES).
 
 #include "../core/tensor_view.hpp"
+#include "kernels/atan.hpp"
 #include "kernels/bf16.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"

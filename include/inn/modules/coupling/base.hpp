@@ -109,7 +109,7 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
     if constexpr (!Center) {
         if (nn::kernels::tuning().fuse_coupling) {
             // One pass per sample, a SIMD packet at a time: clamp, exp, multiply-add and the
-            // log-det sum, s never written back (the clamp is scalar: Eigen has no vector atan).
+            // log-det sum, s never written back.
             constexpr int L = nn::kernels::simd<S>::lanes;
             using A = Eigen::Array<S, L, 1>;
             using map = Eigen::Map<A>;
@@ -123,8 +123,7 @@ void affine_coupling(std::type_identity_t<cview<S>> x, view<S> s, std::type_iden
                 S rest = 0;
                 const index_t whole = n - n % L;  // scalars in whole packets
                 for (index_t i = 0; i < whole; i += L) {
-                    A sv;
-                    for (int l = 0; l < L; ++l) sv[l] = soft_clamp(raw[i + l], O.clamp, O.activation);
+                    const A sv = soft_clamp(A(cmap(raw + i)), O.clamp, O.activation);
                     acc += sv;
                     if constexpr (!Rev)
                         map(yb + i) = sv.exp() * cmap(xb + i) + cmap(tb + i);
@@ -183,8 +182,8 @@ void affine_coupling_backward(std::type_identity_t<cview<S>> x,
                               index_t batch) {
     const index_t n = len * pixels;
     if constexpr (!Center) {
-        // One pass per sample, a SIMD packet at a time, as the forward's fused path: the clamp
-        // and its derivative are scalar, exp and the products vectorised.
+        // One pass per sample, a SIMD packet at a time, as the forward's fused path (the
+        // clamp's derivative lane by lane).
         constexpr int L = nn::kernels::simd<S>::lanes;
         using A = Eigen::Array<S, L, 1>;
         using map = Eigen::Map<A>;
@@ -198,11 +197,10 @@ void affine_coupling_backward(std::type_identity_t<cview<S>> x,
             S* sb = graw.row(b);
             const S lb = gl ? gl[b] : S(0);
             for (index_t i = 0; i < whole; i += L) {
-                A sv, dv;
-                for (int l = 0; l < L; ++l) {
-                    sv[l] = soft_clamp(rb[i + l], O.clamp, O.activation);
+                const A sv = soft_clamp(A(cmap(rb + i)), O.clamp, O.activation);
+                A dv;
+                for (int l = 0; l < L; ++l)
                     dv[l] = soft_clamp_derivative(rb[i + l], O.clamp, O.activation);
-                }
                 const A gy = cmap(gb + i);
                 if (tb) map(tb + i) = gy;
                 const A ge = gy * sv.exp();

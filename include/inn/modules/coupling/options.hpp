@@ -9,8 +9,12 @@
 // FrEIA's rules (split, conditions, clamp): docs/freia-semantics.md#channel-splits and after.
 
 #include <cmath>
+#include <type_traits>
+
+#include <Eigen/Core>
 
 #include "../../core/signature.hpp"
+#include "../../nn/kernels/atan.hpp"
 
 namespace inn {
 
@@ -29,12 +33,17 @@ struct CouplingOptions {
 
 /// FrEIA's soft-clamped log-scale `s = clamp * g(raw)`: g(raw) first, then multiplied by
 /// clamp, each constant rounded to S, as PyTorch does with Python scalars: FrEIA's float parity.
+/// Float's atan is nn::kernels::atan, as in the packet form below, so every path gives the
+/// same s.
 template <Scalar S>
 inline S soft_clamp(S raw, double clamp, clamp_activation activation) {
     S g;
     switch (activation) {
         case clamp_activation::atan:
-            g = S(0.636) * std::atan(raw);  // 0.636 literally, not 2/pi
+            if constexpr (std::is_same_v<S, float>)
+                g = S(0.636) * nn::kernels::atan(raw); // 0.636 literally, not 2/pi
+            else
+                g = S(0.636) * std::atan(raw);
             break;
         case clamp_activation::tanh:
             g = std::tanh(raw);
@@ -44,6 +53,21 @@ inline S soft_clamp(S raw, double clamp, clamp_activation activation) {
             break;
     }
     return S(clamp) * g;
+}
+
+/// soft_clamp of every lane of a packet (the fused coupling tails): float's atan vectorised,
+/// the other activations lane by lane as the scalar form.
+template <Scalar S, int L>
+inline Eigen::Array<S, L, 1> soft_clamp(const Eigen::Array<S, L, 1>& raw, double clamp,
+                                        clamp_activation activation) {
+    if constexpr (std::is_same_v<S, float>) {
+        if (activation == clamp_activation::atan)
+            return S(clamp) * (S(0.636) * nn::kernels::atan(raw));
+    }
+    Eigen::Array<S, L, 1> s;
+    for (int l = 0; l < L; ++l)
+        s[l] = soft_clamp(raw[l], clamp, activation);
+    return s;
 }
 
 /// d soft_clamp / d raw: clamp * g'(raw).
