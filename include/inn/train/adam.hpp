@@ -19,12 +19,13 @@
 //   }
 //
 // The moments live in flat arrays in parameter visit order, allocated at construction: a step
-// allocates nothing. Hyper-parameters are doubles, as torch's Python floats; a float network
+// allocates nothing. A subnormal moment is stored as zero (internal::flush_subnormal). Hyper-parameters are doubles, as torch's Python floats; a float network
 // rounds each coefficient to float where torch's kernels do.
 
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -91,8 +92,10 @@ class adam_family : public optimizer_core<S> {
         const S eps = S(o_.eps), wd = S(o_.weight_decay), neg_step = S(-step_size);
         const S decay = S(1 - o_.lr * o_.weight_decay);
         const bool l2 = !Decoupled && o_.weight_decay != 0;
+        constexpr S min_normal = std::numeric_limits<S>::min();
         // The usual case - no amsgrad, maximize or L2 term - a SIMD vector at a time: the same
         // operations in the same order as the loop below, lane by lane, so the same results.
+        // Subnormal moments are stored as zero (internal::flush_subnormal says why).
         const bool plain = !o_.amsgrad && !o_.maximize && !l2;
         for (const auto& e : this->params_.entries()) {
             S* p = e.value;
@@ -103,15 +106,20 @@ class adam_family : public optimizer_core<S> {
             index_t i = 0;
             if (plain) {
                 using V = nn::kernels::simd<S>;
+                using vec = typename V::vec;
+                const vec zero = V::broadcast(S(0)), tiny = V::broadcast(min_normal);
+                const auto flush = [&](vec x) {
+                    return (x != zero) & (x < tiny) & (x > -tiny) ? zero : x;
+                };
                 for (; i + V::lanes <= e.size; i += V::lanes) {
                     typename V::vec pv = V::load(p + i);
                     if constexpr (Decoupled) pv = pv * decay;
                     const typename V::vec g = V::load(grad + i);
                     typename V::vec mv = V::load(m + i), vv = V::load(v + i);
                     mv = mv * b1;
-                    mv = mv + one_minus_b1 * g;
+                    mv = flush(mv + one_minus_b1 * g);
                     vv = vv * b2;
-                    vv = vv + one_minus_b2 * g * g;
+                    vv = flush(vv + one_minus_b2 * g * g);
                     const typename V::vec denom = V::sqrt(vv) / bc2_sqrt + eps;
                     pv = pv + neg_step * mv / denom;
                     V::store(m + i, mv);
@@ -124,9 +132,9 @@ class adam_family : public optimizer_core<S> {
                 S g = o_.maximize ? -grad[i] : grad[i];
                 if (l2) g = g + wd * p[i];
                 m[i] = m[i] * b1;
-                m[i] = m[i] + one_minus_b1 * g;
+                m[i] = internal::flush_subnormal(m[i] + one_minus_b1 * g);
                 v[i] = v[i] * b2;
-                v[i] = v[i] + one_minus_b2 * g * g;
+                v[i] = internal::flush_subnormal(v[i] + one_minus_b2 * g * g);
                 S second = v[i];
                 if (vmax) second = vmax[i] = maximum(vmax[i], v[i]);
                 const S denom = std::sqrt(second) / bc2_sqrt + eps;

@@ -14,7 +14,7 @@
 //
 // torch 1.13 requires lr; it defaults to 1e-3 here, as in later PyTorch versions. The momentum
 // buffer is allocated at construction (a step allocates nothing); before the first step it is
-// unused (torch: absent).
+// unused (torch: absent). A subnormal momentum is stored as zero (internal::flush_subnormal).
 
 #include <cstdint>
 #include <string_view>
@@ -72,7 +72,7 @@ class SGD : public internal::optimizer_core<S> {
                         buf[i] = d;
                     } else {
                         buf[i] = buf[i] * mu;
-                        buf[i] = buf[i] + one_minus_dampening * d;
+                        buf[i] = internal::flush_subnormal(buf[i] + one_minus_dampening * d);
                     }
                     d = o_.nesterov ? d + mu * buf[i] : buf[i];
                 }
