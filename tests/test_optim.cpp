@@ -475,19 +475,18 @@ TEST_CASE("optim: hyper-parameters are checked as torch checks them", "[train][o
 }
 
 /// Reads an optimiser's per-parameter state (visit_state's protocol) by name.
-template <Scalar S>
-struct state_reader {
+template <Scalar S> struct state_reader {
     std::string name;
     std::vector<S> values;
     void count(std::string_view, std::int64_t&) {}
     void real(std::string_view, double&) {}
     void flag(std::string_view, bool&) {}
     void per_parameter(std::string_view n, std::vector<S>& v) {
-        if (n == name) values = v;
+        if (n == name)
+            values = v;
     }
 };
-template <Scalar S, class Opt>
-S state_of(Opt& opt, const std::string& name) {
+template <Scalar S, class Opt> S state_of(Opt& opt, const std::string& name) {
     state_reader<S> r{name, {}};
     opt.visit_state(r);
     return r.values.at(0);
@@ -504,7 +503,7 @@ TEMPLATE_TEST_CASE("optim: moments decaying under zero gradients end at zero, no
     replay<S> adam_net, sgd_net;
     train::Adam adam{adam_net.net};
     train::SGD sgd{sgd_net.net, {.lr = 0.1, .momentum = 0.9}};
-    S m = 0, buf = 0;  // the unflushed recurrences, as torch computes them
+    S m = 0, buf = 0; // the unflushed recurrences, as torch computes them
     bool left_normal = false;
     S theta_at_zero = 0;
     for (int k = 0; k < 8000; ++k) {
@@ -524,7 +523,8 @@ TEMPLATE_TEST_CASE("optim: moments decaying under zero gradients end at zero, no
             CHECK(m_opt == m);
         } else {
             CHECK(m_opt == 0);
-            if (!left_normal) theta_at_zero = adam_net.net.template module<0>()->a.values[0];
+            if (!left_normal)
+                theta_at_zero = adam_net.net.template module<0>()->a.values[0];
             left_normal = true;
             CHECK(adam_net.net.template module<0>()->a.values[0] == theta_at_zero);
         }

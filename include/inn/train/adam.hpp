@@ -19,8 +19,9 @@
 //   }
 //
 // The moments live in flat arrays in parameter visit order, allocated at construction: a step
-// allocates nothing. A subnormal moment is stored as zero (internal::flush_subnormal). Hyper-parameters are doubles, as torch's Python floats; a float network
-// rounds each coefficient to float where torch's kernels do.
+// allocates nothing. A subnormal moment is stored as zero (internal::flush_subnormal).
+// Hyper-parameters are doubles, as torch's Python floats; a float network rounds each coefficient
+// to float where torch's kernels do.
 
 #include <array>
 #include <cmath>

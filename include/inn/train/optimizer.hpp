@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <concepts>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -42,8 +42,7 @@ inline void require_option(bool ok, std::string_view who, std::string_view what,
 /// unit) then settles on a subnormal for good - 0.9 times 4 * 2^-149 rounds back to it - and
 /// every later instruction on it takes a microcode assist on Intel cores (moons' Adam step:
 /// 80 us against 10 us). The parameters move by at most lr * min / eps less (1e-32 in float).
-template <Scalar S>
-inline S flush_subnormal(S x) {
+template <Scalar S> inline S flush_subnormal(S x) {
     return (x != S(0) && std::abs(x) < std::numeric_limits<S>::min()) ? S(0) : x;
 }
 
