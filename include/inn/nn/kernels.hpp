@@ -10,6 +10,8 @@
 //                           the store), from packed panels of samples or packed weights;
 //   * kernels/conv.hpp      direct 3x3 and tiled 1x1 convolutions;
 //   * kernels/mlp.hpp       the fused small MLP (Linear -> activation -> Linear);
+//   * kernels/bf16.hpp      matrix-vector products from bfloat16 weights;
+//   * kernels/atan.hpp      float atan on scalars and vectors (the couplings' soft clamp);
 //   * kernels/switches.hpp  the benchmark switches (constants unless INN_BENCHMARK_SWITCHES).
 
 #include "../core/tensor_view.hpp"

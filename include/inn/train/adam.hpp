@@ -93,7 +93,6 @@ class adam_family : public optimizer_core<S> {
         const S eps = S(o_.eps), wd = S(o_.weight_decay), neg_step = S(-step_size);
         const S decay = S(1 - o_.lr * o_.weight_decay);
         const bool l2 = !Decoupled && o_.weight_decay != 0;
-        constexpr S min_normal = std::numeric_limits<S>::min();
         // The usual case - no amsgrad, maximize or L2 term - a SIMD vector at a time: the same
         // operations in the same order as the loop below, lane by lane, so the same results.
         // Subnormal moments are stored as zero (internal::flush_subnormal says why).
@@ -108,20 +107,21 @@ class adam_family : public optimizer_core<S> {
             if (plain) {
                 using V = nn::kernels::simd<S>;
                 using vec = typename V::vec;
-                const vec zero = V::broadcast(S(0)), tiny = V::broadcast(min_normal);
+                const vec zero = V::broadcast(S(0));
+                const vec tiny = V::broadcast(std::numeric_limits<S>::min());
                 const auto flush = [&](vec x) {
                     return (x != zero) & (x < tiny) & (x > -tiny) ? zero : x;
                 };
                 for (; i + V::lanes <= e.size; i += V::lanes) {
-                    typename V::vec pv = V::load(p + i);
+                    vec pv = V::load(p + i);
                     if constexpr (Decoupled) pv = pv * decay;
-                    const typename V::vec g = V::load(grad + i);
-                    typename V::vec mv = V::load(m + i), vv = V::load(v + i);
+                    const vec g = V::load(grad + i);
+                    vec mv = V::load(m + i), vv = V::load(v + i);
                     mv = mv * b1;
                     mv = flush(mv + one_minus_b1 * g);
                     vv = vv * b2;
                     vv = flush(vv + one_minus_b2 * g * g);
-                    const typename V::vec denom = V::sqrt(vv) / bc2_sqrt + eps;
+                    const vec denom = V::sqrt(vv) / bc2_sqrt + eps;
                     pv = pv + neg_step * mv / denom;
                     V::store(m + i, mv);
                     V::store(v + i, vv);
