@@ -12,6 +12,7 @@
 
 #include <inn/inn.hpp>
 #include <inn/modules/all_in_one_block.hpp>
+#include <inn/train.hpp>
 
 #include "support/checks.hpp"
 
@@ -678,6 +679,59 @@ TEST_CASE("packed weights: the same bits as the stored weights, following every 
     CHECK(packed_floats(net) > 0);
     // Every product found its pick made above (the shapes and batch classes were right).
     CHECK(nn::kernels::detail::pick_count().load() == picks_before);
+}
+
+TEST_CASE("packed weights: an optimiser step repacks nothing it did not change",
+          "[allinone][packed][train]") {
+    // The soft permutations are fixed (not trainable): their packed copies stay valid through
+    // training and are not made again at every step (12 matrices of 784 x 784 in mnist-cinn).
+    // The subnets' weights carry gradients while the trainer is attached, so they have none.
+    Bf16Net net(13);
+    const row_matrix<float> x = inn::test::random_batch(64, 37, 3).cast<float>();
+    const row_matrix<float> c = inn::test::random_batch(64, 3, 4).cast<float>();
+    net.forward(x, conditions(c)); // makes the copies
+    // Marks one entry of every copy through a const visit (which changes no parameter).
+    auto mark = [&](float value) {
+        std::as_const(net).visit([&](const std::string&, const tensor_ref<float>& t) {
+            if (t.packed && !t.packed->empty())
+                t.packed->data()[0] = value;
+        });
+    };
+    // Copies whose first entry holds `value`, and how many copies there are (the first entry
+    // of a copy is W[0, 0]).
+    auto holding = [&](auto value_of) {
+        int n = 0, copies = 0;
+        std::as_const(net).visit([&](const std::string&, const tensor_ref<float>& t) {
+            if (!t.packed || t.packed->empty())
+                return;
+            ++copies;
+            n += t.packed->data()[0] == value_of(t) && !t.trainable;
+        });
+        return std::pair{n, copies};
+    };
+    auto marked = [](const tensor_ref<float>&) { return -123.f; };
+    auto weight = [](const tensor_ref<float>& t) { return t.real[0]; };
+    train::trainer t{net};
+    train::Adam adam{net, {.lr = 0.01}};
+    t.step(x, train::max_likelihood, conditions(c));
+    adam.step();
+    net.forward(x, conditions(c)); // prepares: Linear copies dropped, permutations' kept
+    mark(-123.f);
+    t.step(x, train::max_likelihood, conditions(c));
+    adam.step();
+    net.forward(x, conditions(c));
+    // Only the six soft permutations (w_perm, w_perm_inv of three blocks) have copies, marked
+    // still: not remade.
+    CHECK(holding(marked) == std::pair{6, 6});
+    // The network's results are those of the same parameters without packed copies.
+    net.parameters_changed(); // anything may have changed: every copy is made again
+    Bf16Net unpacked = net;
+    unpacked.use_packed_weights(false);
+    const auto ref = unpacked.forward(x, conditions(c));
+    const auto got = net.forward(x, conditions(c));
+    CHECK(holding(weight) == std::pair{6, 6}); // remade from the weights
+    CHECK((got.z.array() == ref.z.array()).all());
+    CHECK((got.log_jac_det.array() == ref.log_jac_det.array()).all());
 }
 
 TEST_CASE("bfloat16 rounding: nearest, ties to even, Inf and NaN kept", "[allinone][bf16]") {

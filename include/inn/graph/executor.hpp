@@ -198,7 +198,8 @@ class executor {
           stride_(o.stride_), memory_(o.memory_), scratch_offset_(o.scratch_offset_),
           slice_scratch_(o.slice_scratch_), capacity_(std::exchange(o.capacity_, 0)),
           pool_(std::move(o.pool_)), fused_(std::move(o.fused_)), version_(o.version_),
-          prepared_(o.prepared_), pending_init_(o.pending_init_), fuse_(o.fuse_),
+          prepared_(o.prepared_), fixed_version_(o.fixed_version_),
+          fixed_prepared_(o.fixed_prepared_), pending_init_(o.pending_init_), fuse_(o.fuse_),
           bf16_weights_(o.bf16_weights_), bf16_copies_(o.bf16_copies_),
           packed_weights_(o.packed_weights_) {}
     executor& operator=(executor&& o) noexcept {
@@ -215,6 +216,8 @@ class executor {
             fused_ = std::move(o.fused_);
             version_ = o.version_;
             prepared_ = o.prepared_;
+            fixed_version_ = o.fixed_version_;
+            fixed_prepared_ = o.fixed_prepared_;
             pending_init_ = o.pending_init_;
             fuse_ = o.fuse_;
             bf16_weights_ = o.bf16_weights_;
@@ -234,13 +237,20 @@ class executor {
     }
 
     /// Tells the executor that parameters changed behind its back.
-    void parameters_changed() { ++version_; }
+    void parameters_changed() {
+        ++version_;
+        ++fixed_version_;
+    }
+    /// Tells the executor that only trainable tensors changed (an optimiser step): the copies
+    /// of fixed weights (a soft permutation's packed matrix) stay as they are.
+    void trainable_parameters_changed() { ++version_; }
 
     /// Runs every module's prepare() now (on this thread) unless nothing changed since the last
     /// time. Throws parameter_error naming the node and the full state_dict key.
     template <class Prefix>
     void prepare(const Prefix& prefix) {
         if (prepared_ == version_) return;
+        const bool fixed_changed = fixed_prepared_ != fixed_version_;
         for_each_module_impl([&](auto k, auto& m) {
             try {
                 prepare_module(m);
@@ -253,18 +263,20 @@ class executor {
         for_each_module_impl([&](auto, const auto& m) { waiting = waiting || awaits_data_init(m); });
         pending_init_ = waiting;
         // The weights' bfloat16 copies follow their values (or are dropped when not wanted).
-        if (bf16_weights_ || bf16_copies_) for_each_module_impl([&](auto, auto& m) {
-            visit_tensors(m,
-                          [&](const std::string&, const tensor_ref<S>& t) {
-                              if (!t.bf16 || !t.real) return;
-                              if (bf16_weights_)
-                                  nn::kernels::to_bf16(t.real, std::size_t(t.shape.numel()),
-                                                       *t.bf16);
-                              else
-                                  std::vector<std::uint16_t>().swap(*t.bf16);
-                          },
-                          std::string());
-        });
+        if (bf16_weights_ || bf16_copies_)
+            for_each_module_impl([&](auto, auto& m) {
+                visit_tensors(
+                    m,
+                    [&](const std::string&, const tensor_ref<S>& t) {
+                        if (!t.bf16 || !t.real || (!fixed_changed && !t.trainable))
+                            return;
+                        if (bf16_weights_)
+                            nn::kernels::to_bf16(t.real, std::size_t(t.shape.numel()), *t.bf16);
+                        else
+                            std::vector<std::uint16_t>().swap(*t.bf16);
+                    },
+                    std::string());
+            });
         bf16_copies_ = bf16_weights_;
         // Streamed weights packed for the register tiles (nn::kernels::pack_weights), but not
         // those a trainer has attached a gradient to: they change every step, and repacking
@@ -275,15 +287,16 @@ class executor {
                               [&](const std::string&, const tensor_ref<S>& t) {
                                   if (t.packed && t.real && t.shape.rank == 2)
                                       streamed_.weights.push_back(
-                                          {t.real, t.packed, t.grad_slot,
-                                           index_t(t.shape.extent[0]),
-                                           index_t(t.shape.extent[1])});
+                                          {t.real, t.packed, t.grad_slot, t.trainable,
+                                           index_t(t.shape.extent[0]), index_t(t.shape.extent[1])});
                               },
                               std::string());
             });
             streamed_.found = true;
         }
         for (const auto& w : streamed_.weights) {
+            if (!w.trainable && !fixed_changed)
+                continue; // its values and copy are as they were
             if (!packed_weights_ || (w.grad_slot && *w.grad_slot)) {
                 w.packed->clear();
                 continue;
@@ -293,6 +306,7 @@ class executor {
         }
         if constexpr (fusion.n_groups > 0) compose_fused();
         prepared_ = version_;
+        fixed_prepared_ = fixed_version_;
     }
 
     /// Products that stream their weights (one or two samples) read bfloat16 copies of them
@@ -668,6 +682,9 @@ class executor {
     std::array<affine_gather<S>, 2> fuse_form_{};  // one module's forms, while composing
     std::uint64_t version_ = 1;   // bumped by every non-const access to the parameters
     std::uint64_t prepared_ = 0;  // the version the modules were last prepared for
+    // The same for the tensors that are not trainable: an optimiser step leaves them alone.
+    std::uint64_t fixed_version_ = 1;
+    std::uint64_t fixed_prepared_ = 0;
     bool pending_init_ = false;   // a module awaits data initialisation (known once prepared)
     bool fuse_ = true;            // chains of element-wise modules run as one pass
     bool bf16_weights_ = false;   // streamed weights read from bfloat16 copies
@@ -680,6 +697,7 @@ class executor {
         const S* real;
         aligned_vector<S>* packed;
         S** grad_slot;
+        bool trainable;
         index_t out, in;
     };
     struct streamed_list {

@@ -229,6 +229,9 @@ class network {
     /// Tells the network that parameters were changed through a pointer kept from an earlier
     /// visit or module<K>() (visit and module<K>() themselves already count as changes).
     void parameters_changed() { exec_.parameters_changed(); }
+    /// The same where only trainable tensors changed (what an optimiser step does): copies the
+    /// network keeps of fixed weights, such as a soft permutation's packed matrix, are kept.
+    void trainable_parameters_changed() { exec_.trainable_parameters_changed(); }
 
     /// The state_dict prefix of module `k` (forward order), default `module_list.<k>`. Graphs
     /// from FrEIA may need the explicit mapping the exporter records (FrEIA numbers parallel

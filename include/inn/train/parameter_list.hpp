@@ -52,7 +52,7 @@ class parameter_list {
     template <TrainableNetwork Net>
         requires std::same_as<typename Net::scalar, S>
     explicit parameter_list(Net& net)
-        : net_(&net), changed_([](void* n) { static_cast<Net*>(n)->parameters_changed(); }),
+        : net_(&net), changed_(&notify_change<Net>),
           moved_([](const void* n) { return bool(static_cast<const Net*>(n)->moved_from()); }) {
         if (net.moved_from())
             throw usage_error("inn: an optimiser was given a network that was moved from");
@@ -96,11 +96,21 @@ class parameter_list {
                                   "is attached to the network (inn::train::trainer t{net}) and "
                                   "hold dL/dθ after its step()");
     }
-    /// Tells the network that the values changed (its modules are prepared again before the
-    /// next call).
+    /// Tells the network that the values of these (trainable) tensors changed: its modules are
+    /// prepared again before the next call.
     void parameters_changed() const { changed_(net_); }
 
   private:
+    // Optimisers write trainable tensors only: a network that can be told so keeps what it
+    // derived from the others (network::trainable_parameters_changed).
+    template <class Net>
+    static void notify_change(void* net) {
+        if constexpr (requires(Net& n) { n.trainable_parameters_changed(); })
+            static_cast<Net*>(net)->trainable_parameters_changed();
+        else
+            static_cast<Net*>(net)->parameters_changed();
+    }
+
     std::vector<entry> entries_;
     index_t scalars_ = 0;
     void* net_;
