@@ -367,6 +367,27 @@ TEST_CASE("backward in training: the README's conditional moons model", "[grad][
     check_readme_model<MoonsCINN>({train::store, train::recompute}, 6, 2, 1, 8 * 134, 0.2, c);
 }
 
+// Subnets that are no small MLP (12 inputs, two hidden layers): in store mode the blocks keep
+// their subnets' outputs and hidden activations from the forward (run_args::saved,
+// nn::Sequential::forward_keeping), which backward reads instead of recomputing them.
+struct deep12 {
+    template <int In, int Out>
+    using net = nn::Sequential<nn::Linear<In, 12>, nn::Tanh, nn::Linear<12, 10>, nn::Tanh,
+                               nn::Linear<10, Out>>;
+};
+using KeepingCINN =
+    SequenceINN<Shape<18>, Conditions<Shape<3>>,
+                Repeat<3, Conditioned<AllInOneBlock<deep12, {.permute_soft = true}>, 0>>>::
+        with_scalar<double>;
+// What the subnets keep: the Tanh outputs (read by the Tanh's and the next Linear's backward).
+static_assert(nn::bind_layer<deep12::net<12, 18>, double, dims{1, {12}}>::kept_width() == 12 + 10);
+
+TEST_CASE("backward in training: AllInOneBlocks keep their subnets' activations in store mode",
+          "[grad][train]") {
+    const mat c = test::random_batch(5, 3, 2);
+    check_readme_model<KeepingCINN>({train::store, train::recompute}, 5, 18, 1, 1560, 0.2, c);
+}
+
 // Noise 0.02: with the moons models' 0.2, 28 GLOW blocks of these fan-ins blow the loss up to
 // ~2e5 per dimension, where h = 1e-6 finite differences are no truth (they disagree with the
 // gradient by O(1) there).

@@ -18,6 +18,7 @@
 //       template <class V> void visit(V&&, const std::string& prefix);  // state_dict entries
 //       void prepare();                // caches and checks that depend only on parameters
 //       void backward(const backward_args<S>&) const;    // vector-Jacobian products
+//       static constexpr index_t saved_per_sample;       // kept from forward for backward
 //       bool initialized() const;      // with initialize(): state set from the first batch
 //       void initialize(const run_args<S>&);             //   (ActNorm), all-or-nothing
 //       static constexpr inverse_kind inversion;         // default exact
@@ -103,6 +104,11 @@ struct run_args {
     /// The stream and library handles of a device call (core/memory_space.hpp); unused on the
     /// host.
     const space_context_t<Space>* context = nullptr;
+    /// The forward of a training step that keeps activations (train::store) for a module that
+    /// declares `static constexpr index_t saved_per_sample`: where it may keep that many
+    /// scalars per sample (rows that far apart, from this call's first sample) for its
+    /// backward, which gets them back as backward_args::saved. Null otherwise.
+    S* saved = nullptr;
 };
 
 /// The vector-Jacobian product of one module's forward map y, ljd = f(x; c, θ), for a loss L:
@@ -120,6 +126,9 @@ struct backward_args {
     std::span<const view<S, Space>> grad_in;     // dL/dx, written
     std::span<const view<S, Space>> grad_cond;   // dL/dc, accumulated; empty: not wanted
     S* scratch = nullptr;
+    /// What this module's forward kept in run_args::saved, or null (the memory-efficient mode,
+    /// or a module that keeps nothing): the module then recomputes what it needs.
+    const S* saved = nullptr;
     bool param_grads = true;
     /// Threads accumulate parameter gradients into copies of their own, `grad_shift` scalars
     /// after the parameter's own gradient, and the network adds them up in a fixed order.
@@ -225,6 +234,15 @@ constexpr index_t scratch_size_of(pass p, index_t batch) {
         return B::scratch_size(p, batch);
     else if constexpr (requires { B::scratch_size(batch); })
         return B::scratch_size(batch);
+    else
+        return 0;
+}
+
+/// Scalars per sample a module keeps from a training forward for its backward (run_args::saved).
+template <class B>
+constexpr index_t saved_per_sample_of() {
+    if constexpr (requires { B::saved_per_sample; })
+        return B::saved_per_sample;
     else
         return 0;
 }

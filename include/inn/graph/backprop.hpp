@@ -139,6 +139,11 @@ class backprop {
         params_ = n_params;
         index_t total = 0;
         place(values_layout(), value_offset_, value_stride_, total);
+        if (mode_ == train::store)  // and what modules keep from forward for their backward
+            for (std::size_t k = 0; k < saved_width.size(); ++k) {
+                saved_offset_[k] = total;
+                total += round_up(capacity_ * saved_width[k]);
+            }
         value_bytes_ = total;
         place(gradients(), grad_offset_, grad_stride_, total);
         ljd_offset_ = total;
@@ -243,6 +248,18 @@ class backprop {
 
     S* scratch(int part) { return buffer_.data() + scratch_offset_ + part * slice_scratch_; }
 
+    // Store mode: the scalars per sample each module keeps from its forward for its backward
+    // (run_args::saved), by module index; where module `k` keeps those of sample b0.
+    static constexpr auto saved_width = hana::unpack(module_positions<Desc>, [](auto... k) {
+        return std::array<index_t, sizeof...(k)>{
+            saved_per_sample_of<module_at<S, Desc, decltype(k)::value>>()...};
+    });
+    S* saved_rows(int k, index_t b0) {
+        const index_t w = saved_width[std::size_t(k)];
+        if (mode_ != train::store || w == 0) return nullptr;
+        return buffer_.data() + saved_offset_[std::size_t(k)] + b0 * w;
+    }
+
     template <class F>
     static void for_steps(F&& f) {
         hana::for_each(module_positions<Desc>, f);
@@ -306,8 +323,9 @@ class backprop {
         constexpr int node = plan.forward_order[Step];
         if (values_layout().is_view[node]) return;
         const auto t = exec_t::template node_tensors<node, true>([&](int e) { return value_rows(e, b0); });
-        exec.template call<node, true, Initialising>(
-            {batch, t.in, t.out, t.cond, log_jac_det() + b0, true, scratch, b0}, undo);
+        run_args<S> r{batch, t.in, t.out, t.cond, log_jac_det() + b0, true, scratch, b0};
+        r.saved = saved_rows(plan.module_index[node], b0);
+        exec.template call<node, true, Initialising>(r, undo);
     }
 
     // Step K of the walk back: recompute the module's inputs (recompute mode, exact modules),
@@ -354,6 +372,7 @@ class backprop {
         a.grad_in = grad_in;
         a.grad_cond = grad_cond;
         a.scratch = scratch;
+        a.saved = saved_rows(k, b0);
         a.grad_shift = grad_shift;
         a.first_sample = b0;
         exec.template module_of<node>().backward(a);
@@ -366,6 +385,7 @@ class backprop {
     std::array<index_t, std::size_t(max_edges) + 1> grad_offset_{}, grad_stride_{};
     index_t value_bytes_ = 0, ljd_offset_ = 0, scratch_offset_ = 0, slice_scratch_ = 0;
     index_t dummy_offset_ = 0;
+    std::array<index_t, saved_width.size()> saved_offset_{};
     index_t capacity_ = 0, params_ = 0;
     int threads_ = 0;
 };

@@ -197,6 +197,9 @@ struct AllInOneBlock {
         parameter<S> vk_householder;
         parameter<S> w_0;
         subnet_type subnet;
+        /// A training forward in store mode keeps the subnet's output and the activations its
+        /// backward reads (run_args::saved): backward then runs no part of the subnet forward.
+        static constexpr index_t saved_per_sample = n_a + nn::layer_kept_width<subnet_type>();
 
         /// FrEIA's RNG order: [NumPy SO(C)] -> [torch randperm(C)] -> [torch randn(K, C)] ->
         /// subnet, which is constructed last.
@@ -263,7 +266,8 @@ struct AllInOneBlock {
 
         /// The reverse mode of forward: dL/dx, dL/dc, and the gradients of global_scale,
         /// global_offset, vk_householder and the subnet. The subnet input cat(x1, c...) is
-        /// known from x, so the subnet's output is recomputed (nothing is inverted).
+        /// known from x; its output and activations are what the forward kept (args.saved), or
+        /// recomputed (nothing is inverted).
         void backward(const backward_args<S>& a) const {
             const index_t batch = a.batch;
             const bwork w = backward_layout(a.scratch, batch);
@@ -277,7 +281,11 @@ struct AllInOneBlock {
             // a = subnet(cat(x1, c...)); s' = alpha tanh(0.1 a_s / alpha) into w.d, then
             // ds'/da_s over it; e = exp(s) (s centred with GIN).
             const cview<S> u = concat::make(x, n1, a.cond, batch, w.cat);
-            subnet.forward(u, view<S>{w.a, n_a}, batch, w.subnet);
+            if (a.saved)  // kept by the forward
+                for (index_t b = 0; b < batch; ++b)
+                    std::copy_n(a.saved + b * saved_per_sample, n_a, w.a + b * n_a);
+            else
+                subnet.forward(u, view<S>{w.a, n_a}, batch, w.subnet);
             backward_coefficients(w, batch);
             // dL/dv for v = u * sigma + offset, the pre-permutation values.
             if constexpr (soft) mix<true>(w_perm.data(), a.grad_out[0], {w.gv, size}, batch,
@@ -497,10 +505,18 @@ struct AllInOneBlock {
             }
         }
 
-        // a = subnet(cat(x1, c...)), unscaled, into w.a.
+        // a = subnet(cat(x1, c...)), unscaled, into w.a; for a training step's backward, also
+        // into args.saved with what the subnet keeps.
         void run_subnet(const run_args<S>& args, cview<S> x1, const work& w) const {
-            subnet.forward(concat::make(x1, n1, args.cond, args.batch, w.cat), view<S>{w.a, n_a},
-                           args.batch, w.subnet);
+            const cview<S> u = concat::make(x1, n1, args.cond, args.batch, w.cat);
+            if (!args.saved) {
+                subnet.forward(u, view<S>{w.a, n_a}, args.batch, w.subnet);
+                return;
+            }
+            nn::layer_forward_keeping(subnet, u, view<S>{w.a, n_a}, args.batch,
+                                      view<S>{args.saved + n_a, saved_per_sample}, w.subnet);
+            for (index_t b = 0; b < args.batch; ++b)
+                std::copy_n(w.a + b * n_a, n_a, args.saved + b * saved_per_sample);
         }
 
         // The subnet outputs [a_s | a_t] of the batch (w.a) become: t = 0.1 a_t in place, and
@@ -830,8 +846,10 @@ struct AllInOneBlock {
 
         void subnet_backward_call(const backward_args<S>& args, cview<S> u,
                                   const bwork& w) const {
+            const cview<S> kept =
+                args.saved ? cview<S>{args.saved + n_a, saved_per_sample} : cview<S>{};
             detail::subnet_backward(subnet, u, cview<S>(w.a, n_a), cview<S>(w.ga, n_a),
-                                    view<S>{w.gu, n_sub_in}, args.batch, w.subnet, args);
+                                    view<S>{w.gu, n_sub_in}, args.batch, w.subnet, args, kept);
         }
 
         // global_scale, global_offset and vk_householder, each summed apart and added once.

@@ -12,6 +12,9 @@
 //   void backward(const layer_backward_args<S>&) const;          // for training (below)
 //   static constexpr index_t backward_scratch_size(index_t batch);  // optional
 //   static constexpr bool backward_reads_x, backward_reads_y;     // optional, default true
+//   static constexpr index_t kept_width();                        // optional, with
+//   void forward_keeping(cview<S> in, view<S> out, index_t batch, view<S> kept,
+//                        S* scratch) const;                         // (below)
 // and, optionally, on the spec itself
 //   static constexpr dims output_shape(dims in);   // bind's `out`, or dims{} (rank 0) if the
 //                                                  // layer does not take `in`
@@ -63,7 +66,8 @@ using bind_layer = typename L::template bind<S, In>;
 /// gx.data == gy.data (in place); otherwise gx overlaps none of x, y, gy. A layer that declares
 /// `backward_reads_x = false` (`backward_reads_y = false`) may be given a null x.data (y.data):
 /// nn::Sequential keeps only the intermediate results that some backward reads. `scratch` holds
-/// backward_scratch_size(batch) scalars.
+/// backward_scratch_size(batch) scalars. `kept` holds what forward_keeping kept of this call's
+/// forward (kept_width() scalars per sample), or null data: the layer recomputes what it needs.
 template <Scalar S>
 struct layer_backward_args {
     index_t batch = 0;
@@ -74,6 +78,7 @@ struct layer_backward_args {
     S* scratch = nullptr;
     bool param_grads = true;
     index_t grad_shift = 0;
+    cview<S> kept;
 
     S* grad_of(const parameter<S>& p) const {
         return param_grads && p.grad ? p.grad + grad_shift : nullptr;
@@ -86,6 +91,28 @@ constexpr index_t layer_backward_scratch(index_t batch) {
         return B::backward_scratch_size(batch);
     else
         return 0;
+}
+
+/// Scalars per sample that a layer's forward_keeping keeps for its backward (intermediate
+/// results it would otherwise recompute from x); 0 for layers without it.
+template <class B>
+constexpr index_t layer_kept_width() {
+    if constexpr (requires { B::kept_width(); })
+        return B::kept_width();
+    else
+        return 0;
+}
+
+/// The forward of a training step that keeps back: like forward, and the layer's intermediate
+/// results into `kept` (layer_kept_width scalars per sample), which its backward then reads
+/// (layer_backward_args::kept) instead of recomputing them. `scratch` as forward's.
+template <class B, Scalar S>
+void layer_forward_keeping(const B& layer, std::type_identity_t<cview<S>> x, view<S> y,
+                           index_t batch, std::type_identity_t<view<S>> kept, S* scratch) {
+    if constexpr (layer_kept_width<B>() > 0)
+        layer.forward_keeping(x, y, batch, kept, scratch);
+    else
+        layer.forward(x, y, batch, scratch);
 }
 
 /// Whether a layer's backward reads its input x (its output y); true unless it says otherwise.

@@ -343,31 +343,39 @@ struct Sequential {
             else
                 return recompute_fuses<I - 1>() && !recompute_skipped<I - 1>();
         }
+        // Kept activations lie side by side in each sample's row of `slots` (kept_before<n>()
+        // scalars, rows slots.stride apart).
         template <std::size_t I>
-        static cview<S> kept_activation(const S* slots, index_t batch) {
+        static cview<S> kept_activation(cview<S> slots) {
             if constexpr (kept<I>())
-                return {slots + kept_before<I>() * batch, activation_width<I>()};
+                return {slots.data + kept_before<I>(), slots.stride};
             else
                 return {nullptr, activation_width<I>()};
         }
 
-        /// a_1 .. a_last_kept from x: the kept ones into their slots.
-        void recompute(cview<S> x, index_t batch, S* slots, S* tmp, S* work) const {
+        /// a_1 .. a_last_kept from x, the kept ones into their slots; with `y.data`, on to the
+        /// output y (forward_keeping).
+        void recompute(cview<S> x, index_t batch, view<S> slots, S* tmp, S* work,
+                       view<S> y = {}) const {
             S* t0 = tmp;
             S* t1 = tmp + max_output_width * batch;
             cview<S> cur = x;
+            const bool to_output = y.data != nullptr;
             [&]<std::size_t... I>(std::index_sequence<I...>) {
                 (
                     [&] {
-                        if constexpr (I < last_kept && !recompute_skipped<I>()) {
+                        if constexpr (!recompute_skipped<I>()) {
+                            if (I >= last_kept && !to_output) return;
                             constexpr bool fuse = recompute_fuses<I>();
                             constexpr std::size_t k = fuse ? I + 2 : I + 1;  // a_k is written
                             constexpr index_t w = activation_width<k>();
                             using L = bound_t<I>;
                             const bool cur_is_tmp = cur.data == t0 || cur.data == t1;
                             view<S> dst;
-                            if constexpr (kept<k>())
-                                dst = {slots + kept_before<k>() * batch, w};
+                            if constexpr (k == n)
+                                dst = y;
+                            else if constexpr (kept<k>())
+                                dst = {slots.data + kept_before<k>(), slots.stride};
                             else if (layer_elementwise<L>() && !fuse && cur_is_tmp)
                                 dst = {const_cast<S*>(cur.data), w};  // in place
                             else
@@ -407,6 +415,23 @@ struct Sequential {
         };
 
     public:
+        /// Scalars per sample that forward_keeping keeps for backward: the activations some
+        /// layer's backward reads. None for the fused kernels (small MLP, convolution chain),
+        /// whose backward recomputes its hidden layer itself.
+        static constexpr index_t kept_width() {
+            return small_mlp || conv_chain ? 0 : kept_before<n>();
+        }
+        /// forward, keeping the activations that the layers' backward reads in `kept` (side by
+        /// side in each sample's row); backward given them (layer_backward_args::kept) then
+        /// recomputes nothing. Scratch as forward's.
+        void forward_keeping(cview<S> x, view<S> y, index_t batch, view<S> kept,
+                             S* scratch) const {
+            if constexpr (kept_width() == 0)
+                forward(x, y, batch, scratch);
+            else
+                recompute(x, batch, kept, scratch, scratch + 2 * max_output_width * batch, y);
+        }
+
         /// The kept activations, two buffers of the widest layer output (temporaries, then
         /// gradients), and the layers' forward or backward scratch; for a small MLP, at least
         /// the partial sums of small_mlp_backward.
@@ -444,10 +469,13 @@ struct Sequential {
 
         void backward_layers(const layer_backward_args<S>& a) const {
             const index_t batch = a.batch;
-            S* slots = a.scratch;
-            S* buf = slots + kept_before<n>() * batch;
+            S* buf = a.scratch + kept_before<n>() * batch;
             S* work = buf + 2 * max_output_width * batch;
-            recompute(a.x, batch, slots, buf, work);
+            cview<S> slots = a.kept;  // forward_keeping's, or recomputed now
+            if (!slots.data) {
+                recompute(a.x, batch, {a.scratch, kept_before<n>()}, buf, work);
+                slots = {a.scratch, kept_before<n>()};
+            }
             S* g0 = buf;
             S* g1 = buf + max_output_width * batch;
             cview<S> gy = a.gy;
@@ -468,7 +496,7 @@ struct Sequential {
                             b.x = a.x;
                             b.gx = a.gx;
                         } else {
-                            b.x = kept_activation<I>(slots, batch);
+                            b.x = kept_activation<I>(slots);
                             const bool wanted =
                                 a.gx.data || (a.param_grads && parameters_below<I>());
                             constexpr index_t w = activation_width<I>();
@@ -484,7 +512,7 @@ struct Sequential {
                         if constexpr (I + 1 == n)
                             b.y = a.y;
                         else
-                            b.y = kept_activation<I + 1>(slots, batch);
+                            b.y = kept_activation<I + 1>(slots);
                         std::get<I>(layers).backward(b);
                         gy = b.gx;
                     }(),

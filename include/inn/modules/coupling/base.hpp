@@ -252,11 +252,13 @@ void affine_coupling_backward(std::type_identity_t<cview<S>> x,
 }
 
 /// The backward call of a subnet `net` on input `u` (output `y`, where its last layer reads it),
-/// given dL/dy `gy`: dL/du into `gu` (null data: not wanted), parameter gradients as `a` asks.
+/// given dL/dy `gy`: dL/du into `gu` (null data: not wanted), parameter gradients as `a` asks;
+/// `kept`: what nn::layer_forward_keeping kept of the forward (null data: recomputed).
 template <class Net, Scalar S, class Args>
 void subnet_backward(const Net& net, std::type_identity_t<cview<S>> u,
                      std::type_identity_t<cview<S>> y, std::type_identity_t<cview<S>> gy,
-                     view<S> gu, index_t batch, S* scratch, const Args& a) {
+                     view<S> gu, index_t batch, S* scratch, const Args& a,
+                     std::type_identity_t<cview<S>> kept = {}) {
     nn::layer_backward_args<S> la;
     la.batch = batch;
     la.x = u;
@@ -266,6 +268,7 @@ void subnet_backward(const Net& net, std::type_identity_t<cview<S>> u,
     la.scratch = scratch;
     la.param_grads = a.param_grads;
     la.grad_shift = a.grad_shift;
+    la.kept = kept;
     net.backward(la);
 }
 
