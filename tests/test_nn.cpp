@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -507,6 +508,46 @@ TEMPLATE_TEST_CASE("nn: Conv2d -> activation -> Conv2d as one chain gives the la
 // atan (std::atan in double): within 2.5 ulp over all of float's range - every 8191st bit
 // pattern, and every pattern near the ends of the reduction's ranges - and NaN, +-Inf, +-0 as
 // std::atan. A packet gives each lane the bits of the scalar form.
+TEMPLATE_TEST_CASE("nn: lane_sums gives every vector's sum of lanes in its lane", "[nn][simd]",
+                   float, double) {
+    using S = TestType;
+    using V = nn::kernels::simd<S>;
+    constexpr int L = V::lanes;
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> small(-1000, 1000);
+    std::normal_distribution<double> normal;
+    for (int round = 0; round < 50; ++round) {
+        // Integers: every order of additions gives the exact sum.
+        typename V::vec v[L], w[L];
+        S exact[L], real[L];
+        for (int j = 0; j < L; ++j) {
+            exact[j] = 0;
+            double sum = 0;
+            for (int l = 0; l < L; ++l) {
+                v[j][l] = S(small(rng));
+                exact[j] += v[j][l];
+                w[j][l] = S(normal(rng));
+                sum += double(w[j][l]);
+            }
+            real[j] = S(sum);
+        }
+        double magnitude_bound[L];
+        for (int j = 0; j < L; ++j) {
+            magnitude_bound[j] = 0;
+            for (int l = 0; l < L; ++l) magnitude_bound[j] += std::abs(double(w[j][l]));
+        }
+        const auto ints = V::lane_sums(v);
+        const auto reals = V::lane_sums(w);
+        for (int j = 0; j < L; ++j) {
+            INFO("lane " << j);
+            CHECK(ints[j] == exact[j]);
+            // Summed in another order: within L roundings of the magnitudes.
+            CHECK(std::abs(double(reals[j]) - double(real[j])) <=
+                  L * std::numeric_limits<S>::epsilon() * magnitude_bound[j]);
+        }
+    }
+}
+
 TEST_CASE("nn: the vectorised float atan is within 2.5 ulp of atan", "[nn][atan]") {
     constexpr int L = 16;
     using A = Eigen::Array<float, L, 1>;

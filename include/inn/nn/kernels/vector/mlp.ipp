@@ -237,10 +237,15 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
                 for (index_t r = 0; r < rest; ++r)
                     std::copy_n(gxp + r * ni, I, GX + (b + r) * ldgx);
         }
-        auto add = [&](S* dst, const S* partial, index_t n) {
-            if (dst)
-                for (index_t j = 0; j < n; ++j)
-                    dst[j] += V::sum(V::load(partial + j * L));
+        auto add = [&](S* dst, const S* partial, index_t n) { // n: a multiple of L
+            if (!dst)
+                return;
+            for (index_t j = 0; j < n; j += L) {
+                vec v[L];
+                INN_UNROLL for (int l = 0; l < L; ++l)
+                    v[l] = V::load(partial + (j + l) * L);
+                V::store(dst + j, V::load(dst + j) + V::lane_sums(v));
+            }
         };
         add(dW2, P2, index_t(O) * H);
         add(db1, Pb, H);

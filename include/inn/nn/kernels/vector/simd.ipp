@@ -100,6 +100,40 @@ template <Scalar S> struct simd {
         else
             return q[0] + q[1];
     }
+    /// Lane j: the sum of v[j]'s lanes, for `lanes` vectors v (overwritten). A transposing tree:
+    /// each step adds the even and the odd halves of every segment of two vectors, so the whole
+    /// takes lanes - 1 additions (and twice as many two-source shuffles) instead of a
+    /// horizontal sum per vector.
+    static vec lane_sums(vec* v) {
+        if constexpr (lanes == 1)
+            return v[0];
+        else
+            return lane_sums_step<lanes / 2, lanes>(v);
+    }
+
+  private:
+    // Segments of 2T lanes of N vectors become segments of T lanes of N / 2.
+    template <int T, int N> static vec lane_sums_step(vec* v) {
+        INN_UNROLL for (int i = 0; i < N / 2; ++i)
+            v[i] = halves<T, 0>(v[2 * i], v[2 * i + 1]) + halves<T, 1>(v[2 * i], v[2 * i + 1]);
+        if constexpr (T == 1)
+            return v[0];
+        else
+            return lane_sums_step<T / 2, N / 2>(v);
+    }
+    // The first (Odd = 0) or second half of every segment of 2T lanes, a's then b's.
+    template <int T, int Odd> static vec halves(vec a, vec b) {
+        return [&]<int... J>(std::integer_sequence<int, J...>) {
+            return __builtin_shufflevector(a, b, half_index<T, Odd>(J)...);
+        }(std::make_integer_sequence<int, lanes>{});
+    }
+    template <int T, int Odd> static constexpr int half_index(int j) {
+        const int per = lanes / (2 * T); // segments of 2T lanes in a vector
+        const int seg = j / T;
+        return (seg / per) * lanes + (2 * (seg % per) + Odd) * T + j % T;
+    }
+
+  public:
     /// An element-wise functor applied to every lane. ReLU (a functor with `relu = true`) is one
     /// max instruction with AVX-512. Its operand order matters: vmaxps returns the second
     /// operand unless the first is greater, so max(0, x) keeps a NaN x (as PyTorch does) and
