@@ -388,6 +388,19 @@ TEST_CASE("backward in training: AllInOneBlocks keep their subnets' activations 
     check_readme_model<KeepingCINN>({train::store, train::recompute}, 5, 18, 1, 1560, 0.2, c);
 }
 
+// On images with the fused convolution chain as subnet (3x3, padding 1): its forward keeps
+// nothing, so in store mode the blocks keep only their subnets' outputs and the chain's backward
+// recomputes its hidden layer.
+using KeepingImageINN =
+    SequenceINN<Shape<4, 4, 4>, Repeat<2, AllInOneBlock<conv4, {.permute_soft = true}>>>::
+        with_scalar<double>;
+static_assert(nn::bind_layer<conv4::net<2, 4>, double, dims{3, {2, 4, 4}}>::conv_chain);
+
+TEST_CASE("backward in training: AllInOneBlocks on images with a convolution chain subnet",
+          "[grad][train]") {
+    check_readme_model<KeepingImageINN>({train::store, train::recompute}, 3, 64, 1, 400, 0.2);
+}
+
 // Noise 0.02: with the moons models' 0.2, 28 GLOW blocks of these fan-ins blow the loss up to
 // ~2e5 per dimension, where h = 1e-6 finite differences are no truth (they disagree with the
 // gradient by O(1) there).

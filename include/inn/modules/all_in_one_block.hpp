@@ -846,8 +846,9 @@ struct AllInOneBlock {
 
         void subnet_backward_call(const backward_args<S>& args, cview<S> u,
                                   const bwork& w) const {
-            const cview<S> kept =
-                args.saved ? cview<S>{args.saved + n_a, saved_per_sample} : cview<S>{};
+            const cview<S> kept = args.saved && nn::layer_kept_width<subnet_type>() > 0
+                                      ? cview<S>{args.saved + n_a, saved_per_sample}
+                                      : cview<S>{};
             detail::subnet_backward(subnet, u, cview<S>(w.a, n_a), cview<S>(w.ga, n_a),
                                     view<S>{w.gu, n_sub_in}, args.batch, w.subnet, args, kept);
         }

@@ -471,7 +471,9 @@ struct Sequential {
             const index_t batch = a.batch;
             S* buf = a.scratch + kept_before<n>() * batch;
             S* work = buf + 2 * max_output_width * batch;
-            cview<S> slots = a.kept;  // forward_keeping's, or recomputed now
+            // forward_keeping's (none where it keeps nothing: the fused kernels' forward), or
+            // recomputed now
+            cview<S> slots = kept_width() > 0 ? a.kept : cview<S>{};
             if (!slots.data) {
                 recompute(a.x, batch, {a.scratch, kept_before<n>()}, buf, work);
                 slots = {a.scratch, kept_before<n>()};
