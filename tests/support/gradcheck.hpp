@@ -154,7 +154,7 @@ gradcheck_report check_module_gradients(const gradcheck_options& o = {}) {
     std::vector<double> scratch(static_cast<std::size_t>(scratch_n));
     std::vector<double> ljd(static_cast<std::size_t>(batch));
 
-    auto run_forward = [&] {
+    auto run_forward = [&](double* saved = nullptr) {
         std::vector<cview<double>> in, cond;
         std::vector<view<double>> out;
         for (auto& v : x) in.push_back({v.data(), v.cols()});
@@ -162,6 +162,7 @@ gradcheck_report check_module_gradients(const gradcheck_options& o = {}) {
         for (auto& v : y) out.push_back({v.data(), v.cols()});
         std::fill(ljd.begin(), ljd.end(), 0.0);
         run_args<double> a{batch, in, out, cond, ljd.data(), true, scratch.data()};
+        a.saved = saved;
         m.forward(a);
     };
     auto loss = [&] {
@@ -173,17 +174,16 @@ gradcheck_report check_module_gradients(const gradcheck_options& o = {}) {
         return l;
     };
 
-    // Analytic.
-    run_forward();
-    {
+    auto run_backward = [&](std::vector<grad_matrix>& gxs, std::vector<grad_matrix>& gcs,
+                            const double* saved) {
         std::vector<cview<double>> in, out, cond, gout;
         std::vector<view<double>> gin, gcond;
         for (auto& v : x) in.push_back({v.data(), v.cols()});
         for (auto& v : y) out.push_back({v.data(), v.cols()});
         for (auto& v : c) cond.push_back({v.data(), v.cols()});
         for (auto& v : gy) gout.push_back({v.data(), v.cols()});
-        for (auto& v : gx) gin.push_back({v.data(), v.cols()});
-        for (auto& v : gc) gcond.push_back({v.data(), v.cols()});
+        for (auto& v : gxs) gin.push_back({v.data(), v.cols()});
+        for (auto& v : gcs) gcond.push_back({v.data(), v.cols()});
         backward_args<double> a;
         a.batch = batch;
         a.in = in;
@@ -194,7 +194,41 @@ gradcheck_report check_module_gradients(const gradcheck_options& o = {}) {
         a.grad_in = gin;
         a.grad_cond = gcond;
         a.scratch = scratch.data();
+        a.saved = saved;
         m.backward(a);
+    };
+
+    // Analytic.
+    run_forward();
+    run_backward(gx, gc, nullptr);
+
+    // A module that keeps rows from a training forward for its backward (store mode,
+    // run_args::saved): the backward given them agrees with the one above, which recomputes.
+    gradcheck_report kept_report;
+    if constexpr (saved_per_sample_of<B>() > 0) {
+        std::vector<double> saved(std::size_t(batch * saved_per_sample_of<B>()), std::nan(""));
+        run_forward(saved.data());
+        auto gx2 = gx, gc2 = gc;
+        for (auto& v : gx2) v.setConstant(std::nan(""));
+        for (auto& v : gc2) v.setZero();
+        const auto first = params.grads;
+        for (auto& v : params.grads) std::fill(v.begin(), v.end(), 0.0);
+        run_backward(gx2, gc2, saved.data());
+        for (std::size_t i = 0; i < gx.size(); ++i)
+            kept_report.entries.push_back(
+                {"kept rows: input " + std::to_string(i),
+                 detail::tensor_error(gx2[i].data(), gx[i].data(), gx[i].size())});
+        for (std::size_t j = 0; j < gc.size(); ++j)
+            kept_report.entries.push_back(
+                {"kept rows: condition " + std::to_string(j),
+                 detail::tensor_error(gc2[j].data(), gc[j].data(), gc[j].size())});
+        for (std::size_t p = 0; p < params.grads.size(); ++p)
+            kept_report.entries.push_back(
+                {"kept rows: parameter " + params.keys[p],
+                 detail::tensor_error(params.grads[p].data(), first[p].data(),
+                                      index_t(first[p].size()))});
+        for (std::size_t p = 0; p < first.size(); ++p) // into the vectors the slots point at
+            std::copy(first[p].begin(), first[p].end(), params.grads[p].begin());
     }
 
     // Numeric, scalar by scalar.
@@ -238,6 +272,7 @@ gradcheck_report check_module_gradients(const gradcheck_options& o = {}) {
         report.entries.push_back(
             {"parameter " + params.keys[p], detail::tensor_error(params.grads[p].data(), d.data(), n)});
     }
+    for (auto& e : kept_report.entries) report.entries.push_back(std::move(e));
     return report;
 }
 

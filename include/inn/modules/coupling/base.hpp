@@ -286,6 +286,9 @@ constexpr index_t subnet_work(index_t batch) {
 ///   void couple(cview<S> active, cview<S> u, view<S> result, index_t batch, S* j, S* work) const;
 /// Side 1 transforms part 1 with a subnet of u = cat(part 2, c...), side 2 part 2 with a subnet
 /// of u = cat(new part 1, c...). Forward runs side 1 then side 2, reverse the opposite order.
+/// A D that declares `saved_per_sample` takes one more argument in forward (Rev false), the
+/// call's run_args::saved (null unless a training forward in store mode), and its backward
+/// reads it back from backward_args::saved.
 ///
 /// For backward, D provides
 ///   static constexpr index_t backward_work_size(index_t batch);
@@ -359,10 +362,17 @@ private:
         const cview<S> in1 = a.in[0], in2 = a.in[0].shifted(n1);
         const view<S> out1 = a.out[0], out2 = a.out[0].shifted(n1);
         if constexpr (!Rev) {
-            d.template couple<1, false>(in1, concat::make(in2, n2, a.cond, batch, cat), out1,
-                                        batch, jac ? j1 : nullptr, work);
-            d.template couple<2, false>(in2, concat::make(out1, n1, a.cond, batch, cat), out2,
-                                        batch, jac ? j2 : nullptr, work);
+            // A training forward in store mode hands modules that keep something a.saved.
+            auto side = [&]<int Side>(cview<S> active, cview<S> u, view<S> result, S* j) {
+                if constexpr (requires { D::saved_per_sample; })
+                    d.template couple<Side, false>(active, u, result, batch, j, work, a.saved);
+                else
+                    d.template couple<Side, false>(active, u, result, batch, j, work);
+            };
+            side.template operator()<1>(in1, concat::make(in2, n2, a.cond, batch, cat), out1,
+                                        jac ? j1 : nullptr);
+            side.template operator()<2>(in2, concat::make(out1, n1, a.cond, batch, cat), out2,
+                                        jac ? j2 : nullptr);
         } else {
             d.template couple<2, true>(in2, concat::make(in1, n1, a.cond, batch, cat), out2,
                                        batch, jac ? j2 : nullptr, work);
