@@ -121,11 +121,20 @@ template <Scalar S> struct simd {
         else
             return lane_sums_step<T / 2, N / 2>(v);
     }
-    // The first (Odd = 0) or second half of every segment of 2T lanes, a's then b's.
+    // The first (Odd = 0) or second half of every segment of 2T lanes, a's then b's. (The
+    // indices spelled out: nvcc's front end leaves a pack expanded inside
+    // __builtin_shufflevector unexpanded.)
     template <int T, int Odd> static vec halves(vec a, vec b) {
-        return [&]<int... J>(std::integer_sequence<int, J...>) {
-            return __builtin_shufflevector(a, b, half_index<T, Odd>(J)...);
-        }(std::make_integer_sequence<int, lanes>{});
+        constexpr auto i = [](int j) { return half_index<T, Odd>(j); };
+        if constexpr (lanes == 2)
+            return __builtin_shufflevector(a, b, i(0), i(1));
+        else if constexpr (lanes == 4)
+            return __builtin_shufflevector(a, b, i(0), i(1), i(2), i(3));
+        else if constexpr (lanes == 8)
+            return __builtin_shufflevector(a, b, i(0), i(1), i(2), i(3), i(4), i(5), i(6), i(7));
+        else
+            return __builtin_shufflevector(a, b, i(0), i(1), i(2), i(3), i(4), i(5), i(6), i(7),
+                                           i(8), i(9), i(10), i(11), i(12), i(13), i(14), i(15));
     }
     template <int T, int Odd> static constexpr int half_index(int j) {
         const int per = lanes / (2 * T); // segments of 2T lanes in a vector
