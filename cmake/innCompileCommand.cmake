@@ -4,7 +4,7 @@
 #         -DOUT=<result file> -P innCompileCommand.cmake
 # Writes two lines to OUT: the directory to run in, and the command (a shell command line) with
 # its output redirected to OBJ. A file that is not in the database (a new test file, a wrapper of a header)
-# is compiled with the flags of FALLBACK (tests/main.cpp: the flags of inn_tests).
+# is compiled with the flags of FALLBACK (tests/test_graph.cpp: the flags of inn_tests).
 
 file(READ "${DB}" json)
 string(JSON n LENGTH "${json}")

@@ -33,7 +33,7 @@ case "$file" in
         file_to_compile="$tmp/header.cpp" ;;
     *) file_to_compile="$file" ;;
 esac
-cmake -DDB="$build/compile_commands.json" -DFILE="$file_to_compile" -DFALLBACK="$root/tests/main.cpp" \
+cmake -DDB="$build/compile_commands.json" -DFILE="$file_to_compile" -DFALLBACK="$root/tests/test_graph.cpp" \
       -DOBJ="$tmp/out.o" -DOUT="$tmp/cmd" -P "$root/cmake/innCompileCommand.cmake"
 dir=$(sed -n 1p "$tmp/cmd")
 cmd=$(sed -n 2p "$tmp/cmd")
