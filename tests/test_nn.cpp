@@ -394,63 +394,70 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
     // matmul: C = A B and C += A B, A row-major and given transposed; m not a whole number of
     // register tiles (m % 8 = 3, 6, 5 and m % 4 = 3, 2, 1: each size of a last, partial tile),
     // n a whole number of vectors and not (B and C end at column n: nothing past it is read or
-    // written, which the sanitizer build checks); k 11. Eigen's GEMM where the build's own target
-    // runs.
-    constexpr index_t k = 11;
-    for (index_t m : {index_t(3), index_t(6), index_t(13)})
-        for (index_t n : {index_t(5), index_t(37), index_t(48), index_t(69)}) {
-            const auto A = uniform<S>(std::size_t(m * k), 14),
-                       At = uniform<S>(std::size_t(k * m), 15);
-            const index_t ldc = n + 1;
-            const auto B = uniform<S>(std::size_t(k * n), 16),
-                       C0 = uniform<S>(std::size_t(m * ldc), 17);
-            std::vector<std::vector<S>> first;
-            for (int bytes : targets.bytes) {
-                nn::kernels::limit_vector_bytes(bytes);
-                INFO("m " << m << ", n " << n << ", target of " << bytes << " bytes");
-                std::vector<std::vector<S>> got;
-                for (int form = 0; form < 4; ++form) {
-                    const bool transposed = form & 1, accumulate = form & 2;
-                    std::vector<S> C = C0;
-                    const S* a = transposed ? At.data() : A.data();
-                    const index_t lda = transposed ? m : k;
-                    if (transposed && accumulate)
-                        nn::kernels::matmul<S, true, true>(C.data(), ldc, a, lda, B.data(), n, m, n,
-                                                           k);
-                    else if (transposed)
-                        nn::kernels::matmul<S, false, true>(C.data(), ldc, a, lda, B.data(), n, m,
-                                                            n, k);
-                    else if (accumulate)
-                        nn::kernels::matmul<S, true>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
-                    else
-                        nn::kernels::matmul<S, false>(C.data(), ldc, a, lda, B.data(), n, m, n, k);
-                    for (index_t i = 0; i < m; ++i)
-                        for (index_t j = 0; j < ldc; ++j) {
-                            const std::size_t at = std::size_t(i * ldc + j);
-                            if (j >= n) {
-                                CHECK(C[at] == C0[at]);
-                                continue;
+    // written, which the sanitizer build checks); k 11, and 300: more than one block of
+    // kernels::isa::build::matmul_depth, the last one partial, each block starting from C's
+    // partial sums. Eigen's GEMM where the target has 16-byte vectors.
+    static_assert(nn::kernels::isa::build::matmul_depth < 300);
+    for (index_t k : {index_t(11), index_t(300)}) {
+        for (index_t m : {index_t(3), index_t(6), index_t(13)})
+            for (index_t n : {index_t(5), index_t(37), index_t(48), index_t(69)}) {
+                const auto A = uniform<S>(std::size_t(m * k), 14),
+                           At = uniform<S>(std::size_t(k * m), 15);
+                const index_t ldc = n + 1;
+                const auto B = uniform<S>(std::size_t(k * n), 16),
+                           C0 = uniform<S>(std::size_t(m * ldc), 17);
+                std::vector<std::vector<S>> first;
+                for (int bytes : targets.bytes) {
+                    nn::kernels::limit_vector_bytes(bytes);
+                    INFO("m " << m << ", n " << n << ", k " << k << ", target of " << bytes
+                              << " bytes");
+                    std::vector<std::vector<S>> got;
+                    for (int form = 0; form < 4; ++form) {
+                        const bool transposed = form & 1, accumulate = form & 2;
+                        std::vector<S> C = C0;
+                        const S* a = transposed ? At.data() : A.data();
+                        const index_t lda = transposed ? m : k;
+                        if (transposed && accumulate)
+                            nn::kernels::matmul<S, true, true>(C.data(), ldc, a, lda, B.data(), n,
+                                                               m, n, k);
+                        else if (transposed)
+                            nn::kernels::matmul<S, false, true>(C.data(), ldc, a, lda, B.data(), n,
+                                                                m, n, k);
+                        else if (accumulate)
+                            nn::kernels::matmul<S, true>(C.data(), ldc, a, lda, B.data(), n, m, n,
+                                                         k);
+                        else
+                            nn::kernels::matmul<S, false>(C.data(), ldc, a, lda, B.data(), n, m, n,
+                                                          k);
+                        for (index_t i = 0; i < m; ++i)
+                            for (index_t j = 0; j < ldc; ++j) {
+                                const std::size_t at = std::size_t(i * ldc + j);
+                                if (j >= n) {
+                                    CHECK(C[at] == C0[at]);
+                                    continue;
+                                }
+                                auto [ref, mag] = dot_reference(
+                                    [&](index_t p) {
+                                        const S aip = transposed ? At[std::size_t(p * m + i)]
+                                                                 : A[std::size_t(i * k + p)];
+                                        return (long double)aip * B[std::size_t(p * n + j)];
+                                    },
+                                    k, accumulate ? C0[at] : S(0));
+                                CHECK(std::abs(C[at] - ref) <= mag * 4 * eps);
                             }
-                            auto [ref, mag] = dot_reference(
-                                [&](index_t p) {
-                                    const S aip = transposed ? At[std::size_t(p * m + i)]
-                                                             : A[std::size_t(i * k + p)];
-                                    return (long double)aip * B[std::size_t(p * n + j)];
-                                },
-                                k, accumulate ? C0[at] : S(0));
-                            CHECK(std::abs(C[at] - ref) <= mag * 4 * eps);
-                        }
-                    got.push_back(std::move(C));
+                        got.push_back(std::move(C));
+                    }
+                    // Dispatched targets give the same bits (one chain of fused multiply-adds per
+                    // output, in order); the build's own runs Eigen's GEMM at 16 bytes, and may
+                    // lack FMA where wider.
+                    const bool tile = bytes != nn::kernels::build_vector_bytes;
+                    if (first.empty() && tile)
+                        first = got;
+                    else if (tile)
+                        CHECK(got == first);
                 }
-                // Dispatched targets (the build's own runs Eigen's GEMM, kernels::matmul): the same
-                // bits (one chain of fused multiply-adds per output, in order).
-                const bool tile = bytes != nn::kernels::build_vector_bytes;
-                if (first.empty() && tile)
-                    first = got;
-                else if (tile)
-                    CHECK(got == first);
             }
-        }
+    }
 }
 
 // Conv2d -> activation -> Conv2d keeping H x W runs as one chain (kernels::conv_direct_chain),

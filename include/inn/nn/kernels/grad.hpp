@@ -6,9 +6,9 @@
 //                   allocates nothing); Eigen's vectors are the build's, so a baseline x86-64
 //                   package runs these on SSE2;
 //   * matmul        C = A B or C += A B, B row-major and A either way round: the products of
-//                   Linear's backward pass and of the soft permutations', through `product`
-//                   or, where the CPU has wider vectors than the build, through the register
-//                   tile on the widest (kernels/vector/gemm.ipp);
+//                   Linear's backward pass and of the soft permutations', through the blocked
+//                   register tile on the widest target with FMA (kernels/vector/gemm.ipp),
+//                   else through `product`;
 //   * add_row_sums  b += the sum of a batch's rows (a bias gradient).
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include <Eigen/Core>
 
 #include "../../core/config.hpp"
+#include "switches.hpp"
 #include "targets.hpp"
 
 namespace inn::nn::kernels {
@@ -60,18 +61,22 @@ void product(CM C, const AM& A, const BM& B) {
 /// (`ldb` apart); A (m x k) row-major (`lda` apart) or, with `ATransposed`, given as its
 /// transpose (k x m row-major, `lda` apart: e.g. Aᵀ B with A a batch of rows).
 ///
-/// Where the build's own vectors are the widest the CPU runs, Eigen's GEMM (`product`), which
-/// packs both operands: 10-25 % faster than the register tile at the backward shapes of
-/// mnist-cinn with AVX-512 on an Intel Xeon. Where the CPU has wider vectors than the build
-/// (a baseline x86-64 package on an AVX2 or AVX-512 machine), the register tile on the widest
-/// target (kernels/vector/gemm.ipp: 3.3-4x Eigen's SSE2 there), each output one chain of
-/// multiply-adds over k in order, added to C's value at the end.
+/// On a target with FMA (AVX2 or AVX-512, the build's own or one picked at run time), the
+/// blocked register tile (kernels/vector/gemm.ipp): each output one chain of multiply-adds
+/// over k in order from C's first value, the same bits on either width (the products of a
+/// mnist-cinn block's backward pass at batch 128: 4.6-4.9 ms against Eigen's 5.6 on an AMD EPYC,
+/// docs/performance.md). Where the widest target has 16-byte vectors (baseline x86-64 without
+/// AVX2, other architectures), and with the benchmarks' `gemm` switch off, Eigen's GEMM
+/// (`product`).
 template <Scalar S, bool Accumulate, bool ATransposed = false>
 void matmul(S* C, index_t ldc, const S* A, index_t lda, const S* B, index_t ldb, index_t m,
             index_t n, index_t k) {
     if (m == 0 || n == 0)
         return;
-    if (vector_target_bytes() == build_vector_bytes) {
+    bool eigen_gemm = vector_target_bytes() < 32;
+    if constexpr (switchable)
+        eigen_gemm = eigen_gemm || !tuning().gemm;
+    if (eigen_gemm) {
         using rmat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
         using stride = Eigen::OuterStride<>;
         Eigen::Map<rmat, 0, stride> c(C, m, n, stride(ldc));

@@ -22,7 +22,8 @@ inline constexpr bool switchable = false;
 #endif
 
 /// All on by default. Each is read once per layer call. Off means: `gemm` - Eigen's GEMM for
-/// the products of Linear layers and permutation matrices; `conv` - im2col + Eigen's GEMM for
+/// the products of Linear layers and permutation matrices, forward and backward
+/// (kernels::matmul); `conv` - im2col + Eigen's GEMM for
 /// convolutions and their weight gradients; `mlp` - small subnets layer by layer instead of the
 /// fused small_mlp; `fuse_activation` - bias and activation in separate passes over the output,
 /// and Conv2d -> activation -> Conv2d layer by layer instead of as one conv_direct_chain;

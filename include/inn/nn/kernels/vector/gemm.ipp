@@ -185,78 +185,103 @@ void gemm_rows(target, const S* W, const S* B, index_t ldb, index_t P, const S* 
         column_block.template operator()<1>(p0, rest);
 }
 
+/// Depth of one block of matmul_run: the block's packed panel of B (matmul_depth x three
+/// vectors: 24 KiB at 64-byte vectors) stays in L1 while every register tile of A's rows runs
+/// over it. (Unblocked, the panel of a depth-784 product streams from L2 once per tile, which
+/// a CPU with two vector FMA units per cycle cannot feed.)
+inline constexpr index_t matmul_depth = 128;
+
 /// matmul (grad.hpp): C (m x n, row-major) = or += A (m x k) · B (k x n, row-major), element
-/// (i, p) of A at A[p * lda + i] where `ATransposed`, else A[i * lda + p]. Register tiles of
-/// tile_rows rows of A (broadcast) by up to three vectors of B's columns; the last vector of a
-/// row of B or C that n does not fill is loaded and stored in part (nothing read or written
-/// past column n).
+/// (i, p) of A at A[p * lda + i] where `ATransposed`, else A[i * lda + p]. Blocks of
+/// matmul_depth along k; in each, panels of three vectors' worth of B's columns are copied
+/// into `panel` (contiguous, zero past column n) and register tiles of tile_rows rows of A
+/// (broadcast) by the panel's vectors run over it, starting from C's value (0 in the first
+/// block unless `Accumulate`). Each output is thereby one chain of multiply-adds in the order
+/// of k from C's first value, whatever the blocking and the vector width. The last vector of a
+/// row of C that n does not fill is loaded and stored in part (nothing read or written past
+/// column n).
 template <Scalar S, bool ATransposed, bool Accumulate>
 void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, index_t ldb,
                 index_t m, index_t n, index_t k) {
     using V = simd<S>;
     using vec = typename V::vec;
-    constexpr int L = V::lanes, MR = tile_rows;
-    auto column_block = [&]<int NV>(index_t j0, index_t width) {
-        // Valid lanes of the last vector (L where width fills it).
-        const index_t last = width - (NV - 1) * L;
-        // Rows i0 .. i0 + count of A and C in a tile of R; `Partial`: count < R (tile_row).
-        auto rows = [&]<int R, bool Partial>(index_t i0, int count) {
-            vec acc[R][NV] = {}; // (`acc[r][v] = vec{}` in a lambda crashes nvcc 13)
-            index_t row[R];
-            INN_UNROLL for (int r = 0; r < R; ++r) row[r] = tile_row(i0, r, Partial ? count : R);
-            auto step = [&]<bool Part>(index_t p) {
-                const S* b = B + p * ldb + j0;
-                vec bv[NV];
-                INN_UNROLL for (int v = 0; v < NV; ++v) bv[v] =
-                    Part && v == NV - 1 ? V::load_part(b + v * L, last) : V::load(b + v * L);
-                INN_UNROLL for (int r = 0; r < R; ++r) {
-                    const S a = ATransposed ? A[p * lda + row[r]] : A[row[r] * lda + p];
-                    INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * a;
-                }
-            };
-            if (last == L)
-                for (index_t p = 0; p < k; ++p)
-                    step.template operator()<false>(p);
-            else
-                for (index_t p = 0; p < k; ++p)
-                    step.template operator()<true>(p);
-            INN_UNROLL for (int r = 0; r < R; ++r) {
-                if (Partial && r >= count)
-                    break;
-                S* c = C + (i0 + r) * ldc + j0;
-                INN_UNROLL for (int v = 0; v < NV; ++v) {
-                    const index_t lanes = v == NV - 1 ? last : L;
-                    vec y = acc[r][v];
-                    if (lanes == L) {
-                        if constexpr (Accumulate)
-                            y += V::load(c + v * L);
-                        V::store(c + v * L, y);
-                    } else {
-                        if constexpr (Accumulate)
-                            y += V::load_part(c + v * L, lanes);
-                        V::store_part(c + v * L, y, lanes);
+    constexpr int L = V::lanes, MR = tile_rows, NB = 3 * L;
+    constexpr index_t KC = matmul_depth;
+    if (k == 0) {
+        if constexpr (!Accumulate)
+            for (index_t i = 0; i < m; ++i)
+                std::fill_n(C + i * ldc, n, S(0));
+        return;
+    }
+    alignas(64) S panel[KC * NB];
+    for (index_t p0 = 0; p0 < k; p0 += KC) {
+        const index_t kb = std::min(KC, k - p0);
+        const bool from_zero = !Accumulate && p0 == 0;
+        const S* a0 = ATransposed ? A + p0 * lda : A + p0;
+        // Columns j0 .. j0 + width of C from the packed panel, NV vectors of it.
+        auto column_block = [&]<int NV>(index_t j0, index_t width) {
+            const index_t last = width - (NV - 1) * L; // valid lanes of the last vector
+            // Rows i0 .. i0 + count of A and C in a tile of R; `Partial`: count < R (tile_row).
+            auto rows = [&]<int R, bool Partial>(index_t i0, int count) {
+                vec acc[R][NV] = {}; // (`acc[r][v] = vec{}` in a lambda crashes nvcc 13)
+                index_t row[R];
+                INN_UNROLL for (int r = 0; r < R; ++r) row[r] =
+                    tile_row(i0, r, Partial ? count : R);
+                if (!from_zero)
+                    INN_UNROLL for (int r = 0; r < R; ++r) {
+                        const S* c = C + row[r] * ldc + j0;
+                        INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] =
+                            v == NV - 1 && last < L ? V::load_part(c + v * L, last)
+                                                    : V::load(c + v * L);
+                    }
+                for (index_t p = 0; p < kb; ++p) {
+                    vec bv[NV];
+                    INN_UNROLL for (int v = 0; v < NV; ++v) bv[v] = V::load(panel + p * NB + v * L);
+                    INN_UNROLL for (int r = 0; r < R; ++r) {
+                        const S a = ATransposed ? a0[p * lda + row[r]] : a0[row[r] * lda + p];
+                        INN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * a;
                     }
                 }
-            }
+                INN_UNROLL for (int r = 0; r < R; ++r) {
+                    if (Partial && r >= count)
+                        break;
+                    S* c = C + (i0 + r) * ldc + j0;
+                    INN_UNROLL for (int v = 0; v < NV; ++v) {
+                        if (v == NV - 1 && last < L)
+                            V::store_part(c + v * L, acc[r][v], last);
+                        else
+                            V::store(c + v * L, acc[r][v]);
+                    }
+                }
+            };
+            index_t i0 = 0;
+            for (; i0 + MR <= m; i0 += MR)
+                rows.template operator()<MR, false>(i0, MR);
+            if (i0 < m)
+                remainder_tile<MR>(int(m - i0), [&]<int R>() {
+                    rows.template operator()<R, true>(i0, int(m - i0));
+                });
         };
-        index_t i0 = 0;
-        for (; i0 + MR <= m; i0 += MR)
-            rows.template operator()<MR, false>(i0, MR);
-        if (i0 < m)
-            remainder_tile<MR>(int(m - i0), [&]<int R>() {
-                rows.template operator()<R, true>(i0, int(m - i0));
-            });
-    };
-    index_t j0 = 0;
-    for (; j0 + 3 * L <= n; j0 += 3 * L)
-        column_block.template operator()<3>(j0, 3 * L);
-    const index_t rest = n - j0;
-    if (rest > 2 * L)
-        column_block.template operator()<3>(j0, rest);
-    else if (rest > L)
-        column_block.template operator()<2>(j0, rest);
-    else if (rest > 0)
-        column_block.template operator()<1>(j0, rest);
+        for (index_t j0 = 0; j0 < n; j0 += NB) {
+            const index_t width = std::min<index_t>(NB, n - j0);
+            if (width == NB) // whole vectors, copied as such (a memcpy call per row costs ~5 %)
+                for (index_t p = 0; p < kb; ++p)
+                    INN_UNROLL for (int v = 0; v < 3; ++v) V::store(
+                        panel + p * NB + v * L, V::load(B + (p0 + p) * ldb + j0 + v * L));
+            else
+                for (index_t p = 0; p < kb; ++p) {
+                    S* d = panel + p * NB;
+                    std::memcpy(d, B + (p0 + p) * ldb + j0, std::size_t(width) * sizeof(S));
+                    std::fill(d + width, d + NB, S(0));
+                }
+            if (width > 2 * L)
+                column_block.template operator()<3>(j0, width);
+            else if (width > L)
+                column_block.template operator()<2>(j0, width);
+            else
+                column_block.template operator()<1>(j0, width);
+        }
+    }
 }
 
 /// gemm_nt_packed (gemm.hpp): Y = act(X Wᵀ + b) from W packed by pack_weights (blocks of
