@@ -147,6 +147,7 @@ TEST_CASE("nn: the measured pick of a large Linear keeps the default plan's bits
     // W of 512 x 784 floats (1.6 MB) is larger than half of any L2 seen here: the first call
     // times the candidates, later calls run the pick; every result equals the default plan's.
     using L = nn::Linear<512, 784>::bind<float, make_dims({512})>;
+    const int picks_before = nn::kernels::detail::pick_count().load();
     generator g(5);
     L layer(g);
     const index_t batch = 200;
@@ -181,7 +182,13 @@ TEST_CASE("nn: the measured pick of a large Linear keeps the default plan's bits
     for (auto at = picks.find("float 512x784, batch 128-255"); at != std::string::npos;
          at = picks.find("float 512x784, batch 128-255", at + 1))
         ++lines;
-    CHECK(lines == (candidates == 2 ? 2 : 1));
+    // gemm_picks() lists the first gemm_pick_records picks: where earlier test cases in this
+    // process filled the list (all of them in one run), it says that more were made.
+    const int made = candidates == 2 ? 2 : 1;
+    if (picks_before + made <= nn::kernels::gemm_pick_records)
+        CHECK(lines == made);
+    else
+        CHECK(picks.find(" more, not listed\n") != std::string::npos);
 }
 
 // --- vector targets (kernels/targets.hpp) ----------------------------------------------------

@@ -70,6 +70,9 @@ inline int gemm_candidates(index_t In, index_t Out, index_t batch, index_t scrat
     return 2;
 }
 
+/// Picks that gemm_picks() lists: the first this many of the process.
+inline constexpr int gemm_pick_records = 64;
+
 namespace detail {
 /// What the processes' picks are, per layer shape: index of the plan + 1 (0: not picked yet)
 /// per batch class (the bit width of the batch).
@@ -77,13 +80,14 @@ template <Scalar S, index_t In, index_t Out, bool Packed> struct gemm_pick_slots
     static inline std::atomic<int> slot[64] = {};
 };
 
-/// Every shape that has picked, for gemm_picks(): a fixed list (no allocation at call time).
+/// Every shape that has picked, for gemm_picks(): a fixed list of the first
+/// gemm_pick_records (no allocation at call time).
 struct pick_record {
     std::atomic<long> in{0}, out{0}, batch_class{0}, rows{0};
     std::atomic<int> scalar_bytes{0}, plan{0}, packed{0};
 };
 inline pick_record* pick_records() {
-    static pick_record r[64];
+    static pick_record r[gemm_pick_records];
     return r;
 }
 inline std::atomic<int>& pick_count() {
@@ -143,7 +147,7 @@ void gemm_nt_picked(const S* X, index_t ldx, const S* W, const S* bias, S* Y, in
     int expected = 0;
     if (slot.compare_exchange_strong(expected, best_plan + 1)) {
         const int k = detail::pick_count().fetch_add(1);
-        if (k < 64) {
+        if (k < gemm_pick_records) {
             auto& r = detail::pick_records()[k];
             r.in = long(In), r.out = long(Out), r.batch_class = long(cls);
             r.rows = long(plans[best_plan].row_block);
@@ -156,9 +160,10 @@ void gemm_nt_picked(const S* X, index_t ldx, const S* W, const S* bias, S* Y, in
 
 /// What the measured picks chose so far, one line per layer shape and batch class, e.g.
 /// "  float 512x784, batch 128-255: W in blocks of 128 rows x 4 panels"; empty if none ran.
+/// Past gemm_pick_records picks, a last line says how many more were made.
 inline std::string gemm_picks() {
     std::string s;
-    const int n = std::min(detail::pick_count().load(), 64);
+    const int total = detail::pick_count().load(), n = std::min(total, gemm_pick_records);
     for (int k = 0; k < n; ++k) {
         const auto& r = detail::pick_records()[k];
         if (r.plan.load() == 0)
@@ -181,6 +186,8 @@ inline std::string gemm_picks() {
                           hi, r.rows.load(), long(gemm_pick_panels));
         s += line;
     }
+    if (total > n)
+        s += "  and " + std::to_string(total - n) + " more, not listed\n";
     return s;
 }
 
