@@ -468,6 +468,26 @@ TEMPLATE_TEST_CASE("nn backward: NaN in x or gy where PyTorch has it", "[nn][bac
 }
 
 // ---------------------------------------------------------------------------------------------
+// The fused small MLP runs whole groups of samples four at a time where the registers allow
+// (moons' subnet ends on AVX-512), else two: each lane computes its sample's chain the same way
+// in either pass, so a sample's outputs have the same bits in a batch of four groups as in one
+// of two.
+TEMPLATE_TEST_CASE("nn: the fused small MLP gives a sample the same bits in passes of four "
+                   "groups and of two",
+                   "[nn][targets]", float, double) {
+    using S = TestType;
+    using net = nn::Sequential<nn::Linear<1, 64>, nn::ReLU, nn::Linear<64, 2>>;
+    harness<net, S, vec(1)> h;
+    // The widest target's lanes: four groups there; halves of two groups each.
+    const index_t L = nn::kernels::scratch_lanes<S>;
+    const row_matrix<S> x = normal<double>(4 * L, 1, 9).cast<S>();
+    const row_matrix<S> y = h.forward(x);
+    for (index_t half = 0; half < 2; ++half) {
+        const row_matrix<S> part = h.forward(x.middleRows(half * 2 * L, 2 * L));
+        CHECK(part == y.middleRows(half * 2 * L, 2 * L));
+    }
+}
+
 // Vector targets: the fused small MLP (forward and backward) on each target this CPU runs agrees
 // with the widest to rounding (kernels/targets.hpp; the products' bits: test_nn.cpp).
 

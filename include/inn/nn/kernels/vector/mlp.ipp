@@ -79,9 +79,19 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp {
         }
     }
 
+    // Groups per pass: four where their inputs and accumulators (4 (I + 2 O) vectors) leave
+    // room for the temporaries in AVX-512's 32 registers, else two. More independent work
+    // hides each hidden unit's FMA -> max -> FMA latency (moons' I = 1, O = 2: 1.13x two
+    // groups on an AMD EPYC). Each sample's lane computes the same chain either way: the same
+    // bits.
+    static constexpr int max_groups = vector_bytes == 64 && 4 * (I + 2 * O) <= 24 ? 4 : 2;
+
     static void run(const S* X, index_t ldx, const S* W1, const S* b1, const S* W2, const S* b2,
                     S* Y, index_t ldy, index_t batch, F act) {
         index_t b = 0;
+        if constexpr (max_groups == 4)
+            for (; b + 4 * L <= batch; b += 4 * L)
+                groups<4>(X + b * ldx, ldx, W1, b1, W2, b2, Y + b * ldy, ldy, act);
         for (; b + 2 * L <= batch; b += 2 * L)
             groups<2>(X + b * ldx, ldx, W1, b1, W2, b2, Y + b * ldy, ldy, act);
         for (; b + L <= batch; b += L)
