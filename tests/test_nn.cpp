@@ -356,14 +356,16 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
     test::vector_targets targets;
     const long double eps = std::numeric_limits<S>::epsilon();
     // gemv: one or two samples (In with and without a tail past the last pair of vectors, Out
-    // not a whole number of register tiles); in bfloat16 too (float).
+    // not a whole number of register tiles); in bfloat16 too, from the packed copy (In with and
+    // without a partial last chunk, Out not a whole number of row blocks: nothing past Out
+    // written).
     constexpr index_t Out = 29, ldy = Out + 3;
     for (index_t In : {index_t(37), index_t(83), index_t(128)}) {
         const index_t ldx = In + 2;
         const auto X = uniform<S>(std::size_t(2 * ldx), 11),
                    W = uniform<S>(std::size_t(Out * In), 12), b = uniform<S>(std::size_t(Out), 13);
-        std::vector<std::uint16_t> W16;
-        nn::kernels::to_bf16(W.data(), W.size(), W16);
+        std::vector<std::uint16_t> W16; // packed: rows in blocks, columns in chunks, padded
+        nn::kernels::pack_bf16(W.data(), Out, In, W16);
         std::vector<S> xs(std::size_t(nn::kernels::gemv_bf16_scratch(In)));
         for (int bytes : targets.bytes) {
             nn::kernels::limit_vector_bytes(bytes);
@@ -391,7 +393,8 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
                     auto [ref16, mag16] = dot_reference(
                         [&](index_t k) {
                             return (long double)X[std::size_t(s * ldx + k)] *
-                                   nn::kernels::from_bf16(W16[std::size_t(o * In + k)]);
+                                   nn::kernels::from_bf16(nn::kernels::to_bf16(
+                                       float(W[std::size_t(o * In + k)])));
                         },
                         In, b[std::size_t(o)]);
                     CHECK(std::abs(Y16[at] - ref16) <= mag16 * 4 * eps);

@@ -268,10 +268,12 @@ class executor {
                 visit_tensors(
                     m,
                     [&](const std::string&, const tensor_ref<S>& t) {
-                        if (!t.bf16 || !t.real || (!fixed_changed && !t.trainable))
+                        if (!t.bf16 || !t.real || t.shape.rank != 2 ||
+                            (!fixed_changed && !t.trainable))
                             return;
-                        if (bf16_weights_)
-                            nn::kernels::to_bf16(t.real, std::size_t(t.shape.numel()), *t.bf16);
+                        if (bf16_weights_) // W [out, in], packed as the products read it
+                            nn::kernels::pack_bf16(t.real, index_t(t.shape.extent[0]),
+                                                   index_t(t.shape.extent[1]), *t.bf16);
                         else
                             std::vector<std::uint16_t>().swap(*t.bf16);
                     },

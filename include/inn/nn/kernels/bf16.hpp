@@ -27,23 +27,43 @@ inline std::uint16_t to_bf16(float f) {
 }
 inline float from_bf16(std::uint16_t h) { return std::bit_cast<float>(std::uint32_t(h) << 16); }
 
-/// `out` = the n values of `x` as bfloat16.
-template <Scalar S> void to_bf16(const S* x, std::size_t n, std::vector<std::uint16_t>& out) {
-    out.resize(n);
-    for (std::size_t i = 0; i < n; ++i)
-        out[i] = to_bf16(float(x[i]));
+/// Columns of a weight with `In` inputs in its bfloat16 copy: whole chunks of bf16_chunk.
+constexpr index_t bf16_padded_in(index_t In) {
+    return (In + bf16_chunk - 1) / bf16_chunk * bf16_chunk;
 }
 
-/// Scratch of gemv_bf16 for `In` inputs: one sample's inputs, deinterleaved.
-inline constexpr index_t gemv_bf16_scratch(index_t In) { return In; }
+/// Where the copy made by pack_bf16 keeps W[o, i].
+constexpr std::size_t bf16_index(index_t In, index_t o, index_t i) {
+    const index_t block = o / bf16_rows, chunk = i / bf16_chunk;
+    return std::size_t(
+        ((block * (bf16_padded_in(In) / bf16_chunk) + chunk) * bf16_rows + o % bf16_rows) *
+            bf16_chunk +
+        i % bf16_chunk);
+}
 
-/// Y (batch x Out) = act(X Wᵀ + bias) with W [Out, In] in bfloat16, a matrix-vector product per
-/// sample (for the one or two samples whose products stream the weights), on the widest vector
-/// target the CPU has (kernels/vector/gemv.ipp). A vector of L 32-bit lanes loaded from W holds
-/// 2L weights: shifted left by 16 the even ones become floats, masked the odd ones (no
-/// shuffles), so each sample's inputs are first split into even and odd halves per block of 2L
-/// (`scratch`, gemv_bf16_scratch(In) values). A register tile's rows of W at a time, two chains
-/// of multiply-adds each.
+/// `out` = W [Out, In] as bfloat16, laid out as gemv_bf16 reads it: blocks of bf16_rows rows,
+/// each block its rows' chunks of bf16_chunk columns ([block][chunk][row][column]), zeros past
+/// Out and In. A product then reads the copy front to back, one stream the CPU's prefetchers
+/// follow: mnist-cinn's batch-1 calls ran 1.4-2.4x as fast as with eight rows of row-major
+/// weights read side by side (AMD EPYC Zen 4).
+template <Scalar S>
+void pack_bf16(const S* W, index_t Out, index_t In, std::vector<std::uint16_t>& out) {
+    const index_t rows = (Out + bf16_rows - 1) / bf16_rows * bf16_rows;
+    out.assign(std::size_t(rows * bf16_padded_in(In)), std::uint16_t(0));
+    for (index_t o = 0; o < Out; ++o)
+        for (index_t i = 0; i < In; ++i)
+            out[bf16_index(In, o, i)] = to_bf16(float(W[o * In + i]));
+}
+
+/// Scratch of gemv_bf16 for `In` inputs: one sample's inputs, deinterleaved and padded.
+inline constexpr index_t gemv_bf16_scratch(index_t In) { return bf16_padded_in(In); }
+
+/// Y (batch x Out) = act(X Wᵀ + bias) with W [Out, In] given by its bfloat16 copy (pack_bf16),
+/// a matrix-vector product per sample (for the one or two samples whose products stream the
+/// weights), on the widest vector target the CPU has (kernels/vector/gemv.ipp). A vector of L
+/// 32-bit lanes loaded from W holds 2L weights: shifted left by 16 the even ones become floats,
+/// masked the odd ones (no shuffles), so each sample's inputs are first split into even and odd
+/// halves per block of 2L (`scratch`, gemv_bf16_scratch(In) values).
 template <Scalar S, class F>
 void gemv_bf16(const std::uint16_t* W, index_t In, index_t Out, const S* X, index_t ldx,
                index_t batch, const S* bias, S* Y, index_t ldy, S* scratch, F act) {
@@ -51,7 +71,7 @@ void gemv_bf16(const std::uint16_t* W, index_t In, index_t Out, const S* X, inde
         dispatch([&](auto target) {
             for (index_t b = 0; b < batch; ++b) {
                 deinterleave_bf16_inputs(target, X + b * ldx, In, scratch);
-                gemv_bf16(target, W, In, Out, X + b * ldx, scratch, bias, Y + b * ldy, act);
+                gemv_bf16(target, W, In, Out, scratch, bias, Y + b * ldy, act);
             }
             return true;
         });
@@ -61,7 +81,7 @@ void gemv_bf16(const std::uint16_t* W, index_t In, index_t Out, const S* X, inde
             for (index_t o = 0; o < Out; ++o) {
                 S s = 0;
                 for (index_t i = 0; i < In; ++i)
-                    s += S(from_bf16(W[o * In + i])) * X[b * ldx + i];
+                    s += S(from_bf16(W[bf16_index(In, o, i)])) * X[b * ldx + i];
                 Y[b * ldy + o] = act(s + (bias ? bias[o] : S(0)));
             }
     }

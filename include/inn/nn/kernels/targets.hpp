@@ -61,6 +61,9 @@ namespace inn::nn::kernels {
 inline constexpr int scratch_vector_bytes = 64;
 template <Scalar S>
 inline constexpr index_t scratch_lanes = scratch_vector_bytes / index_t(sizeof(S));
+/// A bfloat16 weight copy (bf16.hpp) is laid out the same for every target: blocks of
+/// bf16_rows rows, each block's rows cut into chunks of bf16_chunk columns (64 bytes).
+inline constexpr index_t bf16_rows = 8, bf16_chunk = 32;
 } // namespace inn::nn::kernels
 
 // --- the build's target -----------------------------------------------------------------------

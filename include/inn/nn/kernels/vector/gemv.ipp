@@ -46,64 +46,57 @@ void gemv(target, const S* W, index_t In, index_t Out, const S* x, const S* bias
 }
 
 /// gemv_bf16 (bf16.hpp) for float: one sample, its inputs already split into even and odd
-/// halves per block of 2L in `xs` (deinterleave_bf16_inputs). A vector of L 32-bit lanes
-/// loaded from W holds 2L weights: shifted left by 16 the even ones become floats, masked the
-/// odd ones (no shuffles).
+/// halves per block of 2L and padded with zeros in `xs` (deinterleave_bf16_inputs), W the
+/// packed copy of pack_bf16. A vector of L 32-bit lanes loaded from W holds 2L weights: shifted
+/// left by 16 the even ones become floats, masked the odd ones (no shuffles). A block of
+/// bf16_rows rows is one contiguous run of the copy, read front to back, so the whole product
+/// is a single stream that the CPU's own prefetchers follow.
 template <class F>
-void gemv_bf16(target, const std::uint16_t* W, index_t In, index_t Out, const float* x,
-               const float* xs, const float* bias, float* y, F act) {
+void gemv_bf16(target, const std::uint16_t* W, index_t In, index_t Out, const float* xs,
+               const float* bias, float* y, F act) {
     using V = simd<float>;
     using vec = V::vec;
-    constexpr int L = V::lanes, R = tile_rows;
+    constexpr int L = V::lanes, R = int(bf16_rows), C = int(bf16_chunk);
+    static_assert(C % (2 * L) == 0);
+    // Two chains per row where the registers allow (AVX-512 has 32), one elsewhere.
+    constexpr bool two_chains = vector_bytes == 64;
     typedef std::uint32_t uvec __attribute__((vector_size(L * 4)));
-    const index_t body = In / (2 * L) * (2 * L);
-    // (A lambda that captures: see mlp.ipp.)
-    auto widen = [&](const std::uint16_t* p, vec& even, vec& odd) {
-        uvec u;
-        std::memcpy(&u, p, sizeof u);
-        const uvec e = u << 16, o = u & 0xffff0000u;
-        std::memcpy(&even, &e, sizeof(vec));
-        std::memcpy(&odd, &o, sizeof(vec));
-    };
-    auto rows = [&]<int N>(index_t o, bool next) {
-        const std::uint16_t* w = W + o * In;
-        vec e[N] = {}, d[N] = {}; // (a chained `e[r] = d[r] = vec{}` crashes nvcc 13)
-        for (index_t i = 0; i < body; i += 2 * L) {
-            const vec xe = V::load(xs + i), xo = V::load(xs + i + L);
-            INN_UNROLL for (int r = 0; r < N; ++r) {
-                // The next rows prefetched as these are read: the memory keeps more lines in
-                // flight than its own prefetchers ask for (784 x 784 from DRAM: 31 -> 49 GB/s
-                // on Zen 5).
-                if (next)
-                    __builtin_prefetch(w + (N + r) * In + i);
-                vec we, wo;
-                widen(w + r * In + i, we, wo);
-                e[r] += we * xe;
-                d[r] += wo * xo;
+    const index_t chunks = (In + C - 1) / C;
+    for (index_t o = 0; o < Out; o += R) {
+        vec e[R] = {}, d[R] = {}; // (a chained `e[r] = d[r] = vec{}` crashes nvcc 13)
+        for (index_t c = 0; c < chunks; ++c, W += R * C)
+            INN_UNROLL for (int j = 0; j < C; j += 2 * L) {
+                const vec xe = V::load(xs + c * C + j), xo = V::load(xs + c * C + j + L);
+                INN_UNROLL for (int r = 0; r < R; ++r) {
+                    uvec u;
+                    std::memcpy(&u, W + r * C + j, sizeof u);
+                    const uvec ue = u << 16, uo = u & 0xffff0000u;
+                    vec we, wo;
+                    std::memcpy(&we, &ue, sizeof(vec));
+                    std::memcpy(&wo, &uo, sizeof(vec));
+                    e[r] += we * xe;
+                    if constexpr (two_chains)
+                        d[r] += wo * xo;
+                    else
+                        e[r] += wo * xo;
+                }
             }
-        }
-        INN_UNROLL for (int r = 0; r < N; ++r) {
-            float s = V::sum(e[r] + d[r]);
-            for (index_t i = body; i < In; ++i)
-                s += std::bit_cast<float>(std::uint32_t(w[r * In + i]) << 16) * x[i];
+        const int rows = int(std::min<index_t>(R, Out - o));
+        for (int r = 0; r < rows; ++r) {
+            const float s = two_chains ? V::sum(e[r] + d[r]) : V::sum(e[r]);
             y[o + r] = act(s + (bias ? bias[o + r] : 0.f));
         }
-    };
-    const index_t blocks = Out / R;
-    for (index_t k = 0; k < blocks; ++k)
-        rows.template operator()<R>(k * R, k + 1 < blocks);
-    for (index_t o = blocks * R; o < Out; ++o)
-        rows.template operator()<1>(o, false);
+    }
 }
 
-/// xs = x's first body values (body a multiple of 2L), each block of 2L split into its even
-/// and odd elements (L each), as gemv_bf16 reads them.
+/// xs = x's In values padded with zeros to whole chunks of bf16_chunk, each block of 2L split
+/// into its even and odd elements (L each), as gemv_bf16 reads them.
 inline void deinterleave_bf16_inputs(target, const float* x, index_t In, float* xs) {
     constexpr int L = simd<float>::lanes;
-    const index_t body = In / (2 * L) * (2 * L);
-    for (index_t i = 0; i < body; i += 2 * L)
+    const index_t padded = (In + bf16_chunk - 1) / bf16_chunk * bf16_chunk;
+    for (index_t i = 0; i < padded; i += 2 * L)
         for (int j = 0; j < L; ++j) {
-            xs[i + j] = x[i + 2 * j];
-            xs[i + L + j] = x[i + 2 * j + 1];
+            xs[i + j] = i + 2 * j < In ? x[i + 2 * j] : 0.f;
+            xs[i + L + j] = i + 2 * j + 1 < In ? x[i + 2 * j + 1] : 0.f;
         }
 }
