@@ -373,6 +373,16 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
             std::vector<S> Y(std::size_t(2 * ldy), S(7)), Y16(Y);
             nn::kernels::gemm_nt_dense<S>(X.data(), ldx, W.data(), b.data(), Y.data(), ldy, 2, In,
                                           Out, nullptr, nn::detail::relu_fn{});
+            // W this small is cached: a register tile's rows at a time. Read one row after the
+            // other (as where W streams from memory), the same bits.
+            std::vector<S> Yrows(Y.size(), S(7));
+            nn::kernels::dispatch([&](auto target) {
+                for (index_t s = 0; s < 2; ++s)
+                    gemv(target, W.data(), In, Out, X.data() + s * ldx, b.data(),
+                         Yrows.data() + s * ldy, nn::detail::relu_fn{}, true);
+                return true;
+            });
+            CHECK(Yrows == Y);
             nn::kernels::gemv_bf16<S>(W16.data(), In, Out, X.data(), ldx, 2, b.data(), Y16.data(),
                                       ldy, xs.data(), nn::kernels::no_act{});
             for (index_t s = 0; s < 2; ++s)

@@ -6,8 +6,10 @@
 //   * kernels/targets.hpp   vector targets: the dense kernels (kernels/vector/*.ipp) compiled
 //                           per instruction set (the build's, AVX2, AVX-512), picked at run
 //                           time from the CPU's features;
+//   * kernels/caches.hpp    the CPU's data cache sizes (how products walk their weights);
 //   * kernels/gemm.hpp      the register-tiled products of Linear layers (bias + activation in
 //                           the store), from packed panels of samples or packed weights;
+//   * kernels/gemm_pick.hpp the measured pick of a product's plan;
 //   * kernels/conv.hpp      direct 3x3 and tiled 1x1 convolutions;
 //   * kernels/mlp.hpp       the fused small MLP (Linear -> activation -> Linear);
 //   * kernels/bf16.hpp      matrix-vector products from bfloat16 weights;
@@ -17,6 +19,7 @@
 #include "../core/tensor_view.hpp"
 #include "kernels/atan.hpp"
 #include "kernels/bf16.hpp"
+#include "kernels/caches.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_pick.hpp"

@@ -23,6 +23,7 @@
 #include <Eigen/Core>
 
 #include "../../core/config.hpp"
+#include "caches.hpp"
 #include "simd.hpp"
 #include "switches.hpp"
 #include "targets.hpp"
@@ -120,9 +121,13 @@ void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, ind
         return;
     }
     if (batch <= 2 || scratch == nullptr) {
+        // W larger than half of L2 comes from L3 or memory: read one row after the other, a
+        // single stream (mnist-cinn's 59 MB at batch 1: 1.3-1.4x as fast as eight rows side by
+        // side on the AMD EPYC Zen 4, whose prefetchers lose track of eight streams).
+        const bool streamed = long(In) * Out * long(sizeof(S)) > caches().l2 / 2;
         dispatch([&](auto target) {
             for (index_t b = 0; b < batch; ++b)
-                gemv(target, W, In, Out, X + b * ldx, bias, Y + b * ldy, act);
+                gemv(target, W, In, Out, X + b * ldx, bias, Y + b * ldy, act, streamed);
             return true;
         });
         return;

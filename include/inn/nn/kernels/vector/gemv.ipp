@@ -2,11 +2,13 @@
 // layer, W in the network's scalar type or in bfloat16 (public entry points and their
 // documentation: gemm.hpp, bf16.hpp). No include guard: one copy per target.
 
-/// y = act(W x + bias) for one sample, W [Out, In] row-major: tile_rows rows of W at a time,
-/// each a dot product with x in two chains of multiply-adds, the next rows prefetched while
-/// these are read (one or two samples stream W from memory: see bf16.hpp).
+/// y = act(W x + bias) for one sample, W [Out, In] row-major: each output a dot product with x
+/// in two chains of multiply-adds. `streamed` (W comes from L3 or memory): one row after the
+/// other, a single stream the CPU's prefetchers follow; else tile_rows rows of W at a time,
+/// sharing each load of x, the next rows prefetched while these are read. Same bits both ways.
 template <Scalar S, class F>
-void gemv(target, const S* W, index_t In, index_t Out, const S* x, const S* bias, S* y, F act) {
+void gemv(target, const S* W, index_t In, index_t Out, const S* x, const S* bias, S* y, F act,
+          bool streamed) {
     using V = simd<S>;
     using vec = typename V::vec;
     constexpr int L = V::lanes, R = tile_rows;
@@ -38,7 +40,7 @@ void gemv(target, const S* W, index_t In, index_t Out, const S* x, const S* bias
             y[o + r] = act(s + (bias ? bias[o + r] : S(0)));
         }
     };
-    const index_t blocks = Out / R;
+    const index_t blocks = streamed ? 0 : Out / R;
     for (index_t k = 0; k < blocks; ++k)
         rows.template operator()<R>(k * R, k + 1 < blocks);
     for (index_t o = blocks * R; o < Out; ++o)
