@@ -25,7 +25,8 @@
 //              (-DINN_BENCHMARK_ARCH=x86-64) runs as a machine without AVX-512 or AVX2 would;
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
-//              share_buffers, views, fuse_coupling, fuse_elementwise, pack_weights;
+//              share_buffers, views, fuse_coupling, fuse_elementwise, pack_weights,
+//              one_stream;
 //              mutable only with INN_BENCHMARK_SWITCHES, which benchmarks/CMakeLists.txt
 //              defines for every benchmark).
 //
@@ -311,6 +312,8 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
                     t.fuse_elementwise = false;
                 else if (key == "pack_weights")
                     t.pack_weights = false;
+                else if (key == "one_stream")
+                    t.one_stream = false;
                 else
                     throw std::runtime_error("unknown switch " + std::string(key));
                 k = comma == std::string_view::npos ? std::string_view() : k.substr(comma + 1);

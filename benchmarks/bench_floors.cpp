@@ -1,13 +1,19 @@
 // The machine's limits that the model benchmarks are read against (one thread each):
 //   floors/fma_peak     float32 FMAs on 12 independent vector accumulators (the FLOP ceiling);
 //   floors/sgemm/N      Eigen's float32 GEMM, N x N x N (the best matrix product available);
-//   floors/read_bw      streaming reads of a 1 GiB buffer (the memory ceiling for weights).
+//   floors/read_bw      streaming reads of a 1 GiB buffer (the memory ceiling for weights);
+//   floors/read_bw_cycled/<bytes>  (registered by --read-bytes=N,M) a buffer of that size - a
+//                       model's weights - read again and again: what the last-level cache keeps
+//                       from one pass to the next counts, as it does for a network's weights
+//                       from one call to the next.
 // compare_pytorch.py divides each model's FLOPs and weight bytes by these.
 
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
 #include <cstring>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <Eigen/Core>
@@ -67,9 +73,9 @@ void sgemm(benchmark::State& st) {
 }
 BENCHMARK(sgemm)->Name("floors/sgemm")->Arg(512)->Arg(1024)->UseRealTime();
 
-void read_bw(benchmark::State& st) {
-    const std::size_t n = std::size_t(1) << 28; // 1 GiB of floats
-    std::vector<v16> buf(n / 16);
+// Reads `bytes` (rounded up to whole groups of four vectors) once per iteration.
+void read_buffer(benchmark::State& st, std::size_t bytes) {
+    std::vector<v16> buf((bytes + 4 * sizeof(v16) - 1) / (4 * sizeof(v16)) * 4);
     for (std::size_t i = 0; i < buf.size(); ++i)
         buf[i] = v16{} + float(i & 7);
     for (auto _ : st) {
@@ -82,11 +88,40 @@ void read_bw(benchmark::State& st) {
         }
         benchmark::DoNotOptimize(s0 + s1 + s2 + s3);
     }
-    st.counters["B/s"] =
-        benchmark::Counter(double(n) * 4, benchmark::Counter::kIsIterationInvariantRate);
+    st.counters["B/s"] = benchmark::Counter(double(buf.size() * sizeof(v16)),
+                                            benchmark::Counter::kIsIterationInvariantRate);
 }
+
+void read_bw(benchmark::State& st) { read_buffer(st, std::size_t(1) << 30); }
 BENCHMARK(read_bw)->Name("floors/read_bw")->UseRealTime();
 
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    std::vector<char*> rest;
+    for (int i = 0; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (!a.starts_with("--read-bytes=")) {
+            rest.push_back(argv[i]);
+            continue;
+        }
+        for (a.remove_prefix(13); !a.empty();) {
+            const auto comma = a.find(',');
+            const std::string n(a.substr(0, comma));
+            const std::size_t bytes = std::stoull(n);
+            benchmark::RegisterBenchmark(("floors/read_bw_cycled/" + n).c_str(),
+                                         [bytes](benchmark::State& st) {
+                                             read_buffer(st, bytes);
+                                         })
+                ->UseRealTime();
+            a = comma == std::string_view::npos ? std::string_view() : a.substr(comma + 1);
+        }
+    }
+    int n = int(rest.size());
+    benchmark::Initialize(&n, rest.data());
+    if (benchmark::ReportUnrecognizedArguments(n, rest.data()))
+        return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

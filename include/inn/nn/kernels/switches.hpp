@@ -34,7 +34,9 @@ inline constexpr bool switchable = false;
 /// `fuse_elementwise` - chains of element-wise modules (PermuteRandom, ActNorm, ...) module by
 /// module instead of as one pass (read by network::reserve, see graph/fusion.hpp);
 /// `pack_weights` - products of more than two samples read W as stored, never its packed copy
-/// (gemm_nt_packed; the copies are still made).
+/// (gemm_nt_packed; the copies are still made); `one_stream` - one or two samples read a W
+/// larger than half of L2 (float weights) a register tile's rows side by side instead of one
+/// row after the other, as a single stream (same bits).
 #if defined(INN_BENCHMARK_SWITCHES)
 struct switches {
     bool gemm = true;
@@ -46,6 +48,7 @@ struct switches {
     bool fuse_coupling = true;
     bool fuse_elementwise = true;
     bool pack_weights = true;
+    bool one_stream = true;
 };
 inline switches& tuning() {
     static switches s;
@@ -63,6 +66,7 @@ struct switches {
     static constexpr bool fuse_coupling = true;
     static constexpr bool fuse_elementwise = true;
     static constexpr bool pack_weights = true;
+    static constexpr bool one_stream = true;
 };
 constexpr switches tuning() { return {}; }
 #endif
