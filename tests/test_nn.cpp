@@ -355,14 +355,15 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
     using S = TestType;
     test::vector_targets targets;
     const long double eps = std::numeric_limits<S>::epsilon();
-    // gemv: one or two samples (In with and without a tail past the last pair of vectors, Out
-    // not a whole number of register tiles); in bfloat16 too, from the packed copy (In with and
+    // gemv: a few samples (In with and without a tail past the last pair of vectors, Out not
+    // a whole number of register tiles); in bfloat16 too, from the packed copy (In with and
     // without a partial last chunk, Out not a whole number of row blocks: nothing past Out
-    // written).
-    constexpr index_t Out = 29, ldy = Out + 3;
+    // written). Three samples: a pair read together and one alone, each sample's outputs the
+    // bits of its own batch-1 call.
+    constexpr index_t Out = 29, ldy = Out + 3, batch = 3;
     for (index_t In : {index_t(37), index_t(83), index_t(128)}) {
         const index_t ldx = In + 2;
-        const auto X = uniform<S>(std::size_t(2 * ldx), 11),
+        const auto X = uniform<S>(std::size_t(batch * ldx), 11),
                    W = uniform<S>(std::size_t(Out * In), 12), b = uniform<S>(std::size_t(Out), 13);
         std::vector<std::uint16_t> W16; // packed: rows in blocks, columns in chunks, padded
         nn::kernels::pack_bf16(W.data(), Out, In, W16);
@@ -370,22 +371,26 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
         for (int bytes : targets.bytes) {
             nn::kernels::limit_vector_bytes(bytes);
             INFO("In " << In << ", target of " << bytes << " bytes");
-            std::vector<S> Y(std::size_t(2 * ldy), S(7)), Y16(Y);
-            nn::kernels::gemm_nt_dense<S>(X.data(), ldx, W.data(), b.data(), Y.data(), ldy, 2, In,
-                                          Out, nullptr, nn::detail::relu_fn{});
-            // W this small is cached: a register tile's rows at a time. Read one row after the
-            // other (as where W streams from memory), the same bits.
-            std::vector<S> Yrows(Y.size(), S(7));
+            std::vector<S> Y(std::size_t(batch * ldy), S(7)), Y16(Y), Yrows(Y), Y16one(Y);
+            nn::kernels::gemm_nt_dense<S>(X.data(), ldx, W.data(), b.data(), Y.data(), ldy, batch,
+                                          In, Out, nullptr, nn::detail::relu_fn{});
+            // W this small is cached: a register tile's rows at a time, sample after sample.
+            // Read one row after the other for a pair of samples at once and then the third
+            // (as where W streams from memory): the same bits.
             nn::kernels::dispatch([&](auto target) {
-                for (index_t s = 0; s < 2; ++s)
-                    gemv(target, W.data(), In, Out, X.data() + s * ldx, b.data(),
-                         Yrows.data() + s * ldy, nn::detail::relu_fn{}, true);
+                gemv(target, W.data(), In, Out, X.data(), ldx, batch, b.data(), Yrows.data(), ldy,
+                     nn::detail::relu_fn{}, true);
                 return true;
             });
             CHECK(Yrows == Y);
-            nn::kernels::gemv_bf16<S>(W16.data(), In, Out, X.data(), ldx, 2, b.data(), Y16.data(),
-                                      ldy, xs.data(), nn::kernels::no_act{});
-            for (index_t s = 0; s < 2; ++s)
+            nn::kernels::gemv_bf16<S>(W16.data(), In, Out, X.data(), ldx, batch, b.data(),
+                                      Y16.data(), ldy, xs.data(), nn::kernels::no_act{});
+            for (index_t s = 0; s < batch; ++s)
+                nn::kernels::gemv_bf16<S>(W16.data(), In, Out, X.data() + s * ldx, ldx, 1, b.data(),
+                                          Y16one.data() + s * ldy, ldy, xs.data(),
+                                          nn::kernels::no_act{});
+            CHECK(Y16one == Y16);
+            for (index_t s = 0; s < batch; ++s)
                 for (index_t o = 0; o < ldy; ++o) {
                     const std::size_t at = std::size_t(s * ldy + o);
                     if (o >= Out) {

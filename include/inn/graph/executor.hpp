@@ -311,8 +311,8 @@ class executor {
         fixed_prepared_ = fixed_version_;
     }
 
-    /// Products that stream their weights (one or two samples) read bfloat16 copies of them
-    /// (network::use_bf16_weights); made at the next call's prepare.
+    /// Products of up to nn::kernels::bf16_max_batch samples read bfloat16 copies of their
+    /// weights (network::use_bf16_weights); made at the next call's prepare.
     void use_bf16_weights(bool on) {
         if (on != bf16_weights_) parameters_changed();
         bf16_weights_ = on;

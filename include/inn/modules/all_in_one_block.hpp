@@ -310,8 +310,10 @@ struct AllInOneBlock {
         // Scratch: [subnet output | exp(+-s) | sum(s) | cat(x1, c...) | buf1 | buf2 | subnet
         // scratch]. buf1 holds P^-1(x) (reverse_permutation) or the pre-permutation values
         // (soft); both need buf2.
-        // The permutation matrix's product packs its input through the subnet's scratch.
-        static constexpr index_t pack_size = nn::kernels::gemm_nt_scratch<S, channels>();
+        // The permutation matrix's product packs its input through the subnet's scratch (or
+        // splits its one or two samples there for the bfloat16 copy).
+        static constexpr index_t pack_size = std::max(
+            nn::kernels::gemm_nt_scratch<S, channels>(), nn::kernels::gemv_bf16_scratch(channels));
         static constexpr int buffers = int(soft) + int(reverse);
 
         struct work {
@@ -467,7 +469,8 @@ struct AllInOneBlock {
                 if constexpr (n_pix == 1) {  // the whole batch in one product
                     if constexpr (Transposed)
                         y.matrix(batch, C).noalias() = x.matrix(batch, C) * M;
-                    else if (copy.bf16 && pack && batch <= 2) // use_bf16_weights
+                    else if (copy.bf16 && pack &&
+                             batch <= nn::kernels::bf16_max_batch) // use_bf16_weights
                         nn::kernels::gemv_bf16<S>(copy.bf16, C, C, x.data, x.stride, batch,
                                                   nullptr, y.data, y.stride, pack,
                                                   nn::kernels::no_act{});

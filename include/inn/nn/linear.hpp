@@ -2,6 +2,7 @@
 // nn::Linear<In, Out>: y = x Wᵀ + b (torch.nn.Linear), W stored [out, in] as in the state_dict.
 // Backward: dW += gyᵀ x, db += Σ gy, gx = gy W, each one product over the whole batch.
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/bf16.hpp"
@@ -45,8 +46,8 @@ struct Linear {
         /// y = act(x Wᵀ + b): nn::Sequential fuses a following element-wise layer this way.
         template <class F>
         void forward_act(cview<S> in, view<S> y, index_t batch, S* scratch, F act) const {
-            // One or two samples stream W: from its bfloat16 copy where the network keeps one.
-            if (batch <= 2 && scratch && !weight.bf16.empty())
+            // A few samples stream W: from its bfloat16 copy where the network keeps one.
+            if (batch <= kernels::bf16_max_batch && scratch && !weight.bf16.empty())
                 return kernels::gemv_bf16<S>(weight.bf16.data(), In, Out, in.data, in.stride,
                                              batch, Bias ? bias.data() : nullptr, y.data,
                                              y.stride, scratch, act);
@@ -64,7 +65,8 @@ struct Linear {
                        : 1;
         }
         static constexpr index_t scratch_size(index_t batch) {
-            return kernels::gemm_nt_scratch<S, In>(scratch_panels(batch));
+            return std::max(kernels::gemm_nt_scratch<S, In>(scratch_panels(batch)),
+                            kernels::gemv_bf16_scratch(In));
         }
 
         static constexpr index_t flops(index_t batch) { return 2 * index_t(In) * Out * batch; }

@@ -123,13 +123,13 @@ void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, ind
     if (batch <= 2 || scratch == nullptr) {
         // W larger than half of L2 comes from L3 or memory: read one row after the other, a
         // single stream (mnist-cinn's 59 MB at batch 1: 1.3-1.4x as fast as eight rows side by
-        // side on the AMD EPYC Zen 4, whose prefetchers lose track of eight streams).
+        // side on the AMD EPYC Zen 4, whose prefetchers lose track of eight streams), once for
+        // both samples of a pair.
         bool streamed = long(In) * Out * long(sizeof(S)) > caches().l2 / 2;
         if constexpr (switchable)
             streamed = streamed && tuning().one_stream;
         dispatch([&](auto target) {
-            for (index_t b = 0; b < batch; ++b)
-                gemv(target, W, In, Out, X + b * ldx, bias, Y + b * ldy, act, streamed);
+            gemv(target, W, In, Out, X, ldx, batch, bias, Y, ldy, act, streamed);
             return true;
         });
         return;

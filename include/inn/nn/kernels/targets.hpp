@@ -64,6 +64,10 @@ inline constexpr index_t scratch_lanes = scratch_vector_bytes / index_t(sizeof(S
 /// A bfloat16 weight copy (bf16.hpp) is laid out the same for every target: blocks of
 /// bf16_rows rows, each block's rows cut into chunks of bf16_chunk columns (64 bytes).
 inline constexpr index_t bf16_rows = 8, bf16_chunk = 32;
+/// Columns of a weight with `In` inputs in its bfloat16 copy: whole chunks of bf16_chunk.
+constexpr index_t bf16_padded_in(index_t In) {
+    return (In + bf16_chunk - 1) / bf16_chunk * bf16_chunk;
+}
 } // namespace inn::nn::kernels
 
 // --- the build's target -----------------------------------------------------------------------
@@ -175,7 +179,8 @@ inline int vector_target_bytes() {
 /// own, whatever its width).
 inline const char* vector_target_name() {
     const int b = vector_target_bytes();
-    if (!INN_VECTOR_DISPATCH || b == build_vector_bytes) return "build";
+    if (!INN_VECTOR_DISPATCH || b == build_vector_bytes)
+        return "build";
     return b == 64 ? "avx512" : "avx2";
 }
 
