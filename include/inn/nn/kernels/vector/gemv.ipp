@@ -1,4 +1,4 @@
-// The matrix-vector products of one vector target (see simd.ipp): one or two samples through a
+// The matrix-vector products of one vector target (see simd.ipp): a few samples through a
 // Linear layer, W in the network's scalar type or in bfloat16 (public entry points and their
 // documentation: gemm.hpp, bf16.hpp). No include guard: one copy per target.
 
@@ -16,15 +16,15 @@ void gemv(target, const S* W, index_t In, index_t Out, const S* x, index_t ldx, 
     using vec = typename V::vec;
     constexpr int L = V::lanes, R = tile_rows;
     const index_t body = In / (2 * L) * (2 * L);
-    // N rows from row o, for NB samples from x and y.
-    auto rows = [&]<int N, int NB>(index_t o, bool next, const S* x, S* y) {
+    // N rows from row o, for NB samples from the rows of xr and yr.
+    auto rows = [&]<int N, int NB>(index_t o, bool next, const S* xr, S* yr) {
         const S* w = W + o * In;
         vec e[N][NB] = {}, d[N][NB] = {}; // (a chained `e[r] = d[r] = vec{}` crashes nvcc 13)
         for (index_t i = 0; i < body; i += 2 * L) {
             vec x0[NB], x1[NB];
             INN_UNROLL for (int b = 0; b < NB; ++b) {
-                x0[b] = V::load(x + b * ldx + i);
-                x1[b] = V::load(x + b * ldx + i + L);
+                x0[b] = V::load(xr + b * ldx + i);
+                x1[b] = V::load(xr + b * ldx + i + L);
             }
             INN_UNROLL for (int r = 0; r < N; ++r) {
                 if (next) {
@@ -42,17 +42,19 @@ void gemv(target, const S* W, index_t In, index_t Out, const S* x, index_t ldx, 
         if (tail + L <= In) {
             INN_UNROLL for (int r = 0; r < N; ++r) {
                 const vec w0 = V::load(w + r * In + tail);
-                INN_UNROLL for (int b = 0; b < NB; ++b) e[r][b] += w0 * V::load(x + b * ldx + tail);
+                INN_UNROLL for (int b = 0; b < NB; ++b) {
+                    e[r][b] += w0 * V::load(xr + b * ldx + tail);
+                }
             }
             tail += L;
         }
         INN_UNROLL for (int r = 0; r < N; ++r) {
             INN_UNROLL for (int b = 0; b < NB; ++b) {
-                const S* xb = x + b * ldx;
+                const S* xb = xr + b * ldx;
                 S s = V::sum(e[r][b] + d[r][b]);
                 for (index_t i = tail; i < In; ++i)
                     s += w[r * In + i] * xb[i];
-                y[b * ldy + o + r] = act(s + (bias ? bias[o + r] : S(0)));
+                yr[b * ldy + o + r] = act(s + (bias ? bias[o + r] : S(0)));
             }
         }
     };
