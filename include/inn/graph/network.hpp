@@ -138,7 +138,7 @@ class network {
         check_usable();
         exec_.set_threads(threads);
     }
-    /// Opt-in reduced-precision weight storage for memory-bound calls: products of up to four
+    /// Opt-in reduced-precision weight storage for memory-bound calls: products of up to six
     /// samples (Linear layers, AllInOneBlock's soft permutation) read a bfloat16 copy of their
     /// weights - half the bytes to stream - while the arithmetic and its sums stay in the
     /// network's scalar type; larger batches keep reading the full weights. The copies follow

@@ -50,11 +50,11 @@ void pack_bf16(const S* W, index_t Out, index_t In, std::vector<std::uint16_t>& 
             out[bf16_index(In, o, i)] = to_bf16(float(W[o * In + i]));
 }
 
-/// The largest batch whose products read the bfloat16 copy: up to four samples (two passes
+/// The largest batch whose products read the bfloat16 copy: up to six samples (three passes
 /// over it) still beat the float32 weights' register tile, which reads the weights once but
-/// twice the bytes (mnist-cinn on the AMD EPYC Zen 4: 1.9-2.3 ms at three samples and 2.4-2.7
-/// at four, against 3.0-3.9 with the float32 weights).
-inline constexpr index_t bf16_max_batch = 4;
+/// twice the bytes (mnist-cinn on the AMD EPYC Zen 4: 1.9-2.3 ms at three samples, 2.3-3.0 at
+/// four, 3.1-3.4 at six, against 3.0-4.5 with the float32 weights; even at eight).
+inline constexpr index_t bf16_max_batch = 6;
 
 /// Scratch of gemv_bf16 for `In` inputs: two samples' inputs, deinterleaved and padded.
 inline constexpr index_t gemv_bf16_scratch(index_t In) { return 2 * bf16_padded_in(In); }
