@@ -311,7 +311,7 @@ struct AllInOneBlock {
         // scratch]. buf1 holds P^-1(x) (reverse_permutation) or the pre-permutation values
         // (soft); both need buf2.
         // The permutation matrix's product packs its input through the subnet's scratch (or
-        // splits its one or two samples there for the bfloat16 copy).
+        // splits two samples at a time there for the bfloat16 copy).
         static constexpr index_t pack_size = std::max(
             nn::kernels::gemm_nt_scratch<S, channels>(), nn::kernels::gemv_bf16_scratch(channels));
         static constexpr int buffers = int(soft) + int(reverse);

@@ -53,7 +53,8 @@ void pack_bf16(const S* W, index_t Out, index_t In, std::vector<std::uint16_t>& 
 /// The largest batch whose products read the bfloat16 copy: up to six samples (three passes
 /// over it) still beat the float32 weights' register tile, which reads the weights once but
 /// twice the bytes (mnist-cinn on the AMD EPYC Zen 4: 1.9-2.3 ms at three samples, 2.3-3.0 at
-/// four, 3.1-3.4 at six, against 3.0-4.5 with the float32 weights; even at eight).
+/// four, 3.1-3.4 at six, against 3.0-4.5 with the float32 weights; at eight the tile is as
+/// fast). The crossover is this CPU's balance of memory bandwidth and FMA throughput.
 inline constexpr index_t bf16_max_batch = 6;
 
 /// Scratch of gemv_bf16 for `In` inputs: two samples' inputs, deinterleaved and padded.
