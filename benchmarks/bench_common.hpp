@@ -26,7 +26,7 @@
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
 //              share_buffers, views, fuse_coupling, fuse_elementwise, pack_weights,
-//              one_stream;
+//              one_stream, relu_units;
 //              mutable only with INN_BENCHMARK_SWITCHES, which benchmarks/CMakeLists.txt
 //              defines for every benchmark).
 //
@@ -314,6 +314,8 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
                     t.pack_weights = false;
                 else if (key == "one_stream")
                     t.one_stream = false;
+                else if (key == "relu_units")
+                    t.relu_units = false;
                 else
                     throw std::runtime_error("unknown switch " + std::string(key));
                 k = comma == std::string_view::npos ? std::string_view() : k.substr(comma + 1);

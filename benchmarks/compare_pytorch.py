@@ -278,7 +278,7 @@ def torch_models():
 # one thread; the switch off for the whole run, see inn::nn::kernels::tuning() in
 # include/inn/nn/kernels/switches.hpp).
 ABLATIONS = {
-    "moons": [("mlp", 256), ("mlp", 1)],
+    "moons": [("mlp", 256), ("mlp", 1), ("relu_units", 256), ("relu_units", 1)],
     "mnist-cinn": [("gemm", 256), ("pack_weights", 256), ("fuse_activation", 256),
                    ("share_buffers", 256), ("one_stream", 1)],
     "conv-cifar": [("conv", 1), ("gemm", 16), ("fuse_activation", 1), ("fuse_coupling", 16),

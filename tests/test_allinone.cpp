@@ -734,6 +734,67 @@ TEST_CASE("packed weights: an optimiser step repacks nothing it did not change",
     CHECK((got.log_jac_det.array() == ref.log_jac_det.array()).all());
 }
 
+// Subnets of one input with ReLU (2-d data, as the moons model's) run in the form of their ReLU
+// units (nn/kernels/relu_units.hpp), which the network makes when parameters change.
+struct relu_allinone {
+    template <int I, int O>
+    using net = nn::Sequential<nn::Linear<I, 64>, nn::ReLU, nn::Linear<64, O>>;
+};
+using UnitsNet =
+    SequenceINN<Shape<2>, Repeat<3, AllInOneBlock<relu_allinone, opt{.permute_soft = true}>>>;
+
+TEST_CASE("ReLU units: made with the parameters, equal to the layers to rounding, dropped in "
+          "training",
+          "[allinone][relu_units][train]") {
+    UnitsNet net(21);
+    UnitsNet::with_scalar<double> ref(21); // the same parameters, in double
+    std::map<std::string, std::vector<double>> values;
+    std::as_const(net).visit([&](const std::string& key, const tensor_ref<float>& t) {
+        if (t.real)
+            values[key].assign(t.real, t.real + t.shape.numel());
+    });
+    ref.visit([&](const std::string& key, const tensor_ref<double>& t) {
+        if (t.real)
+            std::copy(values.at(key).begin(), values.at(key).end(), t.real);
+    });
+    auto forms = [&] {
+        const auto& n = std::as_const(net);
+        return int(!n.module<0>()->subnet.units.empty()) + !n.module<1>()->subnet.units.empty() +
+               !n.module<2>()->subnet.units.empty();
+    };
+    CHECK(forms() == 0); // made by the first call's prepare
+    // Batches with whole groups of samples and a rest (one sample per lane), and one sample.
+    for (index_t batch : {1, 37, 100}) {
+        INFO("batch " << batch);
+        const row_matrix<double> x = inn::test::random_batch(batch, 2, 5);
+        const auto got = net.forward(x.cast<float>().eval());
+        CHECK(forms() == 3);
+        const auto want = ref.forward(x);
+        CHECK(max_rel_error(got.z.cast<double>().eval(), want.z) < 2e-5);
+        CHECK(max_rel_error(got.log_jac_det.cast<double>().eval(), want.log_jac_det) < 2e-5);
+        const auto back = net.inverse(got.z);
+        CHECK(max_rel_error(back.x.cast<double>().eval(), x) < 2e-5);
+    }
+    // A NaN sample stays NaN (ReLU keeps a NaN input, as PyTorch does); the others are finite.
+    row_matrix<float> xn = inn::test::random_batch(20, 2, 6).cast<float>();
+    xn(3, 0) = std::numeric_limits<float>::quiet_NaN();
+    const auto zn = net.forward(xn).z;
+    CHECK(std::isnan(zn(3, 0)));
+    CHECK(std::isnan(zn(3, 1)));
+    CHECK(zn.topRows(3).allFinite());
+    CHECK(zn.bottomRows(16).allFinite());
+    // While a trainer's gradients are attached the parameters change every step: no form.
+    const row_matrix<float> x = inn::test::random_batch(32, 2, 7).cast<float>();
+    {
+        train::trainer t{net};
+        train::Adam adam{net, {.lr = 0.01}};
+        t.step(x, train::max_likelihood);
+        adam.step();
+        net.forward(x);
+        CHECK(forms() == 0);
+    }
+}
+
 TEST_CASE("bfloat16 rounding: nearest, ties to even, Inf and NaN kept", "[allinone][bf16]") {
     using nn::kernels::from_bf16;
     using nn::kernels::to_bf16;

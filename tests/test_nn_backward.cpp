@@ -488,6 +488,86 @@ TEMPLATE_TEST_CASE("nn: the fused small MLP gives a sample the same bits in pass
     }
 }
 
+// A small MLP of one input and ReLU in the form of its ReLU units (nn/kernels/relu_units.hpp):
+// on every vector target, against a long-double evaluation of the layers, within the rounding of
+// a sum of H terms; units of both signs and of w1 = 0; NaN kept; parameters that would make a
+// unit's numbers subnormal leave the form empty.
+TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vector target",
+                   "[nn][targets][relu_units]", float, double) {
+    using S = TestType;
+    constexpr int H = 80, O = 3;
+    using net = nn::Sequential<nn::Linear<1, H>, nn::ReLU, nn::Linear<H, O>>;
+    static_assert(nn::bind_layer<net, S, vec(1)>::relu_units);
+    generator g{5};
+    nn::bind_layer<net, S, vec(1)> seq{g};
+    auto& l0 = std::get<0>(seq.layers);
+    auto& l2 = std::get<2>(seq.layers);
+    const row_matrix<double> w = normal<double>(H, 3, 11);
+    for (index_t k = 0; k < H; ++k) {
+        l0.weight.data()[k] = k % 7 == 3 ? S(0) : S(w(k, 0)); // some units constant
+        l0.bias.data()[k] = S(w(k, 1));
+    }
+    for (index_t j = 0; j < O * H; ++j)
+        l2.weight.data()[j] = S(normal<double>(O * H, 1, 12)(j, 0) / 8);
+    // remake_units is what the network calls (tensor_ref::remake on layer 0's weight).
+    void (*remake)(void*) = nullptr;
+    void* owner = nullptr;
+    seq.visit(
+        [&](const std::string&, const tensor_ref<S>& t) {
+            if (t.remake)
+                remake = t.remake, owner = t.owner;
+        },
+        "");
+    REQUIRE(remake);
+    REQUIRE(seq.units.empty());
+    remake(owner);
+    REQUIRE(!seq.units.empty());
+
+    const index_t L = nn::kernels::scratch_lanes<S>;
+    const index_t batch = 7 * L + 3; // four, two and one groups, then single samples
+    row_matrix<S> x = normal<double>(batch, 1, 13).cast<S>();
+    x(batch - 2, 0) = S(0);
+    x(5, 0) = std::numeric_limits<S>::quiet_NaN();
+    x(batch - 1, 0) = std::numeric_limits<S>::quiet_NaN();
+    const double eps = std::numeric_limits<S>::epsilon();
+    test::vector_targets targets;
+    std::vector<S> scratch(std::size_t(nn::layer_scratch<decltype(seq)>(batch)) + 1);
+    for (int bytes : targets.bytes) {
+        INFO(bytes << "-byte vectors");
+        nn::kernels::limit_vector_bytes(bytes);
+        row_matrix<S> y(batch, O);
+        seq.forward({x.data(), 1}, {y.data(), O}, batch, scratch.data());
+        for (index_t b = 0; b < batch; ++b) {
+            INFO("sample " << b);
+            if (std::isnan(x(b, 0))) {
+                CHECK(y.row(b).array().isNaN().all());
+                continue;
+            }
+            for (int o = 0; o < O; ++o) {
+                long double want = l2.bias.data()[o], size = std::abs(want);
+                for (index_t k = 0; k < H; ++k) {
+                    const long double w1 = l0.weight.data()[k], b1 = l0.bias.data()[k],
+                                      w2 = l2.weight.data()[o * H + k];
+                    want += w2 * std::max(w1 * x(b, 0) + b1, 0.0L);
+                    size += std::abs(w2) * (std::abs(w1 * x(b, 0)) + std::abs(b1));
+                }
+                // Each of the H + 1 terms rounded a few times, then summed.
+                CHECK(std::abs(y(b, o) - want) <= 4 * (H + 2) * eps * size);
+            }
+        }
+    }
+    // A unit whose weight times w1 would be subnormal: the plain kernel instead.
+    l0.weight.data()[0] = std::numeric_limits<S>::denorm_min() * 4;
+    remake(owner);
+    CHECK(seq.units.empty());
+    l0.weight.data()[0] = S(1);
+    remake(owner);
+    CHECK(!seq.units.empty());
+    l2.bias.data()[1] = std::numeric_limits<S>::infinity();
+    remake(owner);
+    CHECK(seq.units.empty());
+}
+
 // Vector targets: the fused small MLP (forward and backward) on each target this CPU runs agrees
 // with the widest to rounding (kernels/targets.hpp; the products' bits: test_nn.cpp).
 

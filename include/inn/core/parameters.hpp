@@ -66,6 +66,11 @@ struct tensor_ref {
     /// (nn::kernels::pack_weights; empty while a gradient is attached). Null for other tensors.
     std::vector<std::uint16_t>* bf16 = nullptr;
     aligned_vector<S>* packed = nullptr;
+    /// A layer that reads a form made from several of its tensors (nn::Sequential's ReLU units,
+    /// nn/kernels/relu_units.hpp) names, on one of them, the function that remakes that form
+    /// from their values; the network calls it where it makes the copies above. Null otherwise.
+    void (*remake)(void* owner) = nullptr;
+    void* owner = nullptr;
 
     /// The gradient (numel values) while a trainer has attached one, else null.
     S* grad() const { return grad_slot ? *grad_slot : nullptr; }

@@ -291,6 +291,8 @@ class executor {
                                       streamed_.weights.push_back(
                                           {t.real, t.packed, t.grad_slot, t.trainable,
                                            index_t(t.shape.extent[0]), index_t(t.shape.extent[1])});
+                                  if (t.remake)
+                                      streamed_.forms.push_back({t.remake, t.owner});
                               },
                               std::string());
             });
@@ -306,6 +308,10 @@ class executor {
             w.packed->resize(nn::kernels::packed_size<S>(w.in, w.out));
             nn::kernels::pack_weights(w.real, w.in, w.out, w.packed->data());
         }
+        // Forms made from several tensors (the small MLPs' ReLU units): each owner decides
+        // whether it keeps one (not while a gradient is attached).
+        for (const auto& f : streamed_.forms)
+            f.remake(f.owner);
         if constexpr (fusion.n_groups > 0) compose_fused();
         prepared_ = version_;
         fixed_prepared_ = fixed_version_;
@@ -702,8 +708,13 @@ class executor {
         bool trainable;
         index_t out, in;
     };
+    struct derived_form {
+        void (*remake)(void*);
+        void* owner;
+    };
     struct streamed_list {
         std::vector<streamed_weight> weights;
+        std::vector<derived_form> forms;
         bool found = false;
         streamed_list() = default;
         streamed_list(const streamed_list&) {}
@@ -711,6 +722,7 @@ class executor {
         streamed_list& operator=(const streamed_list&) { return *this = streamed_list(); }
         streamed_list& operator=(streamed_list&&) noexcept {
             weights.clear();
+            forms.clear();
             found = false;
             return *this;
         }

@@ -21,6 +21,7 @@
 #include "kernels/conv.hpp"
 #include "kernels/grad.hpp"
 #include "kernels/mlp.hpp"
+#include "kernels/relu_units.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/switches.hpp"
 #include "layer.hpp"
@@ -69,6 +70,14 @@ constexpr index_t widest_output(Bound bound) {
         return std::max(w, decltype(t)::type::out.size());
     });
 }
+/// An activation that kernels may take as ReLU (nn/activation.hpp: `relu = true`).
+template <class F>
+concept relu_function = requires {
+    F::relu;
+};
+
+/// Nothing kept: a Sequential that is not a small MLP of one input and ReLU.
+struct no_relu_units {};
 }  // namespace detail
 
 template <class... Layers>
@@ -183,7 +192,41 @@ struct Sequential {
             }
         }();
 
+        // A small MLP of one input and ReLU (a subnet of 2-d data) also runs in the form of
+        // kernels/relu_units.hpp: one max and O multiply-adds per hidden unit. The network makes
+        // the form when parameters change (tensor_ref::remake, set on layer 0's weight by
+        // visit); until then, while gradients are attached, or where the form cannot be made,
+        // it is empty and small_mlp runs.
+        static constexpr bool relu_units = [] {
+            if constexpr (small_mlp)
+                return bound_t<0>::in_features == 1 &&
+                       detail::relu_function<typename bound_t<1>::function>;
+            else
+                return false;
+        }();
+        [[no_unique_address]] std::conditional_t<relu_units, kernels::relu_units<S>,
+                                                 detail::no_relu_units>
+            units;
+
+        /// Remakes `units` from the layers' parameters (a no-op unless relu_units).
+        void remake_units() {
+            if constexpr (relu_units) {
+                const auto& l0 = std::get<0>(layers);
+                const auto& l2 = std::get<2>(layers);
+                if (l0.weight.grad || l0.bias.grad || l2.weight.grad || l2.bias.grad)
+                    units.drop(); // they change every step: the plain kernel
+                else
+                    units.make(l0.weight.data(), l0.bias.data(), l2.weight.data(), l2.bias.data(),
+                               bound_t<0>::out_features, bound_t<2>::out_features);
+            }
+        }
+
         void forward(cview<S> in, view<S> y, index_t batch, S* scratch) const {
+            if constexpr (relu_units) {
+                if (!units.empty() && kernels::tuning().mlp && kernels::tuning().relu_units)
+                    return kernels::relu_units_mlp<S, int(bound_t<2>::out_features)>(
+                        units, in.data, in.stride, y.data, y.stride, batch);
+            }
             if constexpr (conv_chain) {
                 if constexpr (kernels::switchable)
                     if (!kernels::tuning().conv || !kernels::tuning().fuse_activation)
@@ -268,11 +311,33 @@ struct Sequential {
 
         template <class V>
         void visit(V&& v, const std::string& prefix) {
+            if constexpr (relu_units) {
+                // Layer 0's weight names remake_units (tensor_ref::remake).
+                const S* w1 = std::get<0>(layers).weight.data();
+                visit_layers(
+                    [&](const std::string& key, const tensor_ref<S>& t) {
+                        if (t.real != w1)
+                            return v(key, t);
+                        tensor_ref<S> r = t;
+                        r.remake = [](void* self) { static_cast<bind*>(self)->remake_units(); };
+                        r.owner = this;
+                        return v(key, r);
+                    },
+                    prefix);
+            } else {
+                visit_layers(v, prefix);
+            }
+        }
+
+    private:
+        template <class V>
+        void visit_layers(V&& v, const std::string& prefix) {
             [&]<std::size_t... I>(std::index_sequence<I...>) {
                 (visit_layer(std::get<I>(layers), v, prefix + std::to_string(I) + "."), ...);
             }(std::make_index_sequence<n>{});
         }
 
+    public:
         // ---- Backward ----
         // Layer I maps a_I to a_{I+1} (a_0 = x, a_n = y). backward recomputes from x the a_i
         // (0 < i < n) that some layer's backward reads - layer i's input if it reads x, layer

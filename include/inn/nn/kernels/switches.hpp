@@ -36,7 +36,8 @@ inline constexpr bool switchable = false;
 /// `pack_weights` - products of more than two samples read W as stored, never its packed copy
 /// (gemm_nt_packed; the copies are still made); `one_stream` - one or two samples read a W
 /// larger than half of L2 (float weights) a register tile's rows side by side instead of one
-/// row after the other, as a single stream (same bits).
+/// row after the other, as a single stream (same bits); `relu_units` - a small MLP of one input
+/// and ReLU runs small_mlp instead of the form of kernels/relu_units.hpp.
 #if defined(INN_BENCHMARK_SWITCHES)
 struct switches {
     bool gemm = true;
@@ -49,6 +50,7 @@ struct switches {
     bool fuse_elementwise = true;
     bool pack_weights = true;
     bool one_stream = true;
+    bool relu_units = true;
 };
 inline switches& tuning() {
     static switches s;
@@ -67,6 +69,7 @@ struct switches {
     static constexpr bool fuse_elementwise = true;
     static constexpr bool pack_weights = true;
     static constexpr bool one_stream = true;
+    static constexpr bool relu_units = true;
 };
 constexpr switches tuning() { return {}; }
 #endif

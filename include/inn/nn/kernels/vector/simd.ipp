@@ -40,6 +40,13 @@ template <Scalar S> struct simd {
         return load(lane);
     }
     static vec broadcast(S s) { return vec{} + s; }
+    /// s in every lane, as it is (broadcast adds it to zero, which GCC keeps as an addition).
+    static vec splat(S s) {
+        vec v;
+        INN_UNROLL for (int l = 0; l < lanes; ++l)
+            v[l] = s;
+        return v;
+    }
     /// The square root of every lane, correctly rounded as std::sqrt (the instruction where
     /// there is one: a loop of std::sqrt does not vectorise while sqrt may set errno).
     static vec sqrt(vec v) {
@@ -64,6 +71,18 @@ template <Scalar S> struct simd {
         INN_UNROLL for (int l = 0; l < lanes; ++l)
             v[l] = std::sqrt(v[l]);
         return v;
+#endif
+    }
+    /// b unless a is greater, lane by lane (x86's max operand order): a NaN b comes through,
+    /// as relu's does (nn/activation.hpp).
+    static vec max(vec a, vec b) {
+#if INN_TARGET_X86 && INN_TARGET_BYTES == 64
+        if constexpr (std::is_same_v<S, float>)
+            return _mm512_maskz_max_ps(0xffff, a, b); // all lanes: see sqrt
+        else
+            return _mm512_maskz_max_pd(0xff, a, b);
+#else
+        return a > b ? a : b;
 #endif
     }
     /// Sum of the lanes: halves added while wider than 16 bytes (the vector never goes to
