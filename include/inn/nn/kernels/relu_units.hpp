@@ -37,7 +37,6 @@ template <Scalar S> struct relu_units {
     index_t pos = 0, neg = 0;
 
     bool empty() const { return form.empty(); }
-    const S* constants(index_t O) const { return form.data() + (pos + neg) * (1 + O) * chunk; }
 
     /// Makes the form; false, and empty, where a unit's numbers would not be finite and normal.
     /// Sized for the most chunks any signs give, so that remaking it allocates nothing.
