@@ -20,15 +20,24 @@
 
 namespace {
 
-// 64-byte vectors: AVX-512 with -march=native, split into narrower ones elsewhere.
-typedef float v16 __attribute__((vector_size(64)));
+// The widest vector register of the target (-march=native): the FMA loop below must keep each
+// accumulator in one register, so a vector wider than the registers would not compile.
+#if defined(__AVX512F__)
+constexpr int vector_bytes = 64;
+#elif defined(__AVX__)
+constexpr int vector_bytes = 32;
+#else
+constexpr int vector_bytes = 16;
+#endif
+constexpr int lanes = vector_bytes / int(sizeof(float));
+typedef float vec __attribute__((vector_size(vector_bytes)));
 
 // Twelve independent chains of FMAs (enough to cover the latency of two FMA pipes); the empty
 // asm keeps each chain in a register and stops the compiler from shortening the loop.
 __attribute__((noinline)) float fma_loop(long n, float seed) {
-    v16 b = v16{} + 0.999f, a = v16{} + 1e-3f;
-    v16 c0 = a + seed, c1 = c0 + 1, c2 = c0 + 2, c3 = c0 + 3, c4 = c0 + 4, c5 = c0 + 5;
-    v16 c6 = c0 + 6, c7 = c0 + 7, c8 = c0 + 8, c9 = c0 + 9, c10 = c0 + 10, c11 = c0 + 11;
+    vec b = vec{} + 0.999f, a = vec{} + 1e-3f;
+    vec c0 = a + seed, c1 = c0 + 1, c2 = c0 + 2, c3 = c0 + 3, c4 = c0 + 4, c5 = c0 + 5;
+    vec c6 = c0 + 6, c7 = c0 + 7, c8 = c0 + 8, c9 = c0 + 9, c10 = c0 + 10, c11 = c0 + 11;
     for (long k = 0; k < n; ++k) {
         c0 = c0 * b + a;
         c1 = c1 * b + a;
@@ -45,9 +54,9 @@ __attribute__((noinline)) float fma_loop(long n, float seed) {
         asm volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));
         asm volatile("" : "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
     }
-    v16 s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    vec s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
     float r = 0;
-    for (int i = 0; i < 16; ++i)
+    for (int i = 0; i < lanes; ++i)
         r += s[i];
     return r;
 }
@@ -57,7 +66,7 @@ void fma_peak(benchmark::State& st) {
     for (auto _ : st)
         benchmark::DoNotOptimize(fma_loop(n, float(st.iterations())));
     st.counters["FLOP/s"] =
-        benchmark::Counter(double(n) * 12 * 16 * 2, benchmark::Counter::kIsIterationInvariantRate);
+        benchmark::Counter(double(n) * 12 * lanes * 2, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(fma_peak)->Name("floors/fma_peak")->UseRealTime();
 
@@ -75,11 +84,11 @@ BENCHMARK(sgemm)->Name("floors/sgemm")->Arg(512)->Arg(1024)->UseRealTime();
 
 // Reads `bytes` (rounded up to whole groups of four vectors) once per iteration.
 void read_buffer(benchmark::State& st, std::size_t bytes) {
-    std::vector<v16> buf((bytes + 4 * sizeof(v16) - 1) / (4 * sizeof(v16)) * 4);
+    std::vector<vec> buf((bytes + 4 * sizeof(vec) - 1) / (4 * sizeof(vec)) * 4);
     for (std::size_t i = 0; i < buf.size(); ++i)
-        buf[i] = v16{} + float(i & 7);
+        buf[i] = vec{} + float(i & 7);
     for (auto _ : st) {
-        v16 s0{}, s1{}, s2{}, s3{};
+        vec s0{}, s1{}, s2{}, s3{};
         for (std::size_t i = 0; i < buf.size(); i += 4) {
             s0 += buf[i];
             s1 += buf[i + 1];
@@ -88,7 +97,7 @@ void read_buffer(benchmark::State& st, std::size_t bytes) {
         }
         benchmark::DoNotOptimize(s0 + s1 + s2 + s3);
     }
-    st.counters["B/s"] = benchmark::Counter(double(buf.size() * sizeof(v16)),
+    st.counters["B/s"] = benchmark::Counter(double(buf.size() * sizeof(vec)),
                                             benchmark::Counter::kIsIterationInvariantRate);
 }
 
