@@ -491,7 +491,7 @@ TEMPLATE_TEST_CASE("nn: the fused small MLP gives a sample the same bits in pass
 // A small MLP of one input and ReLU in the form of its ReLU units (nn/kernels/relu_units.hpp):
 // on every vector target, against a long-double evaluation of the layers, within the rounding of
 // a sum of H terms; units of both signs and of w1 = 0; NaN kept; parameters that would make a
-// unit's numbers subnormal leave the form empty.
+// unit's weight subnormal, or a constant infinite, leave the form empty.
 TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vector target",
                    "[nn][targets][relu_units]", float, double) {
     using S = TestType;
@@ -564,6 +564,12 @@ TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vecto
     remake(owner);
     CHECK(!seq.units.empty());
     l2.bias.data()[1] = std::numeric_limits<S>::infinity();
+    remake(owner);
+    CHECK(seq.units.empty());
+    // Finite parameters whose constant (b2 + sum of w2 b1) overflows: the plain kernel too.
+    l2.bias.data()[1] = S(0);
+    l0.bias.data()[0] = std::numeric_limits<S>::max() / 2;
+    l2.weight.data()[0] = S(4);
     remake(owner);
     CHECK(seq.units.empty());
 }

@@ -11,10 +11,11 @@
 // instead of 2 + O: the whole MLP in fewer operations than its FLOP count, and at batch 1
 // (where the weights come from L2) a quarter fewer bytes for O = 2. It rounds differently from
 // the layers' order (each unit's threshold and weight are rounded once; an inactive unit's
-// max(x, -c) term and its w2 b1 cancel to rounding), so it is used only where every unit's
-// numbers are finite and normal; otherwise, and for NaN or infinite parameters, the plain
-// fused kernel runs (kernels/mlp.hpp). The network makes the form when parameters change
-// (tensor_ref::remake), never while a trainer has gradients attached.
+// max(x, -c) term and its w2 b1 cancel to rounding), so it is used only where every threshold
+// and constant is finite and every nonzero weight normal (a subnormal one would lose its
+// digits); otherwise, and for NaN or infinite parameters, the plain fused kernel runs
+// (kernels/mlp.hpp). The network makes the form when parameters change (tensor_ref::remake), never
+// while a trainer has gradients attached.
 
 #include <algorithm>
 #include <cmath>
@@ -38,7 +39,8 @@ template <Scalar S> struct relu_units {
 
     bool empty() const { return form.empty(); }
 
-    /// Makes the form; false, and empty, where a unit's numbers would not be finite and normal.
+    /// Makes the form; false, and empty, where a threshold or a constant would not be finite or a
+    /// nonzero weight not normal.
     /// Sized for the most chunks any signs give, so that remaking it allocates nothing.
     bool make(const S* W1, const S* b1, const S* W2, const S* b2, index_t H, index_t O) {
         using wide = long double;
@@ -68,6 +70,8 @@ template <Scalar S> struct relu_units {
                 c += wide(W2[o * H + k]) *
                      (W1[k] != 0 ? wide(b1[k]) : std::max(wide(b1[k]), wide(0)));
             cst[o] = S(c);
+            if (!std::isfinite(cst[o]))
+                return drop();
         }
         index_t slot[2] = {0, pos * chunk}; // next unit of each sign
         for (index_t k = 0; k < H; ++k) {
