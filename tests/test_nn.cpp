@@ -250,7 +250,8 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the products of the reference"
         r.gemm.assign(std::size_t(211 * ldy), S(7));
         nn::kernels::gemm_nt_dense<S>(X.data(), ldx, W.data(), b.data(), r.gemm.data(), ldy, 211,
                                       In, Out, scratch.data(), relu, {4, 16});
-        // From W's packed copy, walked in passes of this target's three vectors: the same bits.
+        // From W's packed copy, walked in passes of this target's tile (gemm_packed): the same
+        // bits.
         {
             aligned_vector<S> packed;
             packed.resize(nn::kernels::packed_size<S>(In, Out));

@@ -185,27 +185,36 @@ void gemm_rows(target, const S* W, const S* B, index_t ldb, index_t P, const S* 
         column_block.template operator()<1>(p0, rest);
 }
 
-/// Depth of one block of matmul_run: the block's packed panel of B (matmul_depth x three
-/// vectors: 24 KiB at 64-byte vectors) stays in L1 while every register tile of A's rows runs
-/// over it. (Unblocked, the panel of a depth-784 product streams from L2 once per tile, which
-/// a CPU with two vector FMA units per cycle cannot feed.)
+/// The register tile of the products whose loaded operand is contiguous (gemm_packed's packed
+/// weights, matmul's panel): rows broadcast by vectors loaded. With 32 registers, 8 x 3 (24
+/// accumulators); with 16, 6 x 2 (12 accumulators, two loaded vectors, a broadcast: one register
+/// spare). 4 x 3 there takes all 16, and GCC then folds the loads into the FMAs: three times as
+/// many vector loads, which bound the loop (mnist-cinn forward at batch 256 on an AVX2-only AMD
+/// EPYC, Zen 3: 116 ms with 4 x 3, 89 ms with 6 x 2).
+inline constexpr int packed_tile_rows = vector_bytes == 64 ? 8 : 6;
+inline constexpr int packed_tile_vectors = vector_bytes == 64 ? 3 : 2;
+
+/// Depth of one block of matmul_run: the block's packed panel of B (matmul_depth x
+/// packed_tile_vectors vectors: 24 KiB at 64-byte vectors) stays in L1 while every register
+/// tile of A's rows runs over it. (Unblocked, the panel of a depth-784 product streams from L2
+/// once per tile, which a CPU with two vector FMA units per cycle cannot feed.)
 inline constexpr index_t matmul_depth = 128;
 
 /// matmul (grad.hpp): C (m x n, row-major) = or += A (m x k) · B (k x n, row-major), element
 /// (i, p) of A at A[p * lda + i] where `ATransposed`, else A[i * lda + p]. Blocks of
-/// matmul_depth along k; in each, panels of three vectors' worth of B's columns are copied
-/// into `panel` (contiguous, zero past column n) and register tiles of tile_rows rows of A
-/// (broadcast) by the panel's vectors run over it, starting from C's value (0 in the first
-/// block unless `Accumulate`). Each output is thereby one chain of multiply-adds in the order
-/// of k from C's first value, whatever the blocking and the vector width. The last vector of a
-/// row of C that n does not fill is loaded and stored in part (nothing read or written past
-/// column n).
+/// matmul_depth along k; in each, panels of packed_tile_vectors vectors' worth of B's columns
+/// are copied into `panel` (contiguous, zero past column n) and register tiles of
+/// packed_tile_rows rows of A (broadcast) by the panel's vectors run over it, starting from C's
+/// value (0 in the first block unless `Accumulate`). Each output is thereby one chain of
+/// multiply-adds in the order of k from C's first value, whatever the blocking and the vector
+/// width. The last vector of a row of C that n does not fill is loaded and stored in part
+/// (nothing read or written past column n).
 template <Scalar S, bool ATransposed, bool Accumulate>
 void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, index_t ldb,
                 index_t m, index_t n, index_t k) {
     using V = simd<S>;
     using vec = typename V::vec;
-    constexpr int L = V::lanes, MR = tile_rows, NB = 3 * L;
+    constexpr int L = V::lanes, MR = packed_tile_rows, NVmax = packed_tile_vectors, NB = NVmax * L;
     constexpr index_t KC = matmul_depth;
     if (k == 0) {
         if constexpr (!Accumulate)
@@ -266,7 +275,7 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
             const index_t width = std::min<index_t>(NB, n - j0);
             if (width == NB) // whole vectors, copied as such (a memcpy call per row costs ~5 %)
                 for (index_t p = 0; p < kb; ++p)
-                    INN_UNROLL for (int v = 0; v < 3; ++v) V::store(
+                    INN_UNROLL for (int v = 0; v < NVmax; ++v) V::store(
                         panel + p * NB + v * L, V::load(B + (p0 + p) * ldb + j0 + v * L));
             else
                 for (index_t p = 0; p < kb; ++p) {
@@ -274,8 +283,8 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
                     std::memcpy(d, B + (p0 + p) * ldb + j0, std::size_t(width) * sizeof(S));
                     std::fill(d + width, d + NB, S(0));
                 }
-            if (width > 2 * L)
-                column_block.template operator()<3>(j0, width);
+            if (NVmax == 3 && width > 2 * L)
+                column_block.template operator()<NVmax>(j0, width);
             else if (width > L)
                 column_block.template operator()<2>(j0, width);
             else
@@ -285,17 +294,18 @@ void matmul_run(target, S* C, index_t ldc, const S* A, index_t lda, const S* B, 
 }
 
 /// gemm_nt_packed (gemm.hpp): Y = act(X Wᵀ + b) from W packed by pack_weights (blocks of
-/// 3 * scratch_lanes outputs, each [In][block], zero past Out). Register tiles of tile_rows
-/// samples (broadcast from their rows of X, nothing packed per call) by up to three vectors of a
-/// block's outputs (loaded); each sample's outputs leave as whole vectors of its row of Y, bias
-/// and activation applied on the way. A narrower target walks a block in several passes.
+/// 3 * scratch_lanes outputs, each [In][block], zero past Out). Register tiles of
+/// packed_tile_rows samples (broadcast from their rows of X, nothing packed per call) by up to
+/// packed_tile_vectors vectors of a block's outputs (loaded); each sample's outputs leave as
+/// whole vectors of its row of Y, bias and activation applied on the way. A narrower target
+/// walks a block in several passes.
 template <Scalar S, class F>
 void gemm_packed(target, const S* X, index_t ldx, const S* Wp, const S* bias, S* Y, index_t ldy,
                  index_t batch, index_t In, index_t Out, F act) {
     using V = simd<S>;
     using vec = typename V::vec;
-    constexpr int L = V::lanes, MR = tile_rows;
-    constexpr index_t block = 3 * scratch_lanes<S>, pass = 3 * L;
+    constexpr int L = V::lanes, MR = packed_tile_rows, NVmax = packed_tile_vectors;
+    constexpr index_t block = 3 * scratch_lanes<S>, pass = NVmax * L;
     // The rows of the block 16 inputs ahead are prefetched as a tile reads: a block that a few
     // tiles of samples read straight from L3 or memory (batch 16 of mnist-cinn's 784 x 784)
     // otherwise waits on every line (8.3 against 12 ms for 24 such products at batch 16 on the
@@ -318,7 +328,8 @@ void gemm_packed(target, const S* X, index_t ldx, const S* Wp, const S* bias, S*
                 X + tile_row(s0, r, Partial ? count : R) * ldx;
             for (index_t k = 0; k < In; ++k) {
                 const S* next = w + std::min(k + ahead, In - 1) * block;
-                INN_UNROLL for (int v = 0; v < NV; ++v) __builtin_prefetch(next + v * L);
+                INN_UNROLL for (int v = 0; v < NV; ++v) if (v * L * sizeof(S) % 64 == 0)
+                    __builtin_prefetch(next + v * L); // once per cache line
                 vec wv[NV];
                 INN_UNROLL for (int v = 0; v < NV; ++v) wv[v] = V::load(w + k * block + v * L);
                 INN_UNROLL for (int r = 0; r < R; ++r) {
@@ -351,8 +362,8 @@ void gemm_packed(target, const S* X, index_t ldx, const S* Wp, const S* bias, S*
         for (index_t c0 = o0; c0 < std::min(Out, o0 + block); c0 += pass) {
             const S* w = Wp + o0 * In + (c0 - o0);
             const index_t width = std::min(pass, Out - c0);
-            if (width > 2 * L)
-                columns.template operator()<3>(w, c0, width);
+            if (NVmax == 3 && width > 2 * L)
+                columns.template operator()<NVmax>(w, c0, width);
             else if (width > L)
                 columns.template operator()<2>(w, c0, width);
             else
