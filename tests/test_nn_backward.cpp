@@ -488,11 +488,12 @@ TEMPLATE_TEST_CASE("nn: the fused small MLP gives a sample the same bits in pass
     }
 }
 
-// A small MLP of one input and ReLU in the form of its ReLU units (nn/kernels/relu_units.hpp):
-// on every vector target, against a long-double evaluation of the layers, within the rounding of
-// a sum of H terms; units of both signs and of w1 = 0; NaN kept; parameters that would make a
-// unit's weight subnormal, or a constant infinite, leave the form empty.
-TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vector target",
+// A small MLP of one input and ReLU as the pieces of its piecewise-linear function
+// (nn/kernels/relu_units.hpp), against a long-double evaluation of the layers, within the rounding
+// of a sum of H terms: units of both signs, of w1 = 0 and sharing a switch point; samples on a
+// switch point, NaN kept, ±inf the function's limit; parameters that would make a slope
+// subnormal, or an intercept infinite, leave the form empty.
+TEMPLATE_TEST_CASE("nn: the small MLP of one input as its linear pieces",
                    "[nn][targets][relu_units]", float, double) {
     using S = TestType;
     constexpr int H = 80, O = 3;
@@ -509,6 +510,9 @@ TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vecto
     }
     for (index_t j = 0; j < O * H; ++j)
         l2.weight.data()[j] = S(normal<double>(O * H, 1, 12)(j, 0) / 8);
+    // Two units switching at the same point, one on and one off above it.
+    l0.weight.data()[1] = -2 * l0.weight.data()[2];
+    l0.bias.data()[1] = -2 * l0.bias.data()[2];
     // remake_units is what the network calls (tensor_ref::remake on layer 0's weight).
     void (*remake)(void*) = nullptr;
     void* owner = nullptr;
@@ -523,24 +527,42 @@ TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vecto
     remake(owner);
     REQUIRE(!seq.units.empty());
 
-    const index_t L = nn::kernels::scratch_lanes<S>;
-    const index_t batch = 7 * L + 3; // four, two and one groups, then single samples
+    const index_t batch = 8 * 5 + 7; // groups of eight samples, then single ones
     row_matrix<S> x = normal<double>(batch, 1, 13).cast<S>();
     x(batch - 2, 0) = S(0);
     x(5, 0) = std::numeric_limits<S>::quiet_NaN();
     x(batch - 1, 0) = std::numeric_limits<S>::quiet_NaN();
+    const S inf = std::numeric_limits<S>::infinity();
+    x(9, 0) = inf;
+    x(batch - 3, 0) = -inf;
+    for (index_t k : {2, 4, 30}) // on a switch point, as rounded
+        x(11 + k, 0) = S(-(long double)l0.bias.data()[k] / l0.weight.data()[k]);
     const double eps = std::numeric_limits<S>::epsilon();
-    test::vector_targets targets;
     std::vector<S> scratch(std::size_t(nn::layer_scratch<decltype(seq)>(batch)) + 1);
-    for (int bytes : targets.bytes) {
-        INFO(bytes << "-byte vectors");
-        nn::kernels::limit_vector_bytes(bytes);
+    {
         row_matrix<S> y(batch, O);
         seq.forward({x.data(), 1}, {y.data(), O}, batch, scratch.data());
         for (index_t b = 0; b < batch; ++b) {
             INFO("sample " << b);
             if (std::isnan(x(b, 0))) {
                 CHECK(y.row(b).array().isNaN().all());
+                continue;
+            }
+            if (std::isinf(x(b, 0))) {
+                // The limit: the slope of the units on at that end times x, or the intercept.
+                for (int o = 0; o < O; ++o) {
+                    long double slope = 0, at = l2.bias.data()[o];
+                    for (index_t k = 0; k < H; ++k) {
+                        const long double w1 = l0.weight.data()[k], b1 = l0.bias.data()[k],
+                                          w2 = l2.weight.data()[o * H + k];
+                        if (w1 == 0)
+                            at += w2 * std::max(b1, 0.0L);
+                        else if ((w1 > 0) == (x(b, 0) > 0))
+                            slope += w2 * w1, at += w2 * b1;
+                    }
+                    REQUIRE(slope != 0);
+                    CHECK(y(b, o) == (slope > 0 ? x(b, 0) : -x(b, 0)));
+                }
                 continue;
             }
             for (int o = 0; o < O; ++o) {
@@ -556,7 +578,7 @@ TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vecto
             }
         }
     }
-    // A unit whose weight times w1 would be subnormal: the plain kernel instead.
+    // A switch point that does not fit the scalar (b1 / w1 overflows): the plain kernel.
     l0.weight.data()[0] = std::numeric_limits<S>::denorm_min() * 4;
     remake(owner);
     CHECK(seq.units.empty());
@@ -572,6 +594,15 @@ TEMPLATE_TEST_CASE("nn: the small MLP of one input as ReLU units, on every vecto
     l2.weight.data()[0] = S(4);
     remake(owner);
     CHECK(seq.units.empty());
+
+    // One unit whose slope w2 w1 is subnormal, or whose w2 b1 is: no form.
+    nn::kernels::relu_units<S> one;
+    const S tiny = std::sqrt(std::numeric_limits<S>::min()) / 4, zero = 0, half = S(0.5);
+    CHECK(one.make(&half, &half, &half, &zero, 1, 1));
+    CHECK(!one.make(&tiny, &half, &tiny, &zero, 1, 1));
+    CHECK(one.empty());
+    CHECK(!one.make(&half, &tiny, &tiny, &zero, 1, 1)); // b2 + w2 b1 subnormal right of -2 tiny
+    CHECK(one.make(&half, &tiny, &half, &zero, 1, 1));
 }
 
 // Vector targets: the fused small MLP (forward and backward) on each target this CPU runs agrees

@@ -12,7 +12,7 @@
 //   * kernels/gemm_pick.hpp the measured pick of a product's plan;
 //   * kernels/conv.hpp      direct 3x3 and tiled 1x1 convolutions;
 //   * kernels/mlp.hpp       the fused small MLP (Linear -> activation -> Linear);
-//   * kernels/relu_units.hpp the small MLP of one input and ReLU as one max per hidden unit;
+//   * kernels/relu_units.hpp the small MLP of one input and ReLU as its linear pieces;
 //   * kernels/bf16.hpp      matrix-vector products from bfloat16 weights;
 //   * kernels/atan.hpp      float atan on scalars and vectors (the couplings' soft clamp);
 //   * kernels/switches.hpp  the benchmark switches (constants unless INN_BENCHMARK_SWITCHES).

@@ -193,10 +193,10 @@ struct Sequential {
         }();
 
         // A small MLP of one input and ReLU (a subnet of 2-d data) also runs in the form of
-        // kernels/relu_units.hpp: one max and O multiply-adds per hidden unit. The network makes
-        // the form when parameters change (tensor_ref::remake, set on layer 0's weight by
-        // visit); until then, while gradients are attached, or where the form cannot be made,
-        // it is empty and small_mlp runs.
+        // kernels/relu_units.hpp: a search among its linear pieces and O multiply-adds per sample,
+        // whatever its width. The network makes the form when parameters change
+        // (tensor_ref::remake, set on layer 0's weight by visit); until then, while gradients are
+        // attached, or where the form cannot be made, it is empty and small_mlp runs.
         static constexpr bool relu_units = [] {
             if constexpr (small_mlp)
                 return bound_t<0>::in_features == 1 &&

@@ -1,49 +1,51 @@
 #pragma once
 // The small MLP of one input with ReLU (a subnet of 2-d data: Linear(1, H) -> ReLU -> Linear(H, O))
-// rewritten per hidden unit k, with c_k = b1_k / w1_k:
+// is a piecewise-linear function of its input. Hidden unit k switches at t_k = -b1_k / w1_k (on
+// above it where w1_k > 0, below it where w1_k < 0; a unit of w1_k = 0 is the constant
+// w2_k relu(b1_k)), so between two neighbouring switch points every output is
 //
-//   w1_k > 0:  w2_k relu(w1_k x + b1_k) = w2_k |w1_k| max( x, -c_k) + w2_k b1_k
-//   w1_k < 0:  w2_k relu(w1_k x + b1_k) = w2_k |w1_k| max(-x,  c_k) + w2_k b1_k
-//   w1_k = 0:  the constant w2_k relu(b1_k)
+//   y_o = A_o x + B_o,   A_o = Σ_on w2_ok w1_k,   B_o = b2_o + Σ_on w2_ok b1_k (+ the constants).
 //
-// The w2 b1 terms and b2 add up to one constant per output, so a unit costs one max and O
-// multiply-adds instead of a multiply-add, a max and O multiply-adds, and reads 1 + O numbers
-// instead of 2 + O: the whole MLP in fewer operations than its FLOP count, and at batch 1
-// (where the weights come from L2) a quarter fewer bytes for O = 2. It rounds differently from
-// the layers' order (each unit's threshold and weight are rounded once; an inactive unit's
-// max(x, -c) term and its w2 b1 cancel to rounding), so it is used only where every threshold
-// and constant is finite and every nonzero weight normal (a subnormal one would lose its
+// The form keeps the sorted switch points and each of the H + 1 pieces' A and B; a sample costs a
+// binary search (log2 H loads and compares) and O multiply-adds instead of H (1 + O) of them - the
+// whole MLP in a small fraction of its FLOP count. The pieces are summed in long double with
+// compensation and rounded once, so each output has the rounding of one multiply-add of rounded
+// A and B (|A x| + |B| ulps), within what the layers' H-term sums give; a sample near a switch
+// point sees the point rounded once (the units' weight times that rounding). It is used only where
+// every switch point, A and B is finite and, where nonzero, normal (a subnormal one would lose its
 // digits); otherwise, and for NaN or infinite parameters, the plain fused kernel runs
-// (kernels/mlp.hpp). The network makes the form when parameters change (tensor_ref::remake), never
-// while a trainer has gradients attached.
+// (kernels/mlp.hpp). NaN inputs give NaN; x = ±inf gives the limit, ±inf or B where the last
+// piece is flat (the layers may give NaN there, from inf - inf or 0 inf in their sums). The network
+// makes the form when parameters change (tensor_ref::remake), never while a trainer has gradients
+// attached.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
 
 #include "../../core/aligned_vector.hpp"
 #include "../../core/config.hpp"
-#include "targets.hpp"
 
 namespace inn::nn::kernels {
 
-/// The form above of W1 [H, 1], b1 [H], W2 [O, H], b2 [O]. Layout (the same on every target):
-/// `pos` chunks of units with w1 > 0, then `neg` chunks of units with w1 < 0, each chunk
-/// `chunk` thresholds (-c for w1 > 0, c for w1 < 0) followed by O rows of `chunk` weights
-/// w2 |w1|, units in their order and the last chunk of each sign padded with zero weights;
-/// then the O constants.
+/// The form above of W1 [H, 1], b1 [H], W2 [O, H], b2 [O]: `points` holds the switch points of
+/// the units of w1 != 0 in ascending order, then NaN up to `span` (a power of two above H, so
+/// that the search takes the same log2(span) steps for every sample and never reads past the
+/// end: no point compares below a NaN); `pieces` holds per piece its O slopes, then its O
+/// intercepts - piece i lies above i points.
 template <Scalar S> struct relu_units {
-    static constexpr index_t chunk = scratch_lanes<S>;
+    aligned_vector<S> points, pieces;
+    index_t span = 0;
 
-    aligned_vector<S> form;
-    index_t pos = 0, neg = 0;
+    bool empty() const { return pieces.size() == 0; }
 
-    bool empty() const { return form.empty(); }
-
-    /// Makes the form; false, and empty, where a threshold or a constant would not be finite or a
-    /// nonzero weight not normal.
-    /// Sized for the most chunks any signs give, so that remaking it allocates nothing.
+    /// Makes the form; false, and empty, where a switch point, slope or intercept would not be
+    /// finite or a nonzero one not normal. Sized for H units whatever their weights, so that
+    /// remaking it allocates nothing.
     bool make(const S* W1, const S* b1, const S* W2, const S* b2, index_t H, index_t O) {
-        using wide = long double;
         for (index_t k = 0; k < H; ++k)
             if (!std::isfinite(W1[k]) || !std::isfinite(b1[k]))
                 return drop();
@@ -53,65 +55,129 @@ template <Scalar S> struct relu_units {
         for (index_t o = 0; o < O; ++o)
             if (!std::isfinite(b2[o]))
                 return drop();
-        index_t n_pos = 0, n_neg = 0;
-        for (index_t k = 0; k < H; ++k) {
-            n_pos += W1[k] > 0;
-            n_neg += W1[k] < 0;
-        }
-        pos = (n_pos + chunk - 1) / chunk;
-        neg = (n_neg + chunk - 1) / chunk;
-        const index_t stride = (1 + O) * chunk;
-        form.resize(((H + chunk - 1) / chunk + 1) * stride + O);
-        std::fill(form.data(), form.data() + form.size(), S(0));
-        S* cst = form.data() + (pos + neg) * stride;
-        for (index_t o = 0; o < O; ++o) {
-            wide c = b2[o];
-            for (index_t k = 0; k < H; ++k)
-                c += wide(W2[o * H + k]) *
-                     (W1[k] != 0 ? wide(b1[k]) : std::max(wide(b1[k]), wide(0)));
-            cst[o] = S(c);
-            if (!std::isfinite(cst[o]))
+
+        // The switching units in ascending order of their exact switch point.
+        order.clear();
+        for (index_t k = 0; k < H; ++k)
+            if (W1[k] != 0)
+                order.emplace_back(-wide(b1[k]) / wide(W1[k]), k);
+        std::sort(order.begin(), order.end());
+
+        span = index_t(std::bit_ceil(std::size_t(H) + 1));
+        points.resize(span);
+        pieces.resize((H + 1) * 2 * O);
+        std::fill(points.data(), points.data() + span, std::numeric_limits<S>::quiet_NaN());
+        for (std::size_t j = 0; j < order.size(); ++j)
+            if (!usable(points.data()[j] = S(order[j].first)))
                 return drop();
-        }
-        index_t slot[2] = {0, pos * chunk}; // next unit of each sign
-        for (index_t k = 0; k < H; ++k) {
-            if (W1[k] == 0)
-                continue;
-            const bool negative = W1[k] < 0;
-            const index_t u = slot[negative]++;
-            S* q = form.data() + u / chunk * stride + u % chunk;
-            const wide c = wide(b1[k]) / wide(W1[k]);
-            q[0] = S(negative ? c : -c);
-            if (!std::isfinite(q[0]))
-                return drop();
+
+        // Below every point: the units of w1 < 0 are on, the constant units add w2 relu(b1).
+        sums.assign(std::size_t(4 * O), wide(0)); // per output A, its compensation, B, its
+        for (index_t o = 0; o < O; ++o)
+            add(o, wide(0), wide(b2[o]));
+        for (index_t k = 0; k < H; ++k)
             for (index_t o = 0; o < O; ++o) {
-                const S w = S(wide(W2[o * H + k]) * std::fabs(wide(W1[k])));
-                if (W2[o * H + k] != 0 && !std::isnormal(w))
-                    return drop();
-                q[(1 + o) * chunk] = w;
+                const wide w2 = W2[o * H + k];
+                if (W1[k] < 0)
+                    add(o, w2 * wide(W1[k]), w2 * wide(b1[k]));
+                else if (W1[k] == 0)
+                    add(o, wide(0), w2 * std::max(wide(b1[k]), wide(0)));
             }
+        if (!store(0, O))
+            return drop();
+        // Each point switches its unit on (w1 > 0) or off (w1 < 0).
+        for (std::size_t j = 0; j < order.size(); ++j) {
+            const index_t k = order[j].second;
+            const wide sign = W1[k] > 0 ? 1 : -1;
+            for (index_t o = 0; o < O; ++o) {
+                const wide w2 = sign * wide(W2[o * H + k]);
+                add(o, w2 * wide(W1[k]), w2 * wide(b1[k]));
+            }
+            if (!store(index_t(j) + 1, O))
+                return drop();
         }
         return true;
     }
 
     /// Empty (the plain kernel runs); keeps nothing allocated.
     bool drop() {
-        form.clear();
-        pos = neg = 0;
+        points.clear();
+        pieces.clear();
+        span = 0;
+        order = {};
+        sums = {};
         return false;
+    }
+
+  private:
+    using wide = long double;
+    std::vector<std::pair<wide, index_t>> order;
+    std::vector<wide> sums;
+
+    static bool usable(S v) {
+        return std::isfinite(v) && (v == 0 || std::abs(v) >= std::numeric_limits<S>::min());
+    }
+    // Neumaier's compensated sum: the pieces' sums stay exact to long double's rounding however
+    // many units switch on and off before them.
+    static void sum(wide& s, wide& c, wide v) {
+        const wide t = s + v;
+        c += std::abs(s) >= std::abs(v) ? (s - t) + v : (v - t) + s;
+        s = t;
+    }
+    void add(index_t o, wide a, wide b) {
+        sum(sums[4 * o], sums[4 * o + 1], a);
+        sum(sums[4 * o + 2], sums[4 * o + 3], b);
+    }
+    bool store(index_t piece, index_t O) {
+        S* p = pieces.data() + piece * 2 * O;
+        for (index_t o = 0; o < O; ++o) {
+            p[o] = S(sums[4 * o] + sums[4 * o + 1]);
+            p[O + o] = S(sums[4 * o + 2] + sums[4 * o + 3]);
+            if (!usable(p[o]) || !usable(p[O + o]))
+                return false;
+        }
+        return true;
     }
 };
 
-/// y = Σ_k w_k max(±x, d_k) + constant for every sample: the small MLP of one input and ReLU in
-/// the form `units` made. The kernel, one copy per vector target: kernels/vector/mlp.ipp.
+/// y = A x + B of the piece x lies in, for every sample: the small MLP of one input and ReLU in
+/// the form `units` made. The same scalar code on every target: a branch-free binary search per
+/// sample, eight samples side by side so that their dependent loads overlap.
 template <Scalar S, int O>
 void relu_units_mlp(const relu_units<S>& units, const S* X, index_t ldx, S* Y, index_t ldy,
                     index_t batch) {
-    dispatch([&](auto target) {
-        relu_units_mlp_run<S, O>(target, units.form.data(), units.pos, units.neg, X, ldx, Y, ldy,
-                                 batch);
-        return true;
-    });
+    const S* t = units.points.data();
+    const S* pieces = units.pieces.data();
+    const index_t span = units.span;
+    // The number of points <= x (a NaN x: none; NaN points never count).
+    auto search = [&]<int G>(const S* x, index_t* i) {
+        for (int g = 0; g < G; ++g)
+            i[g] = 0;
+        for (index_t step = span / 2; step > 0; step /= 2)
+            for (int g = 0; g < G; ++g)
+                i[g] += t[i[g] + step - 1] <= x[g] ? step : 0;
+    };
+    auto store = [&](S x, index_t i, S* y) {
+        const S* p = pieces + i * 2 * O;
+        for (int o = 0; o < O; ++o)
+            y[o] = p[o] == 0 && std::isinf(x) ? p[O + o] : p[o] * x + p[O + o];
+    };
+    constexpr int G = 8;
+    index_t b = 0;
+    for (; b + G <= batch; b += G) {
+        S x[G];
+        index_t i[G];
+        for (int g = 0; g < G; ++g)
+            x[g] = X[(b + g) * ldx];
+        search.template operator()<G>(x, i);
+        for (int g = 0; g < G; ++g)
+            store(x[g], i[g], Y + (b + g) * ldy);
+    }
+    for (; b < batch; ++b) {
+        index_t i;
+        search.template operator()<1>(X + b * ldx, &i);
+        store(X[b * ldx], i, Y + b * ldy);
+    }
 }
 
 } // namespace inn::nn::kernels

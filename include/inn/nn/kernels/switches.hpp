@@ -37,7 +37,7 @@ inline constexpr bool switchable = false;
 /// (gemm_nt_packed; the copies are still made); `one_stream` - one or two samples read a W
 /// larger than half of L2 (float weights) a register tile's rows side by side instead of one
 /// row after the other, as a single stream (same bits); `relu_units` - a small MLP of one input
-/// and ReLU runs small_mlp instead of the form of kernels/relu_units.hpp.
+/// and ReLU runs small_mlp instead of the linear pieces of kernels/relu_units.hpp.
 #if defined(INN_BENCHMARK_SWITCHES)
 struct switches {
     bool gemm = true;

@@ -263,103 +263,7 @@ template <Scalar S, int I, int H, int O, class F> struct small_mlp_backward {
     }
 };
 
-/// The small MLP of one input and ReLU in the form of kernels/relu_units.hpp: per sample
-/// y = Σ_k w_k max(±x, d_k) + constant, units of w1 > 0 (with x) in `pos` chunks, then those of
-/// w1 < 0 (with -x) in `neg` chunks of `C` units: a threshold each, then O rows of weights.
-template <Scalar S, int O> struct relu_units_mlp {
-    using V = simd<S>;
-    using vec = typename V::vec;
-    static constexpr int L = V::lanes;
-    static constexpr int C = int(scratch_lanes<S>); // units per chunk, on every target
-    static constexpr index_t stride = (1 + index_t(O)) * C;
-    static_assert(C % L == 0);
-
-    // G groups of L samples, one sample per lane, as small_mlp::groups; two accumulators per
-    // output (even and odd units).
-    template <int G>
-    static void groups(const S* X, index_t ldx, const S* form, index_t pos, index_t neg, S* Y,
-                       index_t ldy) {
-        vec x[2][G]; // x and -x
-        INN_UNROLL for (int g = 0; g < G; ++g) {
-            x[0][g] = V::strided(X + g * L * ldx, ldx);
-            x[1][g] = -x[0][g];
-        }
-        vec acc[2][G][O];
-        INN_UNROLL for (int p = 0; p < 2; ++p)
-            INN_UNROLL for (int g = 0; g < G; ++g)
-                INN_UNROLL for (int o = 0; o < O; ++o)
-                    acc[p][g][o] = vec{};
-        const S* q = form;
-        INN_UNROLL for (int sign = 0; sign < 2; ++sign)
-            for (index_t c = 0, chunks = sign ? neg : pos; c < chunks; ++c, q += stride)
-                for (int u = 0; u < C; u += 2)
-                    INN_UNROLL for (int p = 0; p < 2; ++p) {
-                        const vec d = V::splat(q[u + p]);
-                        INN_UNROLL for (int g = 0; g < G; ++g) {
-                            const vec h = V::max(d, x[sign][g]); // a NaN x comes through
-                            INN_UNROLL for (int o = 0; o < O; ++o)
-                                acc[p][g][o] += h * q[(1 + o) * C + u + p];
-                        }
-                    }
-        INN_UNROLL for (int g = 0; g < G; ++g)
-            INN_UNROLL for (int o = 0; o < O; ++o) {
-                const vec y = acc[0][g][o] + acc[1][g][o] + q[o];
-                INN_UNROLL for (int l = 0; l < L; ++l)
-                    Y[(g * L + l) * ldy + o] = y[l];
-            }
-    }
-
-    // One sample, the units across lanes; two accumulators per output (alternate chunks).
-    static void single(const S* X, const S* form, index_t pos, index_t neg, S* y) {
-        vec acc[2][O];
-        INN_UNROLL for (int p = 0; p < 2; ++p)
-            INN_UNROLL for (int o = 0; o < O; ++o)
-                acc[p][o] = vec{};
-        auto chunk = [&](const S* q, vec x, vec* a) {
-            INN_UNROLL for (int j = 0; j < C; j += L) {
-                const vec h = V::max(V::load(q + j), x);
-                INN_UNROLL for (int o = 0; o < O; ++o)
-                    a[o] += h * V::load(q + (1 + o) * C + j);
-            }
-        };
-        const S* q = form;
-        INN_UNROLL for (int sign = 0; sign < 2; ++sign) {
-            const vec x = V::splat(sign ? -X[0] : X[0]);
-            const index_t chunks = sign ? neg : pos;
-            index_t c = 0;
-            for (; c + 2 <= chunks; c += 2, q += 2 * stride) {
-                chunk(q, x, acc[0]);
-                chunk(q + stride, x, acc[1]);
-            }
-            if (c < chunks) {
-                chunk(q, x, acc[0]);
-                q += stride;
-            }
-        }
-        INN_UNROLL for (int o = 0; o < O; ++o)
-            y[o] = V::sum(acc[0][o] + acc[1][o]) + q[o];
-    }
-
-    // Groups per pass as small_mlp's: four where x, -x and the accumulators (2 G (1 + O)
-    // vectors) leave room for temporaries in AVX-512's 32 registers.
-    static constexpr int max_groups = vector_bytes == 64 && 8 * (1 + O) <= 24 ? 4 : 2;
-
-    static void run(const S* form, index_t pos, index_t neg, const S* X, index_t ldx, S* Y,
-                    index_t ldy, index_t batch) {
-        index_t b = 0;
-        if constexpr (max_groups == 4)
-            for (; b + 4 * L <= batch; b += 4 * L)
-                groups<4>(X + b * ldx, ldx, form, pos, neg, Y + b * ldy, ldy);
-        for (; b + 2 * L <= batch; b += 2 * L)
-            groups<2>(X + b * ldx, ldx, form, pos, neg, Y + b * ldy, ldy);
-        for (; b + L <= batch; b += L)
-            groups<1>(X + b * ldx, ldx, form, pos, neg, Y + b * ldy, ldy);
-        for (; b < batch; ++b)
-            single(X + b * ldx, form, pos, neg, Y + b * ldy);
-    }
-};
-
-/// The entry points of small_mlp, small_mlp_backward and relu_units_mlp for this target.
+/// The entry points of small_mlp and small_mlp_backward for this target.
 template <Scalar S, int I, int H, int O, class F>
 void small_mlp_run(target, const S* X, index_t ldx, const S* W1, const S* b1, const S* W2,
                    const S* b2, S* Y, index_t ldy, index_t batch, F act) {
@@ -371,9 +275,4 @@ void small_mlp_backward_run(target, const S* X, index_t ldx, const S* GY, index_
                             S* dW2, index_t batch, S* scratch, F act) {
     small_mlp_backward<S, I, H, O, F>::run(X, ldx, GY, ldg, GX, ldgx, W1, b1, W2, dW1, db1, dW2,
                                            batch, scratch, act);
-}
-template <Scalar S, int O>
-void relu_units_mlp_run(target, const S* form, index_t pos, index_t neg, const S* X, index_t ldx,
-                        S* Y, index_t ldy, index_t batch) {
-    relu_units_mlp<S, O>::run(form, pos, neg, X, ldx, Y, ldy, batch);
 }
