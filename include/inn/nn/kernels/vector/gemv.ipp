@@ -5,10 +5,11 @@
 /// y = act(W x + bias) for each of `samples` samples (rows of x and y, ldx and ldy apart), W
 /// [Out, In] row-major: each output a dot product with its sample's inputs in two chains of
 /// multiply-adds. `streamed` (W comes from L3 or memory): one row after the other, a single
-/// stream the CPU's prefetchers follow, each row dotted with two samples at once so that W is
-/// read once per pair; else tile_rows rows of W at a time, sharing each load of x, the next
-/// rows prefetched while these are read, one sample after the other (W is in cache). Every
-/// output is the same chains in the same order either way, whatever the batch: the same bits.
+/// stream the CPU's prefetchers follow (helped by prefetch_far_ahead), each row dotted with two
+/// samples at once so that W is read once per pair; else tile_rows rows of W at a time, sharing
+/// each load of x, the next rows prefetched while these are read, one sample after the other (W
+/// is in cache). Every output is the same chains in the same order either way, whatever the
+/// batch: the same bits.
 template <Scalar S, class F>
 void gemv(target, const S* W, index_t In, index_t Out, const S* x, index_t ldx, index_t samples,
           const S* bias, S* y, index_t ldy, F act, bool streamed) {
@@ -21,6 +22,9 @@ void gemv(target, const S* W, index_t In, index_t Out, const S* x, index_t ldx, 
         const S* w = W + o * In;
         vec e[N][NB] = {}, d[N][NB] = {}; // (a chained `e[r] = d[r] = vec{}` crashes nvcc 13)
         for (index_t i = 0; i < body; i += 2 * L) {
+            if (streamed) // once per cache line
+                INN_UNROLL for (int v = 0; v < 2; ++v) if (v * L * sizeof(S) % 64 == 0)
+                    prefetch_far_ahead(w + i + v * L);
             vec x0[NB], x1[NB];
             INN_UNROLL for (int b = 0; b < NB; ++b) {
                 x0[b] = V::load(xr + b * ldx + i);
@@ -83,9 +87,9 @@ void gemv(target, const S* W, index_t In, index_t Out, const S* x, index_t ldx, 
 /// loaded from W holds 2L weights: shifted left by 16 the even ones become floats, masked the
 /// odd ones (no shuffles), for every sample. A block of bf16_rows rows is one contiguous run of
 /// the copy, read front to back, so the whole product is a single stream that the CPU's own
-/// prefetchers follow. One chain of multiply-adds per row and sample (its 2 x 8 accumulators
-/// fit AVX-512's registers; two chains per row were no faster at batch 1 and spilled at 2):
-/// each output the same bits whatever NB.
+/// prefetchers follow, helped by prefetch_far_ahead. One chain of multiply-adds per row and
+/// sample (its 2 x 8 accumulators fit AVX-512's registers; two chains per row were no faster
+/// at batch 1 and spilled at 2): each output the same bits whatever NB.
 template <int NB, class F>
 void gemv_bf16(target, const std::uint16_t* W, index_t In, index_t Out, const float* xs,
                index_t ldxs, const float* bias, float* y, index_t ldy, F act) {
@@ -97,7 +101,9 @@ void gemv_bf16(target, const std::uint16_t* W, index_t In, index_t Out, const fl
     const index_t chunks = bf16_padded_in(In) / C;
     for (index_t o = 0; o < Out; o += R) {
         vec e[R][NB] = {};
-        for (index_t c = 0; c < chunks; ++c, W += R * C)
+        for (index_t c = 0; c < chunks; ++c, W += R * C) {
+            INN_UNROLL for (int line = 0; line < R * C; line += 32) // 64 bytes
+                prefetch_far_ahead(W + line);
             INN_UNROLL for (int j = 0; j < C; j += 2 * L) {
                 vec xe[NB], xo[NB];
                 INN_UNROLL for (int b = 0; b < NB; ++b) {
@@ -117,6 +123,7 @@ void gemv_bf16(target, const std::uint16_t* W, index_t In, index_t Out, const fl
                     }
                 }
             }
+        }
         const int rows = int(std::min<index_t>(R, Out - o));
         for (int r = 0; r < rows; ++r)
             for (int b = 0; b < NB; ++b)
