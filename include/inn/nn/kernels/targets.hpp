@@ -67,8 +67,8 @@ inline constexpr index_t bf16_rows = 8, bf16_chunk = 32;
 /// How far ahead the single-stream matrix-vector products (gemv with `streamed`, gemv_bf16)
 /// prefetch the weights they read front to back. Intel's L2 streamer stops at each 4 KiB page,
 /// so one stream alone leaves memory idle at every page boundary; lines two pages ahead keep it
-/// busy (mnist-cinn at batch 1 on an Intel Xeon, Ice Lake: bfloat16 weights 2.8-3.1 -> 1.7-2.6
-/// ms, float 5.2-5.9 -> 4.8-5.4 ms; 4 KiB ahead gained less, 16 KiB nothing).
+/// busy (mnist-cinn at batch 1 on an Intel Xeon, Ice Lake: bfloat16 weights 2.3-3.1 -> 1.4-2.6
+/// ms, float 5.2-5.9 -> 4.8-5.4 ms; 4 KiB and 16 KiB ahead gained less; docs/performance.md).
 inline constexpr index_t stream_prefetch_bytes = 8192;
 /// Prefetches the line stream_prefetch_bytes past p, which may lie past the end of the weights:
 /// the address is computed as an integer (no pointer leaves its array) and a prefetch never
