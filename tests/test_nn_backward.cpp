@@ -493,8 +493,8 @@ TEMPLATE_TEST_CASE("nn: the fused small MLP gives a sample the same bits in pass
 // of a sum of H terms: units of both signs, of w1 = 0 and sharing a switch point; samples on a
 // switch point, NaN kept, ±inf the function's limit; parameters that would make a slope
 // subnormal, or an intercept infinite, leave the form empty.
-TEMPLATE_TEST_CASE("nn: the small MLP of one input as its linear pieces",
-                   "[nn][targets][relu_units]", float, double) {
+TEMPLATE_TEST_CASE("nn: the small MLP of one input as its linear pieces", "[nn][relu_units]", float,
+                   double) {
     using S = TestType;
     constexpr int H = 80, O = 3;
     using net = nn::Sequential<nn::Linear<1, H>, nn::ReLU, nn::Linear<H, O>>;
@@ -603,6 +603,15 @@ TEMPLATE_TEST_CASE("nn: the small MLP of one input as its linear pieces",
     CHECK(one.empty());
     CHECK(!one.make(&half, &tiny, &tiny, &zero, 1, 1)); // b2 + w2 b1 subnormal right of -2 tiny
     CHECK(one.make(&half, &tiny, &half, &zero, 1, 1));
+
+    // A flat end: relu(x / 2 + 1/2) / 2 is 0 below -1, so x = -inf gives 0 (0 * inf would be NaN).
+    REQUIRE(one.make(&half, &half, &half, &zero, 1, 1));
+    const S ends[3] = {-inf, inf, S(3)};
+    S ys[3];
+    nn::kernels::relu_units_mlp<S, 1>(one, ends, 1, ys, 1, 3);
+    CHECK(ys[0] == 0);
+    CHECK(ys[1] == inf);
+    CHECK(ys[2] == S(1));
 }
 
 // Vector targets: the fused small MLP (forward and backward) on each target this CPU runs agrees
