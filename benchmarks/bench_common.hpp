@@ -26,7 +26,7 @@
 //   --off=a,b  switches kernels off for the whole run, to measure what they buy
 //              (inn::nn::kernels::tuning(): gemm, conv, mlp, fuse_activation,
 //              share_buffers, views, fuse_coupling, fuse_elementwise, pack_weights,
-//              one_stream, relu_units;
+//              weight_walk, relu_units;
 //              mutable only with INN_BENCHMARK_SWITCHES, which benchmarks/CMakeLists.txt
 //              defines for every benchmark).
 //
@@ -312,8 +312,8 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
                     t.fuse_elementwise = false;
                 else if (key == "pack_weights")
                     t.pack_weights = false;
-                else if (key == "one_stream")
-                    t.one_stream = false;
+                else if (key == "weight_walk")
+                    t.weight_walk = false;
                 else if (key == "relu_units")
                     t.relu_units = false;
                 else
@@ -391,10 +391,13 @@ int run(int argc, char** argv, const char* name, double flops_per_sample, std::v
     const auto& c = inn::nn::kernels::caches();
     std::fprintf(stderr,
                  "%s: dense kernels on %s (%d-byte vectors; the build's: %d), L1d %ld KiB, L2 %ld "
-                 "KiB; measured gemm picks:\n%s",
+                 "KiB; weights past half of L2 at batch 1-2 read %s; measured gemm picks:\n%s",
                  name, inn::nn::kernels::vector_target_name(),
                  inn::nn::kernels::vector_target_bytes(), inn::nn::kernels::build_vector_bytes,
                  c.l1d / 1024, c.l2 / 1024,
+                 inn::nn::kernels::wide_weight_walk() == inn::nn::kernels::weight_walk::one_stream
+                     ? "as one stream"
+                     : "rows side by side",
                  inn::nn::kernels::gemm_picks().empty() ? "  (none: no product large enough)\n"
                                                         : inn::nn::kernels::gemm_picks().c_str());
     return 0;

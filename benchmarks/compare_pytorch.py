@@ -280,7 +280,7 @@ def torch_models():
 ABLATIONS = {
     "moons": [("mlp", 256), ("mlp", 1), ("relu_units", 256), ("relu_units", 1)],
     "mnist-cinn": [("gemm", 256), ("pack_weights", 256), ("fuse_activation", 256),
-                   ("share_buffers", 256), ("one_stream", 1)],
+                   ("share_buffers", 256), ("weight_walk", 1)],
     "conv-cifar": [("conv", 1), ("gemm", 16), ("fuse_activation", 1), ("fuse_coupling", 16),
                    ("fuse_elementwise", 16), ("views", 16), ("share_buffers", 64)],
 }

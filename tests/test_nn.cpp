@@ -376,14 +376,19 @@ TEMPLATE_TEST_CASE("nn: every vector target gives the matrix-vector and backward
             nn::kernels::gemm_nt_dense<S>(X.data(), ldx, W.data(), b.data(), Y.data(), ldy, batch,
                                           In, Out, nullptr, nn::detail::relu_fn{});
             // W this small is cached: a register tile's rows at a time, sample after sample.
-            // Read one row after the other for a pair of samples at once and then the third
-            // (as where W streams from memory): the same bits.
-            nn::kernels::dispatch([&](auto target) {
-                gemv(target, W.data(), In, Out, X.data(), ldx, batch, b.data(), Yrows.data(), ldy,
-                     nn::detail::relu_fn{}, true);
-                return true;
-            });
-            CHECK(Yrows == Y);
+            // Walked as where W comes from memory (one row after the other, or half a tile's
+            // rows side by side, for a pair of samples at once and then the third): the same
+            // bits.
+            for (auto walk :
+                 {nn::kernels::weight_walk::one_stream, nn::kernels::weight_walk::side_by_side}) {
+                std::fill(Yrows.begin(), Yrows.end(), S(7));
+                nn::kernels::dispatch([&](auto target) {
+                    gemv(target, W.data(), In, Out, X.data(), ldx, batch, b.data(), Yrows.data(),
+                         ldy, nn::detail::relu_fn{}, walk);
+                    return true;
+                });
+                CHECK(Yrows == Y);
+            }
             nn::kernels::gemv_bf16<S>(W16.data(), In, Out, X.data(), ldx, batch, b.data(),
                                       Y16.data(), ldy, xs.data(), nn::kernels::no_act{});
             for (index_t s = 0; s < batch; ++s)

@@ -121,15 +121,18 @@ void gemm_nt_dense(const S* X, index_t ldx, const S* W, const S* bias, S* Y, ind
         return;
     }
     if (batch <= 2 || scratch == nullptr) {
-        // W larger than half of L2 comes from L3 or memory: read one row after the other, a
-        // single stream (mnist-cinn's 59 MB at batch 1: 1.3-1.4x as fast as eight rows side by
-        // side on the AMD EPYC Zen 4, whose prefetchers lose track of eight streams), once for
-        // both samples of a pair.
-        bool streamed = long(In) * Out * long(sizeof(S)) > caches().l2 / 2;
-        if constexpr (switchable)
-            streamed = streamed && tuning().one_stream;
+        // W larger than half of L2 comes from L3 or memory: walked as this CPU's prefetchers
+        // read best (caches.hpp), once for both samples of a pair.
+        weight_walk walk = weight_walk::cached;
+        if (long(In) * Out * long(sizeof(S)) > caches().l2 / 2) {
+            walk = wide_weight_walk();
+            if constexpr (switchable)
+                if (!tuning().weight_walk)
+                    walk = walk == weight_walk::one_stream ? weight_walk::side_by_side
+                                                           : weight_walk::one_stream;
+        }
         dispatch([&](auto target) {
-            gemv(target, W, In, Out, X, ldx, batch, bias, Y, ldy, act, streamed);
+            gemv(target, W, In, Out, X, ldx, batch, bias, Y, ldy, act, walk);
             return true;
         });
         return;

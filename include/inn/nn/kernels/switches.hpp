@@ -34,10 +34,10 @@ inline constexpr bool switchable = false;
 /// `fuse_elementwise` - chains of element-wise modules (PermuteRandom, ActNorm, ...) module by
 /// module instead of as one pass (read by network::reserve, see graph/fusion.hpp);
 /// `pack_weights` - products of more than two samples read W as stored, never its packed copy
-/// (gemm_nt_packed; the copies are still made); `one_stream` - one or two samples read a W
-/// larger than half of L2 (float weights) a register tile's rows side by side instead of one
-/// row after the other, as a single stream (same bits); `relu_units` - a small MLP of one input
-/// and ReLU runs small_mlp instead of the linear pieces of kernels/relu_units.hpp.
+/// (gemm_nt_packed; the copies are still made); `weight_walk` - one or two samples read a W
+/// larger than half of L2 (float weights) the other way than this CPU's pick (caches.hpp's
+/// wide_weight_walk: one stream or rows side by side; same bits); `relu_units` - a small MLP of one
+/// input and ReLU runs small_mlp instead of the linear pieces of kernels/relu_units.hpp.
 #if defined(INN_BENCHMARK_SWITCHES)
 struct switches {
     bool gemm = true;
@@ -49,7 +49,7 @@ struct switches {
     bool fuse_coupling = true;
     bool fuse_elementwise = true;
     bool pack_weights = true;
-    bool one_stream = true;
+    bool weight_walk = true;
     bool relu_units = true;
 };
 inline switches& tuning() {
@@ -68,7 +68,7 @@ struct switches {
     static constexpr bool fuse_coupling = true;
     static constexpr bool fuse_elementwise = true;
     static constexpr bool pack_weights = true;
-    static constexpr bool one_stream = true;
+    static constexpr bool weight_walk = true;
     static constexpr bool relu_units = true;
 };
 constexpr switches tuning() { return {}; }

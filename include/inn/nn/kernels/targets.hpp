@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "../../core/config.hpp"
+#include "caches.hpp"
 
 #if defined(__AVX512F__) || (defined(__SSE2__) && !defined(__CUDACC__))
 #include <immintrin.h>
@@ -64,7 +65,7 @@ inline constexpr index_t scratch_lanes = scratch_vector_bytes / index_t(sizeof(S
 /// A bfloat16 weight copy (bf16.hpp) is laid out the same for every target: blocks of
 /// bf16_rows rows, each block's rows cut into chunks of bf16_chunk columns (64 bytes).
 inline constexpr index_t bf16_rows = 8, bf16_chunk = 32;
-/// How far ahead the single-stream matrix-vector products (gemv with `streamed`, gemv_bf16)
+/// How far ahead the single-stream matrix-vector products (gemv's `one_stream`, gemv_bf16)
 /// prefetch the weights they read front to back. Intel's L2 streamer stops at each 4 KiB page,
 /// so one stream alone leaves memory idle at every page boundary; lines two pages ahead keep it
 /// busy (mnist-cinn at batch 1 on an Intel Xeon, Ice Lake: bfloat16 weights 2.3-3.1 -> 1.4-2.6

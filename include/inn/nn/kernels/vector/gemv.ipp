@@ -4,19 +4,20 @@
 
 /// y = act(W x + bias) for each of `samples` samples (rows of x and y, ldx and ldy apart), W
 /// [Out, In] row-major: each output a dot product with its sample's inputs in two chains of
-/// multiply-adds. `streamed` (W comes from L3 or memory): one row after the other, a single
-/// stream the CPU's prefetchers follow (helped by prefetch_far_ahead), each row dotted with two
-/// samples at once so that W is read once per pair; else tile_rows rows of W at a time, sharing
-/// each load of x, the next rows prefetched while these are read, one sample after the other (W
-/// is in cache). Every output is the same chains in the same order either way, whatever the
-/// batch: the same bits.
+/// multiply-adds, walked as `walk` says (caches.hpp): `cached` - tile_rows rows of W at a time
+/// sharing each load of x, the next rows prefetched while these are read, one sample after the
+/// other; for W from L3 or memory, read once per pair of samples, `one_stream` - one row after
+/// the other, a single stream the CPU's prefetchers follow (helped by prefetch_far_ahead), or
+/// `side_by_side` - half a tile's rows at a time. Every output is the same chains in the same
+/// order whatever the walk and the batch: the same bits.
 template <Scalar S, class F>
 void gemv(target, const S* W, index_t In, index_t Out, const S* x, index_t ldx, index_t samples,
-          const S* bias, S* y, index_t ldy, F act, bool streamed) {
+          const S* bias, S* y, index_t ldy, F act, weight_walk walk) {
     using V = simd<S>;
     using vec = typename V::vec;
     constexpr int L = V::lanes, R = tile_rows;
     const index_t body = In / (2 * L) * (2 * L);
+    const bool streamed = walk == weight_walk::one_stream;
     // N rows from row o, for NB samples from the rows of xr and yr.
     auto rows = [&]<int N, int NB>(index_t o, bool next, const S* xr, S* yr) {
         const S* w = W + o * In;
@@ -72,8 +73,20 @@ void gemv(target, const S* W, index_t In, index_t Out, const S* x, index_t ldx, 
                 rows.template operator()<1, 1>(o, false, x + b * ldx, y + b * ldy);
         return;
     }
+    index_t b = 0;
+    if (walk == weight_walk::side_by_side) { // half the rows for two samples: W read once
+        constexpr int R2 = R / 2;
+        const index_t pair_blocks = Out / R2;
+        for (; b + 2 <= samples; b += 2) {
+            for (index_t k = 0; k < pair_blocks; ++k)
+                rows.template operator()<R2, 2>(k * R2, k + 1 < pair_blocks, x + b * ldx,
+                                                y + b * ldy);
+            for (index_t o = pair_blocks * R2; o < Out; ++o)
+                rows.template operator()<1, 2>(o, false, x + b * ldx, y + b * ldy);
+        }
+    }
     const index_t blocks = Out / R;
-    for (index_t b = 0; b < samples; ++b) {
+    for (; b < samples; ++b) {
         for (index_t k = 0; k < blocks; ++k)
             rows.template operator()<R, 1>(k * R, k + 1 < blocks, x + b * ldx, y + b * ldy);
         for (index_t o = blocks * R; o < Out; ++o)
