@@ -743,8 +743,8 @@ struct relu_allinone {
 using UnitsNet =
     SequenceINN<Shape<2>, Repeat<3, AllInOneBlock<relu_allinone, opt{.permute_soft = true}>>>;
 
-TEST_CASE("ReLU units: made with the parameters, equal to the layers to rounding, dropped in "
-          "training",
+TEST_CASE("ReLU units: made with the parameters, equal to the layers to rounding, the training "
+          "form in training",
           "[allinone][relu_units][train]") {
     UnitsNet net(21);
     UnitsNet::with_scalar<double> ref(21); // the same parameters, in double
@@ -783,7 +783,9 @@ TEST_CASE("ReLU units: made with the parameters, equal to the layers to rounding
     CHECK(std::isnan(zn(3, 1)));
     CHECK(zn.topRows(3).allFinite());
     CHECK(zn.bottomRows(16).allFinite());
-    // While a trainer's gradients are attached the parameters change every step: no form.
+    // While a trainer's gradients are attached the parameters change every step: the training
+    // form (the pieces, and the exact points for the backward); without the trainer the
+    // inference form again.
     const row_matrix<float> x = inn::test::random_batch(32, 2, 7).cast<float>();
     {
         train::trainer t{net};
@@ -791,8 +793,12 @@ TEST_CASE("ReLU units: made with the parameters, equal to the layers to rounding
         t.step(x, train::max_likelihood);
         adam.step();
         net.forward(x);
-        CHECK(forms() == 0);
+        CHECK(forms() == 3);
+        CHECK(std::as_const(net).module<1>()->subnet.units.trained());
     }
+    net.forward(x);
+    CHECK(forms() == 3);
+    CHECK(!std::as_const(net).module<1>()->subnet.units.trained());
 }
 
 TEST_CASE("bfloat16 rounding: nearest, ties to even, Inf and NaN kept", "[allinone][bf16]") {

@@ -614,6 +614,105 @@ TEMPLATE_TEST_CASE("nn: the small MLP of one input as its linear pieces", "[nn][
     CHECK(ys[2] == S(1));
 }
 
+// The backward of a small MLP of one input and ReLU from its sorted units (the training form of
+// nn/kernels/relu_units.hpp), against the layers' gradients summed in long double, within the
+// rounding of their sums: units of both signs, of w1 = 0 (b1 above, below and at 0), samples
+// exactly on switch points of both signs (ReLU's derivative at 0 is 0), groups of eight samples
+// and a rest; gradients added to what is there, gx left alone when not asked for.
+TEMPLATE_TEST_CASE("nn backward: the small MLP of one input from its sorted units",
+                   "[nn][backward][relu_units]", float, double) {
+    using S = TestType;
+    constexpr int H = 80, O = 3;
+    using net = nn::Sequential<nn::Linear<1, H>, nn::ReLU, nn::Linear<H, O>>;
+    harness<net, S, vec(1)> h;
+    auto& seq = h.layer;
+    auto& l0 = std::get<0>(seq.layers);
+    auto& l2 = std::get<2>(seq.layers);
+    const row_matrix<double> w = normal<double>(H, 2, 21);
+    for (index_t k = 0; k < H; ++k) {
+        l0.weight.data()[k] = S(w(k, 0));
+        l0.bias.data()[k] = S(w(k, 1));
+    }
+    const S w1s[] = {0, 0, 0, 2, -4, S(1.5), S(-0.75)}, b1s[] = {1, -1, 0, -1, 2, 0, 0};
+    for (int k = 0; k < 7; ++k) // constant units; two switching at 0.5 and two at 0
+        l0.weight.data()[k] = w1s[k], l0.bias.data()[k] = b1s[k];
+    void (*remake)(void*) = nullptr;
+    void* owner = nullptr;
+    for (const auto& t : h.params)
+        if (t.remake)
+            remake = t.remake, owner = t.owner;
+    REQUIRE(remake);
+    remake(owner); // gradients attached (the harness's): the training form
+    REQUIRE(seq.units.trained());
+    REQUIRE(!seq.units.empty()); // the forward runs the pieces too
+
+    const long double eps = std::numeric_limits<S>::epsilon();
+    const index_t batch = 8 * 4 + 5;
+    row_matrix<S> x = normal<double>(batch, 1, 22).cast<S>();
+    x(3, 0) = S(0.5);
+    x(20, 0) = S(0.5);
+    x(34, 0) = S(0);
+    x(7, 0) = S(-0.0);
+    const row_matrix<S> gy = normal<double>(batch, O, 23).cast<S>();
+    const row_matrix<S> y = h.forward(x);
+    const std::vector<std::vector<S>> before = {
+        std::vector<S>(h.grads[0].size(), S(0.25)), std::vector<S>(h.grads[1].size(), S(-0.5)),
+        std::vector<S>(h.grads[2].size(), S(1)), std::vector<S>(h.grads[3].size(), S(0))};
+    for (std::size_t i = 0; i < 4; ++i)
+        h.grads[i] = before[i];
+    const row_matrix<S> gx = h.backward(x, y, gy);
+
+    // The truth: the layers' gradients term by term (a unit is on where w1 x + b1 > 0).
+    std::vector<long double> dW1(H), db1(H), dW2(O * H), mW1(H), mb1(H), mW2(O * H);
+    for (index_t b = 0; b < batch; ++b) {
+        long double dx = 0, mx = 0;
+        const long double xb = x(b, 0);
+        for (index_t k = 0; k < H; ++k) {
+            const long double w1 = l0.weight.data()[k], b1 = l0.bias.data()[k], pre = w1 * xb + b1;
+            if (pre <= 0)
+                continue;
+            long double gh = 0, mh = 0;
+            for (int o = 0; o < O; ++o) {
+                const long double w2 = l2.weight.data()[o * H + k], g = gy(b, o);
+                dW2[o * H + k] += g * pre;
+                mW2[o * H + k] += std::abs(g) * (std::abs(w1 * xb) + std::abs(b1));
+                gh += w2 * g;
+                mh += std::abs(w2 * g);
+            }
+            db1[k] += gh;
+            mb1[k] += mh;
+            dW1[k] += gh * xb;
+            mW1[k] += mh * std::abs(xb);
+            dx += gh * w1;
+            mx += mh * std::abs(w1);
+        }
+        INFO("sample " << b);
+        CHECK(std::abs(gx(b, 0) - dx) <= 4 * (H + O) * eps * mx);
+    }
+    const long double tol = 4 * (batch + H + O) * eps;
+    for (index_t k = 0; k < H; ++k) {
+        INFO("unit " << k);
+        CHECK(std::abs(h.grads[0][k] - before[0][k] - dW1[k]) <= tol * (mW1[k] + 1));
+        CHECK(std::abs(h.grads[1][k] - before[1][k] - db1[k]) <= tol * (mb1[k] + 1));
+        for (int o = 0; o < O; ++o)
+            CHECK(std::abs(h.grads[2][o * H + k] - before[2][o * H + k] - dW2[o * H + k]) <=
+                  tol * (mW2[o * H + k] + 1));
+    }
+    for (int o = 0; o < O; ++o) { // db2 = Σ gy
+        long double want = 0;
+        for (index_t b = 0; b < batch; ++b)
+            want += gy(b, o);
+        CHECK(std::abs(h.grads[3][o] - want) <= tol * batch * 4);
+    }
+    // Without gx: not written, the parameters' the same.
+    const auto with_gx = h.grads;
+    for (std::size_t i = 0; i < 4; ++i)
+        h.grads[i] = before[i];
+    const row_matrix<S> none = h.backward(x, y, gy, false);
+    CHECK(none.array().isNaN().all());
+    CHECK(h.grads == with_gx);
+}
+
 // Vector targets: the fused small MLP (forward and backward) on each target this CPU runs agrees
 // with the widest to rounding (kernels/targets.hpp; the products' bits: test_nn.cpp).
 

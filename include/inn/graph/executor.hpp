@@ -309,7 +309,7 @@ class executor {
             nn::kernels::pack_weights(w.real, w.in, w.out, w.packed->data());
         }
         // Forms made from several tensors (the small MLPs' ReLU units): each owner decides
-        // whether it keeps one (not while a gradient is attached).
+        // which it keeps (with gradients attached, one for training).
         for (const auto& f : streamed_.forms)
             f.remake(f.owner);
         if constexpr (fusion.n_groups > 0) compose_fused();

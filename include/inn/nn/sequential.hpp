@@ -192,11 +192,13 @@ struct Sequential {
             }
         }();
 
-        // A small MLP of one input and ReLU (a subnet of 2-d data) also runs in the form of
-        // kernels/relu_units.hpp: a search among its linear pieces and O multiply-adds per sample,
-        // whatever its width. The network makes the form when parameters change
-        // (tensor_ref::remake, set on layer 0's weight by visit); until then, while gradients are
-        // attached, or where the form cannot be made, it is empty and small_mlp runs.
+        // A small MLP of one input and ReLU (a subnet of 2-d data) also runs in the forms of
+        // kernels/relu_units.hpp: forward a search among its linear pieces and O multiply-adds
+        // per sample, backward a bucket per piece and a sweep over the units, whatever its width.
+        // The network makes the forms when parameters change (tensor_ref::remake, set on layer
+        // 0's weight by visit): the inference form, or while gradients are attached the training
+        // form (both directions). Until then, or where a form cannot be made, small_mlp and
+        // small_mlp_backward run.
         static constexpr bool relu_units = [] {
             if constexpr (small_mlp)
                 return bound_t<0>::in_features == 1 &&
@@ -214,7 +216,9 @@ struct Sequential {
                 const auto& l0 = std::get<0>(layers);
                 const auto& l2 = std::get<2>(layers);
                 if (l0.weight.grad || l0.bias.grad || l2.weight.grad || l2.bias.grad)
-                    units.drop(); // they change every step: the plain kernel
+                    units.make_for_training(l0.weight.data(), l0.bias.data(), l2.weight.data(),
+                                            l2.bias.data(), bound_t<0>::out_features,
+                                            bound_t<2>::out_features);
                 else
                     units.make(l0.weight.data(), l0.bias.data(), l2.weight.data(), l2.bias.data(),
                                bound_t<0>::out_features, bound_t<2>::out_features);
@@ -501,23 +505,46 @@ struct Sequential {
         /// gradients), and the layers' forward or backward scratch; for a small MLP, at least
         /// the partial sums of small_mlp_backward.
         static constexpr index_t backward_scratch_size(index_t batch) {
-            return std::max((kept_before<n>() + 2 * max_output_width) * batch + layer_work(batch),
-                            small_mlp_kernel<small_mlp>::scratch);
+            index_t units_scratch = 0;
+            if constexpr (relu_units)
+                units_scratch = (kernels::relu_units<S>::backward_scratch_bytes(
+                                     bound_t<0>::out_features, bound_t<2>::out_features, batch) +
+                                 index_t(sizeof(S)) - 1) /
+                                index_t(sizeof(S));
+            return std::max({(kept_before<n>() + 2 * max_output_width) * batch + layer_work(batch),
+                             small_mlp_kernel<small_mlp>::scratch, units_scratch});
         }
 
         /// A small MLP (forward's small_mlp) runs small_mlp_backward on every sample (the last
-        /// ones as a padded group); any other Sequential the layers' backward (backward_layers).
+        /// ones as a padded group), or relu_units_backward where it has the training form; any
+        /// other Sequential the layers' backward (backward_layers).
         void backward(const layer_backward_args<S>& a) const {
             if (!a.gx.data && !(a.param_grads && parameters_below<n>())) return;
             if constexpr (small_mlp) {
                 bool fused = true;
                 if constexpr (kernels::switchable) fused = kernels::tuning().mlp;
+                if constexpr (relu_units)
+                    if (fused && units.trained() && kernels::tuning().relu_units)
+                        return backward_units(a);
                 if (fused) return backward_small_mlp(a);
             }
             backward_layers(a);
         }
 
     private:
+      void backward_units(const layer_backward_args<S>& a) const {
+          constexpr index_t O = bound_t<2>::out_features;
+          const auto& l0 = std::get<0>(layers);
+          const auto& l2 = std::get<2>(layers);
+          kernels::relu_units_backward<S, int(O)>(
+              units, a.x.data, a.x.stride, a.gy.data, a.gy.stride, a.gx.data, a.gx.stride,
+              l0.weight.data(), l0.bias.data(), l2.weight.data(), a.grad_of(l0.weight),
+              a.grad_of(l0.bias), a.grad_of(l2.weight), bound_t<0>::out_features, a.batch,
+              a.scratch);
+          if (S* gb = a.grad_of(l2.bias))
+              kernels::add_row_sums(gb, a.gy.data, a.gy.stride, a.batch, O);
+      }
+
         void backward_small_mlp(const layer_backward_args<S>& a) const {
             using kernel = typename small_mlp_kernel<true>::type;
             constexpr index_t O = bound_t<2>::out_features;

@@ -14,7 +14,8 @@
 // The trainer owns its buffers (graph/backprop.hpp): after the first step (or reserve()), a
 // step allocates nothing. It uses the network's threads (net.set_threads). While a trainer
 // exists, the network's parameters have gradient storage attached; the trainer detaches it
-// when it goes.
+// when it goes. Either way the network remakes what it derives from its parameters (packed
+// weights, the ReLU units' forms) at its next call.
 
 #include <algorithm>
 #include <array>
@@ -135,6 +136,13 @@ class trainer {
             if (t.real && t.trainable && t.grad_slot) params_ += index_t(t.shape.numel());
         });
         reserve(1);
+        forms_changed();
+    }
+    // Forms made from the parameters differ with and without gradients attached (packed
+    // weights, the small MLPs' ReLU units): the next call remakes them.
+    void forms_changed() {
+        if constexpr (requires(Net & n) { n.trainable_parameters_changed(); })
+            net_->trainable_parameters_changed();
     }
     void attach_pointers() {
         S* g = engine_.parameter_gradients();
@@ -151,6 +159,7 @@ class trainer {
         std::as_const(*net_).visit([&](const std::string&, const tensor_ref<S>& t) {
             if (t.grad_slot) *t.grad_slot = nullptr;
         });
+        forms_changed();
     }
 
     // Checks and copies the inputs and conditions into the engine's buffers; returns the batch.

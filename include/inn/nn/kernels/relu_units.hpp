@@ -8,21 +8,35 @@
 //
 // The form keeps the sorted switch points and each of the H + 1 pieces' A and B; a sample costs a
 // binary search (log2 H loads and compares) and O multiply-adds instead of H (1 + O) of them - the
-// whole MLP in a small fraction of its FLOP count. The pieces are summed in long double with
+// whole MLP in a small fraction of its FLOP count. The pieces are summed in a wider type with
 // compensation and rounded once, so each output has the rounding of one multiply-add of rounded
 // A and B (|A x| + |B| ulps), within what the layers' H-term sums give; a sample near a switch
 // point sees the point rounded once (the units' weight times that rounding). It is used only where
 // every switch point, A and B is finite and, where nonzero, normal (a subnormal one would lose its
 // digits); otherwise, and for NaN or infinite parameters, the plain fused kernel runs
 // (kernels/mlp.hpp). NaN inputs give NaN; x = ±inf gives the limit, ±inf or B where the last
-// piece is flat (the layers may give NaN there, from inf - inf or 0 inf in their sums). The network
-// makes the form when parameters change (tensor_ref::remake), never while a trainer has gradients
-// attached.
+// piece is flat (the layers may give NaN there, from inf - inf or 0 inf in their sums).
+//
+// Training needs the form's other half. With the units sorted by their exact switch point, the
+// samples that turn unit k on are those on one side of t_k, so its parameter gradients are sums
+// over a suffix or prefix of the samples sorted by x:
+//
+//   dW2_ok = w1_k Σ_on g_o x + b1_k Σ_on g_o,  db1_k = Σ_o W2_ok Σ_on g_o,
+//   dW1_k = Σ_o W2_ok Σ_on g_o x,              dx = Σ_o g_o A_o (the slopes of x's piece),
+//
+// a bucket per piece and one sweep over the units instead of H (3 + 4 O) operations per sample
+// (relu_units_backward). The network makes the inference form when parameters change
+// (tensor_ref::remake), and while a trainer has gradients attached the training form: the same
+// pieces summed without compensation (remade every step, so it must be cheap), with the exact
+// points for the backward.
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,112 +45,291 @@
 
 namespace inn::nn::kernels {
 
-/// The form above of W1 [H, 1], b1 [H], W2 [O, H], b2 [O]: `points` holds the switch points of
-/// the units of w1 != 0 in ascending order, then NaN up to `span` (a power of two above H, so
-/// that the search takes the same log2(span) steps for every sample and never reads past the
-/// end: no point compares below a NaN); `pieces` holds per piece its O slopes, then its O
-/// intercepts - piece i lies above i points.
+/// The forms above of W1 [H, 1], b1 [H], W2 [O, H], b2 [O]. The inference form (make): `points`
+/// holds the switch points of the units of w1 != 0 in ascending order, then NaN up to `span` (a
+/// power of two above H, so that the search takes the same log2(span) steps for every sample and
+/// never reads past the end: no point compares below a NaN); `pieces` holds per piece its O
+/// slopes, then its O intercepts - piece i lies above i points. The training form
+/// (make_for_training) adds the points unrounded (`keys`, in `wide`).
 template <Scalar S> struct relu_units {
+    // Wide enough for every switch point of S (|b1 / w1| < 2^277 for float) and for sums whose
+    // error stays far below S's rounding.
+    using wide = std::conditional_t<sizeof(S) <= 4, double, long double>;
+
     aligned_vector<S> points, pieces;
     index_t span = 0;
+    static constexpr index_t max_outputs = 8; // a small MLP's (kernels/mlp.hpp)
 
     bool empty() const { return pieces.size() == 0; }
+    bool trained() const { return !keys.empty(); }
 
-    /// Makes the form; false, and empty, where a switch point, slope or intercept would not be
-    /// finite or a nonzero one not normal. Sized for H units whatever their weights, so that
-    /// remaking it allocates nothing.
+    /// Makes the inference form (and drops the training form); false, and empty, where a switch
+    /// point, slope or intercept would not be finite or a nonzero one not normal. Sized for H
+    /// units whatever their weights, so that remaking it allocates nothing.
     bool make(const S* W1, const S* b1, const S* W2, const S* b2, index_t H, index_t O) {
-        for (index_t k = 0; k < H; ++k)
-            if (!std::isfinite(W1[k]) || !std::isfinite(b1[k]))
-                return drop();
-        for (index_t j = 0; j < O * H; ++j)
-            if (!std::isfinite(W2[j]))
-                return drop();
-        for (index_t o = 0; o < O; ++o)
-            if (!std::isfinite(b2[o]))
-                return drop();
-
-        // The switching units in ascending order of their exact switch point.
-        order.clear();
-        for (index_t k = 0; k < H; ++k)
-            if (W1[k] != 0)
-                order.emplace_back(-wide(b1[k]) / wide(W1[k]), k);
-        std::sort(order.begin(), order.end());
-
+        drop_training();
+        if (!finite(W1, H) || !finite(b1, H) || !finite(W2, O * H) || !finite(b2, O))
+            return drop();
+        const std::size_t switching = sort_units(W1, b1, H);
         span = index_t(std::bit_ceil(std::size_t(H) + 1));
         points.resize(span);
         pieces.resize((H + 1) * 2 * O);
         std::fill(points.data(), points.data() + span, std::numeric_limits<S>::quiet_NaN());
-        for (std::size_t j = 0; j < order.size(); ++j)
-            if (!usable(points.data()[j] = S(order[j].first)))
-                return drop();
-
-        // Below every point: the units of w1 < 0 are on, the constant units add w2 relu(b1).
-        sums.assign(std::size_t(4 * O), wide(0)); // per output A, its compensation, B, its
-        for (index_t o = 0; o < O; ++o)
-            add(o, wide(0), wide(b2[o]));
-        for (index_t k = 0; k < H; ++k)
-            for (index_t o = 0; o < O; ++o) {
-                const wide w2 = W2[o * H + k];
-                if (W1[k] < 0)
-                    add(o, w2 * wide(W1[k]), w2 * wide(b1[k]));
-                else if (W1[k] == 0)
-                    add(o, wide(0), w2 * std::max(wide(b1[k]), wide(0)));
-            }
-        if (!store(0, O))
-            return drop();
-        // Each point switches its unit on (w1 > 0) or off (w1 < 0).
-        for (std::size_t j = 0; j < order.size(); ++j) {
-            const index_t k = order[j].second;
-            const wide sign = W1[k] > 0 ? 1 : -1;
-            for (index_t o = 0; o < O; ++o) {
-                const wide w2 = sign * wide(W2[o * H + k]);
-                add(o, w2 * wide(W1[k]), w2 * wide(b1[k]));
-            }
-            if (!store(index_t(j) + 1, O))
-                return drop();
-        }
-        return true;
+        for (std::size_t j = 0; j < switching; ++j)
+            points.data()[j] = S(order[j].first);
+        return (usable(points.data(), index_t(switching)) &&
+                sum_pieces(W1, b1, W2, b2, H, O, switching) &&
+                usable(pieces.data(), pieces.size())) ||
+               drop();
     }
 
-    /// Empty (the plain kernel runs); keeps nothing allocated.
+    /// Makes the training form: the inference form's points and pieces, summed without
+    /// compensation (plain sums in `wide` keep their error far below S's rounding, and the form
+    /// is remade every step), and the unrounded points. False, and no form, where a parameter is
+    /// not finite or a piece or point not usable. Allocates only the first time.
+    bool make_for_training(const S* W1, const S* b1, const S* W2, const S* b2, index_t H,
+                           index_t O) {
+        if (O > max_outputs || !finite(W1, H) || !finite(b1, H) || !finite(W2, O * H) ||
+            !finite(b2, O))
+            return drop();
+        switch_count = index_t(sort_units(W1, b1, H));
+        span = key_span = index_t(std::bit_ceil(std::size_t(H) + 1));
+        keys.resize(std::size_t(span));
+        points.resize(span);
+        pieces.resize((H + 1) * 2 * O);
+        std::fill(keys.begin(), keys.end(), std::numeric_limits<wide>::quiet_NaN());
+        std::fill(points.data(), points.data() + span, std::numeric_limits<S>::quiet_NaN());
+        for (index_t j = 0; j < switch_count; ++j)
+            points.data()[j] = S(keys[std::size_t(j)] = order[std::size_t(j)].first);
+        return (usable(points.data(), switch_count) &&
+                for_outputs(O,
+                            [&]<int N>() {
+                                wide a[N] = {},
+                                     c[N]; // in registers: the outputs' chains side by side
+                                for (int o = 0; o < N; ++o)
+                                    c[o] = b2[o];
+                                // Below every point: the units of w1 < 0 are on, those of w1 = 0
+                                // constant.
+                                for (index_t k = 0; k < H; ++k) {
+                                    const auto [on, constant] = below_points(W1[k]);
+                                    const wide w = W1[k], b = b1[k],
+                                               at = on * b + constant * (b + std::abs(b)) / 2;
+                                    for (int o = 0; o < N; ++o) {
+                                        a[o] += (w - std::abs(w)) / 2 * W2[o * H + k];
+                                        c[o] += at * W2[o * H + k];
+                                    }
+                                }
+                                S* p = pieces.data();
+                                auto store = [&] {
+                                    for (int o = 0; o < N; ++o) {
+                                        p[o] = S(a[o]);
+                                        p[N + o] = S(c[o]);
+                                    }
+                                    p += 2 * N;
+                                };
+                                store();
+                                // Each point switches its unit on (w1 > 0) or off (w1 < 0).
+                                for (index_t j = 0; j < switch_count; ++j) {
+                                    const index_t k = order[std::size_t(j)].second;
+                                    const wide sign = std::copysign(wide(1), wide(W1[k]));
+                                    for (int o = 0; o < N; ++o) {
+                                        const wide w2 = sign * W2[o * H + k];
+                                        a[o] += w2 * W1[k];
+                                        c[o] += w2 * b1[k];
+                                    }
+                                    store();
+                                }
+                                return true;
+                            }) &&
+                usable(pieces.data(), pieces.size())) ||
+               drop();
+    }
+
+    /// No form (the plain kernels run); keeps nothing allocated.
     bool drop() {
         points.clear();
         pieces.clear();
         span = 0;
         order = {};
-        sums = {};
+        unit_keys = {};
+        drop_training();
         return false;
     }
 
-  private:
-    using wide = long double;
-    std::vector<std::pair<wide, index_t>> order;
-    std::vector<wide> sums;
+    /// Bytes of scratch relu_units_backward needs for `batch` samples of H units and O outputs.
+    static constexpr index_t backward_scratch_bytes(index_t H, index_t O, index_t batch) {
+        return alignof(wide) + 4 * (H + 1) * O * index_t(sizeof(wide)) +
+               2 * batch * index_t(sizeof(index_t));
+    }
 
-    static bool usable(S v) {
-        return std::isfinite(v) && (v == 0 || std::abs(v) >= std::numeric_limits<S>::min());
+  private:
+    template <Scalar T, int O>
+    friend void relu_units_backward(const relu_units<T>&, const T*, index_t, const T*, index_t, T*,
+                                    index_t, const T*, const T*, const T*, T*, T*, T*, index_t,
+                                    index_t, void*);
+    std::vector<wide> keys; // the training form's unrounded points, NaN up to key_span
+    index_t key_span = 0, switch_count = 0;
+
+    void drop_training() {
+        keys = {};
+        key_span = switch_count = 0;
     }
-    // Neumaier's compensated sum: the pieces' sums stay exact to long double's rounding however
-    // many units switch on and off before them.
-    static void sum(wide& s, wide& c, wide v) {
-        const wide t = s + v;
-        c += std::abs(s) >= std::abs(v) ? (s - t) + v : (v - t) + s;
-        s = t;
+    // Whether all n values are finite: their exponent bits below all ones, tested on the bits
+    // (a loop the compiler vectorises, every step).
+    static bool finite(const S* v, index_t n) {
+        using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
+        constexpr bits magnitude = ~bits(0) >> 1,
+                       inf = std::bit_cast<bits>(std::numeric_limits<S>::infinity());
+        bits largest = 0;
+        for (index_t i = 0; i < n; ++i)
+            largest = std::max(largest, bits(std::bit_cast<bits>(v[i]) & magnitude));
+        return largest < inf;
     }
-    void add(index_t o, wide a, wide b) {
-        sum(sums[4 * o], sums[4 * o + 1], a);
-        sum(sums[4 * o + 2], sums[4 * o + 3], b);
+
+    // Sorts `order`: the units in ascending order of their exact switch point, those of w1 = 0
+    // (+inf) last; returns how many switch. From the last order (a training step moves few
+    // points past others): insertion sort while it stays cheap, else from scratch.
+    std::size_t sort_units(const S* W1, const S* b1, index_t H) {
+        if (order.size() != std::size_t(H)) {
+            order.resize(std::size_t(H));
+            for (index_t k = 0; k < H; ++k)
+                order[std::size_t(k)].second = k;
+        }
+        // In unit order first, as three loops the compiler vectorises (a division under a
+        // condition it would neither vectorise nor hoist).
+        unit_keys.resize(std::size_t(H));
+        wide* key = unit_keys.data();
+        for (index_t k = 0; k < H; ++k)
+            key[k] = W1[k] != 0 ? wide(W1[k]) : wide(1);
+        for (index_t k = 0; k < H; ++k)
+            key[k] = -wide(b1[k]) / key[k];
+        for (index_t k = 0; k < H; ++k)
+            key[k] = W1[k] != 0 ? key[k] : std::numeric_limits<wide>::infinity();
+        for (auto& [t, k] : order)
+            t = unit_keys[std::size_t(k)];
+        if (!insertion_sort(order, 8 * std::size_t(H)))
+            std::sort(order.begin(), order.end());
+        std::size_t constant = 0;
+        for (index_t k = 0; k < H; ++k)
+            constant += W1[k] == 0;
+        return std::size_t(H) - constant;
     }
-    bool store(index_t piece, index_t O) {
-        S* p = pieces.data() + piece * 2 * O;
-        for (index_t o = 0; o < O; ++o) {
-            p[o] = S(sums[4 * o] + sums[4 * o + 1]);
-            p[O + o] = S(sums[4 * o + 2] + sums[4 * o + 3]);
-            if (!usable(p[o]) || !usable(p[O + o]))
-                return false;
+
+    std::vector<std::pair<wide, index_t>> order;
+    std::vector<wide> unit_keys;
+
+    // Sorts v in place by insertion unless that takes more than `budget` moves (then false, v
+    // a permutation of what it was).
+    static bool insertion_sort(std::vector<std::pair<wide, index_t>>& v, std::size_t budget) {
+        for (std::size_t i = 1; i < v.size(); ++i) {
+            const auto e = v[i];
+            std::size_t j = i;
+            for (; j > 0 && e.first < v[j - 1].first; --j) {
+                if (budget-- == 0) {
+                    v[j] = e;
+                    return false;
+                }
+                v[j] = v[j - 1];
+            }
+            v[j] = e;
         }
         return true;
+    }
+
+    // Whether a unit of weight w is on below every point (w < 0) and whether it is constant
+    // (w = ±0), as 0 or 1: from the bits, since GCC turns comparisons of random signs into
+    // branches that mispredict half the time.
+    static std::pair<wide, wide> below_points(S w) {
+        using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
+        const bits b = std::bit_cast<bits>(w), zero = (b << 1) == 0;
+        return {wide((b >> (8 * sizeof(S) - 1)) & (1 - zero)), wide(zero)};
+    }
+    // Whether all n values are finite and, where nonzero, normal: on the bits, as finite.
+    static bool usable(const S* v, index_t n) {
+        using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
+        constexpr bits magnitude = ~bits(0) >> 1,
+                       normal = std::bit_cast<bits>(std::numeric_limits<S>::min()),
+                       inf = std::bit_cast<bits>(std::numeric_limits<S>::infinity());
+        bits largest = 0, subnormal = 0;
+        for (index_t i = 0; i < n; ++i) {
+            const bits m = std::bit_cast<bits>(v[i]) & magnitude;
+            largest = std::max(largest, m);
+            subnormal |= bits(m != 0 && m < normal);
+        }
+        return largest < inf && !subnormal;
+    }
+    // A compensated sum (Knuth's two-sum: each addition's rounding error exactly, without
+    // branches): the pieces' sums stay exact to wide's rounding however many units switch on
+    // and off before them.
+    static void sum(wide& s, wide& c, wide v) {
+        const wide t = s + v, bv = t - s;
+        c += (s - (t - bv)) + (v - bv);
+        s = t;
+    }
+
+    // Each piece's O slopes and O intercepts, in registers for O known at compile time (a
+    // small MLP's O is at most 8).
+    bool sum_pieces(const S* W1, const S* b1, const S* W2, const S* b2, index_t H, index_t O,
+                    std::size_t switching) {
+        auto run = [&]<int N>() {
+            wide sums[2 * N] = {}, comps[2 * N] = {}; // the slopes, then the intercepts
+            auto store = [&](std::size_t piece) {
+                S* p = pieces.data() + piece * 2 * N;
+                for (int i = 0; i < 2 * N; ++i)
+                    p[i] = S(sums[i] + comps[i]);
+            };
+            // Below every point: the units of w1 < 0 are on, those of w1 = 0 add w2 relu(b1).
+            for (int o = 0; o < N; ++o)
+                sum(sums[N + o], comps[N + o], wide(b2[o]));
+            for (index_t k = 0; k < H; ++k) {
+                const auto [neg, constant] = below_points(W1[k]);
+                const wide w = W1[k], c = b1[k];
+                const wide a = neg * w, b = neg * c + constant * (c + std::abs(c)) / 2;
+                for (int o = 0; o < N; ++o) {
+                    const wide w2 = W2[o * H + k];
+                    sum(sums[o], comps[o], w2 * a);
+                    sum(sums[N + o], comps[N + o], w2 * b);
+                }
+            }
+            store(0);
+            // Each point switches its unit on (w1 > 0) or off (w1 < 0).
+            for (std::size_t j = 0; j < switching; ++j) {
+                const index_t k = order[j].second;
+                const wide sign = std::copysign(wide(1), wide(W1[k])), a = W1[k], b = b1[k];
+                for (int o = 0; o < N; ++o) {
+                    const wide w2 = sign * wide(W2[o * H + k]);
+                    sum(sums[o], comps[o], w2 * a);
+                    sum(sums[N + o], comps[N + o], w2 * b);
+                }
+                store(j + 1);
+            }
+            return true;
+        };
+        return for_outputs(O, run);
+    }
+
+    // f.template operator()<O>() for O known at compile time (O up to max_outputs; else false).
+    template <class F> static bool for_outputs(index_t O, F&& f) {
+        switch (O) {
+        case 1:
+            return f.template operator()<1>();
+        case 2:
+            return f.template operator()<2>();
+        case 3:
+            return f.template operator()<3>();
+        case 4:
+            return f.template operator()<4>();
+        case 5:
+            return f.template operator()<5>();
+        case 6:
+            return f.template operator()<6>();
+        case 7:
+            return f.template operator()<7>();
+        case 8:
+            return f.template operator()<8>();
+        default:
+            return false;
+        }
     }
 };
 
@@ -177,6 +370,131 @@ void relu_units_mlp(const relu_units<S>& units, const S* X, index_t ldx, S* Y, i
         index_t i;
         search.template operator()<1>(X + b * ldx, &i);
         store(X[b * ldx], i, Y + b * ldy);
+    }
+}
+
+/// The backward of the small MLP of one input and ReLU from the training form `u`, made from
+/// the parameters W1, b1, W2 of H units that the forward ran with (the formulas atop this file):
+/// dW1, db1, dW2 accumulate (each may be null), GX (ldgx) is written (may be null); db2 = Σ gy is
+/// the caller's. A unit is on where w1 x + b1 > 0 exactly (as the fused kernels' multiply-add
+/// decides: ReLU's derivative at 0 is 0): the samples go to the buckets of their piece among the
+/// exact points, one bucket for the units of w1 > 0 (points < x) and one for w1 < 0 (points <= x),
+/// which differ only for an x that is a switch point. Sums in relu_units::wide. `scratch` holds
+/// relu_units::backward_scratch_bytes(H, O, batch) bytes.
+template <Scalar S, int O>
+void relu_units_backward(const relu_units<S>& u, const S* X, index_t ldx, const S* GY, index_t ldg,
+                         S* GX, index_t ldgx, const S* W1, const S* b1, const S* W2, S* dW1, S* db1,
+                         S* dW2, index_t H, index_t batch, void* scratch) {
+    using wide = typename relu_units<S>::wide;
+    const wide* t = u.keys.data();
+    const index_t n = u.switch_count, span = u.key_span;
+    const auto& order = u.order;
+    // Per bucket Σ g_o, then Σ g_o x: below[i] gathers the samples with i points < x, upto[i]
+    // those with i points <= x.
+    const std::size_t buckets = std::size_t(2 * (n + 1) * O);
+    void* p = scratch;
+    std::size_t room = std::size_t(relu_units<S>::backward_scratch_bytes(H, O, batch));
+    wide* below =
+        static_cast<wide*>(std::align(alignof(wide), 2 * buckets * sizeof(wide), p, room));
+    std::uninitialized_value_construct_n(below, 2 * buckets); // zeros
+    wide* upto = below + buckets;
+    index_t* lo = reinterpret_cast<index_t*>(upto + buckets);
+    std::uninitialized_value_construct_n(lo, 2 * batch);
+    index_t* hi = lo + batch;
+    wide total[2 * O] = {};
+
+    // The number of points < x (a NaN x: none; NaN keys never count); then those equal to it.
+    auto search = [&]<int G>(index_t b) {
+        wide x[G];
+        index_t i[G];
+        for (int g = 0; g < G; ++g) {
+            x[g] = X[(b + g) * ldx];
+            i[g] = 0;
+        }
+        for (index_t step = span / 2; step > 0; step /= 2)
+            for (int g = 0; g < G; ++g)
+                i[g] += t[i[g] + step - 1] < x[g] ? step : 0;
+        for (int g = 0; g < G; ++g) {
+            index_t j = i[g];
+            while (j < n && t[j] == x[g])
+                ++j;
+            lo[b + g] = i[g];
+            hi[b + g] = j;
+            for (int o = 0; o < O; ++o) {
+                const wide gy = GY[(b + g) * ldg + o], gx = gy * x[g];
+                below[i[g] * 2 * O + o] += gy;
+                below[i[g] * 2 * O + O + o] += gx;
+                upto[j * 2 * O + o] += gy;
+                upto[j * 2 * O + O + o] += gx;
+                total[o] += gy;
+                total[O + o] += gx;
+            }
+        }
+    };
+    constexpr int G = 8;
+    index_t b = 0;
+    for (; b + G <= batch; b += G)
+        search.template operator()<G>(b);
+    for (; b < batch; ++b)
+        search.template operator()<1>(b);
+
+    // Sums over the samples a unit turns on for, exact zeros where there are none: below[i]
+    // becomes the sum of the buckets from i up (the samples past points 0..i-1), upto[i] that of
+    // the buckets up to i (the samples before points i..n-1).
+    wide run[2 * O] = {}; // running sums in registers, not through memory
+    for (index_t i = n; i >= 0; --i)
+        for (int m = 0; m < 2 * O; ++m)
+            below[i * 2 * O + m] = run[m] += below[i * 2 * O + m];
+    std::fill(run, run + 2 * O, wide(0));
+    for (index_t i = 0; i <= n; ++i)
+        for (int m = 0; m < 2 * O; ++m)
+            upto[i * 2 * O + m] = run[m] += upto[i * 2 * O + m];
+    auto gradients = [&](index_t k, const wide* on) {
+        const wide w = W1[k], c = b1[k];
+        wide sb = 0, sw = 0;
+        for (int o = 0; o < O; ++o) {
+            const wide w2 = W2[o * H + k];
+            if (dW2)
+                dW2[o * H + k] += S(w * on[O + o] + c * on[o]);
+            sb += w2 * on[o];
+            sw += w2 * on[O + o];
+        }
+        if (db1)
+            db1[k] += S(sb);
+        if (dW1)
+            dW1[k] += S(sw);
+    };
+    // The unit at point j: w1 > 0 on past it, w1 < 0 before it (an address select, no branch:
+    // the signs are random).
+    for (index_t j = 0; j < n; ++j) {
+        const index_t k = order[std::size_t(j)].second;
+        gradients(k, W1[k] > 0 ? below + (j + 1) * 2 * O : upto + j * 2 * O);
+    }
+    // Units of w1 = 0: on for every sample where b1 > 0.
+    const wide none[2 * O] = {};
+    for (index_t j = n; j < H; ++j) {
+        const index_t k = order[std::size_t(j)].second;
+        gradients(k, b1[k] > 0 ? total : none);
+    }
+
+    if (!GX)
+        return;
+    // dx = Σ_o g_o A_o, A the slopes of the units on at x: those of piece lo, less the units of
+    // w1 < 0 switching exactly at x (off there, on in piece lo).
+    for (b = 0; b < batch; ++b) {
+        S a[O];
+        for (int o = 0; o < O; ++o)
+            a[o] = u.pieces.data()[lo[b] * 2 * O + o];
+        for (index_t j = lo[b]; j < hi[b]; ++j) {
+            const index_t k = order[std::size_t(j)].second;
+            if (W1[k] < 0)
+                for (int o = 0; o < O; ++o)
+                    a[o] -= W1[k] * W2[o * H + k];
+        }
+        S s = 0;
+        for (int o = 0; o < O; ++o)
+            s += GY[b * ldg + o] * a[o];
+        GX[b * ldgx] = s;
     }
 }
 
