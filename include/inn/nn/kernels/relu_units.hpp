@@ -102,45 +102,9 @@ template <Scalar S> struct relu_units {
         for (index_t j = 0; j < switch_count; ++j)
             points.data()[j] = S(keys[std::size_t(j)] = order[std::size_t(j)].first);
         return (usable(points.data(), switch_count) &&
-                for_outputs(O,
-                            [&]<int N>() {
-                                wide a[N] = {},
-                                     c[N]; // in registers: the outputs' chains side by side
-                                for (int o = 0; o < N; ++o)
-                                    c[o] = b2[o];
-                                // Below every point: the units of w1 < 0 are on, those of w1 = 0
-                                // constant.
-                                for (index_t k = 0; k < H; ++k) {
-                                    const auto [on, constant] = below_points(W1[k]);
-                                    const wide w = W1[k], b = b1[k],
-                                               at = on * b + constant * (b + std::abs(b)) / 2;
-                                    for (int o = 0; o < N; ++o) {
-                                        a[o] += (w - std::abs(w)) / 2 * W2[o * H + k];
-                                        c[o] += at * W2[o * H + k];
-                                    }
-                                }
-                                S* p = pieces.data();
-                                auto store = [&] {
-                                    for (int o = 0; o < N; ++o) {
-                                        p[o] = S(a[o]);
-                                        p[N + o] = S(c[o]);
-                                    }
-                                    p += 2 * N;
-                                };
-                                store();
-                                // Each point switches its unit on (w1 > 0) or off (w1 < 0).
-                                for (index_t j = 0; j < switch_count; ++j) {
-                                    const index_t k = order[std::size_t(j)].second;
-                                    const wide sign = std::copysign(wide(1), wide(W1[k]));
-                                    for (int o = 0; o < N; ++o) {
-                                        const wide w2 = sign * W2[o * H + k];
-                                        a[o] += w2 * W1[k];
-                                        c[o] += w2 * b1[k];
-                                    }
-                                    store();
-                                }
-                                return true;
-                            }) &&
+                for_outputs(
+                    O,
+                    [&]<int N>() { return this->template plain_pieces<N>(W1, b1, W2, b2, H); }) &&
                 usable(pieces.data(), pieces.size())) ||
                drop();
     }
@@ -308,6 +272,45 @@ template <Scalar S> struct relu_units {
         return for_outputs(O, run);
     }
 
+    // The training form's pieces: plain sums in wide, the N outputs' slopes and intercepts in
+    // registers (their chains of additions side by side).
+    template <int N>
+    bool plain_pieces(const S* W1, const S* b1, const S* W2, const S* b2, index_t H) {
+        wide a[N] = {}, c[N];
+        for (int o = 0; o < N; ++o)
+            c[o] = b2[o];
+        // Below every point: the units of w1 < 0 are on, those of w1 = 0 constant.
+        for (index_t k = 0; k < H; ++k) {
+            const auto [on, constant] = below_points(W1[k]);
+            const wide w = W1[k], b = b1[k], at = on * b + constant * (b + std::abs(b)) / 2;
+            for (int o = 0; o < N; ++o) {
+                a[o] += (w - std::abs(w)) / 2 * W2[o * H + k];
+                c[o] += at * W2[o * H + k];
+            }
+        }
+        S* p = pieces.data();
+        auto store = [&] {
+            for (int o = 0; o < N; ++o) {
+                p[o] = S(a[o]);
+                p[N + o] = S(c[o]);
+            }
+            p += 2 * N;
+        };
+        store();
+        // Each point switches its unit on (w1 > 0) or off (w1 < 0).
+        for (index_t j = 0; j < switch_count; ++j) {
+            const index_t k = order[std::size_t(j)].second;
+            const wide sign = std::copysign(wide(1), wide(W1[k]));
+            for (int o = 0; o < N; ++o) {
+                const wide w2 = sign * W2[o * H + k];
+                a[o] += w2 * W1[k];
+                c[o] += w2 * b1[k];
+            }
+            store();
+        }
+        return true;
+    }
+
     // f.template operator()<O>() for O known at compile time (O up to max_outputs; else false).
     template <class F> static bool for_outputs(index_t O, F&& f) {
         switch (O) {
@@ -439,8 +442,8 @@ void relu_units_backward(const relu_units<S>& u, const S* X, index_t ldx, const 
         search.template operator()<1>(b);
 
     // Sums over the samples a unit turns on for, exact zeros where there are none: below[i]
-    // becomes the sum of the buckets from i up (the samples past points 0..i-1), upto[i] that of
-    // the buckets up to i (the samples before points i..n-1).
+    // becomes the sum of the buckets from i up (the samples with at least i points below them),
+    // upto[i] that of the buckets up to i (at most i points at or below them).
     wide run[2 * O] = {}; // running sums in registers, not through memory
     for (index_t i = n; i >= 0; --i)
         for (int m = 0; m < 2 * O; ++m)
