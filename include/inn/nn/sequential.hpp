@@ -532,18 +532,18 @@ struct Sequential {
         }
 
     private:
-      void backward_units(const layer_backward_args<S>& a) const {
-          constexpr index_t O = bound_t<2>::out_features;
-          const auto& l0 = std::get<0>(layers);
-          const auto& l2 = std::get<2>(layers);
-          kernels::relu_units_backward<S, int(O)>(
-              units, a.x.data, a.x.stride, a.gy.data, a.gy.stride, a.gx.data, a.gx.stride,
-              l0.weight.data(), l0.bias.data(), l2.weight.data(), a.grad_of(l0.weight),
-              a.grad_of(l0.bias), a.grad_of(l2.weight), bound_t<0>::out_features, a.batch,
-              a.scratch);
-          if (S* gb = a.grad_of(l2.bias))
-              kernels::add_row_sums(gb, a.gy.data, a.gy.stride, a.batch, O);
-      }
+        void backward_units(const layer_backward_args<S>& a) const {
+            constexpr index_t O = bound_t<2>::out_features;
+            const auto& l0 = std::get<0>(layers);
+            const auto& l2 = std::get<2>(layers);
+            kernels::relu_units_backward<S, int(O)>(
+                units, a.x.data, a.x.stride, a.gy.data, a.gy.stride, a.gx.data, a.gx.stride,
+                l0.weight.data(), l0.bias.data(), l2.weight.data(), a.grad_of(l0.weight),
+                a.grad_of(l0.bias), a.grad_of(l2.weight), bound_t<0>::out_features, a.batch,
+                a.scratch);
+            if (S* gb = a.grad_of(l2.bias))
+                kernels::add_row_sums(gb, a.gy.data, a.gy.stride, a.batch, O);
+        }
 
         void backward_small_mlp(const layer_backward_args<S>& a) const {
             using kernel = typename small_mlp_kernel<true>::type;
