@@ -78,7 +78,11 @@ template <Scalar S> struct relu_units {
         for (std::size_t j = 0; j < switching; ++j)
             points.data()[j] = S(order[j].first);
         return (usable(points.data(), index_t(switching)) &&
-                sum_pieces(W1, b1, W2, b2, H, O, switching) &&
+                for_outputs(O,
+                            [&]<int N>() {
+                                return this->template sum_pieces<N, true>(W1, b1, W2, b2, H,
+                                                                          switching);
+                            }) &&
                 usable(pieces.data(), pieces.size())) ||
                drop();
     }
@@ -102,9 +106,11 @@ template <Scalar S> struct relu_units {
         for (index_t j = 0; j < switch_count; ++j)
             points.data()[j] = S(keys[std::size_t(j)] = order[std::size_t(j)].first);
         return (usable(points.data(), switch_count) &&
-                for_outputs(
-                    O,
-                    [&]<int N>() { return this->template plain_pieces<N>(W1, b1, W2, b2, H); }) &&
+                for_outputs(O,
+                            [&]<int N>() {
+                                return this->template sum_pieces<N, false>(
+                                    W1, b1, W2, b2, H, std::size_t(switch_count));
+                            }) &&
                 usable(pieces.data(), pieces.size())) ||
                drop();
     }
@@ -131,6 +137,7 @@ template <Scalar S> struct relu_units {
     friend void relu_units_backward(const relu_units<T>&, const T*, index_t, const T*, index_t, T*,
                                     index_t, const T*, const T*, const T*, T*, T*, T*, index_t,
                                     index_t, void*);
+    using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>; // S's
     std::vector<wide> keys; // the training form's unrounded points, NaN up to key_span
     index_t key_span = 0, switch_count = 0;
 
@@ -141,7 +148,6 @@ template <Scalar S> struct relu_units {
     // Whether all n values are finite: their exponent bits below all ones, tested on the bits
     // (a loop the compiler vectorises, every step).
     static bool finite(const S* v, index_t n) {
-        using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
         constexpr bits magnitude = ~bits(0) >> 1,
                        inf = std::bit_cast<bits>(std::numeric_limits<S>::infinity());
         bits largest = 0;
@@ -204,13 +210,11 @@ template <Scalar S> struct relu_units {
     // (w = ±0), as 0 or 1: from the bits, since GCC turns comparisons of random signs into
     // branches that mispredict half the time.
     static std::pair<wide, wide> below_points(S w) {
-        using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
         const bits b = std::bit_cast<bits>(w), zero = (b << 1) == 0;
         return {wide((b >> (8 * sizeof(S) - 1)) & (1 - zero)), wide(zero)};
     }
     // Whether all n values are finite and, where nonzero, normal: on the bits, as finite.
     static bool usable(const S* v, index_t n) {
-        using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
         constexpr bits magnitude = ~bits(0) >> 1,
                        normal = std::bit_cast<bits>(std::numeric_limits<S>::min()),
                        inf = std::bit_cast<bits>(std::numeric_limits<S>::infinity());
@@ -231,80 +235,47 @@ template <Scalar S> struct relu_units {
         s = t;
     }
 
-    // Each piece's O slopes and O intercepts, in registers for O known at compile time (a
-    // small MLP's O is at most 8).
-    bool sum_pieces(const S* W1, const S* b1, const S* W2, const S* b2, index_t H, index_t O,
+    // Each piece's N slopes and N intercepts, the sums in registers: compensated (two-sum) for
+    // the inference form, plain for the training form (remade every step). Units in `order`,
+    // the first `switching` of them switching.
+    template <int N, bool Compensated>
+    bool sum_pieces(const S* W1, const S* b1, const S* W2, const S* b2, index_t H,
                     std::size_t switching) {
-        auto run = [&]<int N>() {
-            wide sums[2 * N] = {}, comps[2 * N] = {}; // the slopes, then the intercepts
-            auto store = [&](std::size_t piece) {
-                S* p = pieces.data() + piece * 2 * N;
-                for (int i = 0; i < 2 * N; ++i)
-                    p[i] = S(sums[i] + comps[i]);
-            };
-            // Below every point: the units of w1 < 0 are on, those of w1 = 0 add w2 relu(b1).
-            for (int o = 0; o < N; ++o)
-                sum(sums[N + o], comps[N + o], wide(b2[o]));
-            for (index_t k = 0; k < H; ++k) {
-                const auto [neg, constant] = below_points(W1[k]);
-                const wide w = W1[k], c = b1[k];
-                const wide a = neg * w, b = neg * c + constant * (c + std::abs(c)) / 2;
-                for (int o = 0; o < N; ++o) {
-                    const wide w2 = W2[o * H + k];
-                    sum(sums[o], comps[o], w2 * a);
-                    sum(sums[N + o], comps[N + o], w2 * b);
-                }
-            }
-            store(0);
-            // Each point switches its unit on (w1 > 0) or off (w1 < 0).
-            for (std::size_t j = 0; j < switching; ++j) {
-                const index_t k = order[j].second;
-                const wide sign = std::copysign(wide(1), wide(W1[k])), a = W1[k], b = b1[k];
-                for (int o = 0; o < N; ++o) {
-                    const wide w2 = sign * wide(W2[o * H + k]);
-                    sum(sums[o], comps[o], w2 * a);
-                    sum(sums[N + o], comps[N + o], w2 * b);
-                }
-                store(j + 1);
-            }
-            return true;
+        wide sums[2 * N] = {}, comps[2 * N] = {}; // the slopes, then the intercepts
+        auto add = [&](int i, wide v) {
+            if constexpr (Compensated)
+                sum(sums[i], comps[i], v);
+            else
+                sums[i] += v;
         };
-        return for_outputs(O, run);
-    }
-
-    // The training form's pieces: plain sums in wide, the N outputs' slopes and intercepts in
-    // registers (their chains of additions side by side).
-    template <int N>
-    bool plain_pieces(const S* W1, const S* b1, const S* W2, const S* b2, index_t H) {
-        wide a[N] = {}, c[N];
-        for (int o = 0; o < N; ++o)
-            c[o] = b2[o];
-        // Below every point: the units of w1 < 0 are on, those of w1 = 0 constant.
-        for (index_t k = 0; k < H; ++k) {
-            const auto [on, constant] = below_points(W1[k]);
-            const wide w = W1[k], b = b1[k], at = on * b + constant * (b + std::abs(b)) / 2;
-            for (int o = 0; o < N; ++o) {
-                a[o] += (w - std::abs(w)) / 2 * W2[o * H + k];
-                c[o] += at * W2[o * H + k];
-            }
-        }
         S* p = pieces.data();
         auto store = [&] {
-            for (int o = 0; o < N; ++o) {
-                p[o] = S(a[o]);
-                p[N + o] = S(c[o]);
-            }
+            for (int i = 0; i < 2 * N; ++i)
+                p[i] = Compensated ? S(sums[i] + comps[i]) : S(sums[i]);
             p += 2 * N;
         };
+        // Below every point: the units of w1 < 0 are on, those of w1 = 0 add w2 relu(b1).
+        for (int o = 0; o < N; ++o)
+            add(N + o, wide(b2[o]));
+        for (index_t k = 0; k < H; ++k) {
+            const auto [neg, constant] = below_points(W1[k]);
+            const wide w = W1[k], c = b1[k];
+            const wide a = neg * w, b = neg * c + constant * (c + std::abs(c)) / 2;
+            for (int o = 0; o < N; ++o) {
+                const wide w2 = W2[o * H + k];
+                add(o, w2 * a);
+                add(N + o, w2 * b);
+            }
+        }
         store();
         // Each point switches its unit on (w1 > 0) or off (w1 < 0).
-        for (index_t j = 0; j < switch_count; ++j) {
-            const index_t k = order[std::size_t(j)].second;
-            const wide sign = std::copysign(wide(1), wide(W1[k]));
+        for (std::size_t j = 0; j < switching; ++j) {
+            const index_t k = order[j].second;
+            const wide sign = std::copysign(wide(1), wide(W1[k])), a = W1[k], b = b1[k];
             for (int o = 0; o < N; ++o) {
-                const wide w2 = sign * W2[o * H + k];
-                a[o] += w2 * W1[k];
-                c[o] += w2 * b1[k];
+                const wide w2 = sign * wide(W2[o * H + k]);
+                add(o, w2 * a);
+                add(N + o, w2 * b);
             }
             store();
         }
