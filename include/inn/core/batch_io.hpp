@@ -617,6 +617,11 @@ template <Scalar S, class L> S* bind_log_jac_det(L& l, const sink_plan<S>& p, in
 /// Copies a batch from user memory into a network buffer (`cols` = the sample's size).
 template <Scalar S> void copy_in(const batch_source<S>& src, index_t cols, view<S> dst) {
     if (src.sample.contiguous()) { // the common case: plain copies of whole rows
+        // Rows back to back on both sides: one block (a call per row of a few scalars is slow).
+        if (src.row_stride == cols && dst.stride == cols) {
+            std::copy(src.data, src.data + src.batch * cols, dst.data);
+            return;
+        }
         for (index_t b = 0; b < src.batch; ++b) {
             const S* r = src.row(b);
             std::copy(r, r + cols, dst.row(b));
@@ -633,6 +638,10 @@ template <Scalar S> void copy_in(const batch_source<S>& src, index_t cols, view<
 template <Scalar S>
 void copy_out(cview<S> src, index_t batch, index_t cols, const batch_sink<S>& dst) {
     if (dst.sample.contiguous()) {
+        if (src.stride == cols && dst.row_stride == cols) {
+            std::copy(src.data, src.data + batch * cols, dst.data);
+            return;
+        }
         for (index_t b = 0; b < batch; ++b) {
             const S* r = src.row(b);
             std::copy(r, r + cols, dst.data + b * dst.row_stride);
