@@ -566,9 +566,13 @@ def compile_costs(bdir):
     return costs
 
 
-def gbench(exe, extra, reps, min_time):
+def gbench(exe, extra, reps, min_time, interleave=False):
+    """Medians of `reps` repetitions per case. `interleave`: the cases' repetitions in a random
+    order, so that a slow spell of a shared host falls on all of them alike (cases compared with
+    each other, such as one thread against two, are then measured side by side in time)."""
     out = run([exe, *extra, f"--benchmark_repetitions={reps}", "--benchmark_format=json",
-               f"--benchmark_min_time={min_time}", "--benchmark_report_aggregates_only=true"],
+               f"--benchmark_min_time={min_time}", "--benchmark_report_aggregates_only=true",
+               f"--benchmark_enable_random_interleaving={str(interleave).lower()}"],
               stdout=subprocess.PIPE).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
@@ -781,7 +785,19 @@ def describe_gradients(name, g):
     return "\n".join(lines)
 
 
-def print_targets(rows, handwritten):
+def thread_scaling(cpp):
+    """{"model/dir/batch:b": one thread's time / two threads'}, the median of the per-round
+    ratios (each round measures both side by side), as for the ablations."""
+    out = {}
+    for key, one in cpp.items():
+        if key.endswith("/threads:1") and key[:-1] + "2" in cpp:
+            two = cpp[key[:-1] + "2"]
+            out[key[:-len("/threads:1")]] = statistics.median(
+                a / b for a, b in zip(one["rounds"], two["rounds"]))
+    return out
+
+
+def print_targets(rows, handwritten, scaling):
     """The issues' targets (single thread unless said), each with the figure it is read from."""
     def row(name, d, b, t=1):
         return next((r for r in rows if r[:4] == (name, d, b, t)), None)
@@ -801,10 +817,10 @@ def print_targets(rows, handwritten):
                            r[4] <= limit * r[8], f"{r[4] / r[8]:.2f}x"))
 
     def threads(checks, name, d, b, target):
-        one, two = row(name, d, b, 1), row(name, d, b, 2)
-        if one and two and one[4] and two[4]:
+        ratio = scaling.get(f"{name}/{d}/batch:{b}")
+        if ratio:
             checks.append((f"{name} {d} batch {b}: two threads >= {target}x one",
-                           one[4] / two[4] >= target, f"{one[4] / two[4]:.2f}x"))
+                           ratio >= target, f"{ratio:.2f}x"))
 
     def show(title, checks):
         if checks:
@@ -1000,7 +1016,7 @@ def main():
                                                "--threads=" + ",".join(map(str, args.threads)),
                                                "--batches=" + ",".join(map(str, batches)),
                                                "--train-batches="],
-                                         args.round_reps, 0.05 if args.quick else 0.1))
+                                         args.round_reps, 0.05 if args.quick else 0.1, True))
                 if stream_bf16:
                     bf16_rounds.append(gbench(exe, [f"--weights={weights}", "--threads=1",
                                                     "--batches=1", "--train-batches=", "--bf16"],
@@ -1083,12 +1099,18 @@ def main():
             if i == 0:
                 print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         print()
-        print("two threads against one (wall-clock medians above):")
-        for (name, d, b, t, mine, *_rest) in rows:
-            if t == 2:
-                one = next((r[4] for r in rows if r[:3] == (name, d, b) and r[3] == 1), None)
-                if one and mine:
-                    print(f"  {name} {d} batch {b}: {one / mine:.2f}x")
+        print("two threads against one (one thread's time / two threads', median of per-round "
+              "ratios):")
+        scaling = {}
+        for name, m in everything["models"].items():
+            scaling.update(thread_scaling(m["inn"]))
+        def case_order(item):
+            name, d, b = item[0].split("/")
+            return name, d, int(b[len("batch:"):])
+
+        for case, ratio in sorted(scaling.items(), key=case_order):
+            name, d, b = case.split("/")
+            print(f"  {name} {d} batch {b[len('batch:'):]}: {ratio:.2f}x")
         hand = everything["models"].get("moons", {}).get("inn", {})
         hw = {b: hand.get(f"moons-handwritten/fwd/batch:{b}/threads:1", {}).get("seconds")
               for b in (1, 256)}
@@ -1097,7 +1119,7 @@ def main():
             print("moons written by hand as one fused loop of fixed-size Eigen expressions per sample "
                   "(bench_moons.cpp), forward, one thread: " +
                   ", ".join(f"batch {b}: {fmt_time(t)}" for b, t in hw.items() if t))
-        print_targets(rows, hw)
+        print_targets(rows, hw, scaling)
         if everything.get("ablations"):
             print()
             print("what each kernel buys (inn forward, one thread, medians; off = that switch off):")
