@@ -1104,6 +1104,7 @@ def main():
         scaling = {}
         for name, m in everything["models"].items():
             scaling.update(thread_scaling(m["inn"]))
+
         def case_order(item):
             name, d, b = item[0].split("/")
             return name, d, int(b[len("batch:"):])
