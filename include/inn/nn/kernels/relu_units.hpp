@@ -68,23 +68,7 @@ template <Scalar S> struct relu_units {
     /// units whatever their weights, so that remaking it allocates nothing.
     bool make(const S* W1, const S* b1, const S* W2, const S* b2, index_t H, index_t O) {
         drop_training();
-        if (!finite(W1, H) || !finite(b1, H) || !finite(W2, O * H) || !finite(b2, O))
-            return drop();
-        const std::size_t switching = sort_units(W1, b1, H);
-        span = index_t(std::bit_ceil(std::size_t(H) + 1));
-        points.resize(span);
-        pieces.resize((H + 1) * 2 * O);
-        std::fill(points.data(), points.data() + span, std::numeric_limits<S>::quiet_NaN());
-        for (std::size_t j = 0; j < switching; ++j)
-            points.data()[j] = S(order[j].first);
-        return (usable(points.data(), index_t(switching)) &&
-                for_outputs(O,
-                            [&]<int N>() {
-                                return this->template sum_pieces<N, true>(W1, b1, W2, b2, H,
-                                                                          switching);
-                            }) &&
-                usable(pieces.data(), pieces.size())) ||
-               drop();
+        return make_form<false>(W1, b1, W2, b2, H, O);
     }
 
     /// Makes the training form: the inference form's points and pieces, summed without
@@ -93,26 +77,7 @@ template <Scalar S> struct relu_units {
     /// not finite or a piece or point not usable. Allocates only the first time.
     bool make_for_training(const S* W1, const S* b1, const S* W2, const S* b2, index_t H,
                            index_t O) {
-        if (O > max_outputs || !finite(W1, H) || !finite(b1, H) || !finite(W2, O * H) ||
-            !finite(b2, O))
-            return drop();
-        switch_count = index_t(sort_units(W1, b1, H));
-        span = key_span = index_t(std::bit_ceil(std::size_t(H) + 1));
-        keys.resize(std::size_t(span));
-        points.resize(span);
-        pieces.resize((H + 1) * 2 * O);
-        std::fill(keys.begin(), keys.end(), std::numeric_limits<wide>::quiet_NaN());
-        std::fill(points.data(), points.data() + span, std::numeric_limits<S>::quiet_NaN());
-        for (index_t j = 0; j < switch_count; ++j)
-            points.data()[j] = S(keys[std::size_t(j)] = order[std::size_t(j)].first);
-        return (usable(points.data(), switch_count) &&
-                for_outputs(O,
-                            [&]<int N>() {
-                                return this->template sum_pieces<N, false>(
-                                    W1, b1, W2, b2, H, std::size_t(switch_count));
-                            }) &&
-                usable(pieces.data(), pieces.size())) ||
-               drop();
+        return make_form<true>(W1, b1, W2, b2, H, O);
     }
 
     /// No form (the plain kernels run); keeps nothing allocated.
@@ -140,6 +105,37 @@ template <Scalar S> struct relu_units {
     using bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>; // S's
     std::vector<wide> keys; // the training form's unrounded points, NaN up to key_span
     index_t key_span = 0, switch_count = 0;
+
+    // Both forms: the points in order, then the pieces (compensated sums for inference, plain
+    // ones and the unrounded points `keys` for training).
+    template <bool Training>
+    bool make_form(const S* W1, const S* b1, const S* W2, const S* b2, index_t H, index_t O) {
+        if (O > max_outputs || !finite(W1, H) || !finite(b1, H) || !finite(W2, O * H) ||
+            !finite(b2, O))
+            return drop();
+        const std::size_t switching = sort_units(W1, b1, H);
+        span = index_t(std::bit_ceil(std::size_t(H) + 1));
+        points.resize(span);
+        pieces.resize((H + 1) * 2 * O);
+        std::fill(points.data(), points.data() + span, std::numeric_limits<S>::quiet_NaN());
+        for (std::size_t j = 0; j < switching; ++j)
+            points.data()[j] = S(order[j].first);
+        if constexpr (Training) {
+            switch_count = index_t(switching);
+            key_span = span;
+            keys.assign(std::size_t(span), std::numeric_limits<wide>::quiet_NaN());
+            for (std::size_t j = 0; j < switching; ++j)
+                keys[j] = order[j].first;
+        }
+        return (usable(points.data(), index_t(switching)) &&
+                for_outputs(O,
+                            [&]<int N>() {
+                                return this->template sum_pieces<N, !Training>(W1, b1, W2, b2, H,
+                                                                               switching);
+                            }) &&
+                usable(pieces.data(), pieces.size())) ||
+               drop();
+    }
 
     void drop_training() {
         keys = {};
