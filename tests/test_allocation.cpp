@@ -1,9 +1,9 @@
 // Once a workspace is reserved, forward_into / inverse_into allocate nothing. Counted by
 // replacing global operator new (every C++ allocation) and, outside sanitizer builds, by
 // interposing malloc itself (glibc supports replacing it; Eigen allocates through malloc).
-// This file is its own test executable, since the replacements apply to the whole program.
+// This file is its own test executable, since the replacements apply to the whole program
+// (Catch2's main, tests/main.cpp, is linked in as an object, as for the other executables).
 
-#define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
 #include <atomic>

@@ -1,7 +1,7 @@
 // The benchmark switches (include/inn/nn/kernels/switches.hpp) in a build like the benchmarks':
 // compiled with INN_BENCHMARK_SWITCHES and for this machine's widest vectors. This file is an
-// executable of its own (tests/CMakeLists.txt): a program must not mix translation units with
-// and without the macro.
+// executable of its own (tests/CMakeLists.txt): a program must not mix translation units of inn
+// code with and without the macro (Catch2's main, tests/main.cpp, has none).
 //
 // Each switch off must give the numbers of the fast path (to rounding), and NaN and ±Inf must
 // pass through every path as in PyTorch, the off paths included (im2col convolutions, Eigen's
@@ -9,7 +9,6 @@
 // element-wise modules are checked against the unfused modules here too, on the parity
 // fixtures that have such chains.
 
-#define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
 #if !defined(INN_BENCHMARK_SWITCHES)
