@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The export test (CI step (f)): FrEIA models -> inn_export -> one C++ translation unit that
-# compares inn with FrEIA, and back (a state_dict saved in C++, loaded by FrEIA with strict=True).
+# The export test (CI step (d')): FrEIA models -> inn_export -> a C++ program that compares inn
+# with FrEIA, and back (a state_dict saved in C++, loaded by FrEIA with strict=True).
 #
 #   bash scripts/install-export-deps.sh   # once: python3-torch, FrEIA (installs nothing here)
 #   bash tests/export/run.sh [BUILD_DIR]  # default build-export/
 #
 # Steps: tests/export/refusals.py (what the exporter must refuse; the command line writes tiny.*);
 # generate.py writes BUILD_DIR/generated/<model>.{hpp,safetensors,io.safetensors}; CMake builds
-# tests/export/export_test.cpp against them and runs it; check_back.py loads what it saved.
+# tests/export/export_test.cpp and export_models_*.cpp against them and runs the program;
+# check_back.py loads what it saved.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$(realpath -m "${1:-$root/build-export}")
