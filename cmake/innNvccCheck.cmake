@@ -7,7 +7,7 @@
 # every TU; all must be silent.
 #
 # One TU for all headers, not one per header: nvcc takes ~10-15 s per TU (two front-end passes
-# plus g++), so ~80 header TUs would cost ~10 minutes on CI's 2 cores; that each header includes
+# plus g++), so ~130 header TUs would cost ~15 minutes on CI's 2 cores; that each header includes
 # what it uses is inn_header_check's job (g++). -DINN_NVCC_CHECK_EACH_HEADER=ON compiles one TU
 # per header all the same (e.g. after a change to a header's includes).
 #
