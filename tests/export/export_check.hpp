@@ -17,6 +17,7 @@
 
 #include <inn/inn.hpp>
 #include <inn/io/reader.hpp>
+#include <inn/io/state_dict.hpp>
 #include <inn/io/writer.hpp>
 
 namespace export_check {
@@ -88,6 +89,44 @@ template <class Net> void change_parameters(Net& net) {
         }
     });
     net.parameters_changed();
+}
+
+// net.forward (Forward) or net.inverse of x, with the condition c if one is given.
+template <bool Forward, class Net, class... C> auto run(Net& net, const matrix& x, const C&... c) {
+    if constexpr (sizeof...(C) == 0) {
+        if constexpr (Forward)
+            return net.forward(x);
+        else
+            return net.inverse(x);
+    } else {
+        if constexpr (Forward)
+            return net.forward(x, inn::conditions(c...));
+        else
+            return net.inverse(x, inn::conditions(c...));
+    }
+}
+
+// A model of one input and one output: z and log|det J| of x, then x and log|det J| of the
+// latents z_inv0, against FrEIA's (<model>.io.safetensors).
+template <class Net, class... C>
+void check_both_ways(const std::string& model, Net& net, const tensors& io, const C&... c) {
+    auto [z, ljd] = run<true>(net, io["x"], c...);
+    check(model, "z", z, io["z0"]);
+    check(model, "log_jac_det", column(ljd), io["log_jac_det"]);
+    auto [x_inv, ljd_inv] = run<false>(net, io["z_inv0"], c...);
+    check(model, "inverse x", x_inv, io["x_inv"]);
+    check(model, "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+}
+
+// For check_back.py: the parameters changed, their state_dict (<model>.cpp.safetensors) and the
+// outputs for x (<model>.cpp.io.safetensors); one input, one output.
+template <class Net, class... C>
+void save_changed(const std::string& model, Net& net, const fs::path& dir, const tensors& io,
+                  const C&... c) {
+    change_parameters(net);
+    inn::save_safetensors(net, dir / (model + ".cpp.safetensors"));
+    auto [z, ljd] = run<true>(net, io["x"], c...);
+    write(dir / (model + ".cpp.io.safetensors"), {{"z0", z}, {"log_jac_det", column(ljd)}});
 }
 
 // One function per model, in export_models_a.cpp and export_models_b.cpp.

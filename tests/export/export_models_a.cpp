@@ -18,17 +18,8 @@ void zoo_test(const fs::path& dir) {
     const tensors io(dir / "zoo.io.safetensors");
     auto net = std::make_unique<zoo::net>(zoo::load(dir / "zoo.safetensors"));
     const matrix c = io["c0"];
-    auto [z, ljd] = net->forward(io["x"], inn::conditions(c));
-    check("zoo", "z", z, io["z0"]);
-    check("zoo", "log_jac_det", column(ljd), io["log_jac_det"]);
-    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"], inn::conditions(c));
-    check("zoo", "inverse x", x_inv, io["x_inv"]);
-    check("zoo", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
-
-    change_parameters(*net);
-    inn::save_safetensors(*net, dir / "zoo.cpp.safetensors");
-    auto [z2, ljd2] = net->forward(io["x"], inn::conditions(c));
-    write(dir / "zoo.cpp.io.safetensors", {{"z0", z2}, {"log_jac_det", column(ljd2)}});
+    check_both_ways("zoo", *net, io, c);
+    save_changed("zoo", *net, dir, io, c);
 }
 
 void topology_test(const fs::path& dir) {

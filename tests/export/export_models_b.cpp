@@ -17,40 +17,21 @@ namespace export_check {
 void moons_test(const fs::path& dir) {
     const tensors io(dir / "moons.io.safetensors");
     auto net = std::make_unique<moons::net>(moons::load(dir / "moons.safetensors"));
-    auto [z, ljd] = net->forward(io["x"]);
-    check("moons", "z", z, io["z0"]);
-    check("moons", "log_jac_det", column(ljd), io["log_jac_det"]);
-    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"]);
-    check("moons", "inverse x", x_inv, io["x_inv"]);
-    check("moons", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
-
-    change_parameters(*net);
-    inn::save_safetensors(*net, dir / "moons.cpp.safetensors");
-    auto [z2, ljd2] = net->forward(io["x"]);
-    write(dir / "moons.cpp.io.safetensors", {{"z0", z2}, {"log_jac_det", column(ljd2)}});
+    check_both_ways("moons", *net, io);
+    save_changed("moons", *net, dir, io);
 }
 
 void mnist_test(const fs::path& dir) {
     const tensors io(dir / "mnist_cinn.io.safetensors");
     auto net = std::make_unique<mnist_cinn::net>(mnist_cinn::load(dir / "mnist_cinn.safetensors"));
     const matrix c = io["c0"];
-    auto [z, ljd] = net->forward(io["x"], inn::conditions(c));
-    check("mnist_cinn", "z", z, io["z0"]);
-    check("mnist_cinn", "log_jac_det", column(ljd), io["log_jac_det"]);
-    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"], inn::conditions(c));
-    check("mnist_cinn", "inverse x", x_inv, io["x_inv"]);
-    check("mnist_cinn", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+    check_both_ways("mnist_cinn", *net, io, c);
 }
 
 void conv_test(const fs::path& dir) {
     const tensors io(dir / "conv_cifar.io.safetensors");
     auto net = std::make_unique<conv_cifar::net>(conv_cifar::load(dir / "conv_cifar.safetensors"));
-    auto [z, ljd] = net->forward(io["x"]);
-    check("conv_cifar", "z", z, io["z0"]);
-    check("conv_cifar", "log_jac_det", column(ljd), io["log_jac_det"]);
-    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"]);
-    check("conv_cifar", "inverse x", x_inv, io["x_inv"]);
-    check("conv_cifar", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
+    check_both_ways("conv_cifar", *net, io);
 }
 
 void branches_test(const fs::path& dir) {
@@ -77,17 +58,8 @@ void splines_test(const fs::path& dir) {
     const tensors io(dir / "splines.io.safetensors");
     auto net = std::make_unique<splines::net>(splines::load(dir / "splines.safetensors"));
     const matrix c = io["c0"];
-    auto [z, ljd] = net->forward(io["x"], inn::conditions(c));
-    check("splines", "z", z, io["z0"]);
-    check("splines", "log_jac_det", column(ljd), io["log_jac_det"]);
-    auto [x_inv, ljd_inv] = net->inverse(io["z_inv0"], inn::conditions(c));
-    check("splines", "inverse x", x_inv, io["x_inv"]);
-    check("splines", "inverse log_jac_det", column(ljd_inv), io["log_jac_det_inv"]);
-
-    change_parameters(*net);
-    inn::save_safetensors(*net, dir / "splines.cpp.safetensors");
-    auto [z2, ljd2] = net->forward(io["x"], inn::conditions(c));
-    write(dir / "splines.cpp.io.safetensors", {{"z0", z2}, {"log_jac_det", column(ljd2)}});
+    check_both_ways("splines", *net, io, c);
+    save_changed("splines", *net, dir, io, c);
 }
 
 // FrEIA's IResNetLayer log-det is a random estimate (inn's is exact): z and the inverse only.
