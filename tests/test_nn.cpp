@@ -542,10 +542,6 @@ TEMPLATE_TEST_CASE("nn: Conv2d -> activation -> Conv2d as one chain gives the la
     check_conv_chain<S, 2, 9, 4, 5, 6, 9, nn::Tanh>();    // 5x5, padding 2
 }
 
-// nn::kernels::atan (float; the soft clamp of the coupling blocks) against the exactly rounded
-// atan (std::atan in double): within 2.5 ulp over all of float's range - every 8191st bit
-// pattern, and every pattern near the ends of the reduction's ranges - and NaN, +-Inf, +-0 as
-// std::atan. A packet gives each lane the bits of the scalar form.
 TEMPLATE_TEST_CASE("nn: lane_sums gives every vector's sum of lanes in its lane", "[nn][simd]",
                    float, double) {
     using S = TestType;
@@ -586,6 +582,43 @@ TEMPLATE_TEST_CASE("nn: lane_sums gives every vector's sum of lanes in its lane"
     }
 }
 
+// nn::kernels::sum (the log-det sums of AllInOneBlock): exact on integers, within n roundings of
+// the magnitudes on reals, and the same bits wherever the values lie in memory.
+TEMPLATE_TEST_CASE("nn: kernels::sum adds a run of any length", "[nn][simd]", float, double) {
+    using S = TestType;
+    constexpr int L = nn::kernels::simd<S>::lanes;
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> small(-1000, 1000);
+    std::normal_distribution<double> normal;
+    for (int n = 0; n <= 4 * L + 3; ++n) {
+        INFO("n = " << n);
+        const auto count = std::size_t(n);
+        std::vector<S> ints(count), reals(count + L);
+        long exact = 0;
+        long double real = 0, magnitude = 0;
+        for (int i = 0; i < n; ++i) {
+            ints[std::size_t(i)] = S(small(rng));
+            exact += long(ints[std::size_t(i)]);
+            reals[std::size_t(i)] = S(normal(rng));
+            real += reals[std::size_t(i)];
+            magnitude += std::abs(reals[std::size_t(i)]);
+        }
+        CHECK(nn::kernels::sum(ints.data(), n) == S(exact));
+        const S r = nn::kernels::sum(reals.data(), n);
+        CHECK(std::abs(double(r - S(real))) <=
+              double(n + 1) * double(std::numeric_limits<S>::epsilon() * magnitude));
+        for (int shift = 1; shift < L; ++shift) { // the same values one to L - 1 places on
+            std::copy_backward(reals.begin() + shift - 1, reals.begin() + shift - 1 + n,
+                               reals.begin() + shift + n);
+            CHECK(nn::kernels::sum(reals.data() + shift, n) == r);
+        }
+    }
+}
+
+// nn::kernels::atan (float; the soft clamp of the coupling blocks) against the exactly rounded
+// atan (std::atan in double): within 2.5 ulp over all of float's range - every 8191st bit
+// pattern, and every pattern near the ends of the reduction's ranges - and NaN, +-Inf, +-0 as
+// std::atan. A packet gives each lane the bits of the scalar form.
 TEST_CASE("nn: the vectorised float atan is within 2.5 ulp of atan", "[nn][atan]") {
     constexpr int L = 16;
     using A = Eigen::Array<float, L, 1>;

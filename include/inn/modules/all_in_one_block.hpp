@@ -522,44 +522,57 @@ struct AllInOneBlock {
                 std::copy_n(w.a + b * n_a, n_a, args.saved + b * saved_per_sample);
         }
 
-        // The subnet outputs [a_s | a_t] of the batch (w.a) become: t = 0.1 a_t in place, and
-        // exp(+-s) in w.e, s = alpha tanh(0.1 a_s / alpha) (centred with GIN); j[b] = sum(s).
-        // The transcendental functions run vectorised over contiguous runs: each sample's a_s
-        // when it is long, otherwise the whole block (the t half is then computed and ignored:
-        // cheaper than going scalar).
-        template <bool Inverse>
-        static void coefficients(const work& w, index_t batch, S* j) {
-            const S alpha = S(O.affine_clamping), tenth = S(0.1);
-            auto clamp = [&](S* p, index_t n) {
-                nn::kernels::tanh_clamp(p, w.e + (p - w.a), n, alpha, tenth);
-            };
-            // Long runs of s per sample, or too few samples to fill a packet: s only.
-            const bool per_sample = n2 >= 16 || batch * n_a < nn::kernels::simd<S>::lanes;
-            if (per_sample) {
-                for (index_t b = 0; b < batch; ++b) clamp(w.a + b * n_a, n2);
-            } else {
-                clamp(w.a, batch * n_a);
-            }
-            for (index_t b = 0; b < batch; ++b) {
-                S* s = w.e + b * n_a;
-                S* t = w.a + b * n_a + n2;
-                for (index_t i = 0; i < n2; ++i) t[i] *= tenth;
-                if constexpr (gin && n2 > 0) {  // centred over channels and pixels together
-                    S sum = 0;
-                    for (index_t i = 0; i < n2; ++i) sum += s[i];
-                    const S mean = sum / S(n2);
-                    for (index_t i = 0; i < n2; ++i) s[i] -= mean;
-                }
+        // The subnet outputs [a_s | a_t] (w.a) become: t = 0.1 a_t in place, and exp(+-s) in
+        // w.e, s = alpha tanh(0.1 a_s / alpha) (centred with GIN); j[b] = sum(s). Long runs of s
+        // go sample by sample, each sample's steps together while its rows are in L1 (the
+        // callers interleave them with the coupling: five passes over a batch of 784-channel
+        // samples left L2); short ones as one block for the whole batch, so that the
+        // transcendental functions still run on whole packets (the t half is then computed and
+        // ignored: cheaper than going scalar).
+        static bool coefficients_per_sample(index_t batch) {
+            return n2 >= 16 || batch * n_a < nn::kernels::simd<S>::lanes;
+        }
+
+        // The sum of one sample's n2 values: shorter than a packet in a loop of its own (the
+        // same bits as kernels::sum, without a call per sample: moons' n2 is 1).
+        static S sum_of_s(const S* s) {
+            if constexpr (n2 < nn::kernels::simd<S>::lanes) {
                 S sum = 0;
                 for (index_t i = 0; i < n2; ++i) sum += s[i];
-                j[b] = sum;
-            }
-            auto expo = [&](S* p, index_t n) { nn::kernels::exp_inplace(p, n, Inverse); };
-            if (per_sample) {
-                for (index_t b = 0; b < batch; ++b) expo(w.e + b * n_a, n2);
+                return sum;
             } else {
-                expo(w.e, batch * n_a);
+                return nn::kernels::sum(s, n2);
             }
+        }
+
+        // Sample b's steps after the clamp: t *= 0.1, GIN's centring, j[b]; exp(+-s) with Exp.
+        template <bool Inverse, bool Exp>
+        static void finish_coefficients(const work& w, index_t b, S* j) {
+            S* s = w.e + b * n_a;
+            S* t = w.a + b * n_a + n2;
+            for (index_t i = 0; i < n2; ++i) t[i] *= S(0.1);
+            if constexpr (gin && n2 > 0) {  // centred over channels and pixels together
+                const S mean = sum_of_s(s) / S(n2);
+                for (index_t i = 0; i < n2; ++i) s[i] -= mean;
+            }
+            j[b] = sum_of_s(s);
+            if constexpr (Exp) nn::kernels::exp_inplace(s, n2, Inverse);
+        }
+
+        // Sample b's coefficients (coefficients_per_sample).
+        template <bool Inverse>
+        static void sample_coefficients(const work& w, index_t b, S* j) {
+            nn::kernels::tanh_clamp(w.a + b * n_a, w.e + b * n_a, n2, S(O.affine_clamping),
+                                    S(0.1));
+            finish_coefficients<Inverse, true>(w, b, j);
+        }
+
+        // The whole batch's coefficients as one block (not coefficients_per_sample).
+        template <bool Inverse>
+        static void batch_coefficients(const work& w, index_t batch, S* j) {
+            nn::kernels::tanh_clamp(w.a, w.e, batch * n_a, S(O.affine_clamping), S(0.1));
+            for (index_t b = 0; b < batch; ++b) finish_coefficients<Inverse, false>(w, b, j);
+            nn::kernels::exp_inplace(w.e, batch * n_a, Inverse);
         }
 
         // x -> y, without the reverse pre-permutation.
@@ -568,10 +581,12 @@ struct AllInOneBlock {
             const S log_term = gin ? S(0) : S(n_pix) * log_sigma_sum_;
             S* const pre = reverse ? w.buf2 : w.buf1;  // soft only
             S* const j = w.j;
-            coefficients<false>(w, args.batch, j);
+            const bool per_sample = coefficients_per_sample(args.batch);
+            if (!per_sample) batch_coefficients<false>(w, args.batch, j);
             const S* const off = global_offset.data();
             const S* const sig = sigma_.data();
             for (index_t b = 0; b < args.batch; ++b) {
+                if (per_sample) sample_coefficients<false>(w, b, j);
                 const S* e = w.e + b * n_a;
                 const S* t = w.a + b * n_a + n2;
                 const S* xr = x.row(b);
@@ -641,8 +656,10 @@ struct AllInOneBlock {
             }
             run_subnet(args, x, w);
             S* const j = w.j;
-            coefficients<true>(w, args.batch, j);
+            const bool per_sample = coefficients_per_sample(args.batch);
+            if (!per_sample) batch_coefficients<true>(w, args.batch, j);
             for (index_t b = 0; b < args.batch; ++b) {
+                if (per_sample) sample_coefficients<true>(w, b, j);
                 const S* e = w.e + b * n_a;  // exp(-s)
                 const S* t = w.a + b * n_a + n2;
                 if constexpr (soft) {
@@ -751,29 +768,24 @@ struct AllInOneBlock {
         // unused) and exp(s) into w.e (n2 per sample), vectorised as the forward's coefficients.
         static void backward_coefficients(const bwork& w, index_t batch) {
             const S alpha = S(O.affine_clamping), tenth = S(0.1);
-            const bool per_sample = n2 >= 16 || batch * n_a < nn::kernels::simd<S>::lanes;
-            if (per_sample) {
-                for (index_t b = 0; b < batch; ++b)
-                    nn::kernels::tanh_clamp(w.a + b * n_a, w.d + b * n_a, n2, alpha, tenth);
-            } else {
-                nn::kernels::tanh_clamp(w.a, w.d, batch * n_a, alpha, tenth);
-            }
+            const bool per_sample = coefficients_per_sample(batch);
+            if (!per_sample) nn::kernels::tanh_clamp(w.a, w.d, batch * n_a, alpha, tenth);
             for (index_t b = 0; b < batch; ++b) {
                 S* d = w.d + b * n_a;
                 S* e = w.e + b * n2;
+                if (per_sample) nn::kernels::tanh_clamp(w.a + b * n_a, d, n2, alpha, tenth);
                 std::copy_n(d, n2, e);
                 if constexpr (gin && n2 > 0) {
-                    S sum = 0;
-                    for (index_t i = 0; i < n2; ++i) sum += e[i];
-                    const S mean = sum / S(n2);
+                    const S mean = sum_of_s(e) / S(n2);
                     for (index_t i = 0; i < n2; ++i) e[i] -= mean;
                 }
                 for (index_t i = 0; i < n2; ++i) {
                     const S q = d[i] / alpha;
                     d[i] = tenth * (S(1) - q * q);
                 }
+                if (per_sample) nn::kernels::exp_inplace(e, n2, false);
             }
-            nn::kernels::exp_inplace(w.e, batch * n2, false);
+            if (!per_sample) nn::kernels::exp_inplace(w.e, batch * n2, false);
         }
 
         // Through the permutation, the global affine map and the coupling: dL/dx into gx,
@@ -838,9 +850,7 @@ struct AllInOneBlock {
                     goff[k] += so;
                 }
                 if constexpr (gin && n2 > 0) {  // s = s' - mean(s'): dL/ds' = dL/ds - mean
-                    S sum = 0;
-                    for (index_t r = 0; r < n2; ++r) sum += ga[r];
-                    const S mean = sum / S(n2);
+                    const S mean = sum_of_s(ga) / S(n2);
                     for (index_t r = 0; r < n2; ++r) ga[r] -= mean;
                 }
                 for (index_t r = 0; r < n2; ++r) ga[r] *= d[r];

@@ -42,6 +42,21 @@ template <Scalar S, class F> void apply_packets(const S* src, S* dst, index_t n,
     }
 }
 
+/// The sum of p[0, n): whole packets into one packet of partial sums, then its lanes and the
+/// rest in order - vectorised, and the same bits for the same build whatever the alignment.
+template <Scalar S> S sum(const S* p, index_t n) {
+    constexpr int L = simd<S>::lanes;
+    using A = Eigen::Array<S, L, 1>;
+    A acc = A::Zero();
+    index_t i = 0;
+    for (; i + L <= n; i += L)
+        acc += Eigen::Map<const A>(p + i);
+    S total = acc.sum();
+    for (; i < n; ++i)
+        total += p[i];
+    return total;
+}
+
 /// dst = alpha * tanh(src * tenth / alpha) (the soft clamp of AllInOneBlock, constants rounded
 /// to S first as PyTorch does); one instantiation per scalar type.
 template <Scalar S> void tanh_clamp(const S* src, S* dst, index_t n, S alpha, S tenth) {
