@@ -525,23 +525,24 @@ struct AllInOneBlock {
         // The subnet outputs [a_s | a_t] (w.a) become: t = 0.1 a_t in place, and exp(+-s) in
         // w.e, s = alpha tanh(0.1 a_s / alpha) (centred with GIN); j[b] = sum(s). Long runs of s
         // go sample by sample, each sample's steps together while its rows are in L1 (the
-        // callers interleave them with the coupling: five passes over a batch of 784-channel
-        // samples left L2); short ones as one block for the whole batch, so that the
-        // transcendental functions still run on whole packets (the t half is then computed and
-        // ignored: cheaper than going scalar).
+        // callers interleave them with the coupling; five passes over the whole batch read
+        // arrays that do not fit in L2 together: 800 KB each for mnist-cinn at batch 256); short
+        // ones as one block for the whole batch, so that the transcendental functions still run
+        // on whole packets (the t half is then computed and ignored: cheaper than going scalar).
         static bool coefficients_per_sample(index_t batch) {
             return n2 >= 16 || batch * n_a < nn::kernels::simd<S>::lanes;
         }
 
-        // The sum of one sample's n2 values: shorter than a packet in a loop of its own (the
-        // same bits as kernels::sum, without a call per sample: moons' n2 is 1).
-        static S sum_of_s(const S* s) {
+        // The sum of one sample's n2 values (s, or their gradients): runs shorter than a packet
+        // in a loop of their own (the same bits as kernels::sum, without a call per sample:
+        // moons' n2 is 1).
+        static S sum_n2(const S* v) {
             if constexpr (n2 < nn::kernels::simd<S>::lanes) {
                 S sum = 0;
-                for (index_t i = 0; i < n2; ++i) sum += s[i];
+                for (index_t i = 0; i < n2; ++i) sum += v[i];
                 return sum;
             } else {
-                return nn::kernels::sum(s, n2);
+                return nn::kernels::sum(v, n2);
             }
         }
 
@@ -552,10 +553,10 @@ struct AllInOneBlock {
             S* t = w.a + b * n_a + n2;
             for (index_t i = 0; i < n2; ++i) t[i] *= S(0.1);
             if constexpr (gin && n2 > 0) {  // centred over channels and pixels together
-                const S mean = sum_of_s(s) / S(n2);
+                const S mean = sum_n2(s) / S(n2);
                 for (index_t i = 0; i < n2; ++i) s[i] -= mean;
             }
-            j[b] = sum_of_s(s);
+            j[b] = sum_n2(s);
             if constexpr (Exp) nn::kernels::exp_inplace(s, n2, Inverse);
         }
 
@@ -776,7 +777,7 @@ struct AllInOneBlock {
                 if (per_sample) nn::kernels::tanh_clamp(w.a + b * n_a, d, n2, alpha, tenth);
                 std::copy_n(d, n2, e);
                 if constexpr (gin && n2 > 0) {
-                    const S mean = sum_of_s(e) / S(n2);
+                    const S mean = sum_n2(e) / S(n2);
                     for (index_t i = 0; i < n2; ++i) e[i] -= mean;
                 }
                 for (index_t i = 0; i < n2; ++i) {
@@ -850,7 +851,7 @@ struct AllInOneBlock {
                     goff[k] += so;
                 }
                 if constexpr (gin && n2 > 0) {  // s = s' - mean(s'): dL/ds' = dL/ds - mean
-                    const S mean = sum_of_s(ga) / S(n2);
+                    const S mean = sum_n2(ga) / S(n2);
                     for (index_t r = 0; r < n2; ++r) ga[r] -= mean;
                 }
                 for (index_t r = 0; r < n2; ++r) ga[r] *= d[r];
