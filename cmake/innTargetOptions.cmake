@@ -1,12 +1,14 @@
 # Settings for the project's own targets (tests, examples, benchmarks, compile-fail cases).
 # The library target inn::inn itself carries no warning flags: consumers choose their own.
 #
-#   inn_target_options(<target> [OPTIMIZE <flag>...])
+#   inn_target_options(<target> [SANITIZE] [OPTIMIZE <flag>...])
 #
-# adds -Wall -Wextra -Wpedantic (and -Werror with INN_WERROR=ON), the sanitizer flags with
-# INN_SANITIZE=ON (ASan + UBSan) or INN_TSAN=ON (ThreadSanitizer), and the given optimisation
-# flags last, so that they win over the flags of CMAKE_BUILD_TYPE (e.g. -O3 of Release;
-# -DNDEBUG of Release stays).
+# adds -Wall -Wextra -Wpedantic (and -Werror with INN_WERROR=ON), the sanitizer flags (ASan +
+# UBSan) to a SANITIZE target with INN_SANITIZE=ON, ThreadSanitizer's to every target with
+# INN_TSAN=ON, and the given optimisation flags last, so that they win over the flags of
+# CMAKE_BUILD_TYPE (e.g. -O3 of Release; -DNDEBUG of Release stays).
+#
+# It also defines the option INN_SANITIZE (below).
 
 include_guard(GLOBAL)
 
@@ -39,8 +41,41 @@ elseif(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
 endif()
 set(INN_TSAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
 
+# INN_SANITIZE: the unit tests (inn_tests, inn_thread_tests: the targets that say SANITIZE) under
+# ASan + UBSan. ON by default where the compiler builds a program with the flags above and it
+# runs (GCC or Clang with their run-time libraries; not when cross-compiling, nor with
+# INN_TSAN), so that the one build of the README's test command is also the sanitizer build (a
+# second, instrumented build of the tests took 900-1000 s of the CI's 50 minutes:
+# docs/compile-cost.md, "One build of the unit tests").
+# Everything else stays as users build it: the examples, the benchmarks, the allocation,
+# switch and native-random tests (optimised), the header, docs and compile-fail checks.
+if(NOT DEFINED CACHE{INN_SANITIZE})
+    set(_inn_sanitize_default OFF)
+    if(INN_BUILD_TESTS AND NOT INN_TSAN AND NOT CMAKE_CROSSCOMPILING
+       AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+        include(CheckCXXSourceRuns)
+        list(JOIN INN_SANITIZER_FLAGS " " CMAKE_REQUIRED_FLAGS)
+        set(CMAKE_REQUIRED_LINK_OPTIONS ${INN_SANITIZER_FLAGS})
+        check_cxx_source_runs([[
+            #include <vector>
+            int main() { std::vector<int> v(3, 1); return v[2] - 1; }
+        ]] INN_SANITIZERS_RUN)
+        unset(CMAKE_REQUIRED_FLAGS)
+        unset(CMAKE_REQUIRED_LINK_OPTIONS)
+        set(_inn_sanitize_default ${INN_SANITIZERS_RUN})
+        if(NOT INN_SANITIZERS_RUN)
+            message(STATUS "inn: a program built with ${INN_SANITIZER_FLAGS} does not run here: "
+                           "the unit tests are built without sanitizers (INN_SANITIZE=OFF)")
+        endif()
+    endif()
+endif()
+option(INN_SANITIZE "Build the unit tests with AddressSanitizer + UBSan" ${_inn_sanitize_default})
+if(INN_SANITIZE AND INN_TSAN)
+    message(FATAL_ERROR "INN_SANITIZE and INN_TSAN cannot be combined (use two build trees)")
+endif()
+
 function(inn_target_options target)
-    cmake_parse_arguments(ARG "" "" "OPTIMIZE" ${ARGN})
+    cmake_parse_arguments(ARG "SANITIZE" "" "OPTIMIZE" ${ARGN})
     target_link_libraries(${target} PRIVATE inn::inn)
     if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
         target_compile_options(${target} PRIVATE ${INN_WARNING_FLAGS})
@@ -55,7 +90,7 @@ function(inn_target_options target)
         if(ARG_OPTIMIZE)
             target_compile_options(${target} PRIVATE ${ARG_OPTIMIZE})
         endif()
-        if(INN_SANITIZE)
+        if(INN_SANITIZE AND ARG_SANITIZE)
             # -g1: line tables only, so that sanitizer reports name file:line (cheap to compile)
             target_compile_options(${target} PRIVATE ${INN_SANITIZER_FLAGS}
                                                       ${INN_SANITIZER_COMPILE_FLAGS} -g1)

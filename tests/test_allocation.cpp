@@ -1,6 +1,6 @@
 // Once a workspace is reserved, forward_into / inverse_into allocate nothing. Counted by
-// replacing global operator new (every C++ allocation) and, outside sanitizer builds, by
-// interposing malloc itself (glibc supports replacing it; Eigen allocates through malloc).
+// replacing global operator new (every C++ allocation) and, unless built with AddressSanitizer,
+// by interposing malloc itself (glibc supports replacing it; Eigen allocates through malloc).
 // This file is its own test executable, since the replacements apply to the whole program
 // (Catch2's main, tests/main.cpp, is linked in as an object, as for the other executables).
 
@@ -82,7 +82,7 @@ void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
-#if !defined(__SANITIZE_ADDRESS__) && !defined(INN_SANITIZE) && defined(__GLIBC__)
+#if !defined(__SANITIZE_ADDRESS__) && defined(__GLIBC__)
 // glibc's documented way to replace malloc: define it and forward to the __libc_ versions.
 extern "C" {
 void* __libc_malloc(std::size_t);
