@@ -54,14 +54,15 @@ if(NOT DEFINED CACHE{INN_SANITIZE})
     if(INN_BUILD_TESTS AND NOT INN_TSAN AND NOT CMAKE_CROSSCOMPILING
        AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
         include(CheckCXXSourceRuns)
+        include(CMakePushCheckState)
+        cmake_push_check_state(RESET)
         list(JOIN INN_SANITIZER_FLAGS " " CMAKE_REQUIRED_FLAGS)
         set(CMAKE_REQUIRED_LINK_OPTIONS ${INN_SANITIZER_FLAGS})
         check_cxx_source_runs([[
             #include <vector>
             int main() { std::vector<int> v(3, 1); return v[2] - 1; }
         ]] INN_SANITIZERS_RUN)
-        unset(CMAKE_REQUIRED_FLAGS)
-        unset(CMAKE_REQUIRED_LINK_OPTIONS)
+        cmake_pop_check_state()
         set(_inn_sanitize_default ${INN_SANITIZERS_RUN})
         if(NOT INN_SANITIZERS_RUN)
             message(STATUS "inn: a program built with ${INN_SANITIZER_FLAGS} does not run here: "
