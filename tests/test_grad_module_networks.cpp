@@ -410,6 +410,82 @@ TEST_CASE("backward in training: AllInOneBlocks keep their subnets' activations 
     check_readme_model<KeepingCINN>({train::store, train::recompute}, 5, 18, 1, 1560, 0.2, c);
 }
 
+// A soft permutation's backward multiplies by W^T. Where w_perm_inv is W^T to the bit (FrEIA
+// makes and saves it so), that runs as the inverse's product, from its packed copy; otherwise as
+// the product from W. 24 channels and batch 6: the register-tiled products, packed or not.
+template <bool Reverse> struct soft_inn {
+    using type = SequenceINN<Shape<24>,
+                             Repeat<2, AllInOneBlock<fc16, {.permute_soft = true,
+                                                            .reverse_permutation = Reverse}>>>;
+};
+template <bool Reverse>
+using SoftINN = typename soft_inn<Reverse>::type::template with_scalar<double>;
+
+template <class Net> void scale_inverse_permutations(Net& net, double factor) {
+    net.visit([&](const std::string& key, const tensor_ref<double>& t) {
+        if (t.real && key.ends_with(".w_perm_inv"))
+            for (std::int64_t i = 0; i < t.shape.numel(); ++i)
+                t.real[i] *= factor;
+    });
+    net.parameters_changed();
+}
+
+/// max |a - b| / max(1, max |b|) over two gradient lists.
+double gradient_difference(const std::vector<double>& a, const std::vector<double>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0, scale = 1;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        worst = std::max(worst, std::abs(a[i] - b[i]));
+        scale = std::max(scale, std::abs(b[i]));
+    }
+    return worst / scale;
+}
+
+TEST_CASE("backward in training: a soft permutation's transpose, with w_perm_inv as saved or "
+          "altered",
+          "[grad][train]") {
+    const mat x = test::random_batch(6, 24, 1);
+    const double h = 1e-6;
+    // Without reverse_permutation the forward never reads w_perm_inv: altering it changes
+    // neither the loss nor any gradient (the altered network multiplies by W itself).
+    {
+        SoftINN<false> exact(3);
+        perturb(exact, 4);
+        SoftINN<false> altered = exact;
+        scale_inverse_permutations(altered, 1.5);
+        train::trainer te(exact, {.memory = train::store});
+        train::trainer ta(altered, {.memory = train::store});
+        const double le = te.step(x, train::max_likelihood);
+        const double la = ta.step(x, train::max_likelihood);
+        CHECK(la == Approx(le).epsilon(1e-14));
+        CHECK(gradient_difference(parameter_gradients(altered), parameter_gradients(exact)) <
+              1e-12);
+        CHECK(test::max_rel_error(ta.input_gradient(), te.input_gradient()) < 1e-12);
+        CHECK(parameter_gradients(exact).size() > 1000);
+    }
+    // With it the forward begins with x = w_perm_inv x0: as saved (W^T) and altered, the
+    // input gradient (through w_perm_inv's transpose) against finite differences.
+    for (double factor : {1.0, 1.5}) {
+        INFO("w_perm_inv scaled by " << factor);
+        SoftINN<true> net(3);
+        perturb(net, 4);
+        scale_inverse_permutations(net, factor);
+        train::trainer t(net, {.memory = train::store});
+        t.step(x, train::max_likelihood);
+        const mat gx = t.input_gradient();
+        double worst = 0, scale = 1;
+        for (Eigen::Index i = 0; i < x.size(); ++i) {
+            mat up = x, down = x;
+            up.data()[i] += h;
+            down.data()[i] -= h;
+            const double num = (nll(net, up) - nll(net, down)) / (2 * h);
+            worst = std::max(worst, std::abs(num - gx.data()[i]));
+            scale = std::max(scale, std::abs(num));
+        }
+        CHECK(worst / scale < 1e-7);
+    }
+}
+
 // On images with the fused convolution chain as subnet (3x3, padding 1): its forward keeps
 // nothing, so in store mode the blocks keep only their subnets' outputs and the chain's backward
 // recomputes its hidden layer.

@@ -280,8 +280,13 @@ void visit_tensors(B& module, V&& visitor, const std::string& prefix) {
     if constexpr (requires { module.visit(visitor, prefix); }) module.visit(visitor, prefix);
 }
 
+/// prepare() after any change of the parameters; before it prepare_fixed() where tensors that
+/// no optimiser step changes (those without requires_grad, e.g. a soft permutation) changed
+/// too: for work on them too costly to repeat at every training step.
 template <class B>
-void prepare_module(B& module) {
+void prepare_module(B& module, bool fixed_changed = true) {
+    if constexpr (requires { module.prepare_fixed(); })
+        if (fixed_changed) module.prepare_fixed();
     if constexpr (requires { module.prepare(); }) module.prepare();
 }
 

@@ -253,7 +253,7 @@ class executor {
         const bool fixed_changed = fixed_prepared_ != fixed_version_;
         for_each_module_impl([&](auto k, auto& m) {
             try {
-                prepare_module(m);
+                prepare_module(m, fixed_changed);
             } catch (const parameter_error& e) {
                 throw parameter_error(prefix(k.value) + "." + e.key(), e.problem(),
                                       "node '" + std::string(Desc::node_name(plan.forward_order[k.value])) + "'");
