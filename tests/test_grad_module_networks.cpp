@@ -145,18 +145,8 @@ template <class Net> void check_network(index_t batch, index_t size, std::size_t
             scale = std::max(scale, std::abs(num));
         }
         CHECK(worst / scale < 1e-7);
-        const mat gx = t.input_gradient();
-        worst = 0;
-        scale = 1;
-        for (Eigen::Index i = 0; i < x.size(); ++i) {
-            mat up = x, down = x;
-            up.data()[i] += h;
-            down.data()[i] -= h;
-            const double num = (nll(net, up) - nll(net, down)) / (2 * h);
-            worst = std::max(worst, std::abs(num - gx.data()[i]));
-            scale = std::max(scale, std::abs(num));
-        }
-        CHECK(worst / scale < 1e-7);
+        CHECK(test::input_gradient_error(x, t.input_gradient(),
+                                         [&](const mat& xv) { return nll(net, xv); }, h) < 1e-7);
     }
 }
 
@@ -445,7 +435,6 @@ TEST_CASE("backward in training: a soft permutation's transpose, with w_perm_inv
           "altered",
           "[grad][train]") {
     const mat x = test::random_batch(6, 24, 1);
-    const double h = 1e-6;
     // Without reverse_permutation the forward never reads w_perm_inv: altering it changes
     // neither the loss nor any gradient (the altered network multiplies by W itself).
     {
@@ -472,17 +461,8 @@ TEST_CASE("backward in training: a soft permutation's transpose, with w_perm_inv
         scale_inverse_permutations(net, factor);
         train::trainer t(net, {.memory = train::store});
         t.step(x, train::max_likelihood);
-        const mat gx = t.input_gradient();
-        double worst = 0, scale = 1;
-        for (Eigen::Index i = 0; i < x.size(); ++i) {
-            mat up = x, down = x;
-            up.data()[i] += h;
-            down.data()[i] -= h;
-            const double num = (nll(net, up) - nll(net, down)) / (2 * h);
-            worst = std::max(worst, std::abs(num - gx.data()[i]));
-            scale = std::max(scale, std::abs(num));
-        }
-        CHECK(worst / scale < 1e-7);
+        CHECK(test::input_gradient_error(x, t.input_gradient(),
+                                         [&](const mat& xv) { return nll(net, xv); }) < 1e-7);
     }
 }
 

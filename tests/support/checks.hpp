@@ -69,6 +69,25 @@ Eigen::VectorXd numerical_log_det(Net& net, const row_matrix<double>& x, const R
     return out;
 }
 
+/// An input gradient `gx` against central differences (step `h`) of `loss(x)` at every scalar
+/// of `x`: max |gx - numeric| / max(1, max |numeric|).
+template <class Loss>
+double input_gradient_error(const row_matrix<double>& x, const row_matrix<double>& gx,
+                            Loss&& loss, double h = 1e-6) {
+    REQUIRE(gx.rows() == x.rows());
+    REQUIRE(gx.cols() == x.cols());
+    double worst = 0, scale = 1;
+    for (Eigen::Index i = 0; i < x.size(); ++i) {
+        row_matrix<double> up = x, down = x;
+        up.data()[i] += h;
+        down.data()[i] -= h;
+        const double num = (loss(up) - loss(down)) / (2 * h);
+        worst = std::max(worst, std::abs(num - gx.data()[i]));
+        scale = std::max(scale, std::abs(num));
+    }
+    return worst / scale;
+}
+
 /// Random data of a network's input shape.
 template <class S = double>
 row_matrix<S> random_batch(Eigen::Index batch, Eigen::Index features, unsigned seed = 1) {
