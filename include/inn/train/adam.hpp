@@ -146,22 +146,27 @@ class adam_family : public optimizer_core<S> {
     }
 
     double lr() const { return o_.lr; }
-    /// Sets the learning rate (what schedules call); data_error if negative.
+    /// Sets the learning rate (what schedules call); data_error if negative or not finite.
     void set_lr(double lr) {
-        require_option(lr >= 0, kind, "the learning rate must be >= 0", lr);
+        require_option(std::isfinite(lr) && lr >= 0, kind,
+                       "the learning rate must be finite and >= 0", lr);
         o_.lr = lr;
     }
     const options& hyper_parameters() const { return o_; }
 
-    /// torch's checks of the hyper-parameters; data_error naming the one that fails.
+    /// torch's checks of the hyper-parameters, and that each is finite (torch takes an
+    /// infinite learning rate); data_error naming the one that fails.
     void check() const {
-        require_option(o_.lr >= 0, kind, "the learning rate must be >= 0", o_.lr);
-        require_option(o_.eps >= 0, kind, "eps must be >= 0", o_.eps);
+        require_option(std::isfinite(o_.lr) && o_.lr >= 0, kind,
+                       "the learning rate must be finite and >= 0", o_.lr);
+        require_option(std::isfinite(o_.eps) && o_.eps >= 0, kind, "eps must be finite and >= 0",
+                       o_.eps);
         require_option(o_.betas[0] >= 0 && o_.betas[0] < 1, kind, "betas[0] must be in [0, 1)",
                        o_.betas[0]);
         require_option(o_.betas[1] >= 0 && o_.betas[1] < 1, kind, "betas[1] must be in [0, 1)",
                        o_.betas[1]);
-        require_option(o_.weight_decay >= 0, kind, "weight_decay must be >= 0", o_.weight_decay);
+        require_option(std::isfinite(o_.weight_decay) && o_.weight_decay >= 0, kind,
+                       "weight_decay must be finite and >= 0", o_.weight_decay);
     }
 
     /// State and hyper-parameters for checkpoints (protocol: train/parameter_list.hpp).

@@ -26,11 +26,15 @@ namespace inn::train {
 /// As torch: the norm of the per-tensor norms, each rounded to S; the coefficient is computed
 /// and applied in S (and applied even when it clamps to 1); a non-finite norm makes the
 /// gradients non-finite unless `error_if_nonfinite`, which throws data_error instead.
+/// Unlike torch, float gradients' sums run in double: where torch's float sum overflows to
+/// infinity (gradients of 1e20) or underflows to zero (1e-30), this norm is the true one.
+/// data_error for a negative or NaN max_norm (torch would flip or poison every gradient).
 template <Scalar S>
 S clip_grad_norm(const parameter_list<S>& params, double max_norm, double norm_type = 2.0,
                  bool error_if_nonfinite = false) {
     internal::require_option(norm_type > 0, "clip_grad_norm",
                            "norm_type must be > 0 (or infinity)", norm_type);
+    internal::require_option(max_norm >= 0, "clip_grad_norm", "max_norm must be >= 0", max_norm);
     params.require_gradients("clip_grad_norm");
     if (params.entries().empty()) return S(0);
     const bool inf = std::isinf(norm_type);
@@ -64,7 +68,9 @@ S clip_grad_norm(const parameter_list<S>& params, double max_norm, double norm_t
     if (error_if_nonfinite && !std::isfinite(total))
         throw data_error("inn: clip_grad_norm: the total norm of the gradients is not finite, so "
                          "they cannot be clipped");
-    const S coef = S(max_norm) / (total + S(1e-6));
+    // torch divides a number by a tensor as Tensor.__rdiv__ does, reciprocal() * max_norm,
+    // which rounds differently from one division (a last bit in a quarter of float cases).
+    const S coef = S(1) / (total + S(1e-6)) * S(max_norm);
     const S clamped = (std::isnan(coef) || coef < S(1)) ? coef : S(1);  // torch.clamp(max=1)
     for (const auto& e : params.entries()) {
         S* g = e.grad();

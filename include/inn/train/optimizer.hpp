@@ -67,8 +67,14 @@ class optimizer_core {
     }
 
   protected:
+    /// usage_error for a network without trainable parameters (torch: "optimizer got an
+    /// empty parameter list"): steps would do nothing.
     template <TrainableNetwork Net>
-    explicit optimizer_core(Net& net) : params_(net) {}
+    explicit optimizer_core(Net& net) : params_(net) {
+        if (params_.entries().empty())
+            throw usage_error("inn: an optimiser was given a network without trainable "
+                              "parameters (every tensor fixed or none at all)");
+    }
 
     parameter_list<S> params_;
     std::int64_t steps_ = 0;

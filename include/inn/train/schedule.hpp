@@ -15,6 +15,7 @@
 // set by hand in between is decayed from there on. Construction is torch's with
 // last_epoch = -1: the epoch counter starts at 0 and the learning rate is left as it is.
 
+#include <cmath>
 #include <cstdint>
 #include <string_view>
 
@@ -52,11 +53,12 @@ class StepLR {
     std::int64_t step_size() const { return step_size_; }
     double gamma() const { return gamma_; }
 
-    /// data_error for a step_size below 1 or a negative gamma.
+    /// data_error for a step_size below 1 or a gamma negative or not finite.
     void check() const {
         internal::require_option(step_size_ >= 1, kind, "step_size must be >= 1",
                                double(step_size_));
-        internal::require_option(gamma_ >= 0, kind, "gamma must be >= 0", gamma_);
+        internal::require_option(std::isfinite(gamma_) && gamma_ >= 0, kind,
+                                 "gamma must be finite and >= 0", gamma_);
     }
     /// Its state for checkpoints (protocol: train/parameter_list.hpp).
     template <class V>
@@ -100,9 +102,10 @@ class ExponentialLR {
     double base_lr() const { return base_lr_; }
     double gamma() const { return gamma_; }
 
-    /// data_error for a negative gamma.
+    /// data_error for a gamma negative or not finite.
     void check() const {
-        internal::require_option(gamma_ >= 0, kind, "gamma must be >= 0", gamma_);
+        internal::require_option(std::isfinite(gamma_) && gamma_ >= 0, kind,
+                                 "gamma must be finite and >= 0", gamma_);
     }
     /// Its state for checkpoints (protocol: train/parameter_list.hpp).
     template <class V>

@@ -16,6 +16,7 @@
 // buffer is allocated at construction (a step allocates nothing); before the first step it is
 // unused (torch: absent). A subnormal momentum is stored as zero (internal::flush_subnormal).
 
+#include <cmath>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -83,19 +84,25 @@ class SGD : public internal::optimizer_core<S> {
     }
 
     double lr() const { return o_.lr; }
-    /// Sets the learning rate (what schedules call); data_error if negative.
+    /// Sets the learning rate (what schedules call); data_error if negative or not finite.
     void set_lr(double lr) {
-        internal::require_option(lr >= 0, kind, "the learning rate must be >= 0", lr);
+        internal::require_option(std::isfinite(lr) && lr >= 0, kind,
+                                 "the learning rate must be finite and >= 0", lr);
         o_.lr = lr;
     }
     const sgd_options& hyper_parameters() const { return o_; }
 
-    /// torch's checks of the hyper-parameters; data_error naming the one that fails.
+    /// torch's checks of the hyper-parameters, and that each is finite (torch takes an
+    /// infinite learning rate); data_error naming the one that fails.
     void check() const {
-        internal::require_option(o_.lr >= 0, kind, "the learning rate must be >= 0", o_.lr);
-        internal::require_option(o_.momentum >= 0, kind, "momentum must be >= 0", o_.momentum);
-        internal::require_option(o_.weight_decay >= 0, kind, "weight_decay must be >= 0",
-                               o_.weight_decay);
+        internal::require_option(std::isfinite(o_.lr) && o_.lr >= 0, kind,
+                                 "the learning rate must be finite and >= 0", o_.lr);
+        internal::require_option(std::isfinite(o_.momentum) && o_.momentum >= 0, kind,
+                                 "momentum must be finite and >= 0", o_.momentum);
+        internal::require_option(std::isfinite(o_.dampening), kind, "dampening must be finite",
+                                 o_.dampening);
+        internal::require_option(std::isfinite(o_.weight_decay) && o_.weight_decay >= 0, kind,
+                                 "weight_decay must be finite and >= 0", o_.weight_decay);
         if (o_.nesterov) {
             internal::require_option(o_.momentum > 0, kind,
                                    "Nesterov momentum requires a momentum > 0", o_.momentum);
