@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <utility>
 
 #include "config.hpp"
 
@@ -18,8 +19,15 @@ public:
     static constexpr std::size_t alignment = 64;
 
     aligned_vector() = default;
-    aligned_vector(aligned_vector&&) noexcept = default;
-    aligned_vector& operator=(aligned_vector&&) noexcept = default;
+    // A moved-from vector is empty: its size goes with the memory (a defaulted move would leave
+    // size_ behind, and a later copy into it would skip the allocation).
+    aligned_vector(aligned_vector&& other) noexcept
+        : data_(std::move(other.data_)), size_(std::exchange(other.size_, 0)) {}
+    aligned_vector& operator=(aligned_vector&& other) noexcept {
+        data_ = std::move(other.data_);
+        size_ = std::exchange(other.size_, 0);
+        return *this;
+    }
     aligned_vector(const aligned_vector& other) { *this = other; }
     aligned_vector& operator=(const aligned_vector& other) {
         if (this != &other) {
