@@ -393,6 +393,78 @@ TEST_CASE("bad input: a refused output leaves the other outputs untouched", "[io
     CHECK(l == ljd);
 }
 
+TEST_CASE("bad input: one object given for two destinations is refused before anything runs",
+          "[io][bad_input]") {
+    const row_matrix<double> x = test::random_batch(4, 6, 1), c = test::random_batch(4, 2, 2);
+    two::Net net(2), fresh(2);
+    // Resizing z for output b would free the memory bound to output a.
+    row_matrix<double> z;
+    vector<double> l;
+    CHECK_THROWS_WITH(net.forward_into(x, outputs(z, z), l, conditions(c)),
+                      Contains("output 'a' and output 'b' are the same object"));
+    CHECK(z.size() == 0);
+    CHECK(l.size() == 0);
+    // Sized to fit, the two would overwrite each other.
+    row_matrix<double> fits = row_matrix<double>::Constant(4, 3, sentinel);
+    CHECK_THROWS_AS(net.forward_into(x, outputs(fits, fits), l, conditions(c)), data_error);
+    CHECK((fits.array() == sentinel).all());
+    // An output and the log-determinant.
+    std::vector<double> v, za;
+    CHECK_THROWS_WITH(net.forward_into(x, outputs(za, v), v, conditions(c)),
+                      Contains("output 'b' and log_jac_det are the same object"));
+    CHECK(v.empty());
+    CHECK(net.capacity() == 0);
+    // Views of one matrix are distinct destinations: its columns side by side.
+    row_matrix<double> both(4, 6);
+    auto left = both.leftCols(3), right = both.rightCols(3);
+    net.forward_into(x, outputs(left, right), l, conditions(c));
+    auto [want, ljd] = fresh.forward(x, conditions(c));
+    CHECK(both.leftCols(3) == want[0]);
+    CHECK(both.rightCols(3) == want[1]);
+    CHECK(l == ljd);
+}
+
+TEST_CASE("bad input: an empty batch gives empty results and runs nothing", "[io][bad_input]") {
+    // Img: ActNorm, a convolutional GLOW block (whose kernel once wrote its scratch's padding
+    // before looking at the batch), PermuteRandom. Fresh: no buffers yet.
+    Img net(3);
+    const row_matrix<double> none(0, n_img);
+    auto [z, ljd] = net.forward(none);
+    CHECK(z.rows() == 0);
+    CHECK(z.cols() == n_img);
+    CHECK(ljd.size() == 0);
+    CHECK(net.inverse(none).x.rows() == 0);
+    row_matrix<double> out = row_matrix<double>::Constant(2, n_img, sentinel);
+    vector<double> l = vector<double>::Constant(2, sentinel);
+    net.forward_into(none, out, l);
+    CHECK(out.rows() == 0);
+    CHECK(l.size() == 0);
+    Img reserved(3);
+    reserved.reserve(0);
+    out.resize(2, n_img);
+    reserved.inverse_into(none, out, l);
+    CHECK(out.rows() == 0);
+    // ActNorm was not initialised from no data: the first real batch does it, as in a fresh
+    // network.
+    CHECK_FALSE(net.module<0>()->initialized());
+    const row_matrix<double> x = test::random_batch(5, n_img, 11);
+    CHECK(net.forward(x).z == Img(3).forward(x).z);
+}
+
+TEST_CASE("bad input: a network moved from takes a copy assigned to it", "[io][bad_input]") {
+    // After a call the Linear layers hold packed copies of their weights (aligned_vector): the
+    // move once left their size behind, and the copy then wrote to a null pointer.
+    const row_matrix<double> x = test::random_batch(5, 6, 1), c = test::random_batch(5, 2, 2);
+    two::Net a(2);
+    const auto want = a.forward(x, conditions(c));
+    two::Net b = std::move(a);
+    a = b;
+    const auto got = a.forward(x, conditions(c));
+    CHECK(got.z[0] == want.z[0]);
+    CHECK(got.z[1] == want.z[1]);
+    CHECK(got.log_jac_det == want.log_jac_det);
+}
+
 // ---- sources and destinations of any layout -----------------------------------------------------
 
 TEST_CASE("bad input: xtensor views, offsets, column-major and transposed data, in and out",

@@ -445,6 +445,18 @@ TEST_CASE("optim: a step without gradient storage is a usage_error that changes 
     CHECK_NOTHROW(opt.zero_grad());  // nothing to zero, as torch skips grad None
 }
 
+TEST_CASE("optim: a training step on an empty batch is refused, as nll refuses it",
+          "[train][optim]") {
+    Chain<double> net(1);
+    train::trainer t{net};
+    const row_matrix<double> x = test::random_batch(8, 2, 3);
+    const double loss = t.step(x, train::max_likelihood);
+    CHECK_THROWS_WITH(t.step(row_matrix<double>(0, 2), train::max_likelihood),
+                      Catch::Contains("empty"));
+    CHECK_THROWS_AS(t.accumulate(row_matrix<double>(0, 2), train::max_likelihood), data_error);
+    CHECK(t.step(x, train::max_likelihood) == loss);  // nothing else changed
+}
+
 TEST_CASE("optim: a network moved from makes its optimiser refuse", "[train][optim]") {
     Chain<double> net(1);
     train::SGD opt{net, {.lr = 0.1}};

@@ -469,7 +469,9 @@ sink_plan<S> plan_sink(X& x, index_t batch, const dims& d, std::string_view what
                                                           : " and cannot be resized (an adaptor, "
                                                             "a view or a fixed shape)") +
                              ", but " + needs() + " takes " + detail::batch_shape_text(batch, d) +
-                             " or (" + std::to_string(batch) + ", " + std::to_string(n) + ")");
+                             (d.rank > 1 ? " or (" + std::to_string(batch) + ", " +
+                                               std::to_string(n) + ")"
+                                         : std::string()));
     } else if constexpr (detail::is_std_vector<X>) {
         static_assert(std::is_same_v<typename X::value_type, S>,
                       "inn: the output vector's value type differs from the network's Scalar");

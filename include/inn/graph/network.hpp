@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -178,6 +179,7 @@ class network {
 
     // ---- running -------------------------------------------------------------------------------
     // x: one tensor or `inputs(x1, x2, ...)`; then optionally `conditions(c...)` and `jac`.
+    // An empty batch gives empty results and runs no module (ActNorm waits for data).
 
     template <class X, class... Rest>
     auto forward(const X& x, const Rest&... rest) {
@@ -188,7 +190,7 @@ class network {
         return run_owned<Reversed>(z, rest...);
     }
     /// Allocation-free forms: write into `out` (one tensor or `outputs(...)`) and `log_jac_det`
-    /// (a vector or span of `batch` values).
+    /// (a vector or span of `batch` values), each its own object.
     template <class X, class Out, class L, class... Rest>
     void forward_into(const X& x, Out&& out, L&& log_jac_det, const Rest&... rest) {
         run_into<!Reversed>(x, out, log_jac_det, rest...);
@@ -438,12 +440,15 @@ class network {
         const auto src = read_sources<Forward>(inn::detail::input_tuple(x),
                                                inn::detail::condition_tuple(rest...));
         const index_t batch = src.batch;
-        begin<Forward>(src);
         vector<S> ljd = vector<S>::Zero(batch);
-        exec_.template run<Forward>(batch, inn::detail::jac_flag(rest...), ljd.data());
+        if (batch > 0) {  // an empty batch runs nothing (the buffers may not exist yet)
+            begin<Forward>(src);
+            exec_.template run<Forward>(batch, inn::detail::jac_flag(rest...), ljd.data());
+        }
         constexpr int n_written = Forward ? plan.n_outputs : plan.n_inputs;
         auto fetch = [&](int i) {
             const int e = writing_edge<Forward>(i);
+            if (batch == 0) return row_matrix<S>(0, plan.edge_shape[e].size());
             return row_matrix<S>(exec_.edge(e).matrix(batch, plan.edge_shape[e].size()));
         };
         if constexpr (n_written == 1) {
@@ -484,7 +489,10 @@ class network {
              ...);
         }(std::make_index_sequence<std::size_t(n_written)>{});
         const sink_plan<S> ljd_plan = plan_log_jac_det<S>(log_jac_det, batch);
-        begin<Forward>(src);
+        // One resizable container given for two destinations: the second resize would free
+        // what the first was bound to.
+        check_distinct_destinations<Forward>(outs, log_jac_det);
+        if (batch > 0) begin<Forward>(src);
         std::array<batch_sink<S>, std::size_t(n_written)> sinks;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             ((sinks[I] = bind_sink<S>(std::get<I>(outs), plans[I], batch,
@@ -492,6 +500,7 @@ class network {
              ...);
         }(std::make_index_sequence<std::size_t(n_written)>{});
         S* ljd = bind_log_jac_det<S>(log_jac_det, ljd_plan, batch);
+        if (batch == 0) return;  // the destinations sized to no rows; nothing runs
         std::fill(ljd, ljd + batch, S(0));
         exec_.template run<Forward>(batch, inn::detail::jac_flag(rest...), ljd);
         for (int i = 0; i < n_written; ++i) {
@@ -499,6 +508,29 @@ class network {
             copy_out(cview<S>(exec_.edge(e)), batch, plan.edge_shape[e].size(),
                      sinks[std::size_t(i)]);
         }
+    }
+
+    // One object given for two destinations (outputs(z, z), or one vector as an output and
+    // as log_jac_det): resizing it for the second would free the memory bound to the first,
+    // and the two would overwrite each other anyway. Views of one matrix are distinct objects
+    // and may share its memory (side by side columns, in place).
+    template <bool Forward, class Outs, class L>
+    static void check_distinct_destinations(const Outs& outs, const L& log_jac_det) {
+        constexpr std::size_t n = std::tuple_size_v<Outs>;
+        std::array<const void*, n + 1> at{};
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            ((at[I] = static_cast<const void*>(std::addressof(std::get<I>(outs)))), ...);
+        }(std::make_index_sequence<n>{});
+        at[n] = static_cast<const void*>(std::addressof(log_jac_det));
+        auto what = [](std::size_t i) {
+            return i == n ? std::string("log_jac_det")
+                          : "output '" + std::string(writing_name<Forward>(int(i))) + "'";
+        };
+        for (std::size_t j = 1; j <= n; ++j)
+            for (std::size_t i = 0; i < j; ++i)
+                if (at[i] == at[j])
+                    throw data_error("inn: " + what(i) + " and " + what(j) +
+                                     " are the same object; give each destination its own");
     }
 
     executor_type exec_;

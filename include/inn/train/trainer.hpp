@@ -45,7 +45,8 @@ class trainer {
     static constexpr const auto& plan = Desc::plan;
     static_assert(!Net::reversed,
                   "inn: a trainer differentiates a network's forward map; train the forward "
-                  "network (inverse_t<Net>{net} shares its parameters)");
+                  "network, then make the sampler from it (inverse_t<Net>{net} copies its "
+                  "parameters)");
     static_assert(engine::differentiable);
 
   public:
@@ -196,6 +197,10 @@ class trainer {
         for (std::size_t j = 0; const batch_source<S>& c : csrc)
             check(c, "condition", Desc::node_name(plan.condition_node[j++]));
         batch = std::max<index_t>(batch, 0);
+        // torch's mean over no samples is NaN, and its optimiser would still move the
+        // parameters by their momentum: refused instead, as train::nll refuses it.
+        if (batch == 0)
+            throw data_error("inn: a training step needs at least one sample; the batch is empty");
         // Everything checked: buffers, parameters prepared, data in.
         if (batch > engine_.capacity() || net_->threads() != threads_) {
             threads_ = net_->threads();

@@ -172,6 +172,7 @@ template <Scalar S, int In, int Hidden, int Out, int KS, int H, int W> struct co
     template <class F, class G>
     static void run(const S* w1, const S* b1, const S* w2, const S* b2, const S* x,
                     index_t ldx, S* y, index_t ldy, index_t batch, S* scratch, F act, G act2) {
+        if (batch <= 0) return;  // no scratch may have been given
         S* xp = scratch;
         S* hp = scratch + index_t(In) * plane;
         S* yext = hp + index_t(Hidden) * plane;
