@@ -162,6 +162,8 @@ TEST_CASE("StandardNormal: seeded samples with unit moments", "[distributions]")
     CHECK(a == direct);
     std::vector<float> buf(7);
     CHECK_THROWS_AS(base.sample_into(std::span<float>(buf), g1), data_error);
+    CHECK_THROWS_WITH(base.sample<double>(-1, g1), Catch::Contains("negative sample count"));
+    CHECK(base.sample<double>(0, g1).rows() == 0);
 }
 
 TEST_CASE("PushForward: a linear flow has the Gaussian density and moments", "[distributions]") {
@@ -196,6 +198,13 @@ TEST_CASE("PushForward: a linear flow has the Gaussian density and moments", "[d
         auto sl = flow.sample_with_log_prob(500, g1);
         CHECK(sl.x == flow.sample(500, g2));  // the same draws
         CHECK(max_rel_error(sl.log_prob, gaussian_log_density(sl.x, mu, sigma)) < 1e-12);
+    }
+    SECTION("no samples, or a negative count") {
+        generator g(9);
+        CHECK(flow.sample(0, g).rows() == 0);
+        CHECK(flow.sample_with_log_prob(0, g).log_prob.size() == 0);
+        CHECK_THROWS_WITH(flow.sample(-3, g), Catch::Contains("negative sample count -3"));
+        CHECK_THROWS_AS(flow.sample_with_log_prob(-1, g), data_error);
     }
 }
 

@@ -6,6 +6,11 @@
 
 #include <catch2/catch.hpp>
 
+#if defined(__unix__)
+#include <csignal>
+#include <sys/resource.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -591,6 +596,58 @@ TEST_CASE("safetensors: write_safetensors and read through the file system", "[s
                       Contains("dir.safetensors") && Contains("cannot open file for writing"));
     fs::remove_all(dir);
 }
+
+#if defined(__unix__)
+// A full disk, as the file-size limit makes it: the write fails part way.
+TEST_CASE("safetensors: a failed write leaves the file it would replace as it was",
+          "[safetensors]") {
+    const auto dir = fs::temp_directory_path() / "inn_test_safetensors_atomic";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const auto path = dir / "checkpoint.safetensors";
+    const std::vector<double> old_values{1, 2, 3};
+    const std::vector<tensor_to_write> old_ts{inn::io::make_tensor("w", {3}, old_values)};
+    inn::io::write_safetensors(path, old_ts);
+    const auto old_size = fs::file_size(path);
+    const std::vector<double> big(4096, 0.5);
+    const std::vector<tensor_to_write> big_ts{inn::io::make_tensor("w", {4096}, big)};
+
+    rlimit saved{};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    rlimit small = saved;
+    small.rlim_cur = 1024;
+    auto* const previous = std::signal(SIGXFSZ, SIG_IGN);
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+    std::string error;
+    try {
+        inn::io::write_safetensors(path, big_ts);
+    } catch (const inn::io::io_error& e) {
+        error = e.what();
+    }
+    setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, previous);
+    CHECK_THAT(error, Contains("checkpoint.safetensors") && Contains("write failed") &&
+                          Contains("unchanged"));
+    CHECK(fs::file_size(path) == old_size);
+    const auto f = safetensors_file::read(path);
+    CHECK(f.to_vector<double>(f.at("w")) == old_values);
+    CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
+
+    // Through a symbolic link the link stays and its target is replaced.
+    const auto link = dir / "latest.safetensors";
+    fs::create_symlink(path, link);
+    inn::io::write_safetensors(link, big_ts);
+    CHECK(fs::is_symlink(link));
+    const auto g = safetensors_file::read(path);
+    CHECK(g.to_vector<double>(g.at("w")) == big);
+
+    // What is not a regular file is written in place, never replaced (a device such as
+    // /dev/null would be, by the rename): a directory cannot be opened, and stays.
+    CHECK_THROWS_WITH(inn::io::write_safetensors(dir, big_ts), Contains("cannot open or write"));
+    CHECK(fs::is_directory(dir));
+    fs::remove_all(dir);
+}
+#endif
 
 TEST_CASE("safetensors: writer rejects invalid tensors", "[safetensors]") {
     const std::vector<double> v{1, 2, 3};

@@ -79,7 +79,7 @@ public:
     }
 
     /// n samples x = f^{-1}(z), z drawn from `g`; `rest` is optionally `conditions(c...)`, each
-    /// with n rows or one row (used for every sample).
+    /// with n rows or one row (used for every sample). data_error for n < 0.
     template <class... Rest>
     sample_type sample(index_t n, generator& g, const Rest&... rest) {
         check_rest<Rest...>();
@@ -117,6 +117,8 @@ private:
     }
 
     static latents draw(index_t n, generator& g) {
+        if (n < 0)
+            throw data_error("inn: PushForward: negative sample count " + std::to_string(n));
         latents z;
         for (int i = 0; i < Net::n_outputs; ++i) {
             row_matrix<scalar>& m = z[std::size_t(i)];

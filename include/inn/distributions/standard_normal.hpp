@@ -79,9 +79,12 @@ struct StandardNormal {
         return lp;
     }
 
-    /// n samples (rows), drawn as torch.randn(n, *shape) from `g`.
+    /// n samples (rows), drawn as torch.randn(n, *shape) from `g`. data_error for n < 0.
     template <Scalar S = float>
     row_matrix<S> sample(index_t n, generator& g) const {
+        if (n < 0)
+            throw data_error("inn: StandardNormal::sample: negative sample count " +
+                             std::to_string(n));
         row_matrix<S> z(n, event_size);
         sample_into(std::span<S>(z.data(), std::size_t(z.size())), g);
         return z;

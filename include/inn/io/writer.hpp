@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -202,20 +203,60 @@ serialize_safetensors(std::span<const tensor_to_write> tensors,
     return detail::serialize(tensors, metadata, "serialize_safetensors");
 }
 
+/// Writes the file image to `path`: into a new file beside it, renamed over `path` once complete,
+/// so that a failed or interrupted write (a full disk, a killed process) leaves an existing file
+/// as it was - a checkpoint is not lost to the save that would replace it - and a reader never
+/// sees half a file. A symbolic link is followed: its target is replaced. Something other than
+/// a regular file (a device such as /dev/null, a pipe) is written in place. Throws io_error
+/// naming the file.
 inline void write_safetensors(const std::filesystem::path& path,
                               std::span<const tensor_to_write> tensors,
                               const std::map<std::string, std::string>& metadata = {}) {
+    namespace fs = std::filesystem;
     const std::string source = path.string();
     const std::vector<std::byte> bytes = detail::serialize(tensors, metadata, source);
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) {
-        throw io_error(source, "cannot open file for writing");
+    auto write = [&](const fs::path& to) {
+        std::ofstream out(to, std::ios::binary | std::ios::trunc);
+        if (!out) {
+            return false;
+        }
+        out.write(reinterpret_cast<const char*>(bytes.data()),
+                  static_cast<std::streamsize>(bytes.size()));
+        out.close();
+        return bool(out);
+    };
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec); // through symbolic links
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+        if (!write(path)) {
+            throw io_error(source, "cannot open or write to it");
+        }
+        return;
     }
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-        throw io_error(source, "write failed (disk full or file not writable?)");
+    fs::path target = path;
+    if (fs::is_symlink(fs::symlink_status(path, ec))) {
+        target = fs::weakly_canonical(path, ec);
+        if (ec) {
+            throw io_error(source, "cannot follow the symbolic link: " + ec.message());
+        }
+    }
+    // Unique among calls writing the same file at once: the time apart, and within one process
+    // a stack address of this call's.
+    fs::path part = target;
+    part += ".part-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) +
+            "-" + std::to_string(reinterpret_cast<std::uintptr_t>(&bytes));
+    if (!write(part)) {
+        const bool opened = fs::exists(part, ec);
+        fs::remove(part, ec);
+        throw io_error(source, opened ? "write failed (disk full or file not writable?); the file "
+                                        "is unchanged"
+                                      : "cannot open file for writing");
+    }
+    fs::rename(part, target, ec);
+    if (ec) {
+        const std::string why = ec.message();
+        fs::remove(part, ec);
+        throw io_error(source, "cannot replace the file (" + why + "); it is unchanged");
     }
 }
 
