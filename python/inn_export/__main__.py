@@ -44,11 +44,11 @@ def _load_model(spec):
 def _load_weights(model, path):
     import torch
     if path.endswith(".safetensors"):
-        from .safetensors import read_safetensors
-        state, _ = read_safetensors(path)
+        # inn's layout (a file inn or this exporter wrote), translated to the installed FrEIA's
+        from .export import load_state_dict
+        load_state_dict(model, path, strict=True)
     else:
-        state = torch.load(path, map_location="cpu")
-    model.load_state_dict(state, strict=True)
+        model.load_state_dict(torch.load(path, map_location="cpu"), strict=True)
 
 
 def _shape(text):

@@ -224,7 +224,9 @@ def _graph(model, ctx, condition_shapes):
     Ff = _framework()
     order = list(model.node_list)  # FrEIA's forward execution order (all nodes)
     module_index = {id(m): k for k, m in enumerate(model.module_list)}
-    taken = set(RESERVED) | ctx.names
+    # One set for node names and subnet structs: a struct made after a node was named (or the
+    # other way round) must not take its name.
+    taken = ctx.names
     names = {}
     lines = []
     modules = []
@@ -235,7 +237,6 @@ def _graph(model, ctx, condition_shapes):
 
     def name_of(node):
         names[id(node)] = identifier(node.name, taken)
-        ctx.names.add(names[id(node)])
 
     ins = list(model.in_nodes)
     conds = list(model.condition_nodes)
@@ -244,6 +245,15 @@ def _graph(model, ctx, condition_shapes):
             [_shape(n.dims) for n in conds]:
         raise ExportError(f"condition_shapes {condition_shapes} differ from the graph's condition "
                           f"nodes {[_shape(n.dims) for n in conds]}")
+    # inn refuses a ConditionNode that conditions no node (FrEIA ignores it): say so here, in
+    # FrEIA's terms, rather than in the compiler's static_assert.
+    read = {id(c[0] if isinstance(c, (tuple, list)) else c)
+            for node in order for c in (getattr(node, "conditions", None) or [])}
+    for node in conds:
+        if id(node) not in read:
+            raise ExportError(f"condition node '{node.name}' conditions no node; inn's GraphINN "
+                              f"has no unread conditions: leave it out of the graph (and of the "
+                              f"call)")
     gmm_index_conditions = set()
     for node in order:
         m = getattr(node, "module", None)
@@ -527,6 +537,9 @@ def load_state_dict(model, path, strict=True, exported=None):
             if b.dim() != 0 or float(b) != float(getattr(m, "b", 0.0)):
                 raise ExportError(f"{prefix}b holds {b.tolist()}; this FrEIA keeps b = "
                                   f"{getattr(m, 'b', 0.0)} outside its state_dict")
+        if type(m).__name__ == "FixedLinearTransform" and "b" in sd \
+                and tuple(sd["b"].shape) == (1,) and f"{prefix}b" in tensors:
+            tensors[f"{prefix}b"] = tensors[f"{prefix}b"].reshape(1)  # FrEIA 0.2's scalar b
     state = {}
     for key, t in tensors.items():
         want = target.get(key)

@@ -256,10 +256,13 @@ def fixed_linear(m, cls, where, ctx):
     sd = flat_state(m)
     configure = []
     state = None
-    if "b" not in sd or sd["b"].dim() == 0:
+    # One b for every channel: absent (FrEIA 0.2 keeps b = 0. as a Python float, outside the
+    # state_dict), 0-dim, or FrEIA 0.2's b.unsqueeze(0) of a 0-dim tensor (shape [1]; a b per
+    # channel has shape [1, C]).
+    if "b" not in sd or sd["b"].dim() == 0 or tuple(sd["b"].shape) == (1,):
         configure.append("net.template module<{K}>()->set_scalar_b();")
-        if "b" not in sd:  # FrEIA 0.2 keeps b = 0. as a Python float, outside the state_dict
-            b = float(getattr(m, "b", 0.0))
+        if "b" not in sd or sd["b"].dim() == 1:
+            b = float(getattr(m, "b", 0.0)) if "b" not in sd else float(sd["b"][0])
             state = {k: sd[k] for k in ("M", "M_inv")}
             state["b"] = torch.tensor(b, dtype=sd["M"].dtype)
             state["logDetM"] = sd["logDetM"]

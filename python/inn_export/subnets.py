@@ -79,6 +79,11 @@ def subnet_type(net):
             f"is a {type(net).__name__}, not an nn.Sequential, so its layers cannot be read "
             f"(a lambda or class whose forward is code); build the subnet as "
             f"nn.Sequential(nn.Linear(c_in, w), nn.ReLU(), nn.Linear(w, c_out)) or similar")
+    names = [name for name, _ in net.named_children()]
+    if names != [str(i) for i in range(len(names))]:
+        raise SubnetError(f"names its layers ({', '.join(names)}; an nn.Sequential of an "
+                          f"OrderedDict), so its state_dict keys are '<name>.weight' where inn's "
+                          f"are '<index>.weight'; build it from the layers in order")
     layers = [_layer(l, i) for i, l in enumerate(net)]
     shaped = [i for i, l in enumerate(layers) if l[1] is not None]
     if not shaped:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import OrderedDict
 
 import torch
 import torch.nn as nn
@@ -86,6 +87,41 @@ def main():
                        "module_list.0", "affine_clamping", "git")
     expect_refusal("not a FrEIA container", nn.Sequential(nn.Linear(2, 2)),
                    "SequenceINN or GraphINN")
+    expect_refusal("a subnet of named layers (its keys are not inn's)",
+                   sequence(Fm.GLOWCouplingBlock, subnet_constructor=lambda i, o: nn.Sequential(
+                       OrderedDict([("fc1", nn.Linear(i, 8)), ("act", nn.ReLU()),
+                                    ("fc2", nn.Linear(8, o))]))),
+                   "module_list.0", "subnet1", "fc1, act, fc2")
+    x = Ff.InputNode(4, name="x")
+    unread = Ff.ConditionNode(2, name="unread")
+    block = Ff.Node(x, Fm.GLOWCouplingBlock, {"subnet_constructor": models.fc(8)}, name="block")
+    expect_refusal("a ConditionNode that no node reads",
+                   Ff.GraphINN([x, unread, block, Ff.OutputNode(block, name="z")]),
+                   "condition node 'unread' conditions no node")
+
+    # Written as exported, not refused: node names are unique among the subnet structs too (a
+    # node named as its subnet's struct once gave two C++ structs of one name), and FrEIA
+    # 0.2's FixedLinearTransform keeps a tensor b of one value as b.unsqueeze(0), inn's scalar b.
+    x = Ff.InputNode(4, name="x")
+    named = Ff.Node(x, Fm.GLOWCouplingBlock, {"subnet_constructor": models.fc(8)}, name="fc_8")
+    flt = Ff.Node(named, Fm.FixedLinearTransform,
+                  {"M": torch.eye(4) * 2.0, "b": torch.tensor(0.3)}, name="flt")
+    graph = Ff.GraphINN([x, named, flt, Ff.OutputNode(flt, name="z")])
+    done = inn_export.export(graph, "named", WORK)
+    with open(done.header) as f:
+        structs = [line.split()[1] for line in f if line.startswith("struct ")]
+    if len(structs) != len(set(structs)) or "fc_8" not in structs:
+        failures_add(f"export of node 'fc_8': structs {structs} (one of them twice?)")
+    written, _ = inn_export.read_safetensors(done.weights)
+    b = [t for k, t in written.items() if k.endswith(".b")]
+    with open(done.header) as f:
+        scalar_b = "set_scalar_b" in f.read()
+    if len(b) != 1 or b[0].dim() != 0 or abs(float(b[0]) - 0.3) > 1e-7 or not scalar_b:
+        failures_add(f"FixedLinearTransform with b = tensor(0.3): wrote {b}, "
+                     f"set_scalar_b {scalar_b}")
+    else:
+        print(f"  exported: node 'fc_8' beside struct {[s for s in structs if s != 'fc_8']}, "
+              f"b = tensor(0.3) as inn's scalar b")
 
     # The command line as the README shows it: FILE.py:FUNCTION builds the model, --weights
     # loads a state_dict saved after training; the exported weights are those.
@@ -133,6 +169,34 @@ def main():
         inn_export.write_safetensors(os.path.join(WORK, "tiny.io.safetensors"),
                                      {"x": x, "z0": z, "log_jac_det": ljd.reshape(-1).expand(5)
                                       .contiguous()})
+        # A .safetensors file inn wrote, loaded by --weights: inn's layout (FrEIA 0.2's ActNorm
+        # differs) translated back, so exporting again writes the same bytes.
+        with open(src, "a") as f:
+            f.write(textwrap.dedent("""\
+
+                def build_normed():
+                    m = Ff.SequenceINN(4)
+                    m.append(Fm.ActNorm)
+                    m.append(Fm.GLOWCouplingBlock, subnet_constructor=models.fc(8))
+                    return m
+                """))
+        import importlib
+        importlib.reload(tiny_model)
+        normed = tiny_model.build_normed()
+        with torch.no_grad():
+            normed(torch.randn(16, 4, generator=torch.Generator().manual_seed(4)))  # ActNorm set
+        first = inn_export.export(normed, "normed", WORK)
+        again = os.path.join(WORK, "again")
+        run = subprocess.run([sys.executable, "-m", "inn_export", f"{src}:build_normed",
+                              "--weights", first.weights, "--name", "normed", "--out-dir", again],
+                             env=env, capture_output=True, text=True)
+        same = run.returncode == 0 and open(first.weights, "rb").read() == open(
+            os.path.join(again, "normed.safetensors"), "rb").read()
+        if not same:
+            failures_add(f"python3 -m inn_export --weights {first.weights}: exit "
+                         f"{run.returncode}, {run.stderr[-600:]}")
+        else:
+            print("  command line: --weights of a file inn's layout, exported again: same bytes")
     print(f"refusals: {'FAILED' if failures else 'passed'}")
     return 1 if failures else 0
 
