@@ -60,9 +60,9 @@ namespace inn::error {
 template <class Node, class ModuleSpec>
 struct module_has_no_backward {
     static_assert(check_failed<Node, ModuleSpec>,
-                  "inn: the module of the node named above has no backward(const "
-                  "backward_args<S>&) (inn::DifferentiableModule), so a network that contains "
-                  "it cannot be trained");
+                  "inn: the module of the node named above has no `void backward(const "
+                  "backward_args<S>&) const` member (inn::DifferentiableModule; note the const), "
+                  "so a network that contains it cannot be trained");
 };
 
 }  // namespace inn::error

@@ -67,6 +67,24 @@ struct output_never_consumed {
                   "inn: an output of a node is never consumed (a loose end): connect it or "
                   "end it in an OutputNode");
 };
+template <class NotANode>
+struct graph_list_holds_something_that_is_not_a_node {
+    static_assert(check_failed<NotANode>,
+                  "inn: a GraphINN lists nodes (InputNode, ConditionNode, Node<module, ...>, "
+                  "OutputNode, FeedForwardNode, or nodes<...> packs of them); the type named "
+                  "above is none of these - a module goes into a Node<...>");
+};
+template <class Node>
+struct node_listed_twice {
+    static_assert(check_failed<Node>,
+                  "inn: a node appears twice in the GraphINN's list; list each node once");
+};
+template <class Block, int Slot>
+struct sequence_block_has_more_than_one_output {
+    static_assert(check_failed<Block>,
+                  "inn: a SequenceINN block must have exactly one output (the next block reads "
+                  "it); a module with several outputs, such as Split, goes into a GraphINN");
+};
 template <class Node>
 struct input_node_never_used {
     static_assert(check_failed<Node>, "inn: an InputNode is never used");
@@ -209,6 +227,15 @@ namespace inn::graph {
 
 namespace hana = boost::hana;
 
+// A SequenceINN's blocks (defined in graph/sequence_inn.hpp): a loose end there has no
+// OutputNode to cure it.
+template <int K, ModuleSpec Spec>
+struct sequence_block;
+template <class Node>
+inline constexpr bool is_sequence_block = false;
+template <int K, ModuleSpec Spec>
+inline constexpr bool is_sequence_block<sequence_block<K, Spec>> = true;
+
 template <int I, class... T>
 using nth_t = typename decltype(+hana::at_c<std::size_t(I)>(hana::tuple_t<T...>))::type;
 
@@ -274,6 +301,8 @@ constexpr bool diagnose() {
             error::node_reads_an_output_that_does_not_exist<A, B, p.slot>{};
         } else if constexpr (p.error == E::consumed_twice) {
             error::output_consumed_twice<A, p.slot, B, C>{};
+        } else if constexpr (p.error == E::loose_end && is_sequence_block<A>) {
+            error::sequence_block_has_more_than_one_output<A, p.slot>{};
         } else if constexpr (p.error == E::loose_end) {
             error::output_never_consumed<A, p.slot>{};
         } else if constexpr (p.error == E::input_unused) {
@@ -334,6 +363,7 @@ constexpr bool diagnose() {
 
 /// Stands in for a network whose plan failed, so one wiring mistake gives one error.
 struct invalid_description {
+    static constexpr bool valid = false;
     static constexpr auto nodes = hana::tuple_t<>;
     static constexpr graph_plan<1> plan = [] {
         graph_plan<1> p;

@@ -77,6 +77,37 @@ struct graph_description {
     static std::string default_prefix(int module) { return "module_list." + std::to_string(module); }
 };
 
+/// Checks the list itself before any planning (which would report a node listed twice as
+/// "never used" or "consumed twice", and something that is not a node as a cascade of template
+/// errors): every entry a node, none twice. Instantiates the reporter; true if the list is fine.
+template <class... Nodes>
+constexpr bool diagnose_list() {
+    constexpr int n = int(sizeof...(Nodes));
+    constexpr bool is_node[] = {GraphNode<Nodes>..., true};
+    constexpr int not_node = [&] {
+        for (int i = 0; i < n; ++i)
+            if (!is_node[i]) return i;
+        return -1;
+    }();
+    if constexpr (not_node >= 0) {
+        error::graph_list_holds_something_that_is_not_a_node<nth_t<not_node, Nodes...>>{};
+        return false;
+    } else {
+        // The first entry whose type was listed before it.
+        constexpr int first_at[] = {index_of<Nodes, Nodes...>()..., 0};
+        constexpr int twice = [&] {
+            for (int i = 0; i < n; ++i)
+                if (first_at[i] != i) return i;
+            return -1;
+        }();
+        if constexpr (twice >= 0) {
+            error::node_listed_twice<nth_t<twice, Nodes...>>{};
+            return false;
+        }
+        return true;
+    }
+}
+
 template <class... T>
 struct node_pack {};
 
@@ -87,7 +118,8 @@ template <class Out, class... In>
 struct flatten_nodes;
 template <class... Out>
 struct flatten_nodes<node_pack<Out...>> {
-    using type = graph_description<Out...>;
+    using type = std::conditional_t<diagnose_list<Out...>(), graph_description<Out...>,
+                                    invalid_description>;
 };
 template <class... Out, class... P, class... In>
 struct flatten_nodes<node_pack<Out...>, node_pack<P...>, In...> {

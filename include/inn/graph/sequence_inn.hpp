@@ -57,6 +57,7 @@ constexpr auto entries(hana::basic_type<Conditioned<Block, I>>) {
 }
 template <int N, class... Blocks>
 constexpr auto entries(hana::basic_type<Repeat<N, Blocks...>>) {
+    (void)sizeof(Repeat<N, Blocks...>);  // its static_assert on N, before N copies are made
     constexpr auto once = hana::flatten(hana::make_tuple(entries(hana::type_c<Blocks>)...));
     return hana::flatten(hana::replicate<hana::tuple_tag>(once, hana::size_c<std::size_t(N)>));
 }

@@ -47,7 +47,8 @@ class trainer {
                   "inn: a trainer differentiates a network's forward map; train the forward "
                   "network, then make the sampler from it (inverse_t<Net>{net} copies its "
                   "parameters)");
-    static_assert(engine::differentiable);
+    static_assert(engine::differentiable,
+                  "inn: this network cannot be trained (the error above names the node)");
 
   public:
     using scalar = S;
