@@ -86,6 +86,12 @@ struct sequence_block_has_more_than_one_output {
                   "it); a module with several outputs, such as Split, goes into a GraphINN");
 };
 template <class Node>
+struct input_node_used_only_as_a_condition {
+    static_assert(check_failed<Node>,
+                  "inn: an InputNode is used only as a condition; a tensor that conditions "
+                  "nodes and is not transformed is a ConditionNode");
+};
+template <class Node>
 struct input_node_never_used {
     static_assert(check_failed<Node>, "inn: an InputNode is never used");
 };
@@ -236,6 +242,13 @@ inline constexpr bool is_sequence_block = false;
 template <int K, ModuleSpec Spec>
 inline constexpr bool is_sequence_block<sequence_block<K, Spec>> = true;
 
+// Whether a connection list (a node's input_connections or condition_connections) reads Target.
+template <class Target, class List>
+inline constexpr bool lists_node = false;
+template <class Target, template <class...> class L, class... C>
+inline constexpr bool lists_node<Target, L<C...>> = (std::is_same_v<typename C::node, Target> ||
+                                                     ...);
+
 template <int I, class... T>
 using nth_t = typename decltype(+hana::at_c<std::size_t(I)>(hana::tuple_t<T...>))::type;
 
@@ -305,6 +318,9 @@ constexpr bool diagnose() {
             error::sequence_block_has_more_than_one_output<A, p.slot>{};
         } else if constexpr (p.error == E::loose_end) {
             error::output_never_consumed<A, p.slot>{};
+        } else if constexpr (p.error == E::input_unused &&
+                             (lists_node<A, typename Nodes::condition_connections> || ...)) {
+            error::input_node_used_only_as_a_condition<A>{};
         } else if constexpr (p.error == E::input_unused) {
             error::input_node_never_used<A>{};
         } else if constexpr (p.error == E::condition_unused) {

@@ -54,6 +54,15 @@ struct module_has_no_implementation_for_this_memory_space {
                   "module', and docs/modules.md for which modules each backend has)");
 };
 
+template <class Node, class ModuleSpec>
+struct module_has_no_bind {
+    static_assert(check_failed<Node, ModuleSpec>,
+                  "inn: the module of the node named above has no member template "
+                  "`template <Scalar S, signature Sig> struct bind` that takes its signature "
+                  "(see docs/tutorial.md, 'Custom modules', and docs/design.md, 'Writing a "
+                  "module')");
+};
+
 template <class Node, class ModuleSpec, class Bound, class S, class Space>
 struct module_does_not_satisfy_BoundModule {
     static_assert(BoundModule<Bound, S, Space>,
@@ -93,7 +102,11 @@ struct module_at_impl {
     using bound = bind_in<spec, S, sig, Space>;
     static constexpr bool available = !std::is_void_v<bound>;
     static constexpr bool satisfies = [] {
-        if constexpr (!available) {
+        if constexpr (!available && std::is_same_v<Space, host>) {
+            // no bind at all (a bind for another memory space would not help here)
+            (void)error::module_has_no_bind<node_at<Desc, K>, spec>{};
+            return false;
+        } else if constexpr (!available) {
             (void)error::module_has_no_implementation_for_this_memory_space<node_at<Desc, K>,
                                                                              spec, Space>{};
             return false;
