@@ -181,6 +181,12 @@ template <class Node>
 struct node_does_not_take_conditions {
     static_assert(check_failed<Node>, "inn: this module does not take conditions");
 };
+template <class Node, int Given, int Takes>
+struct node_takes_another_number_of_conditions {
+    static_assert(check_failed<Node>,
+                  "inn: this module takes a fixed number of conditions: the node named above "
+                  "is given the first number, the module takes the second");
+};
 template <class Node, class InputShape, class ConditionShape>
 struct condition_shape_does_not_match_input {
     static_assert(check_failed<Node, InputShape, ConditionShape>,
@@ -347,6 +353,12 @@ constexpr bool diagnose() {
                 error::node_gets_the_wrong_number_of_inputs<A, sig.inputs.count, r.expected>{};
             } else if constexpr (r.error == S::wrong_rank) {
                 error::node_gets_an_input_of_unsupported_rank<A, In, r.expected>{};
+            } else if constexpr ((r.error == S::condition_required ||
+                                  r.error == S::condition_not_accepted) &&
+                                 r.expected > 0) {
+                // a module with a fixed count (GaussianMixtureModel: w, mu, U, i)
+                error::node_takes_another_number_of_conditions<A, sig.conditions.count,
+                                                               r.expected>{};
             } else if constexpr (r.error == S::condition_required) {
                 error::node_requires_a_condition<A>{};
             } else if constexpr (r.error == S::condition_not_accepted) {
