@@ -13,9 +13,10 @@ What it does, in order:
      inputs, and checks that z, log|det J|, the reconstruction and the inverse's log|det| agree;
   4. times both sides in the same run: the C++ benchmark (Google Benchmark, medians of
      repetitions) and PyTorch in two worker processes, "as found" (the environment inherited,
-     eager mode) and "best" (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for that process alone,
-     glibc malloc tuned to keep large blocks, OpenBLAS threads limited to torch's, the better of
-     eager and traced+frozen per case);
+     eager mode) and "best" (OPENBLAS_L2_SIZE unset, OPENBLAS_CORETYPE set to whichever core
+     type this CPU runs fastest, measured: OpenBLAS falls back to SSE3 kernels on a CPU newer
+     than itself; glibc malloc tuned to keep large blocks, OpenBLAS threads limited to torch's,
+     the better of eager and traced+frozen per case);
   5. prints the table: medians, the ratios PyTorch-best / inn, and each figure as a fraction of
      its floors (model FLOPs / peak, weight bytes / bandwidth);
   6. training (one thread on both sides): per model, one loss evaluation and its backward pass
@@ -948,6 +949,14 @@ def main():
     best_env = dict(os.environ)
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         best_env.pop(k, None)
+    core, core_timings = fastest_openblas_coretype(best_env)
+    if core:
+        best_env["OPENBLAS_CORETYPE"] = core
+    if core_timings:
+        print("OpenBLAS core types (SGEMM 256x784x784, one thread, median): " + ", ".join(
+            f"{c or 'its own choice'} ({arch}) {2 * 256 * 784 * 784 / t / 1e9:.1f} GFLOP/s"
+            for c, arch, t in core_timings) + f"; PyTorch best runs with {core or 'its own choice'}",
+            flush=True)
     # Keep freed large blocks in the heap instead of returning them to the kernel, so that a
     # call does not fault in fresh pages for its temporaries (32 MiB: glibc's largest threshold).
     best_env["GLIBC_TUNABLES"] = ("glibc.malloc.mmap_threshold=33554432:"
@@ -1276,6 +1285,61 @@ def llc_bytes():
     except (OSError, ValueError):
         pass
     return best or 32 * 1024 ** 2
+
+
+# OpenBLAS picks its kernels from the CPU model; a model newer than the OpenBLAS build (0.3.21
+# does not know Intel's family 6 model 207, say) falls back to the SSE3 "Prescott" kernels, about
+# a fifth of the speed of its AVX-512 ones there. PyTorch's best is run with the fastest core type
+# this CPU can execute, measured on one thread with a product of mnist-cinn's shape.
+OPENBLAS_PROBE = """
+import sys, time, torch, threadpoolctl
+torch.set_num_threads(1)
+threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+a, w = torch.randn(256, 784), torch.randn(784, 784)
+for _ in range(5):
+    a @ w
+ts = []
+for _ in range(25):
+    t = time.perf_counter(); a @ w; ts.append(time.perf_counter() - t)
+info = [i for i in threadpoolctl.threadpool_info() if i.get("internal_api") == "openblas"]
+print(info[0].get("architecture") if info else "none", sorted(ts)[len(ts) // 2])
+"""
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fastest_openblas_coretype(env):
+    """The OPENBLAS_CORETYPE (None: OpenBLAS's own choice) whose SGEMM is fastest here, and the
+    timings that chose it, as [(core type, architecture OpenBLAS reports, seconds)]."""
+    flags = cpu_flags()
+    candidates = [None]
+    if {"avx2", "fma"} <= flags:
+        candidates += ["Haswell", "Zen"]
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        candidates += ["SkylakeX"] + (["Cooperlake"] if "avx512_bf16" in flags else [])
+    timings = []
+    for core in candidates:
+        e = dict(env)
+        e.pop("OPENBLAS_CORETYPE", None)
+        if core:
+            e["OPENBLAS_CORETYPE"] = core
+        r = subprocess.run([sys.executable, "-c", OPENBLAS_PROBE], env=e, capture_output=True,
+                           text=True)
+        if r.returncode == 0 and r.stdout.split():
+            arch, seconds = r.stdout.split()[-2:]
+            timings.append((core, arch, float(seconds)))
+    if not timings:
+        return None, []
+    return min(timings, key=lambda t: t[2])[0], timings
 
 
 def cpu_name():
