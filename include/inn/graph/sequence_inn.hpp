@@ -161,14 +161,32 @@ using chain_description = typename decltype(hana::unpack(
                  hana::flatten(hana::make_tuple(entries(hana::type_c<Args>)...))),
     hana::template_<sequence_description>))::type;
 
+template <class T> inline constexpr bool is_sequence_conditions = false;
+template <class... C> inline constexpr bool is_sequence_conditions<Conditions<C...>> = true;
+
+/// The chain, or where a Conditions<...> stands among the blocks (said by the static_assert in
+/// sequence_of), an empty chain, so that the message is the only error.
+template <bool Blocks_only, class In, class Conds, class... Args> struct checked_chain {
+    using type = chain_description<In, Conds, Args...>;
+};
+template <class In, class Conds, class... Args> struct checked_chain<false, In, Conds, Args...> {
+    using type = chain_description<In, Conditions<>>;
+};
+
 /// The description of `SequenceINN<In, Args...>`: optional Conditions<...> first, then blocks.
 template <class In, class... Args>
 struct sequence_of {
-    using type = chain_description<In, Conditions<>, Args...>;
+    static constexpr bool blocks_only = (!is_sequence_conditions<Args> && ...);
+    static_assert(blocks_only, "inn: SequenceINN takes one Conditions<...>, right after the input "
+                               "shape: SequenceINN<Shape<...>, Conditions<...>, blocks...>");
+    using type = typename checked_chain<blocks_only, In, Conditions<>, Args...>::type;
 };
 template <class In, class... C, class... Args>
 struct sequence_of<In, Conditions<C...>, Args...> {
-    using type = chain_description<In, Conditions<C...>, Args...>;
+    static constexpr bool blocks_only = (!is_sequence_conditions<Args> && ...);
+    static_assert(blocks_only, "inn: SequenceINN takes one Conditions<...>, right after the input "
+                               "shape: SequenceINN<Shape<...>, Conditions<...>, blocks...>");
+    using type = typename checked_chain<blocks_only, In, Conditions<C...>, Args...>::type;
 };
 
 }  // namespace graph
