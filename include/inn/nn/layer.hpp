@@ -38,6 +38,7 @@
 #include <concepts>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "../core/error_report.hpp"
 #include "../core/module.hpp"
@@ -212,6 +213,14 @@ struct subnet_does_not_take_its_input {
                   "(module, subnet, input shape and c_out are named above; FrEIA: "
                   "subnet_constructor(c_in, c_out))");
 };
+template <class Module, class Subnet, class InputShape, int COut, int Layer, class LayerInput>
+struct subnet_layer_does_not_take_the_output_of_the_layer_before {
+    static_assert(check_failed<Module, Subnet, InputShape>,
+                  "inn: inside a module's subnet, a layer does not take the output of the layer "
+                  "before it (the first layer takes c_in as it should): module, subnet, input "
+                  "shape, c_out, the layer's index in the nn::Sequential (from 0) and the shape "
+                  "it is given are named above");
+};
 template <class Module, class Subnet, class InputShape, int COut, class OutputShape>
 struct subnet_output_has_the_wrong_shape {
     static_assert(check_failed<Module, Subnet, InputShape, OutputShape>,
@@ -238,11 +247,24 @@ struct subnet_for {
     using type =
         std::conditional_t<fits, bind_layer<spec, S, In>, detail::unbuilt_subnet<S, expected>>;
 
+    // Which layer of a Sequential refuses its input: the first one (c_in) or a later one.
+    static constexpr std::pair<int, dims> misfit = [] {
+        if constexpr (requires { spec::misfit_layer(In); })
+            return spec::misfit_layer(In);
+        else
+            return std::pair<int, dims>{got.rank == 0 ? 0 : -1, In};
+    }();
+
     using report = std::conditional_t<
         fits, detail::subnet_fits,
         std::conditional_t<
             got.rank == 0,
-            error::subnet_does_not_take_its_input<Module, Subnet, shape_of<In>, OutChannels>,
+            std::conditional_t<
+                (misfit.first > 0),
+                error::subnet_layer_does_not_take_the_output_of_the_layer_before<
+                    Module, Subnet, shape_of<In>, OutChannels, misfit.first,
+                    shape_of<(misfit.first > 0 ? misfit.second : In)>>,
+                error::subnet_does_not_take_its_input<Module, Subnet, shape_of<In>, OutChannels>>,
             error::subnet_output_has_the_wrong_shape<Module, Subnet, shape_of<In>, OutChannels,
                                                      shape_of<(got.rank == 0 ? expected : got)>>>>;
     static_assert(sizeof(report) > 0);  // instantiates the reporter of a misfit

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <tuple>
+#include <utility>
 
 #include <boost/hana/at.hpp>
 #include <boost/hana/fold_left.hpp>
@@ -89,6 +90,26 @@ struct Sequential {
     {
         ((d = d.rank == 0 ? d : Layers::output_shape(d)), ...);
         return d;
+    }
+
+    /// The first layer (from 0) that does not take what the layers before it make of `d`, or
+    /// -1; with the shape it is given (the subnet diagnostics name both).
+    static constexpr std::pair<int, dims> misfit_layer(dims d)
+        requires(LayerWithOutputShape<Layers> && ...)
+    {
+        int k = 0, bad = -1;
+        dims given{};
+        auto step = [&](dims out) {
+            if (bad < 0 && out.rank == 0) {
+                bad = k;
+                given = d;
+            }
+            if (bad < 0)
+                d = out;
+            ++k;
+        };
+        (step(bad < 0 ? Layers::output_shape(d) : dims{}), ...);
+        return {bad, given};
     }
 
     template <Scalar S, dims D>
