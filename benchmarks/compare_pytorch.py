@@ -967,7 +967,10 @@ def main():
     print("PyTorch as found: " + (found_vars or "no BLAS/malloc variables set"))
 
     do_infer, do_train = args.only != "train", args.only != "infer"
-    rows, everything = [], {"floors": fl, "load_start": load, "models": {}}
+    rows, everything = [], {"floors": fl, "load_start": load, "models": {},
+                            "openblas_core_types": [{"core_type": c, "architecture": a,
+                                                     "seconds": t} for c, a, t in core_timings],
+                            "openblas_core_type_best": core}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models if do_infer else []:
             exe_name, shape, cond, batches = MODELS[name]
