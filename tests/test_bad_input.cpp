@@ -422,6 +422,20 @@ TEST_CASE("bad input: one object given for two destinations is refused before an
     CHECK(both.leftCols(3) == want[0]);
     CHECK(both.rightCols(3) == want[1]);
     CHECK(l == ljd);
+    // The same views written in the call, as the tutorial shows them (outputs(...) once took
+    // only named objects).
+    row_matrix<double> inline_views = row_matrix<double>::Constant(4, 6, sentinel);
+    net.forward_into(x, outputs(inline_views.leftCols(3), inline_views.rightCols(3)), l,
+                     conditions(c));
+    CHECK(inline_views == both);
+    xt::xtensor<double, 2> zt = xt::zeros<double>({4, 6});
+    net.forward_into(
+        x,
+        outputs(xt::view(zt, xt::all(), xt::range(0, 3)), xt::view(zt, xt::all(), xt::range(3, 6))),
+        l, conditions(c));
+    for (std::size_t b = 0; b < 4; ++b)
+        for (std::size_t k = 0; k < 6; ++k)
+            CHECK(zt(b, k) == both(index_t(b), index_t(k)));
 }
 
 TEST_CASE("bad input: an empty batch gives empty results and runs nothing", "[io][bad_input]") {
@@ -449,6 +463,26 @@ TEST_CASE("bad input: an empty batch gives empty results and runs nothing", "[io
     CHECK_FALSE(net.module<0>()->initialized());
     const row_matrix<double> x = test::random_batch(5, n_img, 11);
     CHECK(net.forward(x).z == Img(3).forward(x).z);
+}
+
+TEST_CASE("bad input: an empty batch goes into empty destinations of any layout",
+          "[io][bad_input]") {
+    // Eigen and xtensor give the dims of an empty container stride 0, which the check that no
+    // two values share an address once refused ("has strides under which values share memory").
+    two::Net net(2);
+    const row_matrix<double> none(0, 6), c(0, 2);
+    vector<double> l;
+    Eigen::MatrixXd a(0, 3), b(0, 3); // column-major
+    net.forward_into(none, outputs(a, b), l, conditions(c));
+    CHECK(a.rows() == 0);
+    CHECK(l.size() == 0);
+    Eigen::MatrixXd wide = Eigen::MatrixXd::Zero(0, 10);
+    net.forward_into(none, outputs(wide.leftCols(3), wide.rightCols(3)), l, conditions(c));
+    net.inverse_into(inputs(a, b), wide.leftCols(6), l, conditions(c));
+    xt::xtensor<double, 2> ta({3, 0}), tb({3, 0});
+    auto tav = xt::transpose(ta), tbv = xt::transpose(tb);
+    net.forward_into(none, outputs(tav, tbv), l, conditions(c));
+    CHECK(tav.shape()[0] == 0);
 }
 
 TEST_CASE("bad input: a network moved from takes a copy assigned to it", "[io][bad_input]") {

@@ -265,8 +265,11 @@ template <class Strides> sample_layout xtensor_sample(const Strides& st, int for
 
 /// Whether writing through these strides gives every value its own address. A sufficient test:
 /// ordered by stride, each dimension steps over the whole extent of the smaller ones (true of
-/// every layout that row- and column-major storage, blocks, maps and views produce).
+/// every layout that row- and column-major storage, blocks, maps and views produce). No
+/// samples, no values: Eigen and xtensor give the dims of an empty container stride 0.
 inline bool distinct_addresses(index_t batch, index_t row_stride, const sample_layout& l) {
+    if (batch == 0)
+        return true;
     std::array<std::pair<index_t, index_t>, max_rank + 1> dim{}; // (|stride|, extent)
     std::size_t n = 0;
     if (batch > 1)

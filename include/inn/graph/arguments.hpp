@@ -8,6 +8,7 @@
 // `inputs` and `conditions` are the same names that wire graph nodes (graph/node.hpp); this
 // header reads them back out of a call's argument list.
 
+#include <concepts>
 #include <tuple>
 #include <type_traits>
 
@@ -15,14 +16,25 @@
 
 namespace inn {
 
-/// Output tensors for `forward_into` / `inverse_into` of a network with several of them.
+namespace detail {
+/// A type other than `Self` (a constructor template that is no copy constructor).
+template <class U, class Self>
+concept other_than = !std::same_as<std::remove_cvref_t<U>, Self>;
+} // namespace detail
+
+/// Output tensors for `forward_into` / `inverse_into` of a network with several of them:
+/// objects (`outputs(z1, z2)`) or views written in the call (`outputs(z.leftCols(3),
+/// z.rightCols(3))`, `xt::view(...)`), held by reference for the call - as `inputs` and
+/// `conditions` are, so the argument list is not meant to outlive its statement.
 template <class... T>
 struct outputs {
     std::tuple<T&...> items;
-    constexpr explicit outputs(T&... t) : items(t...) {}
+    template <detail::other_than<outputs>... U>
+        requires(sizeof...(U) == sizeof...(T))
+    constexpr explicit outputs(U&&... t) : items(t...) {}
 };
 template <class... T>
-outputs(T&...) -> outputs<T...>;
+outputs(T&&...) -> outputs<std::remove_reference_t<T>...>;
 
 namespace detail {
 
