@@ -9,7 +9,14 @@
 #include <algorithm>
 #include <array>
 #include <span>
+#include <system_error>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
@@ -484,6 +491,74 @@ TEST_CASE("bad input: an empty batch goes into empty destinations of any layout"
     net.forward_into(none, outputs(tav, tbv), l, conditions(c));
     CHECK(tav.shape()[0] == 0);
 }
+
+TEST_CASE("bad input: reserve, workspace_bytes and set_threads refuse what cannot be meant",
+          "[io][bad_input]") {
+    const row_matrix<double> x = test::random_batch(64, 6, 1), c = test::random_batch(64, 2, 2);
+    two::Net net(2);
+    net.reserve(8);
+    CHECK_THROWS_AS(net.reserve(-5), usage_error);
+    CHECK(net.capacity() == 8);
+    CHECK_THROWS_AS(two::Net::workspace_bytes(-1), usage_error);
+    CHECK_THROWS_WITH(net.set_threads(two::Net::max_threads + 1), Contains("at most 1024 threads"));
+    CHECK(net.threads() == 1);
+    // inverse_t<Net>{net} keeps net's reserve(): a larger batch is refused, not allocated.
+    inverse_t<two::Net> inv(net);
+    CHECK(inv.capacity() == 8);
+    CHECK_THROWS_WITH(
+        inv.forward(inputs(x.leftCols(3).eval(), x.rightCols(3).eval()), conditions(c)),
+        Contains("more than the 8 reserved"));
+}
+
+#if defined(__linux__)
+TEST_CASE("bad input: a set_threads the system refuses leaves a network that runs",
+          "[io][bad_input]") {
+    // Once, a thread refused part-way left the created workers in the pool with scratch for
+    // one thread: the next call wrote past the buffer. In a child process, as an unprivileged
+    // user whose process limit allows a few threads, set_threads(16) must fail cleanly.
+    if (geteuid() != 0) {
+        WARN("not run: needs root, to run the child as an unprivileged user under RLIMIT_NPROC");
+        return;
+    }
+    const row_matrix<double> x = test::random_batch(64, 6, 1), c = test::random_batch(64, 2, 2);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // Plain exit codes: Catch2 must not run in the child. _exit skips atexit handlers.
+        two::Net net(2);
+        net.reserve(64);
+        const auto want = net.forward(x, conditions(c));
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(77);
+        const rlimit few{4, 4};
+        if (setrlimit(RLIMIT_NPROC, &few) != 0)
+            _exit(78);
+        bool refused = false;
+        try {
+            net.set_threads(16);
+        } catch (const std::system_error&) {
+            refused = true;
+        }
+        if (!refused)
+            _exit(79);
+        if (net.threads() != 1 || net.capacity() != 64)
+            _exit(2);
+        const auto got = net.forward(x, conditions(c));
+        _exit(got.z[0] == want.z[0] && got.z[1] == want.z[1] && got.log_jac_det == want.log_jac_det
+                  ? 0
+                  : 3);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    const int code = WEXITSTATUS(status);
+    if (code == 77 || code == 78) {
+        WARN("not run: the child could not become an unprivileged user (exit " << code << ")");
+        return;
+    }
+    CHECK(code == 0); // 79: set_threads(16) succeeded under the limit
+}
+#endif
 
 TEST_CASE("bad input: a network moved from takes a copy assigned to it", "[io][bad_input]") {
     // After a call the Linear layers hold packed copies of their weights (aligned_vector): the

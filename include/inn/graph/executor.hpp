@@ -353,26 +353,32 @@ class executor {
         // Every buffer starts on a 64-byte boundary, so results do not depend on where the
         // buffers happen to land (Eigen's kernels take different paths for aligned data).
         // The layout the switches ask for (all on unless a benchmark measures one off).
+        // Laid out first, committed once the memory is there: a failed allocation (bad_alloc)
+        // leaves the network as it was.
         const auto& t = nn::kernels::tuning();
-        memory_ = &layouts[t.views ? 1 : 0][t.share_buffers ? 1 : 0];
-        fuse_ = t.fuse_elementwise;
+        const memory_plan<plan>* chosen = &layouts[t.views ? 1 : 0][t.share_buffers ? 1 : 0];
         std::array<index_t, std::size_t(memory.max_edges)> region{};
         index_t total = 0;
-        for (int c = 0; c < memory_->n_colours; ++c) {
+        for (int c = 0; c < chosen->n_colours; ++c) {
             region[std::size_t(c)] = total;
-            total += round_up(max_batch * memory_->width[c]);
+            total += round_up(max_batch * chosen->width[c]);
         }
-        for (int e = 0; e < plan.n_edges; ++e) {
-            offset_[std::size_t(e)] =
-                region[std::size_t(memory_->colour[memory_->root[e]])] + memory_->column[e];
-            stride_[std::size_t(e)] = memory_->stride(e);
-        }
-        scratch_offset_ = total;
+        const index_t scratch_offset = total;
         // One scratch area per thread, each for the largest slice it can be given.
         const int parts = threads();
-        slice_scratch_ = round_up(scratch_size(parts > 1 ? slice_rows(max_batch, parts) : max_batch));
-        total += slice_scratch_ * parts;
+        const index_t slice_scratch =
+            round_up(scratch_size(parts > 1 ? slice_rows(max_batch, parts) : max_batch));
+        total += slice_scratch * parts;
         buffer_.resize(total);
+        memory_ = chosen;
+        fuse_ = t.fuse_elementwise;
+        for (int e = 0; e < plan.n_edges; ++e) {
+            offset_[std::size_t(e)] =
+                region[std::size_t(chosen->colour[chosen->root[e]])] + chosen->column[e];
+            stride_[std::size_t(e)] = chosen->stride(e);
+        }
+        scratch_offset_ = scratch_offset;
+        slice_scratch_ = slice_scratch;
         capacity_ = max_batch;
     }
     index_t capacity() const { return capacity_; }
@@ -382,11 +388,26 @@ class executor {
     void set_threads(int threads) {
         threads = std::max(1, threads);
         if (threads == this->threads()) return;
-        if (!pool_) pool_.p = std::make_unique<thread_pool>();
-        pool_->resize(threads);
+        if (!pool_)
+            pool_.p = std::make_unique<thread_pool>();
         const index_t cap = capacity_;
-        capacity_ = 0;
-        if (cap > 0) reserve(cap);  // scratch for every thread
+        try {
+            pool_->resize(threads); // on failure: no workers left
+            capacity_ = 0;
+            if (cap > 0)
+                reserve(cap); // scratch for every thread
+        } catch (...) {
+            // Slices must never outnumber the scratch areas: one thread, with buffers for it
+            // where the memory allows (else none: the next call sizes or refuses them).
+            pool_->resize(1);
+            capacity_ = 0;
+            try {
+                if (cap > 0)
+                    reserve(cap);
+            } catch (...) {
+            }
+            throw;
+        }
     }
     int threads() const { return pool_ ? pool_->size() : 1; }
 

@@ -62,6 +62,8 @@ class network {
     friend executor<S2, D2>& executor_of(network<S2, D2, R2>&);
     template <Scalar S2, class D2, bool R2>
     friend const executor<S2, D2>& executor_of(const network<S2, D2, R2>&);
+    template <Scalar S2, class D2, bool R2>
+    friend class network; // inverse_t<Net>{net} keeps net's reserve()
 
   public:
     using scalar = S;
@@ -103,7 +105,8 @@ class network {
     }
     /// The same parameters seen from the other direction.
     explicit network(const inverse_type& other)
-        : exec_(executor_of(other)), prefix_(other.prefixes()), moved_from_(other.moved_from()) {}
+        : exec_(executor_of(other)), prefix_(other.prefixes()), reserved_(other.reserved_),
+          moved_from_(other.moved_from()) {}
 
     network(const network&) = default;
     network& operator=(const network&) = default;
@@ -128,15 +131,25 @@ class network {
     /// Without it, the buffers grow to the largest batch seen.
     void reserve(index_t max_batch) {
         check_usable();
+        if (max_batch < 0)
+            throw usage_error("inn: reserve(" + std::to_string(max_batch) +
+                              "): a batch size cannot be negative");
         exec_.reserve(max_batch);
         reserved_ = true;
     }
     index_t capacity() const { return exec_.capacity(); }
     /// Splits every large enough batch across `threads` threads (the caller's and threads - 1
     /// persistent workers, created here): each runs the network on its share of the samples in
-    /// its own scratch area, so calls still neither allocate nor create threads. Default 1.
+    /// its own scratch area, so calls still neither allocate nor create threads. Default 1;
+    /// `threads` < 1 means 1, more than max_threads is a usage_error. Should the system refuse
+    /// a thread (or the memory for its scratch), the exception leaves the network running on
+    /// one thread, its reserve() kept where the memory allows.
+    static constexpr int max_threads = 1024;
     void set_threads(int threads) {
         check_usable();
+        if (threads > max_threads)
+            throw usage_error("inn: set_threads(" + std::to_string(threads) + "): at most " +
+                              std::to_string(max_threads) + " threads");
         exec_.set_threads(threads);
     }
     /// Opt-in reduced-precision weight storage for memory-bound calls: products of up to six
@@ -168,6 +181,9 @@ class network {
     /// Bytes of the workspace for a batch of `batch` on one thread: the buffers between modules
     /// (shared where their lifetimes allow, see graph::memory_plan) and the scratch.
     static constexpr index_t workspace_bytes(index_t batch) {
+        if (batch < 0)
+            throw usage_error("inn: workspace_bytes(" + std::to_string(batch) +
+                              "): a batch size cannot be negative");
         const index_t n = executor_type::memory.shared_size();
         return index_t(sizeof(S)) * (n * batch + executor_type::scratch_size(batch));
     }

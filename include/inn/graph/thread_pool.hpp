@@ -39,13 +39,21 @@ class thread_pool {
             return;
         stop();
         stopping_.store(false);
-        workers_.reserve(std::size_t(threads - 1));
-        // The generation is read here, not in the new thread: a job posted before the thread
-        // first runs must not be mistaken for an old one.
-        const unsigned start = generation_.load();
-        errors_.assign(std::size_t(threads), nullptr);
-        for (int i = 1; i < threads; ++i)
-            workers_.emplace_back([this, i, start] { work(i, start); });
+        try {
+            workers_.reserve(std::size_t(threads - 1));
+            // The generation is read here, not in the new thread: a job posted before the
+            // thread first runs must not be mistaken for an old one.
+            const unsigned start = generation_.load();
+            errors_.assign(std::size_t(threads), nullptr);
+            for (int i = 1; i < threads; ++i)
+                workers_.emplace_back([this, i, start] { work(i, start); });
+        } catch (...) {
+            // The system refused a thread (or memory): none of the new ones stay, so the pool
+            // runs on the caller alone, as its size() then says.
+            stop();
+            errors_.assign(1, nullptr);
+            throw;
+        }
     }
 
     /// Runs `f(context, part)` for part = 0 .. size()-1, part 0 on the calling thread; returns
