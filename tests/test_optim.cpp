@@ -824,6 +824,22 @@ TEST_CASE("checkpoint: a checkpoint that does not fit is refused, naming the key
                                                               std::vector<std::int64_t>{-3});
                         }),
                 "'optimizer.step': is negative");
+        // A counter that a later step() would overflow (signed overflow: undefined).
+        refused(
+            changed("scheduler.last_epoch",
+                    [](auto& t) {
+                        t = io::make_tensor<std::int64_t>(
+                            "scheduler.last_epoch", {},
+                            std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::max()});
+                    }),
+            "'scheduler.last_epoch': is 9223372036854775807, beyond any count");
+        refused(changed("optimizer.step",
+                        [](auto& t) {
+                            t = io::make_tensor<std::int64_t>(
+                                "optimizer.step", {},
+                                std::vector<std::int64_t>{std::int64_t(1) << 62 | 1});
+                        }),
+                "'optimizer.step': is 4611686018427387905");
     }
     SECTION("another optimiser, another schedule, no schedule") {
         auto c = good;
@@ -990,3 +1006,45 @@ TEST_CASE("train: Adam with clipping and a schedule lowers the held-out nll on t
 }
 
 }  // namespace
+
+TEST_CASE("optim: a network another was moved into makes its optimiser refuse", "[train][optim]") {
+    // The optimiser points into the parameters' storage; after `net = std::move(fresh)` that
+    // storage is fresh's, freed at its scope's end (once a heap-use-after-free in step()).
+    Chain<double> net(1);
+    train::trainer t{net};
+    train::Adam opt{net};
+    {
+        Chain<double> fresh(5);
+        net = std::move(fresh);
+    }
+    const auto x = moons_batches<double>(1, 1).front();
+    t.step(x, train::max_likelihood);
+    CHECK_THROWS_WITH(opt.step(), Catch::Contains("another network was moved into"));
+    CHECK_THROWS_AS(opt.zero_grad(), usage_error);
+    CHECK_THROWS_AS(train::clip_grad_norm(opt.parameters(), 1.0), usage_error);
+    // A copy assigns values in place: an optimiser built before goes on, on the new values.
+    train::Adam again{net};
+    const Chain<double> other(7);
+    net = other;
+    t.step(x, train::max_likelihood);
+    again.step();
+    Chain<double> want = other;
+    train::trainer tw{want};
+    train::Adam ow{want};
+    tw.step(x, train::max_likelihood);
+    ow.step();
+    require_identical(train::make_checkpoint(net, again), train::make_checkpoint(want, ow));
+}
+
+TEST_CASE("optim: a schedule step the optimiser refuses counts no epoch", "[train][optim]") {
+    Chain<double> net(1);
+    train::Adam opt{net, {.lr = 1e-3}};
+    train::ExponentialLR e{opt, 1e300};
+    e.step(); // 1e297
+    CHECK_THROWS_WITH(e.step(), Catch::Contains("learning rate"));
+    CHECK(e.last_epoch() == 1);
+    CHECK(e.last_lr() == opt.lr());
+    train::StepLR s{opt, 1, 1e300};
+    CHECK_THROWS_AS(s.step(), data_error);
+    CHECK(s.last_epoch() == 0);
+}

@@ -121,10 +121,14 @@ class network {
             prefix_ = std::move(o.prefix_);
             reserved_ = o.reserved_;
             moved_from_ = std::exchange(o.moved_from_, true);
+            ++epoch_.value;
         }
         return *this;
     }
     bool moved_from() const { return moved_from_; }
+    /// Changes whenever another network's parameters are moved into this one (its parameter
+    /// storage is then another): optimisers built before refuse to step.
+    std::uint64_t storage_epoch() const { return epoch_.value; }
 
     /// Reserves buffers for batches up to `max_batch`; afterwards calls do not allocate (except
     /// the convenience overloads that return new matrices) and a larger batch is an error.
@@ -553,6 +557,16 @@ class network {
     std::array<std::string, std::size_t(n_modules)> prefix_;
     bool reserved_ = false;
     bool moved_from_ = false;
+    // Counts the times another network's parameters were moved into this object: their
+    // storage then is the other's, so what pointed into the old storage (an optimiser's
+    // parameter list) must be made again. A copy assigns values into the storage in place and
+    // keeps the count.
+    struct storage_epoch {
+        std::uint64_t value = 0;
+        storage_epoch() = default;
+        storage_epoch(const storage_epoch&) {}
+        storage_epoch& operator=(const storage_epoch&) { return *this; }
+    } epoch_;
     inn::detail::call_guard guard_;
 };
 

@@ -40,6 +40,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -140,6 +141,11 @@ struct state_loader {
         const std::string key = prefix + std::string(name);
         file->copy_to(entry(key, {}), std::span<std::int64_t>(&v, 1));
         if (v < 0) throw io_error(file->source(), key, "is negative (" + std::to_string(v) + ")");
+        // Counters go on from here (steps, epochs, ++ each): one near int64's end could not,
+        // and no run takes 2^62 steps.
+        if (v > std::numeric_limits<std::int64_t>::max() / 2)
+            throw io_error(file->source(), key,
+                           "is " + std::to_string(v) + ", beyond any count a run reaches (2^62)");
     }
     void real(std::string_view name, double& v) {
         file->copy_to(entry(prefix + std::string(name), {}), std::span<double>(&v, 1));

@@ -7,7 +7,8 @@
 // Building the list visits the network once and allocates (the keys); afterwards it reads
 // pointers only, so an optimiser step or a clipping call allocates nothing. The list points
 // into the network: the network must outlive it and stay where it is. A network that was moved
-// from makes every use throw usage_error; one moved into another object is not followed.
+// from, or that another network was moved into (network::storage_epoch), makes every use throw
+// usage_error; one moved into another object is not followed.
 
 #include <concepts>
 #include <cstdint>
@@ -53,7 +54,8 @@ class parameter_list {
         requires std::same_as<typename Net::scalar, S>
     explicit parameter_list(Net& net)
         : net_(&net), changed_(&notify_change<Net>),
-          moved_([](const void* n) { return bool(static_cast<const Net*>(n)->moved_from()); }) {
+          moved_([](const void* n) { return bool(static_cast<const Net*>(n)->moved_from()); }),
+          epoch_(&epoch_of<Net>), epoch0_(epoch_of<Net>(&net)) {
         if (net.moved_from())
             throw usage_error("inn: an optimiser was given a network that was moved from");
         net.visit([&](const std::string& key, const tensor_ref<S>& t) {
@@ -84,6 +86,10 @@ class parameter_list {
             throw usage_error("inn: " + std::string(who) +
                               ": its network was moved from; build it again for the network "
                               "that now holds the parameters");
+        if (epoch_(net_) != epoch0_)
+            throw usage_error("inn: " + std::string(who) +
+                              ": another network was moved into its network since it was "
+                              "built, so the parameters it points to are gone; build it again");
     }
     /// Throws usage_error naming the first parameter without gradient storage: gradients exist
     /// only while a trainer is attached to the network.
@@ -111,11 +117,21 @@ class parameter_list {
             static_cast<Net*>(net)->parameters_changed();
     }
 
+    template <class Net>
+    static std::uint64_t epoch_of(const void* net) {
+        if constexpr (requires(const Net& n) { n.storage_epoch(); })
+            return static_cast<const Net*>(net)->storage_epoch();
+        else
+            return 0;
+    }
+
     std::vector<entry> entries_;
     index_t scalars_ = 0;
     void* net_;
     void (*changed_)(void*);
     bool (*moved_)(const void*);
+    std::uint64_t (*epoch_)(const void*);
+    std::uint64_t epoch0_;
 };
 
 /// Deduces the scalar: `parameter_list params{net};`.

@@ -39,8 +39,11 @@ class StepLR {
 
     /// Advances the epoch counter and sets the optimiser's learning rate.
     void step() {
-        ++last_epoch_;
-        if (last_epoch_ != 0 && last_epoch_ % step_size_ == 0) opt_->set_lr(opt_->lr() * gamma_);
+        // The learning rate first: a step it refuses (an lr that overflows) counts no epoch.
+        const std::int64_t next = last_epoch_ + 1;
+        if (next % step_size_ == 0)
+            opt_->set_lr(opt_->lr() * gamma_);
+        last_epoch_ = next;
         last_lr_ = opt_->lr();
     }
 
@@ -92,8 +95,8 @@ class ExponentialLR {
 
     /// Advances the epoch counter and sets the optimiser's learning rate.
     void step() {
+        opt_->set_lr(opt_->lr() * gamma_); // first: a step it refuses counts no epoch
         ++last_epoch_;
-        opt_->set_lr(opt_->lr() * gamma_);
         last_lr_ = opt_->lr();
     }
 
