@@ -164,30 +164,32 @@ using chain_description = typename decltype(hana::unpack(
 template <class T> inline constexpr bool is_sequence_conditions = false;
 template <class... C> inline constexpr bool is_sequence_conditions<Conditions<C...>> = true;
 
-/// The chain, or where a Conditions<...> stands among the blocks (said by the static_assert in
-/// sequence_of), an empty chain, so that the message is the only error.
-template <bool Blocks_only, class In, class Conds, class... Args> struct checked_chain {
+/// The chain, or an empty one where it cannot be made (so that a static_assert's message is
+/// the only error).
+template <bool Ok, class In, class Conds, class... Args>
+struct chain_or_empty {
     using type = chain_description<In, Conds, Args...>;
 };
-template <class In, class Conds, class... Args> struct checked_chain<false, In, Conds, Args...> {
+template <class In, class Conds, class... Args>
+struct chain_or_empty<false, In, Conds, Args...> {
     using type = chain_description<In, Conditions<>>;
+};
+
+/// The chain on `In` with conditions `Conds` and the blocks `Args`, none of which may be a
+/// Conditions<...>.
+template <class In, class Conds, class... Args>
+struct checked_chain {
+    static constexpr bool blocks_only = (!is_sequence_conditions<Args> && ...);
+    static_assert(blocks_only, "inn: SequenceINN takes one Conditions<...>, right after the input "
+                               "shape: SequenceINN<Shape<...>, Conditions<...>, blocks...>");
+    using type = typename chain_or_empty<blocks_only, In, Conds, Args...>::type;
 };
 
 /// The description of `SequenceINN<In, Args...>`: optional Conditions<...> first, then blocks.
 template <class In, class... Args>
-struct sequence_of {
-    static constexpr bool blocks_only = (!is_sequence_conditions<Args> && ...);
-    static_assert(blocks_only, "inn: SequenceINN takes one Conditions<...>, right after the input "
-                               "shape: SequenceINN<Shape<...>, Conditions<...>, blocks...>");
-    using type = typename checked_chain<blocks_only, In, Conditions<>, Args...>::type;
-};
+struct sequence_of : checked_chain<In, Conditions<>, Args...> {};
 template <class In, class... C, class... Args>
-struct sequence_of<In, Conditions<C...>, Args...> {
-    static constexpr bool blocks_only = (!is_sequence_conditions<Args> && ...);
-    static_assert(blocks_only, "inn: SequenceINN takes one Conditions<...>, right after the input "
-                               "shape: SequenceINN<Shape<...>, Conditions<...>, blocks...>");
-    using type = typename checked_chain<blocks_only, In, Conditions<C...>, Args...>::type;
-};
+struct sequence_of<In, Conditions<C...>, Args...> : checked_chain<In, Conditions<C...>, Args...> {};
 
 }  // namespace graph
 
